@@ -1,0 +1,56 @@
+"""``python -m gateway`` (also the ``gateway`` console script): run the gateway."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.settings import SettingsError, load_settings
+
+log = logging.getLogger("gateway")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Omnichannel customer-service gateway")
+    parser.add_argument("--host", help="listen address (default from config: 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default from config: 8080)")
+    parser.add_argument("--config", type=Path, help="configuration file (default config/gateway.yml)")
+    parser.add_argument("--data-dir", help="runtime data: embedded Redis, NLU model cache (default ./var)")
+    parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else embedded Redis)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server: dict[str, object] = {k: v for k, v in {"host": args.host, "port": args.port,
+                                                   "data_dir": args.data_dir}.items() if v is not None}  # fmt: skip
+    try:
+        settings = load_settings(args.config, server=server, **({"redis": {"url": args.redis_url}} if args.redis_url else {}))
+    except SettingsError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from gateway.app import create_app
+
+    app = create_app(settings)
+
+    async def announce(app: web.Application) -> None:
+        redis = "external Redis" if settings.redis.url else f"embedded Redis in {settings.data_dir / 'redis'}"
+        base = settings.public_url.rstrip("/")
+        log.info("gateway ready: web chat widget %s/ · REST %s/webhooks/rest/webhook · metrics %s/metrics · %s",
+                 base, base, base, redis)  # fmt: skip
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
+                shutdown_timeout=settings.server.shutdown_timeout, access_log=None)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

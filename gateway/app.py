@@ -1,0 +1,108 @@
+"""The application factory: ``create_app(settings) -> web.Application``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.channels import webchat
+from gateway.embedded import EmbeddedRedis
+from gateway.errors import BadRequest, error_middleware
+from gateway.keys import METRICS, NLU_ENGINE, PIPELINE, REDIS, RKEYS, SETTINGS
+from gateway.metrics import Metrics
+from gateway.pipeline import Pipeline
+from gateway.rkeys import Keys
+from gateway.settings import Settings
+from nlu import NLU, NLUConfig, NLUInputError
+
+log = logging.getLogger(__name__)
+EMBEDDED: web.AppKey[EmbeddedRedis] = web.AppKey("embedded_redis")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        await asyncio.wait_for(request.config_dict[REDIS].ping(), 2.0)
+    except (aioredis.RedisError, OSError, TimeoutError) as exc:
+        return web.json_response({"status": "unavailable", "redis": type(exc).__name__}, status=503)
+    return web.json_response({"status": "ok", "redis": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.config_dict[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def model_parse(request: web.Request) -> web.Response:
+    """Rasa-compatible ``POST /model/parse`` ``{"text"}``."""
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(body, dict) or "text" not in body:
+        raise BadRequest("request body must be a JSON object with 'text'")
+    try:
+        result = request.config_dict[PIPELINE].nlu.parse(body["text"])
+    except NLUInputError as exc:
+        raise BadRequest(f"'text': {exc}") from None
+    return web.json_response(result.to_rasa(), dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def _redis_ctx(settings: Settings) -> object:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        embedded = None
+        if settings.redis.url:
+            client = aioredis.from_url(settings.redis.url)
+        else:
+            embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis.appendfsync)
+            await embedded.start()
+            app[EMBEDDED] = embedded
+            client = aioredis.Redis(unix_socket_path=str(embedded.socket))
+        await client.ping()
+        app[REDIS] = client
+        yield
+        await client.aclose()
+        if embedded:
+            await embedded.stop()
+
+    return ctx
+
+
+def load_nlu(settings: Settings) -> NLU:
+    config = NLUConfig.load(settings.nlu.config or None)
+    data = [Path(__file__).resolve().parent.parent / "nlu" / "data", *settings.nlu.data] if settings.nlu.data else None
+    return NLU.load(config, data, settings.data_dir / "nlu")
+
+
+def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        engine = nlu or await asyncio.to_thread(load_nlu, settings)
+        app[NLU_ENGINE] = engine
+        app[PIPELINE] = Pipeline(app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS])
+        yield
+        await app[PIPELINE].drain(settings.server.shutdown_timeout)
+
+    return ctx
+
+
+def create_app(settings: Settings, nlu: NLU | None = None) -> web.Application:
+    """The gateway. ``nlu`` may be passed in (tests share one); otherwise it loads or trains at start-up."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=max(settings.webchat.max_body_bytes, 1024**2))
+    app[SETTINGS] = settings
+    app[RKEYS] = Keys(settings.redis.key_prefix)
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_redis_ctx(settings))  # type: ignore[arg-type]
+    app.cleanup_ctx.append(_core_ctx(settings, nlu))  # type: ignore[arg-type]
+    app.add_routes([
+        web.get("/healthz", healthz),
+        web.get("/metrics", metrics),
+        web.post("/model/parse", model_parse),
+    ])  # fmt: skip
+    webchat.setup(app, settings)
+    return app

@@ -1,0 +1,354 @@
+"""Web chat: Rasa-compatible REST channel, WebSocket ``/ws/chat`` and the widget page.
+
+Frames for a visitor go through Redis: each gets a per-visitor ``seq``, is kept in the
+visitor's outbox stream (replayed after a reconnect) and published on the visitor's pub/sub
+channel, so whichever gateway process holds the visitor's WebSocket delivers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import redis.asyncio as aioredis
+from aiohttp import WSMsgType, web
+from yarl import URL
+
+from gateway.errors import BadRequest, Forbidden, GatewayError
+from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS, SETTINGS, WEBCHAT_HUB
+from gateway.models import InboundMessage, OutboundMessage
+from gateway.rkeys import Keys
+from gateway.security import verify_customer_token
+from gateway.settings import Settings
+from nlu import NLUInputError
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+CHANNEL = "webchat"
+REST_CHANNEL = "rest"
+MAX_SENDER = 128
+
+
+class WebchatHub:
+    """This process's customer WebSockets, fed from Redis pub/sub."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, replay_limit: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.replay_limit = replay_limit
+        self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self.sent: dict[web.WebSocketResponse, int] = {}
+        self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._pubsub.subscribe(self.keys.visitor_channel("_hub"))  # keeps the connection listening
+        self._reader = asyncio.create_task(self._read())
+
+    async def close_all(self) -> None:
+        """Close every customer WebSocket (graceful shutdown: clients reconnect and replay)."""
+        for sockets in list(self.sockets.values()):
+            for ws in list(sockets):
+                await ws.close(code=1001, message=b"server shutting down")
+
+    async def stop(self) -> None:
+        await self.close_all()
+        if self._reader:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await self._pubsub.aclose()
+
+    async def publish(self, visitor: str, frame: dict[str, Any]) -> int:
+        seq = int(await self.redis.incr(self.keys.visitor_seq(visitor)))
+        data = json.dumps({**frame, "seq": seq}, ensure_ascii=False)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(self.keys.visitor_outbox(visitor), {"f": data}, maxlen=self.replay_limit, approximate=True)
+            pipe.publish(self.keys.visitor_channel(visitor), data)
+            await pipe.execute()
+        return seq
+
+    async def replay(self, visitor: str, after: int) -> list[dict[str, Any]]:
+        entries = await self.redis.xrevrange(self.keys.visitor_outbox(visitor), count=self.replay_limit)
+        frames = [json.loads(fields[b"f"]) for _, fields in entries]
+        return sorted((f for f in frames if f["seq"] > after), key=lambda f: f["seq"])
+
+    async def attach(self, visitor: str, ws: web.WebSocketResponse, last_seq: int) -> None:
+        if not self.sockets[visitor]:
+            await self._pubsub.subscribe(self.keys.visitor_channel(visitor))
+        self.sockets[visitor].add(ws)
+        self.sent[ws] = last_seq
+
+    async def detach(self, visitor: str, ws: web.WebSocketResponse) -> None:
+        self.sockets[visitor].discard(ws)
+        self.sent.pop(ws, None)
+        if not self.sockets[visitor]:
+            del self.sockets[visitor]
+            with contextlib.suppress(aioredis.RedisError):
+                await self._pubsub.unsubscribe(self.keys.visitor_channel(visitor))
+
+    async def deliver(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        if frame.get("seq", 0) <= self.sent.get(ws, 0) or ws.closed:
+            return
+        self.sent[ws] = frame["seq"]
+        with contextlib.suppress(ConnectionResetError):
+            await ws.send_str(json.dumps(frame, ensure_ascii=False))
+
+    async def _read(self) -> None:
+        prefix = self.keys.visitor_channel("")
+        while True:
+            try:
+                async for message in self._pubsub.listen():
+                    if message["type"] != "message":
+                        continue
+                    visitor = message["channel"].decode()[len(prefix):]
+                    frame = json.loads(message["data"])
+                    for ws in list(self.sockets.get(visitor, ())):
+                        await self.deliver(ws, frame)
+            except asyncio.CancelledError:
+                raise
+            except (aioredis.ConnectionError, OSError):
+                log.warning("web chat pub/sub connection lost; reconnecting")
+                await asyncio.sleep(0.5)
+                # a reconnect replays nothing by itself: clients ask for what they missed on reconnect
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+def _identity(token: str | None, settings: Settings) -> str | None:
+    if not token:
+        return None
+    return verify_customer_token(token, settings.webchat.token_secret)
+
+
+def _origin_allowed(request: web.Request, settings: Settings) -> bool:
+    origin = request.headers.get("Origin")
+    if not origin:
+        return True  # not a browser (curl, a server-side client): nothing to protect against
+    allowed = {URL(o).origin() for o in settings.webchat.allowed_origins if o}
+    allowed.add(URL(settings.public_url).origin())
+    allowed.add(URL.build(scheme=request.scheme, host=request.host.rsplit(":", 1)[0], port=request.url.port).origin())
+    with contextlib.suppress(ValueError):
+        return URL(origin).origin() in allowed
+    return False
+
+
+def _ui_lang(request: web.Request) -> str:
+    lang = request.query.get("lang", "")
+    if lang in {"zh", "en"}:
+        return lang
+    accept = request.headers.get("Accept-Language", "zh")
+    return "en" if accept.lower().startswith("en") else "zh"
+
+
+async def _read_json(request: web.Request, limit: int) -> Any:
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(f"request body is over the size limit of {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise BadRequest(f"request body is over the size limit of {limit} bytes")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+
+
+def _check_sender(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("'sender' is required and must be a non-empty string")
+    if len(value) > MAX_SENDER:
+        raise BadRequest(f"'sender' is longer than {MAX_SENDER} characters")
+    return value
+
+
+# ---- handlers -----------------------------------------------------------------------------------
+async def rest_webhook(request: web.Request) -> web.Response:
+    """Rasa REST channel: ``{"sender", "message", "metadata"?}`` → ``[{"recipient_id", "text", "buttons"?}]``."""
+    settings = request.config_dict[SETTINGS]
+    body = await _read_json(request, settings.webchat.max_body_bytes)
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object with 'sender' and 'message'")
+    sender = _check_sender(body.get("sender"))
+    if "message" not in body or not isinstance(body["message"], str):
+        raise BadRequest("'message' is required and must be a string")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise BadRequest("'metadata' must be an object")
+    pipeline = request.config_dict[PIPELINE]
+    try:
+        text = pipeline.validate_text(body["message"])
+    except NLUInputError as exc:
+        raise BadRequest(f"'message': {exc}") from None
+    phone = _identity(metadata.get("token"), settings)
+    message_id = str(metadata.get("message_id") or uuid.uuid4().hex)
+    lang = metadata.get("lang") if metadata.get("lang") in {"zh", "en"} else None
+    inbound = InboundMessage(REST_CHANNEL, sender, sender, text, message_id, time.time(),
+                             {"message_id": message_id}, phone, lang)  # fmt: skip
+    turn = await pipeline.handle(inbound)
+    return web.json_response([r.to_rasa() for r in turn.replies], dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+async def widget_page(request: web.Request) -> web.Response:
+    settings = request.config_dict[SETTINGS]
+    env = request.config_dict[JINJA]
+    token = request.query.get("token", "")
+    html = env.get_template("pages/widget.html").render(lang=_ui_lang(request), token=token, static_prefix="/static")
+    response = web.Response(text=html, content_type="text/html")
+    if not request.cookies.get(settings.webchat.cookie_name):
+        response.set_cookie(settings.webchat.cookie_name, uuid.uuid4().hex, max_age=30 * 86400, httponly=True,
+                            samesite="Lax", secure=request.secure)  # fmt: skip
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def widget_js(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(TEMPLATES / "static" / "widget.js", headers={"Cache-Control": "max-age=300"})
+
+
+async def chat_socket(request: web.Request) -> web.WebSocketResponse:
+    settings = request.config_dict[SETTINGS]
+    if not _origin_allowed(request, settings):
+        raise Forbidden(f"origin {request.headers.get('Origin')!r} is not allowed to open the chat")
+    phone = _identity(request.query.get("token"), settings)
+    visitor = request.cookies.get(settings.webchat.cookie_name) or request.query.get("visitor_id") or uuid.uuid4().hex
+    if len(visitor) > MAX_SENDER:
+        raise BadRequest("visitor id is too long")
+    try:
+        last_seq = int(request.query.get("last_seq", "0"))
+    except ValueError:
+        raise BadRequest("'last_seq' must be an integer") from None
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=settings.webchat.max_body_bytes)
+    await ws.prepare(request)
+    session = _Session(request, ws, visitor, phone, _ui_lang(request))
+    hub, metrics = request.config_dict[WEBCHAT_HUB], request.config_dict[METRICS]
+    metrics.websockets.inc()
+    await hub.attach(visitor, ws, last_seq)
+    try:
+        await ws.send_json({"type": "hello", "visitor_id": visitor, "last_seq": last_seq})
+        for frame in await hub.replay(visitor, last_seq):
+            await hub.deliver(ws, frame)
+        async with session.worker():
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await session.on_frame(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+    finally:
+        await hub.detach(visitor, ws)
+        metrics.websockets.dec()
+    return ws
+
+
+class _Session:
+    """One customer WebSocket: frames in, one worker handling messages in order."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, visitor: str, phone: str | None, lang: str):
+        self.app = request.config_dict
+        self.ws, self.visitor, self.phone, self.lang = ws, visitor, phone, lang
+        self.queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
+
+    @contextlib.asynccontextmanager
+    async def worker(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._work())
+        try:
+            yield
+        finally:
+            if not task.done():  # the socket closed: finish what the customer already sent (nothing lost)
+                await self.queue.join()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def error(self, message: str) -> None:
+        if not self.ws.closed:
+            await self.ws.send_json({"type": "error", "error": message})
+
+    async def on_frame(self, data: str) -> None:
+        try:
+            frame = json.loads(data)
+        except json.JSONDecodeError:
+            return await self.error("frame is not valid JSON")
+        if not isinstance(frame, dict):
+            return await self.error("frame must be a JSON object with a 'type'")
+        kind = frame.get("type")
+        if kind == "message":
+            return await self._message(frame)
+        if kind == "lang" and frame.get("lang") in {"zh", "en"}:
+            self.lang = frame["lang"]
+            return None
+        if kind == "typing":
+            return None  # forwarded to the agent once a human holds the conversation
+        return await self.error(f"unknown frame type {kind!r}; expected message, typing or lang")
+
+    async def _message(self, frame: dict[str, Any]) -> None:
+        pipeline = self.app[PIPELINE]
+        try:
+            text = pipeline.validate_text(frame.get("text"))
+        except NLUInputError as exc:
+            return await self.error(f"message not sent: {exc}")
+        client_id = str(frame.get("client_id") or uuid.uuid4().hex)[:64]
+        lang = frame.get("lang") if frame.get("lang") in {"zh", "en"} else self.lang
+        display = frame.get("display") if isinstance(frame.get("display"), str) else text
+        inbound = InboundMessage(CHANNEL, self.visitor, self.visitor, text, client_id, time.time(),
+                                 {"display": display[:200]}, self.phone, lang)  # fmt: skip
+        await self.queue.put(inbound)
+        return None
+
+    async def _work(self) -> None:
+        hub, pipeline = self.app[WEBCHAT_HUB], self.app[PIPELINE]
+        while True:
+            inbound = await self.queue.get()
+            try:
+                turn = await pipeline.handle(inbound)
+                if not turn.duplicate:
+                    await hub.publish(self.visitor, {"type": "message", "from": "customer",
+                                                     "text": inbound.metadata["display"], "client_id": inbound.message_id})
+                    for reply in turn.replies:
+                        await publish_outbound(hub, reply)
+            except GatewayError as exc:
+                await self.error(exc.message)
+            except Exception:
+                log.exception("web chat turn failed")
+                await self.error("sorry, something went wrong; please try again")
+            finally:
+                self.queue.task_done()
+
+
+async def publish_outbound(hub: WebchatHub, message: OutboundMessage) -> int:
+    return await hub.publish(message.recipient_id, message.to_dict())
+
+
+JINJA: web.AppKey[jinja2.Environment] = web.AppKey("webchat_jinja")
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    app[JINJA] = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    app.add_routes([
+        web.post("/webhooks/rest/webhook", rest_webhook),
+        web.get("/ws/chat", chat_socket),
+        web.get("/", widget_page),
+        web.get("/widget.js", widget_js),
+        web.static("/static", TEMPLATES / "static"),
+    ])  # fmt: skip
+
+    async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+        hub = WebchatHub(app[REDIS], app[RKEYS], settings.webchat.replay_limit)
+        app[WEBCHAT_HUB] = hub
+        await hub.start()
+        yield
+        await hub.stop()
+
+    async def close_sockets(app: web.Application) -> None:
+        if WEBCHAT_HUB in app:
+            await app[WEBCHAT_HUB].close_all()
+
+    app.cleanup_ctx.append(hub_ctx)
+    app.on_shutdown.append(close_sockets)

@@ -1,0 +1,24 @@
+"""Typed application state keys, declared in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from gateway.channels.webchat import WebchatHub
+    from gateway.metrics import Metrics
+    from gateway.pipeline import Pipeline
+    from gateway.rkeys import Keys
+    from gateway.settings import Settings
+    from nlu import NLU
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
+RKEYS: web.AppKey[Keys] = web.AppKey("rkeys")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+NLU_ENGINE: web.AppKey[NLU] = web.AppKey("nlu")
+PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
+WEBCHAT_HUB: web.AppKey[WebchatHub] = web.AppKey("webchat_hub")

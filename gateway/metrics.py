@@ -1,0 +1,30 @@
+"""Prometheus metrics, one registry per app (so several apps can live in one test process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REPLY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 7.5, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.reply_seconds = Histogram(
+            "gateway_reply_seconds", "Time from receipt of a customer message to the reply, per channel "
+            "(target: 5 s for automated answers)", ["channel"], buckets=REPLY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.messages = Counter(
+            "gateway_messages_total", "Customer messages accepted", ["channel"], registry=self.registry
+        )
+        self.duplicates = Counter(
+            "gateway_duplicates_total", "Duplicate deliveries answered from the first handling", ["channel"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.deadline_misses = Counter(
+            "gateway_deadline_misses_total", "Turns that missed the reply deadline and got an apology",
+            ["channel"], registry=self.registry,
+        )  # fmt: skip
+        self.intents = Counter("gateway_intents_total", "Recognised intents", ["intent"], registry=self.registry)
+        self.websockets = Gauge("gateway_websockets", "Open customer WebSockets", registry=self.registry)
+        self.errors = Counter("gateway_errors_total", "Unexpected errors while handling a request", registry=self.registry)

@@ -1,0 +1,66 @@
+"""The message model shared by every channel: frozen, slotted, stored as JSON (never pickle)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    channel: str
+    conversation_id: str  # channel-scoped sender key until the pipeline assigns the conversation
+    sender_id: str
+    text: str
+    message_id: str  # the provider's id, used for de-duplication
+    received_at: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    phone: str | None = field(default=None, repr=False)  # proven identity, when the channel has one
+    lang: str | None = None  # the customer's chosen UI language, if the channel knows it
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    channel: str
+    recipient_id: str
+    text: str
+    conversation_id: str
+    buttons: tuple[Button, ...] = ()
+    sender: str = "bot"  # bot | agent | system
+    agent: str | None = None
+    kind: str = "message"  # message | queued | agent_joined | agent_left
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind, "from": self.sender, "text": self.text}
+        if self.buttons:
+            out["buttons"] = [{"title": b.title, "payload": b.payload} for b in self.buttons]
+        if self.agent:
+            out["agent"] = self.agent
+        return out
+
+    def to_rasa(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"recipient_id": self.recipient_id, "text": self.text}
+        if self.buttons:
+            out["buttons"] = [{"title": b.title, "payload": b.payload} for b in self.buttons]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What one handled message produced, appended to the conversation's log."""
+
+    conversation_id: str
+    replies: tuple[OutboundMessage, ...]
+    intent: str | None
+    duplicate: bool = False
+    timed_out: bool = False

@@ -1,0 +1,165 @@
+"""Typed, frozen settings from ``config/gateway.yml`` + environment variables.
+
+Every key can be overridden by an environment variable named ``GATEWAY_<SECTION>_<KEY>`` in
+upper case, e.g. ``GATEWAY_PIPELINE_REPLY_DEADLINE=3``; lists are comma-separated. Secrets are
+read from the environment only (``REDIS_URL``, ``WEBCHAT_JWT_SECRET``) and never printed.
+An unknown or mistyped key stops start-up with a message naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yml"
+
+
+class SettingsError(ValueError):
+    """Configuration that cannot be used; the message names the key and the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "var"
+    public_url: str = ""  # how customers reach the gateway, for the start-up line; default http://host:port
+    shutdown_timeout: float = 8.0
+    production: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str = field(default="", repr=False)  # from REDIS_URL; empty → embedded Redis under data_dir
+    key_prefix: str = "gw:"
+    appendfsync: str = "everysec"  # always | everysec | no
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    reply_deadline: float = 4.5
+    conversation_idle_timeout: int = 1800
+    dedupe_ttl: int = 86400
+    max_message_chars: int = 1000
+    order_wait: float = 10.0  # how long a message waits for an earlier one of the same sender
+
+
+@dataclass(frozen=True, slots=True)
+class WebchatSettings:
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 16384
+    replay_limit: int = 200
+    token_secret: str = field(default="", repr=False)  # from WEBCHAT_JWT_SECRET
+    cookie_name: str = "gw_vid"
+
+
+@dataclass(frozen=True, slots=True)
+class NLUSettings:
+    config: str = ""  # an override file for nlu/config.yml
+    data: tuple[str, ...] = ()  # extra Rasa-format training files or folders
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    webchat: WebchatSettings = field(default_factory=WebchatSettings)
+    nlu: NLUSettings = field(default_factory=NLUSettings)
+    source: str = field(default="(defaults)", compare=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.server.data_dir)
+
+    @property
+    def public_url(self) -> str:
+        return self.server.public_url or f"http://{self.server.host}:{self.server.port}"
+
+    def replace(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys changed: ``settings.replace(pipeline={"reply_deadline": 1})``."""
+        changed = {name: dataclasses.replace(getattr(self, name), **values) for name, values in sections.items()}
+        return dataclasses.replace(self, **changed)
+
+
+SECRETS = {("redis", "url"): "REDIS_URL", ("webchat", "token_secret"): "WEBCHAT_JWT_SECRET"}
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    origin = get_origin(kind)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise SettingsError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v.strip() if isinstance(v, str) else v, get_args(kind)[0], where) for v in items if v != "")
+    if origin in (Union, types.UnionType):
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in {"1", "true", "yes", "on"}:
+            return True
+        if str(value).lower() in {"0", "false", "no", "off", ""}:
+            return False
+        raise SettingsError(f"{where}: expected true/false, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+
+
+def _section(cls: type, raw: Mapping[str, Any], name: str, source: str, env: Mapping[str, str]) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise SettingsError(f"{source}: unknown key '{name}.{key}'; known keys in '{name}': {', '.join(sorted(known))}")
+    values: dict[str, Any] = {}
+    for key in known:
+        secret_env = SECRETS.get((name, key))
+        if secret_env:
+            if key in raw:
+                raise SettingsError(f"{source}: '{name}.{key}' is a secret; set it with the {secret_env} environment variable")
+            if env.get(secret_env):
+                values[key] = env[secret_env]
+            continue
+        env_name = f"GATEWAY_{name}_{key}".upper()
+        if env_name in env:
+            values[key] = _coerce(env[env_name], hints[key], f"environment variable {env_name}")
+        elif key in raw:
+            values[key] = _coerce(raw[key], hints[key], f"{source}: '{name}.{key}'")
+    return cls(**values)
+
+
+def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read ``path`` (default ``config/gateway.yml``), apply the environment, then ``overrides``."""
+    env = os.environ if env is None else env
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: expected a mapping of sections at the top level")
+    sections = {f.name: f for f in dataclasses.fields(Settings) if f.name != "source"}
+    for name in raw:
+        if name not in sections:
+            raise SettingsError(f"{path}: unknown section '{name}'; known sections: {', '.join(sorted(sections))}")
+    hints = get_type_hints(Settings)
+    built = {}
+    for name in sections:
+        section_raw = raw.get(name) or {}
+        if not isinstance(section_raw, dict):
+            raise SettingsError(f"{path}: section '{name}' must be a mapping")
+        built[name] = _section(hints[name], section_raw, name, str(path), env)
+    settings = Settings(**built, source=str(path))
+    return settings.replace(**overrides) if overrides else settings

@@ -1,0 +1,222 @@
+"""The NLU facade: ``NLU.load()`` then ``nlu.parse(text)``.
+
+The trained artifact is cached under a folder keyed by a hash of the training data, the model
+settings and the feature code, and trained automatically on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from nlu import features as features_module
+from nlu.config import NLUConfig
+from nlu.data import COMPLAINT_TYPES, Example, data_files, lang_of
+from nlu.data import load as load_examples
+from nlu.entities import Entity, EntityExtractor
+from nlu.features import features
+from nlu.model import FORMAT_VERSION, LinearModel, train
+from nlu.normalize import normalise, validate
+from nlu.remote import RasaBackend
+from nlu.urgency import urgency
+
+FALLBACK_INTENT = "nlu_fallback"
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    name: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    text: str
+    intent: str
+    confidence: float
+    intent_ranking: tuple[Ranked, ...]
+    complaint_type: str | None
+    complaint_type_confidence: float | None
+    lang: str
+    entities: tuple[Entity, ...]
+    urgency: int
+
+    @property
+    def top_intent(self) -> str:
+        """The best-ranked real intent, even when the result is ``nlu_fallback``."""
+        return self.intent_ranking[0].name
+
+    def to_flat(self) -> dict[str, Any]:
+        """The ``python -m nlu predict`` line."""
+        return {
+            "text": self.text,
+            "intent": self.intent,
+            "confidence": round(self.confidence, 4),
+            "intent_ranking": [{"name": r.name, "confidence": round(r.confidence, 4)} for r in self.intent_ranking],
+            "complaint_type": self.complaint_type,
+            "complaint_type_confidence": _round(self.complaint_type_confidence),
+            "lang": self.lang,
+            "entities": [e.to_dict() for e in self.entities],
+            "urgency": self.urgency,
+        }
+
+    def to_rasa(self) -> dict[str, Any]:
+        """Rasa's ``/model/parse`` shape plus ``complaint_type``, ``lang`` and ``urgency``."""
+        flat = self.to_flat()
+        flat["intent"] = {"name": self.intent, "confidence": flat.pop("confidence")}
+        return flat
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_flat(), ensure_ascii=False)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("NLU_CACHE_DIR", "var/nlu"))
+
+
+def artifact_key(files: Sequence[Path], config: NLUConfig) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"format={FORMAT_VERSION}".encode())
+    digest.update(json.dumps(asdict(config.model), sort_keys=True).encode())
+    digest.update(inspect.getsource(features_module).encode())
+    for path in sorted(files):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainReport:
+    path: Path
+    seconds: float
+    examples: int
+    features: int
+    size_bytes: int
+
+
+def train_models(
+    examples: Sequence[Example], config: NLUConfig, progress: Callable[[str], None] | None = None
+) -> tuple[LinearModel, LinearModel]:
+    texts = [normalise(e.text).model for e in examples]
+    intent_model = train(texts, [e.intent for e in examples], config.model, progress)
+    complaint = [(t, e.complaint_type) for t, e in zip(texts, examples, strict=True) if e.complaint_type]
+    type_model = train([t for t, _ in complaint], [c for _, c in complaint], config.model, progress)
+    return intent_model, type_model
+
+
+def train_to_dir(
+    config: NLUConfig, data: Sequence[Path | str] | None, out: Path, show_progress: bool = True
+) -> TrainReport:
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    files = data_files(data)
+    with tqdm(total=3, desc="nlu train", unit="step", disable=not show_progress, leave=False) as bar:
+        examples = load_examples(files)
+        bar.update(1)
+        intent_model, type_model = train_models(examples, config, lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
+    missing = set(COMPLAINT_TYPES) - set(type_model.classes)
+    if missing:
+        raise ValueError(f"training data has no examples of complaint type(s): {', '.join(sorted(missing))}")
+    meta = {"examples": len(examples), "files": [str(f) for f in files], "trained_at": datetime.now().isoformat()}
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".tmp-{os.getpid()}"
+    tmp.mkdir(exist_ok=True)
+    intent_model.save(tmp / "intent", meta)
+    type_model.save(tmp / "complaint_type", meta)
+    for item in tmp.iterdir():  # publish atomically per file so a concurrent loader never sees half a model
+        item.replace(out / item.name)
+    tmp.rmdir()
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+    return TrainReport(out, time.perf_counter() - started, len(examples), len(intent_model.vocab), size)
+
+
+class NLU:
+    """Intent, complaint type, entities, language and urgency for one message."""
+
+    def __init__(self, intent_model: LinearModel, type_model: LinearModel, config: NLUConfig) -> None:
+        self.config = config
+        self._intents = intent_model
+        self._types = type_model
+        self._entities = EntityExtractor(config.gazetteer)
+        self._remote = RasaBackend(config.backend.url, config.backend.timeout) if config.backend.kind == "rasa" else None
+
+    @classmethod
+    def load(
+        cls,
+        config: NLUConfig | None = None,
+        data: Sequence[Path | str] | None = None,
+        cache_dir: Path | None = None,
+        show_progress: bool = False,
+    ) -> NLU:
+        """Load the cached model for ``data`` + ``config``, training it first if there is none."""
+        config = config or NLUConfig.load()
+        files = data_files(data)
+        folder = (cache_dir or default_cache_dir()) / artifact_key(files, config)
+        if not (folder / "complaint_type.json").exists():
+            train_to_dir(config, files, folder, show_progress)
+        return cls.from_dir(folder, config)
+
+    @classmethod
+    def from_dir(cls, folder: Path, config: NLUConfig | None = None) -> NLU:
+        config = config or NLUConfig.load()
+        return cls(LinearModel.load(folder / "intent"), LinearModel.load(folder / "complaint_type"), config)
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        return self._intents.classes
+
+    def parse(self, text: str, now: date | None = None) -> ParseResult:
+        validate(text, self.config.max_length)
+        norm = normalise(text)
+        ranking = self._remote_ranking(text) if self._remote else None
+        if ranking is None:
+            probs = self._intents.proba(self._intents.indices(features(norm.model)))
+            order = probs.argsort()[::-1]
+            ranking = tuple(Ranked(self._intents.classes[i], float(probs[i])) for i in order[:10])
+        top = ranking[0]
+        second = ranking[1].confidence if len(ranking) > 1 else 0.0
+        fallback = self.config.fallback
+        is_fallback = top.confidence < fallback.threshold or top.confidence - second < fallback.ambiguity_threshold
+        ctype, cconf = None, None
+        if top.name == "complaint" and not is_fallback:
+            ctype, cconf = self.complaint_type(norm.model)
+        return ParseResult(
+            text=text,
+            intent=FALLBACK_INTENT if is_fallback else top.name,
+            confidence=top.confidence,
+            intent_ranking=ranking,
+            complaint_type=ctype,
+            complaint_type_confidence=cconf,
+            lang=lang_of(text),
+            entities=tuple(self._entities.extract(norm.aligned, now or date.today())),
+            urgency=urgency(norm.aligned),
+        )
+
+    def complaint_type(self, model_text: str) -> tuple[str, float]:
+        probs = self._types.proba(self._types.indices(features(model_text)))
+        best = int(probs.argmax())
+        return self._types.classes[best], float(probs[best])
+
+    def _remote_ranking(self, text: str) -> tuple[Ranked, ...] | None:
+        assert self._remote is not None
+        ranking = self._remote.ranking(text)
+        if not ranking:
+            return None
+        known = sorted(
+            (Ranked(name, conf) for name, conf in ranking if name in self._intents.classes),
+            key=lambda r: -r.confidence,
+        )
+        return tuple(known) or None
