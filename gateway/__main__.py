@@ -40,14 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = create_app(settings)
 
-    async def announce(app: web.Application) -> None:
+    def announce(_: str) -> None:  # run_app calls this once the socket is listening
         redis = "external Redis" if settings.redis.url else f"embedded Redis in {settings.data_dir / 'redis'}"
         base = settings.public_url.rstrip("/")
         log.info("gateway ready: web chat widget %s/ · REST %s/webhooks/rest/webhook · metrics %s/metrics · %s",
                  base, base, base, redis)  # fmt: skip
 
-    app.on_startup.append(announce)
-    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
+    web.run_app(app, host=settings.server.host, port=settings.server.port, print=announce,
                 shutdown_timeout=settings.server.shutdown_timeout, access_log=None)  # fmt: skip
     return 0
 

@@ -59,6 +59,7 @@ class EmbeddedRedis:
             "save 300 1",
             'dbfilename "dump.rdb"',
             'logfile "redis.log"',
+            f'pidfile "{self.directory / "redis.pid"}"',
             "daemonize no",
             "",
         ])  # fmt: skip

@@ -90,7 +90,7 @@ class Pipeline:
             ticket = await self.redis.incr(self.keys.ticket(msg.channel, msg.sender_id))
             await self._wait_turn(msg, ticket)
             try:
-                turn = await self._turn(msg, started)
+                turn = await self._turn(msg, started, ticket)
             finally:
                 await self._serve(keys=[self.keys.served(msg.channel, msg.sender_id)], args=[ticket])
         except BaseException:
@@ -128,7 +128,7 @@ class Pipeline:
         log.warning("channel %s: an earlier message's turn did not finish in %.1f s; going on", msg.channel,
                     self.settings.order_wait)  # fmt: skip
 
-    async def _turn(self, msg: InboundMessage, started: float) -> Turn:
+    async def _turn(self, msg: InboundMessage, started: float, ticket: int) -> Turn:
         conversation = await self._conversation(msg)
         budget = self.settings.reply_deadline - (time.perf_counter() - started)
         try:
@@ -142,11 +142,11 @@ class Pipeline:
         replies = (
             OutboundMessage(msg.channel, msg.sender_id, reply.text, conversation.id, reply.buttons),
         )  # fmt: skip
-        await self._log_turn(msg, conversation, result, replies, time.perf_counter() - started)
+        await self._log_turn(msg, conversation, result, replies, time.perf_counter() - started, ticket)
         return Turn(conversation.id, replies, result.intent if result else None, timed_out=result is None)
 
     async def _understand_and_answer(self, msg: InboundMessage) -> tuple[ParseResult, str, Reply]:
-        result = self.parse(msg.text)
+        result = await asyncio.to_thread(self.parse, msg.text) if self.nlu.is_remote else self.parse(msg.text)
         self.metrics.intents.labels(result.intent).inc()
         lang = _reply_lang(msg.text, msg.lang)
         return result, lang, self.replies.respond(result, lang, msg.phone)
@@ -180,7 +180,7 @@ class Pipeline:
 
     async def _log_turn(
         self, msg: InboundMessage, conv: Conversation, result: ParseResult | None,
-        replies: Sequence[OutboundMessage], seconds: float,
+        replies: Sequence[OutboundMessage], seconds: float, ticket: int,
     ) -> None:  # fmt: skip
         stream = self.keys.conversation_log(conv.id)
         customer_text = mask_text(msg.text, result.entities) if result else msg.text
@@ -190,7 +190,8 @@ class Pipeline:
         )  # fmt: skip
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(stream, {"kind": "customer", "channel": msg.channel, "message_id": msg.message_id,
-                               "text": customer_text, "nlu": nlu_fields, "received_at": msg.received_at})
+                               "ticket": ticket, "text": customer_text, "nlu": nlu_fields,
+                               "received_at": msg.received_at})
             for reply in replies:
                 pipe.xadd(stream, {"kind": reply.sender, "text": reply.text, "seconds": round(seconds, 4),
                                    "buttons": json.dumps([b.title for b in reply.buttons], ensure_ascii=False)})

@@ -175,6 +175,11 @@ class NLU:
         return cls(LinearModel.load(folder / "intent"), LinearModel.load(folder / "complaint_type"), config)
 
     @property
+    def is_remote(self) -> bool:
+        """True when parsing calls a Rasa server (blocking I/O: run it off the event loop)."""
+        return self._remote is not None
+
+    @property
     def intents(self) -> tuple[str, ...]:
         return self._intents.classes
 

@@ -1,0 +1,92 @@
+"""Shared fixtures: a real Redis (REDIS_URL, else an embedded one), one trained NLU, the app."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from gateway.app import create_app
+from gateway.embedded import redis_server_binary
+from gateway.settings import Settings, load_settings
+from nlu import NLU
+
+ROOT = Path(__file__).resolve().parent.parent
+NLU_CACHE = ROOT / "var" / "test-nlu"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``REDIS_URL`` when set (CI machines run Redis on 127.0.0.1:6379), else an embedded server."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="gw-redis-"))
+    sock = folder / "r.sock"
+    proc = subprocess.Popen(
+        [redis_server_binary(), "--port", "0", "--unixsocket", str(sock), "--dir", str(folder), "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if sock.exists():
+            break
+        time.sleep(0.05)
+    yield f"unix://{sock}"
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nlu_engine() -> NLU:
+    return NLU.load(cache_dir=NLU_CACHE)
+
+
+@pytest.fixture
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def make_settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Callable[..., Settings]:
+    def make(**sections: Any) -> Settings:
+        base = load_settings(env={"REDIS_URL": redis_url}, server={"data_dir": str(tmp_path / "var")},
+                             redis={"key_prefix": key_prefix})  # fmt: skip
+        return base.replace(**sections) if sections else base
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, nlu_engine: NLU) -> Any:
+    return await aiohttp_client(create_app(settings, nlu=nlu_engine))
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    yield client
+    await client.aclose()

@@ -1,0 +1,125 @@
+"""The customer WebSocket /ws/chat: frames, replay after reconnect, origin and token checks,
+and delivery across two gateway processes sharing one Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+
+from gateway.app import create_app
+from gateway.keys import WEBCHAT_HUB
+
+
+async def frames_until(ws, predicate, limit=20, timeout=5.0):
+    seen = []
+    async with asyncio.timeout(timeout):
+        while len(seen) < limit:
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            frame = json.loads(msg.data)
+            seen.append(frame)
+            if predicate(frame):
+                return seen
+    raise AssertionError(f"no matching frame in {seen}")
+
+
+def bot_reply(frame):
+    return frame.get("type") == "message" and frame.get("from") == "bot"
+
+
+async def test_message_echo_and_bot_reply(client):
+    async with client.ws_connect("/ws/chat?visitor_id=w1&lang=zh") as ws:
+        hello = json.loads((await ws.receive()).data)
+        assert hello == {"type": "hello", "visitor_id": "w1", "last_seq": 0}
+        await ws.send_json({"type": "message", "text": "你好", "client_id": "c-1", "lang": "zh"})
+        seen = await frames_until(ws, bot_reply)
+    echo = next(f for f in seen if f.get("from") == "customer")
+    assert echo["client_id"] == "c-1" and echo["text"] == "你好"
+    reply = seen[-1]
+    assert reply["seq"] > echo["seq"]
+    assert "您好" in reply["text"] and reply["buttons"]
+
+
+async def test_quick_reply_display_text_is_echoed(client):
+    async with client.ws_connect("/ws/chat?visitor_id=w2") as ws:
+        await ws.receive()
+        await ws.send_json({"type": "message", "text": "/query_data_usage", "display": "查流量", "client_id": "c-2",
+                            "lang": "zh"})
+        seen = await frames_until(ws, bot_reply)
+    assert any(f.get("from") == "customer" and f["text"] == "查流量" for f in seen)
+    assert "流量" in seen[-1]["text"]
+
+
+async def test_reconnect_replays_what_was_missed(client):
+    async with client.ws_connect("/ws/chat?visitor_id=w3") as ws:
+        await ws.receive()
+        await ws.send_json({"type": "message", "text": "查一下余额", "client_id": "c-3"})
+        await ws.send_json({"type": "message", "text": "还有流量", "client_id": "c-4"})
+        # close at once: both messages are still handled and kept for the visitor
+    await asyncio.sleep(0)
+    async with client.ws_connect("/ws/chat?visitor_id=w3&last_seq=0") as ws:
+        await ws.receive()
+        seen = await frames_until(ws, lambda f: f.get("seq") == 4)
+    assert [f["seq"] for f in seen] == [1, 2, 3, 4]
+    assert [f["from"] for f in seen] == ["customer", "bot", "customer", "bot"]
+    async with client.ws_connect("/ws/chat?visitor_id=w3&last_seq=2") as ws:
+        await ws.receive()
+        seen = await frames_until(ws, lambda f: f.get("seq") == 4)
+    assert [f["seq"] for f in seen] == [3, 4]
+
+
+async def test_bad_frames_get_error_frames(client):
+    async with client.ws_connect("/ws/chat?visitor_id=w4") as ws:
+        await ws.receive()
+        for bad, needle in [("not json", "not valid JSON"), ("[1]", "JSON object"), ('{"type": "dance"}', "unknown frame"),
+                            ('{"type": "message", "text": ""}', "empty"),
+                            (json.dumps({"type": "message", "text": "x" * 1001}), "too long")]:
+            await ws.send_str(bad)
+            frame = json.loads((await ws.receive()).data)
+            assert frame["type"] == "error" and needle in frame["error"], (bad, frame)
+
+
+async def test_foreign_origin_is_refused(client):
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect("/ws/chat", headers={"Origin": "https://evil.example"})
+    assert info.value.status == 403
+    resp = await client.get("/ws/chat", headers={"Origin": "https://evil.example"})
+    assert resp.status == 403 and "not allowed" in (await resp.json())["error"]
+
+
+async def test_configured_origin_is_allowed(aiohttp_client, make_settings, nlu_engine):
+    settings = make_settings(webchat={"allowed_origins": ("https://shop.example",)})
+    client = await aiohttp_client(create_app(settings, nlu=nlu_engine))
+    async with client.ws_connect("/ws/chat?visitor_id=w5", headers={"Origin": "https://shop.example"}) as ws:
+        assert json.loads((await ws.receive()).data)["type"] == "hello"
+
+
+async def test_forged_token_is_refused_before_upgrade(client):
+    resp = await client.get("/ws/chat?token=abc.def.ghi")
+    assert resp.status == 401
+    assert "error" in await resp.json()
+
+
+async def test_cookie_from_the_page_identifies_the_visitor(client):
+    page = await client.get("/")
+    assert page.status == 200
+    cookie = page.cookies["gw_vid"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    async with client.ws_connect("/ws/chat") as ws:
+        hello = json.loads((await ws.receive()).data)
+    assert hello["visitor_id"] == cookie.value
+
+
+async def test_two_processes_share_visitors_through_redis(aiohttp_client, settings, nlu_engine):
+    """Customer on process A; a frame published by process B reaches them."""
+    a = await aiohttp_client(create_app(settings, nlu=nlu_engine))
+    b = await aiohttp_client(create_app(settings, nlu=nlu_engine))
+    async with a.ws_connect("/ws/chat?visitor_id=w6") as ws:
+        await ws.receive()
+        await asyncio.sleep(0.1)  # let A's subscription reach Redis
+        await b.app[WEBCHAT_HUB].publish("w6", {"type": "message", "from": "agent", "text": "您好，我是客服小王", "agent": "小王"})
+        frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+    assert frame["from"] == "agent" and frame["agent"] == "小王"
