@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import resource
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,13 +28,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_fd_limit() -> None:
+    """Each WebSocket holds a file descriptor: allow as many as the system lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _raise_fd_limit()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server: dict[str, object] = {k: v for k, v in {"host": args.host, "port": args.port,
                                                    "data_dir": args.data_dir}.items() if v is not None}  # fmt: skip
     try:
-        settings = load_settings(args.config, server=server, **({"redis": {"url": args.redis_url}} if args.redis_url else {}))
+        settings = load_settings(
+            args.config, server=server, **({"redis": {"url": args.redis_url}} if args.redis_url else {})
+        )
     except SettingsError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -46,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("gateway ready: web chat widget %s/ · REST %s/webhooks/rest/webhook · metrics %s/metrics · %s",
                  base, base, base, redis)  # fmt: skip
 
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # optional: the standard loop works, only slower
+        pass
     web.run_app(app, host=settings.server.host, port=settings.server.port, print=announce,
                 shutdown_timeout=settings.server.shutdown_timeout, access_log=None)  # fmt: skip
     return 0

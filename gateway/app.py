@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from gateway.pipeline import Pipeline
 from gateway.rkeys import Keys
 from gateway.settings import Settings
 from nlu import NLU, NLUConfig, NLUInputError
+from nlu.data import DATA_DIR, data_files
+from nlu.engine import artifact_key
 
 log = logging.getLogger(__name__)
 EMBEDDED: web.AppKey[EmbeddedRedis] = web.AppKey("embedded_redis")
@@ -75,9 +80,21 @@ def _redis_ctx(settings: Settings) -> object:
 
 
 def load_nlu(settings: Settings) -> NLU:
+    """Load the cached model; train it first in a child process (so scikit-learn never stays
+    resident in the server) when the data or the settings changed."""
     config = NLUConfig.load(settings.nlu.config or None)
-    data = [Path(__file__).resolve().parent.parent / "nlu" / "data", *settings.nlu.data] if settings.nlu.data else None
-    return NLU.load(config, data, settings.data_dir / "nlu")
+    data = [DATA_DIR, *settings.nlu.data] if settings.nlu.data else None
+    folder = settings.data_dir / "nlu" / artifact_key(data_files(data), config)
+    if not (folder / "complaint_type.json").exists():
+        log.info("training the NLU model into %s (first start, or the data changed)", folder)
+        command = [sys.executable, "-m", "nlu"]
+        if settings.nlu.config:
+            command += ["--config", settings.nlu.config]
+        command += ["train", "--out", str(folder)]
+        for extra in settings.nlu.data:
+            command += ["--data", extra]
+        subprocess.run(command, check=True, cwd=Path(__file__).resolve().parent.parent)
+    return NLU.from_dir(folder, config)
 
 
 def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
@@ -85,6 +102,8 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
         engine = nlu or await asyncio.to_thread(load_nlu, settings)
         app[NLU_ENGINE] = engine
         app[PIPELINE] = Pipeline(app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS])
+        gc.collect()
+        gc.freeze()  # the model's vocabulary lives for the process: keep it out of every GC pass
         yield
         await app[PIPELINE].drain(settings.server.shutdown_timeout)
 

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REPLY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 7.5, 10.0)
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelMetrics:
+    """One channel's labelled children, looked up once (``labels()`` is slow on the hot path)."""
+
+    messages: Any
+    duplicates: Any
+    deadline_misses: Any
+    reply_seconds: Any
+
+
 class Metrics:
     def __init__(self) -> None:
+        self._channels: dict[str, ChannelMetrics] = {}
         self.registry = CollectorRegistry()
         self.reply_seconds = Histogram(
             "gateway_reply_seconds", "Time from receipt of a customer message to the reply, per channel "
@@ -27,4 +41,15 @@ class Metrics:
         )  # fmt: skip
         self.intents = Counter("gateway_intents_total", "Recognised intents", ["intent"], registry=self.registry)
         self.websockets = Gauge("gateway_websockets", "Open customer WebSockets", registry=self.registry)
-        self.errors = Counter("gateway_errors_total", "Unexpected errors while handling a request", registry=self.registry)
+        self.errors = Counter(
+            "gateway_errors_total", "Unexpected errors while handling a request", registry=self.registry
+        )
+
+    def channel(self, name: str) -> ChannelMetrics:
+        found = self._channels.get(name)
+        if found is None:
+            found = self._channels[name] = ChannelMetrics(
+                self.messages.labels(name), self.duplicates.labels(name), self.deadline_misses.labels(name),
+                self.reply_seconds.labels(name),
+            )  # fmt: skip
+        return found

@@ -31,10 +31,43 @@ from nlu.normalize import has_cjk
 
 log = logging.getLogger(__name__)
 
-# Mark a ticket served only if no later ticket already was (a skipped holder may finish late).
+# Accept in one round trip: dedupe (SET NX EX), take a ticket, find or start the conversation.
+# KEYS: dedupe key, sender hash. ARGV: dedupe ttl, idle timeout, fresh conversation id.
+# Returns {1, ticket, served, conversation, new} or, for a duplicate, {0, stored replies, conversation}.
+_ACCEPT = """
+if not redis.call('SET', KEYS[1], 'pending', 'NX', 'EX', ARGV[1]) then
+  return {0, redis.call('GET', KEYS[1]) or '', redis.call('HGET', KEYS[2], 'conv') or ''}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
+local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last')
+local conv, new = state[2], 0
+if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
+  conv, new = ARGV[3], 1
+  redis.call('HSET', KEYS[2], 'conv', conv, 'started', tostring(now))
+end
+redis.call('HSET', KEYS[2], 'last', tostring(now))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) + 86400)
+return {1, ticket, tonumber(state[1] or '0'), conv, new}
+"""
+
+# Mark a ticket served unless a later one already was (a skipped, slow holder may finish late).
+# KEYS: sender hash. ARGV: ticket.
 _SERVE = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'served') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'served', ARGV[1]) end
+return cur
+"""
+
+# Finish a turn in one round trip: append the log entries, store the replies for duplicates,
+# mark the ticket served. KEYS: dedupe key, sender hash, conversation log (same slot: the
+# sender's hash tag). ARGV: stored replies, ticket, log entries (JSON) …
+_FINISH = """
+redis.call('SET', KEYS[1], ARGV[1], 'XX', 'KEEPTTL')
+local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
+if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
+for i = 3, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
 return cur
 """
 
@@ -56,7 +89,9 @@ class Pipeline:
         self.settings = settings
         self.metrics = metrics
         self.replies = replies or ReplyTable()
+        self._accept = redis.register_script(_ACCEPT)
         self._serve = redis.register_script(_SERVE)
+        self._finish = redis.register_script(_FINISH)
         self._inflight: set[asyncio.Task[Turn]] = set()
 
     # ---- public --------------------------------------------------------------------------
@@ -80,70 +115,81 @@ class Pipeline:
     # ---- the steps ---------------------------------------------------------------------------
     async def _handle(self, msg: InboundMessage) -> Turn:
         started = time.perf_counter()
-        self.metrics.messages.labels(msg.channel).inc()
-        dedupe_key = self.keys.dedupe(msg.channel, msg.message_id)
-        first = await self.redis.set(dedupe_key, DEDUPE_PENDING, nx=True, ex=self.settings.dedupe_ttl)
-        if not first:
-            self.metrics.duplicates.labels(msg.channel).inc()
-            return await self._duplicate(msg, dedupe_key)
+        counters = self.metrics.channel(msg.channel)
+        counters.messages.inc()
+        sender_key = self.keys.sender(msg.channel, msg.sender_id)
+        dedupe_key = self.keys.dedupe(msg.channel, msg.sender_id, msg.message_id)
+        accepted = await self._accept(
+            keys=[dedupe_key, sender_key],
+            args=[self.settings.dedupe_ttl, self.settings.conversation_idle_timeout, uuid.uuid4().hex],
+        )
+        if not accepted[0]:
+            counters.duplicates.inc()
+            return await self._duplicate(msg, dedupe_key, accepted[1], accepted[2].decode())
+        _, ticket, served, conv_id, new = accepted
+        conversation = Conversation(conv_id.decode(), bool(new))
         try:
-            ticket = await self.redis.incr(self.keys.ticket(msg.channel, msg.sender_id))
-            await self._wait_turn(msg, ticket)
-            try:
-                turn = await self._turn(msg, started, ticket)
-            finally:
-                await self._serve(keys=[self.keys.served(msg.channel, msg.sender_id)], args=[ticket])
+            if served < ticket - 1:
+                await self._wait_turn(msg, sender_key, ticket)
+            turn, entries = await self._turn(msg, conversation, started, ticket)
         except BaseException:
             await self.redis.delete(dedupe_key)  # not handled: let the provider's retry through
+            await self._serve(keys=[sender_key], args=[ticket])
             raise
         payload = json.dumps([_out_dict(r) for r in turn.replies], ensure_ascii=False)
-        await self.redis.set(dedupe_key, payload, xx=True, keepttl=True)
-        self.metrics.reply_seconds.labels(msg.channel).observe(time.perf_counter() - started)
+        log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
+        if conversation.new:
+            await self.redis.hset(
+                self.keys.conversation(conversation.id),
+                mapping={
+                    "channel": msg.channel,
+                    "sender": msg.sender_id,
+                    "started_at": msg.received_at,
+                    "log": log_key,
+                },
+            )
+        await self._finish(keys=[dedupe_key, sender_key, log_key], args=[payload, ticket, *entries])
+        counters.reply_seconds.observe(time.perf_counter() - started)
         return turn
 
-    async def _duplicate(self, msg: InboundMessage, key: str) -> Turn:
+    async def _duplicate(self, msg: InboundMessage, key: str, stored: bytes, conversation: str) -> Turn:
         deadline = time.monotonic() + self.settings.reply_deadline
-        stored = await self.redis.get(key)
         while stored == DEDUPE_PENDING.encode() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-            stored = await self.redis.get(key)
+            stored = await self.redis.get(key) or b""
         replies: tuple[OutboundMessage, ...] = ()
         if stored and stored != DEDUPE_PENDING.encode():
             replies = tuple(_out_from_dict(d, msg) for d in json.loads(stored))
-        conversation = await self.redis.get(self.keys.active_conversation(msg.channel, msg.sender_id))
-        return Turn((conversation or b"").decode(), replies, None, duplicate=True)
+        return Turn(conversation, replies, None, duplicate=True)
 
-    async def _wait_turn(self, msg: InboundMessage, ticket: int) -> None:
-        if ticket == 1:
-            return
-        served_key = self.keys.served(msg.channel, msg.sender_id)
+    async def _wait_turn(self, msg: InboundMessage, sender_key: str, ticket: int) -> None:
         deadline = time.monotonic() + self.settings.order_wait
         delay = 0.001
         while time.monotonic() < deadline:
-            served = int(await self.redis.get(served_key) or 0)
-            if served >= ticket - 1:
-                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.02)
+            if int(await self.redis.hget(sender_key, "served") or 0) >= ticket - 1:
+                return
         log.warning("channel %s: an earlier message's turn did not finish in %.1f s; going on", msg.channel,
                     self.settings.order_wait)  # fmt: skip
 
-    async def _turn(self, msg: InboundMessage, started: float, ticket: int) -> Turn:
-        conversation = await self._conversation(msg)
+    async def _turn(
+        self, msg: InboundMessage, conversation: Conversation, started: float, ticket: int
+    ) -> tuple[Turn, list[str]]:
         budget = self.settings.reply_deadline - (time.perf_counter() - started)
         try:
             async with asyncio.timeout(max(budget, 0.0)):
                 result, lang, reply = await self._understand_and_answer(msg)
         except TimeoutError:
-            self.metrics.deadline_misses.labels(msg.channel).inc()
+            self.metrics.channel(msg.channel).deadline_misses.inc()
             lang = _reply_lang(msg.text, msg.lang)
             reply = self.replies.render("deadline", lang)
             result = None
         replies = (
             OutboundMessage(msg.channel, msg.sender_id, reply.text, conversation.id, reply.buttons),
         )  # fmt: skip
-        await self._log_turn(msg, conversation, result, replies, time.perf_counter() - started, ticket)
-        return Turn(conversation.id, replies, result.intent if result else None, timed_out=result is None)
+        entries = _log_entries(msg, result, replies, time.perf_counter() - started, ticket)
+        return Turn(conversation.id, replies, result.intent if result else None, timed_out=result is None), entries
 
     async def _understand_and_answer(self, msg: InboundMessage) -> tuple[ParseResult, str, Reply]:
         result = await asyncio.to_thread(self.parse, msg.text) if self.nlu.is_remote else self.parse(msg.text)
@@ -159,43 +205,25 @@ class Pipeline:
                                "zh" if has_cjk(forced) else "en", (), 0)  # fmt: skip
         return self.nlu.parse(text)
 
-    async def _conversation(self, msg: InboundMessage) -> Conversation:
-        key = self.keys.active_conversation(msg.channel, msg.sender_id)
-        ttl = self.settings.conversation_idle_timeout
-        fresh = uuid.uuid4().hex
-        while True:  # SET NX, else refresh the idle timer and read (GETEX); SET NX GET needs Redis 7
-            if await self.redis.set(key, fresh, nx=True, ex=ttl):
-                now = time.time()
-                await self.redis.hset(
-                    self.keys.conversation(fresh),
-                    mapping={"channel": msg.channel, "sender": msg.sender_id, "started_at": now, "last_at": now},
-                )
-                return Conversation(fresh, True)
-            existing = await self.redis.getex(key, ex=ttl)
-            if existing is not None:
-                break
-        conversation_id = existing.decode()
-        await self.redis.hset(self.keys.conversation(conversation_id), "last_at", time.time())
-        return Conversation(conversation_id, False)
 
-    async def _log_turn(
-        self, msg: InboundMessage, conv: Conversation, result: ParseResult | None,
-        replies: Sequence[OutboundMessage], seconds: float, ticket: int,
-    ) -> None:  # fmt: skip
-        stream = self.keys.conversation_log(conv.id)
-        customer_text = mask_text(msg.text, result.entities) if result else msg.text
-        nlu_fields = json.dumps(
-            {"intent": result.intent, "confidence": round(result.confidence, 4), "complaint_type": result.complaint_type,
-             "lang": result.lang, "urgency": result.urgency} if result else None, ensure_ascii=False,
-        )  # fmt: skip
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(stream, {"kind": "customer", "channel": msg.channel, "message_id": msg.message_id,
-                               "ticket": ticket, "text": customer_text, "nlu": nlu_fields,
-                               "received_at": msg.received_at})
-            for reply in replies:
-                pipe.xadd(stream, {"kind": reply.sender, "text": reply.text, "seconds": round(seconds, 4),
-                                   "buttons": json.dumps([b.title for b in reply.buttons], ensure_ascii=False)})
-            await pipe.execute()
+def _log_entries(
+    msg: InboundMessage, result: ParseResult | None, replies: Sequence[OutboundMessage], seconds: float, ticket: int
+) -> list[str]:
+    """The turn's entries for the conversation log: the customer's message (phone and ID
+    numbers masked) with its NLU labels, then each reply with the turn's time."""
+    nlu = None
+    if result:
+        nlu = {"intent": result.intent, "confidence": round(result.confidence, 4),
+               "complaint_type": result.complaint_type, "lang": result.lang, "urgency": result.urgency}  # fmt: skip
+    customer = {"kind": "customer", "channel": msg.channel, "message_id": msg.message_id, "ticket": ticket,
+                "text": mask_text(msg.text, result.entities) if result else msg.text, "nlu": nlu,
+                "at": msg.received_at}  # fmt: skip
+    entries = [json.dumps(customer, ensure_ascii=False)]
+    for reply in replies:
+        entry = {"kind": reply.sender, "text": reply.text, "buttons": [b.title for b in reply.buttons],
+                 "seconds": round(seconds, 4), "at": time.time()}  # fmt: skip
+        entries.append(json.dumps(entry, ensure_ascii=False))
+    return entries
 
 
 def _reply_lang(text: str, preferred: str | None) -> str:

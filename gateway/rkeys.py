@@ -12,29 +12,24 @@ DEDUPE_PENDING = "pending"
 class Keys:
     prefix: str = "gw:"
 
-    def dedupe(self, channel: str, message_id: str) -> str:
-        """SET NX EX dedupe_ttl: "pending" while handled, then the stored replies (JSON)."""
-        return f"{self.prefix}dedupe:{channel}:{message_id}"
+    def dedupe(self, channel: str, sender: str, message_id: str) -> str:
+        """SET NX EX dedupe_ttl: "pending" while handled, then the stored replies (JSON).
+        Tagged with the sender so the accept script touches one Cluster slot."""
+        return f"{self.prefix}{{sender:{channel}:{sender}}}:dedupe:{message_id}"
 
-    def active_conversation(self, channel: str, sender: str) -> str:
-        """The sender's current conversation id; EX conversation_idle_timeout, refreshed per message."""
-        return f"{self.prefix}{{sender:{channel}:{sender}}}:conv"
-
-    def ticket(self, channel: str, sender: str) -> str:
-        """INCR on arrival: the message's place in the sender's order (no TTL needed: tiny)."""
-        return f"{self.prefix}{{sender:{channel}:{sender}}}:ticket"
-
-    def served(self, channel: str, sender: str) -> str:
-        """The last ticket whose turn finished."""
-        return f"{self.prefix}{{sender:{channel}:{sender}}}:served"
+    def sender(self, channel: str, sender: str) -> str:
+        """Hash: conv (current conversation id), started, last (activity time), ticket (INCR on
+        arrival), served (last ticket whose turn finished). EX conversation_idle_timeout + 1 day."""
+        return f"{self.prefix}{{sender:{channel}:{sender}}}:state"
 
     def conversation(self, conversation_id: str) -> str:
-        """Hash: channel, sender, started_at, last_at, lang, state fields of the bots."""
+        """Hash: channel, sender, started_at, log (the log's key): find a conversation by id."""
         return f"{self.prefix}{{conv:{conversation_id}}}:meta"
 
-    def conversation_log(self, conversation_id: str) -> str:
-        """Stream: one entry per customer message, reply and event."""
-        return f"{self.prefix}{{conv:{conversation_id}}}:log"
+    def conversation_log(self, channel: str, sender: str, conversation_id: str) -> str:
+        """Stream: one entry per customer message, reply and event, each a JSON field ``e``.
+        Tagged with the sender so a turn's whole write is one script in one Cluster slot."""
+        return f"{self.prefix}{{sender:{channel}:{sender}}}:log:{conversation_id}"
 
     def visitor_outbox(self, visitor: str) -> str:
         """Stream of frames for a web chat visitor, replayed after a reconnect (MAXLEN replay_limit)."""

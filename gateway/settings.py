@@ -98,7 +98,9 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             raise SettingsError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(v.strip() if isinstance(v, str) else v, get_args(kind)[0], where) for v in items if v != "")
+        return tuple(
+            _coerce(v.strip() if isinstance(v, str) else v, get_args(kind)[0], where) for v in items if v != ""
+        )
     if origin in (Union, types.UnionType):
         kind = next(a for a in get_args(kind) if a is not type(None))
     if kind is bool:
@@ -120,13 +122,17 @@ def _section(cls: type, raw: Mapping[str, Any], name: str, source: str, env: Map
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in known:
-            raise SettingsError(f"{source}: unknown key '{name}.{key}'; known keys in '{name}': {', '.join(sorted(known))}")
+            raise SettingsError(
+                f"{source}: unknown key '{name}.{key}'; known keys in '{name}': {', '.join(sorted(known))}"
+            )
     values: dict[str, Any] = {}
     for key in known:
         secret_env = SECRETS.get((name, key))
         if secret_env:
             if key in raw:
-                raise SettingsError(f"{source}: '{name}.{key}' is a secret; set it with the {secret_env} environment variable")
+                raise SettingsError(
+                    f"{source}: '{name}.{key}' is a secret; set it with the {secret_env} environment variable"
+                )
             if env.get(secret_env):
                 values[key] = env[secret_env]
             continue

@@ -92,7 +92,9 @@ def cmd_evaluate(args: argparse.Namespace, config: NLUConfig) -> int:
         examples = load_examples(_training_data(args.train_data))
         if args.folds < 2:
             raise DataError("--folds must be at least 2")
-        report = cross_validate(examples, config, args.folds, progress=lambda f: print(f"fold {f}/{args.folds}", file=sys.stderr))
+        report = cross_validate(
+            examples, config, args.folds, progress=lambda f: print(f"fold {f}/{args.folds}", file=sys.stderr)
+        )
     print(report.summary())
     print(f"({time.perf_counter() - started:.1f} s)")
     if args.report:

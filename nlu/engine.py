@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nlu import features as features_module
 from nlu.config import NLUConfig
@@ -31,8 +31,7 @@ from nlu.urgency import urgency
 FALLBACK_INTENT = "nlu_fallback"
 
 
-@dataclass(frozen=True, slots=True)
-class Ranked:
+class Ranked(NamedTuple):
     name: str
     confidence: float
 
@@ -151,7 +150,9 @@ class NLU:
         self._intents = intent_model
         self._types = type_model
         self._entities = EntityExtractor(config.gazetteer)
-        self._remote = RasaBackend(config.backend.url, config.backend.timeout) if config.backend.kind == "rasa" else None
+        self._remote = (
+            RasaBackend(config.backend.url, config.backend.timeout) if config.backend.kind == "rasa" else None
+        )
 
     @classmethod
     def load(
@@ -187,17 +188,19 @@ class NLU:
         validate(text, self.config.max_length)
         norm = normalise(text)
         ranking = self._remote_ranking(text) if self._remote else None
+        grams = features(norm.model)
         if ranking is None:
-            probs = self._intents.proba(self._intents.indices(features(norm.model)))
-            order = probs.argsort()[::-1]
-            ranking = tuple(Ranked(self._intents.classes[i], float(probs[i])) for i in order[:10])
+            probs = self._intents.proba(self._intents.indices(grams))
+            order = probs.argsort()[::-1][:10].tolist()
+            classes = self._intents.classes
+            ranking = tuple(map(Ranked, [classes[i] for i in order], probs[order].tolist()))
         top = ranking[0]
         second = ranking[1].confidence if len(ranking) > 1 else 0.0
         fallback = self.config.fallback
         is_fallback = top.confidence < fallback.threshold or top.confidence - second < fallback.ambiguity_threshold
         ctype, cconf = None, None
         if top.name == "complaint" and not is_fallback:
-            ctype, cconf = self.complaint_type(norm.model)
+            ctype, cconf = self._complaint_type(grams)
         return ParseResult(
             text=text,
             intent=FALLBACK_INTENT if is_fallback else top.name,
@@ -211,7 +214,11 @@ class NLU:
         )
 
     def complaint_type(self, model_text: str) -> tuple[str, float]:
-        probs = self._types.proba(self._types.indices(features(model_text)))
+        """The complaint type of a text already known to be a complaint."""
+        return self._complaint_type(features(model_text))
+
+    def _complaint_type(self, grams: list[str]) -> tuple[str, float]:
+        probs = self._types.proba(self._types.indices(grams))
         best = int(probs.argmax())
         return self._types.classes[best], float(probs[best])
 

@@ -40,13 +40,25 @@ class Report:
     errors: list[Prediction]
 
     def to_markdown(self) -> str:
-        lines = [f"# NLU evaluation ({self.method})", "", "| set | examples | intent accuracy | macro-F1 |", "|---|---|---|---|"]
+        lines = [
+            f"# NLU evaluation ({self.method})",
+            "",
+            "| set | examples | intent accuracy | macro-F1 |",
+            "|---|---|---|---|",
+        ]
         for name, s in [*sorted(self.by_lang.items()), ("all", self.overall)]:
             lines.append(f"| {name} | {s.count} | {s.accuracy:.3f} | {s.macro_f1:.3f} |")
-        lines += ["", f"Complaint-type accuracy (on complaint examples): **{self.complaint_type_accuracy:.3f}** "
-                  + ", ".join(f"{k}: {v:.3f}" for k, v in sorted(self.complaint_type_by_lang.items())),
-                  f"Fallback rate at the configured thresholds: {self.fallback_rate:.3f}", "",
-                  "## Per intent", "", "| intent | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Complaint-type accuracy (on complaint examples): **{self.complaint_type_accuracy:.3f}** "
+            + ", ".join(f"{k}: {v:.3f}" for k, v in sorted(self.complaint_type_by_lang.items())),
+            f"Fallback rate at the configured thresholds: {self.fallback_rate:.3f}",
+            "",
+            "## Per intent",
+            "",
+            "| intent | precision | recall | F1 | support |",
+            "|---|---|---|---|---|",
+        ]
         for intent, (p, r, f, n) in sorted(self.overall.per_intent.items()):
             lines.append(f"| {intent} | {p:.3f} | {r:.3f} | {f:.3f} | {n} |")
         lines += ["", "## Most confused (gold → predicted)", "", "| gold | predicted | count |", "|---|---|---|"]
@@ -58,7 +70,10 @@ class Report:
         return "\n".join(lines) + "\n"
 
     def summary(self) -> str:
-        parts = [f"{k}: acc {s.accuracy:.3f} macro-F1 {s.macro_f1:.3f} (n={s.count})" for k, s in sorted(self.by_lang.items())]
+        parts = [
+            f"{k}: acc {s.accuracy:.3f} macro-F1 {s.macro_f1:.3f} (n={s.count})"
+            for k, s in sorted(self.by_lang.items())
+        ]
         return "; ".join(parts) + f"; complaint-type acc {self.complaint_type_accuracy:.3f}"
 
 
@@ -87,9 +102,13 @@ def _predict(nlu: NLU, examples: Sequence[Example]) -> list[Prediction]:
 
 
 def build_report(method: str, preds: Sequence[Prediction]) -> Report:
-    by_lang = {lang: _scores([p for p in preds if p.example.lang == lang]) for lang in sorted({p.example.lang for p in preds})}
+    by_lang = {
+        lang: _scores([p for p in preds if p.example.lang == lang]) for lang in sorted({p.example.lang for p in preds})
+    }
     complaints = [p for p in preds if p.example.complaint_type]
-    type_acc = sum(p.complaint_type == p.example.complaint_type for p in complaints) / len(complaints) if complaints else 0.0
+    type_acc = (
+        sum(p.complaint_type == p.example.complaint_type for p in complaints) / len(complaints) if complaints else 0.0
+    )
     type_by_lang = {}
     for lang in by_lang:
         subset = [p for p in complaints if p.example.lang == lang]

@@ -8,6 +8,7 @@ Chinese words and English phrases alike; character n-grams capture typos and pin
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 _DIGITS = str.maketrans("123456789", "000000000")
 _TOKENS = re.compile(r"[a-z]+|0+|[^\sa-z0\W]|[?？!！]")
@@ -23,7 +24,7 @@ def features(model_text: str) -> list[str]:
         grams.extend(padded[i : i + n] for i in range(size - n + 1))
     tokens = _TOKENS.findall(text)
     grams.extend("w " + t for t in tokens)
-    grams.extend(f"b {a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))
+    grams.extend(f"b {a} {b}" for a, b in pairwise(tokens))
     if len(tokens) <= 2:
         grams.append("short")
     return grams

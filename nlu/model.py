@@ -9,6 +9,7 @@ message touches. scikit-learn is imported only to train.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ class ModelParams:
 class LinearModel:
     """Multinomial logistic regression over binary TF-IDF features (L2-normalised)."""
 
-    __slots__ = ("classes", "coef", "idf", "intercept", "vocab")
+    __slots__ = ("_packed", "classes", "coef", "idf", "intercept", "vocab")
 
     def __init__(
         self, classes: Sequence[str], vocab: dict[str, int], idf: np.ndarray, coef: np.ndarray, intercept: np.ndarray
@@ -41,20 +42,28 @@ class LinearModel:
         self.idf = idf.astype(np.float64)
         self.coef = np.ascontiguousarray(coef, dtype=np.float64)  # (n_features, n_classes)
         self.intercept = intercept.astype(np.float64)
+        # One gather + one sum per message: rows are idf-weighted coefficients with idf² appended,
+        # so the row sum holds both the unnormalised logits and the squared L2 norm.
+        self._packed = np.ascontiguousarray(
+            np.hstack([self.coef * self.idf[:, None], (self.idf**2)[:, None]]), dtype=np.float64
+        )
 
-    def indices(self, grams: Sequence[str]) -> list[int]:
-        vocab = self.vocab
-        return sorted({vocab[g] for g in grams if g in vocab})
+    def indices(self, grams: Sequence[str]) -> np.ndarray:
+        found = set(map(self.vocab.get, grams))
+        found.discard(None)
+        return np.fromiter(found, dtype=np.intp, count=len(found))
 
-    def proba(self, idx: Sequence[int]) -> np.ndarray:
-        if not idx:
-            logits = self.intercept
+    def proba(self, idx: np.ndarray) -> np.ndarray:
+        if not len(idx):
+            logits = self.intercept.copy()
         else:
-            weights = self.idf[idx]
-            norm = float(np.sqrt(weights @ weights))
-            logits = (weights @ self.coef[idx]) / norm + self.intercept
-        shifted = np.exp(logits - logits.max())
-        return shifted / shifted.sum()
+            row = self._packed.take(idx, axis=0).sum(axis=0)
+            logits = row[:-1] * (1.0 / math.sqrt(row[-1]))
+            logits += self.intercept
+        logits -= logits.max()
+        np.exp(logits, out=logits)
+        logits /= logits.sum()
+        return logits
 
     def predict_texts(self, model_texts: Sequence[str]) -> list[str]:
         return [self.classes[int(np.argmax(self.proba(self.indices(features(t)))))] for t in model_texts]

@@ -24,9 +24,7 @@ _CONVERTER = opencc.OpenCC("t2s")
 _REPEATED_PUNCT = re.compile(r"([^\w\s])\1+")
 _SPACES = re.compile(r"\s+")
 # Emoji and pictographs: dropped for the classifier (the urgency layer reads the raw text).
-_EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\U0000fe0f\U0000200d]+"
-)
+_EMOJI = re.compile("[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f900-\U0001f9ff\U0000fe0f\U0000200d]+")
 
 
 class NLUInputError(ValueError):

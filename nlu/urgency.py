@@ -11,40 +11,31 @@ import re
 _THREAT = re.compile(
     r"工信部|工业和信息化部|通管局|通信管理局|315|消协|消费者协会|12315|媒体|曝光|记者|报警|起诉|律师|法院|上诉|投诉到底|12300"
     r"|miit|regulator|lawyer|sue\b|court|media|journalist|newspaper|police|consumer (?:association|council)",
-    re.IGNORECASE,
 )
 _INSULT = re.compile(
     r"垃圾|骗子|傻[逼b]|sb|煞笔|坑人|坑爹|黑心|流氓|无耻|强盗|滚|去死|tmd|他妈|妈的|尼玛|狗屁|废物|混蛋"
     r"|scam|rubbish|garbage|useless|idiot|stupid|thie(?:f|ves)|crook|f+u+c+k|wtf|bullshit|shit|damn",
-    re.IGNORECASE,
 )
 _REPEAT = re.compile(
     r"又|再次|第[二三四五六七八九十0-9]+次|好几次|多少次|无数次|一直没|还是没|始终|反复|天天|每次|到现在都"
     r"|again|(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time|many times|still not|keeps? happening|every time",
-    re.IGNORECASE,
 )
 _ANGER = re.compile(
     r"气死|太差|差劲|受不了|忍无可忍|无语|离谱|过分|恶心|愤怒|火大|不像话|什么玩意|搞什么|太坑|必须给我|马上给我|立刻"
     r"|ridiculous|unacceptable|furious|angry|outrageous|terrible|worst|disgusting|fed up|sick of|immediately|right now",
-    re.IGNORECASE,
 )
 _BANGS = re.compile(r"[!！]{2,}|[?？][!！]|[!！][?？]")
+_UPPER = re.compile(r"[A-Z]")
+_LOWER = re.compile(r"[a-z]")
 
 
 def urgency(text: str) -> int:
     """Score ``text`` (width-folded, simplified) from 0 to 3."""
-    score = 0
-    if _THREAT.search(text):
-        score += 2
-    if _INSULT.search(text):
-        score += 2
-    if _REPEAT.search(text):
-        score += 1
-    if _ANGER.search(text):
-        score += 1
-    if _BANGS.search(text):
-        score += 1
-    letters = [ch for ch in text if ch.isascii() and ch.isalpha()]
-    if len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.7:
-        score += 1  # SHOUTING
+    low = text.lower()
+    score = 2 * (_THREAT.search(low) is not None) + 2 * (_INSULT.search(low) is not None)
+    score += (_REPEAT.search(low) is not None) + (_ANGER.search(low) is not None) + (_BANGS.search(text) is not None)
+    if score < 3 and text.isascii():
+        upper, lower = len(_UPPER.findall(text)), len(_LOWER.findall(text))
+        if upper >= 12 and upper > 2.3 * lower:
+            score += 1  # SHOUTING
     return min(score, 3)

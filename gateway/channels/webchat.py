@@ -110,7 +110,7 @@ class WebchatHub:
                 async for message in self._pubsub.listen():
                     if message["type"] != "message":
                         continue
-                    visitor = message["channel"].decode()[len(prefix):]
+                    visitor = message["channel"].decode()[len(prefix) :]
                     frame = json.loads(message["data"])
                     for ws in list(self.sockets.get(visitor, ())):
                         await self.deliver(ws, frame)
@@ -250,7 +250,9 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
 class _Session:
     """One customer WebSocket: frames in, one worker handling messages in order."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, visitor: str, phone: str | None, lang: str):
+    def __init__(
+        self, request: web.Request, ws: web.WebSocketResponse, visitor: str, phone: str | None, lang: str
+    ) -> None:
         self.app = request.config_dict
         self.ws, self.visitor, self.phone, self.lang = ws, visitor, phone, lang
         self.queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
@@ -309,8 +311,15 @@ class _Session:
             try:
                 turn = await pipeline.handle(inbound)
                 if not turn.duplicate:
-                    await hub.publish(self.visitor, {"type": "message", "from": "customer",
-                                                     "text": inbound.metadata["display"], "client_id": inbound.message_id})
+                    await hub.publish(
+                        self.visitor,
+                        {
+                            "type": "message",
+                            "from": "customer",
+                            "text": inbound.metadata["display"],
+                            "client_id": inbound.message_id,
+                        },
+                    )
                     for reply in turn.replies:
                         await publish_outbound(hub, reply)
             except GatewayError as exc:

@@ -30,22 +30,31 @@ async def test_same_sender_on_two_processes_is_handled_in_order(aiohttp_client, 
     results = await asyncio.gather(*(post(a if i % 2 else b, "same-sender", t) for i, t in enumerate(texts)))
     assert all(r and r[0]["text"] for r in results)  # every message answered
     keys = Keys(settings.redis.key_prefix)
-    conv = (await redis_client.get(keys.active_conversation("rest", "same-sender"))).decode()
-    log = await redis_client.xrange(keys.conversation_log(conv))
-    customer = [fields for _, fields in log if fields[b"kind"] == b"customer"]
+    conv = (await redis_client.hget(keys.sender("rest", "same-sender"), "conv")).decode()
+    log = [
+        json.loads(fields[b"e"])
+        for _, fields in await redis_client.xrange(keys.conversation_log("rest", "same-sender", conv))
+    ]
+    customer = [e for e in log if e["kind"] == "customer"]
     assert len(customer) == 12  # neither lost nor doubled, all in one conversation
-    tickets = [int(f[b"ticket"]) for f in customer]
+    tickets = [e["ticket"] for e in customer]
     assert tickets == sorted(tickets) == list(range(1, 13))  # logged in arrival (ticket) order
 
 
 class SlowRasa(BaseHTTPRequestHandler):
     delay = 1.5
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         time.sleep(self.delay)
-        body = json.dumps({"text": "x", "intent": {"name": "roaming", "confidence": 0.9},
-                           "intent_ranking": [{"name": "roaming", "confidence": 0.9}], "entities": []}).encode()
+        body = json.dumps(
+            {
+                "text": "x",
+                "intent": {"name": "roaming", "confidence": 0.9},
+                "intent_ranking": [{"name": "roaming", "confidence": 0.9}],
+                "entities": [],
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -83,7 +92,9 @@ async def test_remote_nlu_answers_within_deadline(aiohttp_client, make_settings,
     SlowRasa.delay = 0.0
     try:
         config = NLUConfig.from_dict({"backend": {"kind": "rasa", "url": slow_rasa, "timeout": 2}}, "test")
-        client = await aiohttp_client(create_app(make_settings(), nlu=NLU(nlu_engine._intents, nlu_engine._types, config)))
+        client = await aiohttp_client(
+            create_app(make_settings(), nlu=NLU(nlu_engine._intents, nlu_engine._types, config))
+        )
         replies = await post(client, "remote-1", "hello")  # the fake Rasa says roaming, whatever the text
         assert "roaming" in replies[0]["text"]
     finally:
@@ -106,5 +117,5 @@ async def test_embedded_redis_keeps_conversations_across_a_restart(aiohttp_clien
     again = await post(client2, "durable-1", "帮我查下账单", message_id="d-1")
     assert again == first  # the provider's retry after the crash is answered from the stored turn
     keys = Keys(settings.redis.key_prefix)
-    conv = (await app2[REDIS].get(keys.active_conversation("rest", "durable-1"))).decode()
-    assert len(await app2[REDIS].xrange(keys.conversation_log(conv))) == 2
+    conv = (await app2[REDIS].hget(keys.sender("rest", "durable-1"), "conv")).decode()
+    assert len(await app2[REDIS].xrange(keys.conversation_log("rest", "durable-1", conv))) == 2

@@ -97,9 +97,10 @@ async def test_duplicate_delivery_is_answered_once(client, settings, redis_clien
     body = {"sender": "v6", "message": "我想查一下上个月的账单", "metadata": {"message_id": "m-1"}}
     first, second = await (await post(client, body)).json(), await (await post(client, body)).json()
     assert first == second
-    conv = (await redis_client.get(Keys(settings.redis.key_prefix).active_conversation("rest", "v6"))).decode()
-    log = await redis_client.xrange(Keys(settings.redis.key_prefix).conversation_log(conv))
-    assert [e[1][b"kind"] for e in log] == [b"customer", b"bot"]
+    keys = Keys(settings.redis.key_prefix)
+    conv = (await redis_client.hget(keys.sender("rest", "v6"), "conv")).decode()
+    log = await redis_client.xrange(keys.conversation_log("rest", "v6", conv))
+    assert [json.loads(e[1][b"e"])["kind"] for e in log] == ["customer", "bot"]
     metrics = await (await client.get("/metrics")).text()
     assert 'gateway_duplicates_total{channel="rest"} 1.0' in metrics
 
@@ -107,12 +108,14 @@ async def test_duplicate_delivery_is_answered_once(client, settings, redis_clien
 async def test_turns_are_logged_with_numbers_masked(client, settings, redis_client):
     await post(client, {"sender": "v7", "message": "帮我查下13800138000的流量"})
     keys = Keys(settings.redis.key_prefix)
-    conv = (await redis_client.get(keys.active_conversation("rest", "v7"))).decode()
-    entries = await redis_client.xrange(keys.conversation_log(conv))
-    customer = entries[0][1]
-    assert b"13800138000" not in customer[b"text"]
-    assert "138****8000" in customer[b"text"].decode()
-    assert json.loads(customer[b"nlu"])["intent"] == "query_data_usage"
+    conv = (await redis_client.hget(keys.sender("rest", "v7"), "conv")).decode()
+    entries = await redis_client.xrange(keys.conversation_log("rest", "v7", conv))
+    assert b"13800138000" not in entries[0][1][b"e"]
+    customer = json.loads(entries[0][1][b"e"])
+    assert "138****8000" in customer["text"]
+    assert customer["nlu"]["intent"] == "query_data_usage"
+    meta = await redis_client.hgetall(keys.conversation(conv))  # a conversation can be found by its id
+    assert meta[b"log"].decode() == keys.conversation_log("rest", "v7", conv)
 
 
 async def test_idle_timeout_starts_a_new_conversation(aiohttp_client, make_settings, nlu_engine, redis_client):
@@ -120,12 +123,12 @@ async def test_idle_timeout_starts_a_new_conversation(aiohttp_client, make_setti
     client = await aiohttp_client(create_app(settings, nlu=nlu_engine))
     keys = Keys(settings.redis.key_prefix)
     await post(client, {"sender": "v8", "message": "你好"})
-    first = await redis_client.get(keys.active_conversation("rest", "v8"))
+    first = await redis_client.hget(keys.sender("rest", "v8"), "conv")
     await post(client, {"sender": "v8", "message": "查流量"})
-    assert await redis_client.get(keys.active_conversation("rest", "v8")) == first
-    await redis_client.delete(keys.active_conversation("rest", "v8"))  # what the idle TTL does after 1 s
+    assert await redis_client.hget(keys.sender("rest", "v8"), "conv") == first
+    await redis_client.hset(keys.sender("rest", "v8"), "last", 0)  # as if the customer went quiet long ago
     await post(client, {"sender": "v8", "message": "查话费"})
-    assert await redis_client.get(keys.active_conversation("rest", "v8")) not in {None, first}
+    assert await redis_client.hget(keys.sender("rest", "v8"), "conv") not in {None, first}
 
 
 async def test_model_parse_speaks_rasa(client):

@@ -30,7 +30,11 @@ def test_start_chat_and_stop_cleanly(tmp_path):
     env["NLU_CACHE_DIR"] = str(ROOT / "var" / "test-nlu")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--port", str(port), "--data-dir", str(tmp_path / "var")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         line = ""
@@ -41,12 +45,16 @@ def test_start_chat_and_stop_cleanly(tmp_path):
         assert f"http://127.0.0.1:{port}/" in line and "embedded Redis" in line
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/webhooks/rest/webhook",
-            data=json.dumps({"sender": "p1", "message": "你好"}).encode(), headers={"Content-Type": "application/json"},
+            data=json.dumps({"sender": "p1", "message": "你好"}).encode(),
+            headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert json.loads(resp.read())[0]["text"]
-        redis_pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text()) if (
-            tmp_path / "var" / "redis" / "redis.pid").exists() else None
+        redis_pid = (
+            int((tmp_path / "var" / "redis" / "redis.pid").read_text())
+            if (tmp_path / "var" / "redis" / "redis.pid").exists()
+            else None
+        )
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)

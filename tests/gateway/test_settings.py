@@ -25,8 +25,12 @@ def test_defaults_come_from_the_bundled_file():
 
 
 def test_environment_overrides_any_key():
-    env = {"GATEWAY_SERVER_PORT": "9001", "GATEWAY_PIPELINE_REPLY_DEADLINE": "3.5",
-           "GATEWAY_WEBCHAT_ALLOWED_ORIGINS": "https://a.example, https://b.example", "GATEWAY_SERVER_PRODUCTION": "yes"}
+    env = {
+        "GATEWAY_SERVER_PORT": "9001",
+        "GATEWAY_PIPELINE_REPLY_DEADLINE": "3.5",
+        "GATEWAY_WEBCHAT_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+        "GATEWAY_SERVER_PRODUCTION": "yes",
+    }
     settings = load_settings(env=env)
     assert settings.server.port == 9001
     assert settings.pipeline.reply_deadline == 3.5

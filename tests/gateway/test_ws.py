@@ -46,8 +46,9 @@ async def test_message_echo_and_bot_reply(client):
 async def test_quick_reply_display_text_is_echoed(client):
     async with client.ws_connect("/ws/chat?visitor_id=w2") as ws:
         await ws.receive()
-        await ws.send_json({"type": "message", "text": "/query_data_usage", "display": "查流量", "client_id": "c-2",
-                            "lang": "zh"})
+        await ws.send_json(
+            {"type": "message", "text": "/query_data_usage", "display": "查流量", "client_id": "c-2", "lang": "zh"}
+        )
         seen = await frames_until(ws, bot_reply)
     assert any(f.get("from") == "customer" and f["text"] == "查流量" for f in seen)
     assert "流量" in seen[-1]["text"]
@@ -74,9 +75,13 @@ async def test_reconnect_replays_what_was_missed(client):
 async def test_bad_frames_get_error_frames(client):
     async with client.ws_connect("/ws/chat?visitor_id=w4") as ws:
         await ws.receive()
-        for bad, needle in [("not json", "not valid JSON"), ("[1]", "JSON object"), ('{"type": "dance"}', "unknown frame"),
-                            ('{"type": "message", "text": ""}', "empty"),
-                            (json.dumps({"type": "message", "text": "x" * 1001}), "too long")]:
+        for bad, needle in [
+            ("not json", "not valid JSON"),
+            ("[1]", "JSON object"),
+            ('{"type": "dance"}', "unknown frame"),
+            ('{"type": "message", "text": ""}', "empty"),
+            (json.dumps({"type": "message", "text": "x" * 1001}), "too long"),
+        ]:
             await ws.send_str(bad)
             frame = json.loads((await ws.receive()).data)
             assert frame["type"] == "error" and needle in frame["error"], (bad, frame)
@@ -120,6 +125,8 @@ async def test_two_processes_share_visitors_through_redis(aiohttp_client, settin
     async with a.ws_connect("/ws/chat?visitor_id=w6") as ws:
         await ws.receive()
         await asyncio.sleep(0.1)  # let A's subscription reach Redis
-        await b.app[WEBCHAT_HUB].publish("w6", {"type": "message", "from": "agent", "text": "您好，我是客服小王", "agent": "小王"})
+        await b.app[WEBCHAT_HUB].publish(
+            "w6", {"type": "message", "from": "agent", "text": "您好，我是客服小王", "agent": "小王"}
+        )
         frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
     assert frame["from"] == "agent" and frame["agent"] == "小王"

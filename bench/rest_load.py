@@ -1,0 +1,252 @@
+"""Load on the REST channel against a bare aiohttp echo server, measured in the same run.
+
+    python bench/rest_load.py [--messages 5000] [--senders 500] [--concurrency 50] [--websockets 2000]
+
+Starts the gateway (``python -m gateway``, embedded Redis, a temporary data directory) and a
+bare aiohttp endpoint that only echoes, drives both with the same client from another process,
+and prints messages/s, p50/p99 latency, errors, the gateway's peak RSS and the ratio
+gateway/echo. Then opens N idle customer WebSockets and reports memory per connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = ["你好", "我的话费还剩多少", "查一下流量", "上个月账单", "朝阳区是不是断网了", "转人工", "what's my balance",
+         "how much data do I have left", "营业厅几点关门", "宽带坏了，光猫红灯一直闪", "thanks", "TD"]  # fmt: skip
+
+ECHO_SERVER = """
+import asyncio, json, sys
+from aiohttp import web
+try:
+    import uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # same loop as the gateway
+except ImportError:
+    pass
+async def echo(request):
+    body = await request.json()
+    return web.json_response([{"recipient_id": body["sender"], "text": body["message"]}])
+app = web.Application()
+app.add_routes([web.post("/webhooks/rest/webhook", echo)])
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *_: print("ready", flush=True), access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def wait_ready(proc: subprocess.Popen[str], word: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if word in line:
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # drain
+            return
+        if not line and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+    raise RuntimeError("server did not start")
+
+
+# ---- the client (runs in its own process) -------------------------------------------------------
+async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dict[str, object]:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(messages):
+        queue.put_nowait(i)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while not queue.empty():
+            i = queue.get_nowait()
+            body = {
+                "sender": f"load-{i % senders}",
+                "message": TEXTS[i % len(TEXTS)],
+                "metadata": {"message_id": f"m{i}"},
+            }
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, json=body) as resp:
+                    data = await resp.json()
+                    if resp.status != 200 or not data:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        # warm-up, not counted
+        await asyncio.gather(*(session.post(url, json={"sender": "warm", "message": "hi"}) for _ in range(20)))
+        latencies.clear()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "rate": messages / elapsed, "p50": latencies[len(latencies) // 2] * 1000,
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors,
+    }  # fmt: skip
+
+
+def _client(url: str, args: tuple[int, int, int], out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    out.put(asyncio.run(_drive(url, *args)))
+
+
+def drive(url: str, messages: int, senders: int, concurrency: int) -> dict[str, object]:
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_client, args=(url, (messages, senders, concurrency), out))
+    proc.start()
+    result = out.get(timeout=600)
+    proc.join()
+    return result
+
+
+async def _open_sockets(url: str, count: int, hold: float, ready: multiprocessing.Event) -> None:  # type: ignore[type-arg]
+    import aiohttp
+
+    raise_fd_limit()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        sockets = []
+        for i in range(count):
+            ws = await session.ws_connect(f"{url}?visitor_id=idle-{i}", autoping=True)
+            await ws.receive()  # hello
+            sockets.append(ws)
+        ready.set()
+        await asyncio.sleep(hold)
+        for ws in sockets:
+            await ws.close()
+
+
+def _sockets_client(url: str, count: int, hold: float, ready: multiprocessing.Event) -> None:  # type: ignore[type-arg]
+    asyncio.run(_open_sockets(url, count, hold, ready))
+
+
+# ---- main -----------------------------------------------------------------------------------------
+class PeakRSS(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--senders", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--websockets", type=int, default=2000)
+    args = parser.parse_args()
+    raise_fd_limit()
+
+    echo_port, gw_port = free_port(), free_port()
+    echo = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(echo_port)], stdout=subprocess.PIPE, text=True)
+    data_dir = tempfile.mkdtemp(prefix="gw-bench-")
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--port", str(gw_port), "--data-dir", data_dir, "--log-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_ready(echo, "ready")
+        # the gateway logs nothing at WARNING; poll /healthz instead
+        import urllib.request
+
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/healthz", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or gateway.poll() is not None:
+                    raise RuntimeError("gateway did not start") from None
+                time.sleep(0.2)
+
+        shape = (args.messages, args.senders, args.concurrency)
+        print(
+            f"load: {args.messages} messages from {args.senders} senders, {args.concurrency} in flight, one client process"
+        )
+        base = drive(f"http://127.0.0.1:{echo_port}/webhooks/rest/webhook", *shape)
+        peak = PeakRSS(gateway.pid)
+        peak.start()
+        gw = drive(f"http://127.0.0.1:{gw_port}/webhooks/rest/webhook", *shape)
+        peak.running = False
+        print(f"{'':22} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        for name, r in (("bare aiohttp echo", base), ("gateway", gw)):
+            print(f"{name:22} {r['rate']:8.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d}")
+        print(f"throughput ratio gateway/echo: {gw['rate'] / base['rate']:.1%}  (target >= 35%)")
+        print(f"gateway p99: {gw['p99']:.1f} ms (target <= 50 ms); gateway peak RSS: {peak.peak / 2**20:.1f} MB")
+
+        if args.websockets:
+            proc = psutil.Process(gateway.pid)
+            time.sleep(0.5)
+            before = proc.memory_info().rss
+            ctx = multiprocessing.get_context("spawn")
+            ready = ctx.Event()
+            holder = ctx.Process(
+                target=_sockets_client, args=(f"http://127.0.0.1:{gw_port}/ws/chat", args.websockets, 15.0, ready)
+            )
+            holder.start()
+            if not ready.wait(300):
+                raise RuntimeError("websockets did not open")
+            time.sleep(1.0)
+            after = proc.memory_info().rss
+            per = (after - before) / args.websockets / 1024
+            print(
+                f"{args.websockets} idle WebSockets: gateway RSS {before / 2**20:.1f} → {after / 2**20:.1f} MB, "
+                f"{per:.1f} KiB per connection (target <= 40 KiB)"
+            )
+            holder.terminate()
+            holder.join()
+    finally:
+        for proc in (gateway, echo):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (gateway, echo):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print(json.dumps({"data_dir": data_dir}))
+
+
+if __name__ == "__main__":
+    main()
