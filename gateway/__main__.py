@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import resource
 import sys
 from collections.abc import Sequence
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  base, base, base, redis)  # fmt: skip
 
     try:
+        if os.environ.get("GW_NO_UVLOOP"):
+            raise ImportError
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

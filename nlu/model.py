@@ -27,6 +27,7 @@ class ModelParams:
     C: float = 20.0
     max_iter: int = 2000
     min_df: int = 1
+    class_weight: str | None = "balanced"  # complaints outnumber each other intent 4:1
 
 
 class LinearModel:
@@ -116,7 +117,7 @@ def train(
     matrix = vectorizer.fit_transform(texts)
     if progress:
         progress(f"{matrix.shape[0]} examples, {matrix.shape[1]} features")
-    clf = LogisticRegression(C=params.C, max_iter=params.max_iter)
+    clf = LogisticRegression(C=params.C, max_iter=params.max_iter, class_weight=params.class_weight)
     clf.fit(matrix, labels)
     vocab = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
     coef = clf.coef_.T
