@@ -26,13 +26,14 @@ from gateway.metrics import Metrics
 from gateway.models import Button, InboundMessage, OutboundMessage, Turn
 from gateway.rkeys import DEDUPE_PENDING, Keys
 from gateway.settings import PipelineSettings
-from nlu import INTENTS, NLU, NLUInputError, ParseResult, Ranked, mask_text
-from nlu.normalize import has_cjk
+from nlu import INTENTS, NLU, ParseResult, Ranked, mask_text
+from nlu.normalize import has_cjk, validate
 
 log = logging.getLogger(__name__)
 
 # Accept in one round trip: dedupe (SET NX EX), take a ticket, find or start the conversation.
-# KEYS: dedupe key, sender hash. ARGV: dedupe ttl, idle timeout, fresh conversation id.
+# KEYS: dedupe key, sender hash. ARGV: pending ttl, idle timeout, fresh conversation id.
+# "pending" lives only as long as a turn may take: a retry after a crash mid-turn is handled.
 # Returns {1, ticket, served, conversation, new} or, for a duplicate, {0, stored replies, conversation}.
 _ACCEPT = """
 if not redis.call('SET', KEYS[1], 'pending', 'NX', 'EX', ARGV[1]) then
@@ -62,12 +63,12 @@ return cur
 
 # Finish a turn in one round trip: append the log entries, store the replies for duplicates,
 # mark the ticket served. KEYS: dedupe key, sender hash, conversation log (same slot: the
-# sender's hash tag). ARGV: stored replies, ticket, log entries (JSON) …
+# sender's hash tag). ARGV: stored replies, ticket, dedupe ttl, log entries (JSON) …
 _FINISH = """
-redis.call('SET', KEYS[1], ARGV[1], 'XX', 'KEEPTTL')
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
 if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
-for i = 3, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
+for i = 4, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
 return cur
 """
 
@@ -93,6 +94,7 @@ class Pipeline:
         self._serve = redis.register_script(_SERVE)
         self._finish = redis.register_script(_FINISH)
         self._inflight: set[asyncio.Task[Turn]] = set()
+        self._pending_ttl = int(settings.order_wait + settings.reply_deadline) + 5
 
     # ---- public --------------------------------------------------------------------------
     async def handle(self, msg: InboundMessage) -> Turn:
@@ -108,8 +110,6 @@ class Pipeline:
             await asyncio.wait(list(self._inflight), timeout=timeout)
 
     def validate_text(self, text: object) -> str:
-        from nlu.normalize import validate
-
         return validate(text, self.settings.max_message_chars)
 
     # ---- the steps ---------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class Pipeline:
         dedupe_key = self.keys.dedupe(msg.channel, msg.sender_id, msg.message_id)
         accepted = await self._accept(
             keys=[dedupe_key, sender_key],
-            args=[self.settings.dedupe_ttl, self.settings.conversation_idle_timeout, uuid.uuid4().hex],
+            args=[self._pending_ttl, self.settings.conversation_idle_timeout, uuid.uuid4().hex],
         )
         if not accepted[0]:
             counters.duplicates.inc()
@@ -148,7 +148,9 @@ class Pipeline:
                     "log": log_key,
                 },
             )
-        await self._finish(keys=[dedupe_key, sender_key, log_key], args=[payload, ticket, *entries])
+        await self._finish(
+            keys=[dedupe_key, sender_key, log_key], args=[payload, ticket, self.settings.dedupe_ttl, *entries]
+        )
         counters.reply_seconds.observe(time.perf_counter() - started)
         return turn
 
@@ -242,5 +244,3 @@ def _out_from_dict(data: dict[str, object], msg: InboundMessage) -> OutboundMess
     buttons = tuple(Button(str(t), str(p)) for t, p in data.get("buttons", []))  # type: ignore[misc, union-attr]
     return OutboundMessage(msg.channel, msg.sender_id, str(data["text"]), "", buttons, str(data.get("from", "bot")))
 
-
-__all__ = ["Conversation", "NLUInputError", "Pipeline"]

@@ -119,3 +119,24 @@ async def test_embedded_redis_keeps_conversations_across_a_restart(aiohttp_clien
     keys = Keys(settings.redis.key_prefix)
     conv = (await app2[REDIS].hget(keys.sender("rest", "durable-1"), "conv")).decode()
     assert len(await app2[REDIS].xrange(keys.conversation_log("rest", "durable-1", conv))) == 2
+
+
+async def test_a_retry_after_a_crash_mid_turn_is_handled(client, settings, redis_client):
+    """A process died after accepting (the dedupe key says "pending"): once the pending mark
+    lapses, the provider's retry is handled instead of being swallowed as a duplicate."""
+    keys = Keys(settings.redis.key_prefix)
+    dedupe = keys.dedupe("rest", "crashy", "c-1")
+    await redis_client.set(dedupe, "pending", ex=60)
+    ttl = await redis_client.ttl(dedupe)
+    assert ttl <= 60
+    await redis_client.expire(dedupe, 1)
+    await asyncio.sleep(1.1)
+    replies = await post(client, "crashy", "查流量", message_id="c-1")
+    assert replies and replies[0]["text"]  # a swallowed duplicate would answer []
+
+
+async def test_pending_mark_is_short_and_stored_reply_is_kept(client, settings, redis_client):
+    keys = Keys(settings.redis.key_prefix)
+    await post(client, "ttl-1", "你好", message_id="t-1")
+    ttl = await redis_client.ttl(keys.dedupe("rest", "ttl-1", "t-1"))
+    assert settings.pipeline.dedupe_ttl - 5 <= ttl <= settings.pipeline.dedupe_ttl
