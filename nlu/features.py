@@ -1,8 +1,6 @@
-"""Features: character n-grams plus token uni/bigrams over the normalised text.
-
-Digits are folded to ``0`` (a phone number or amount is not a reason to pick an intent).
-Chinese characters are single tokens, Latin words whole tokens, so token bigrams capture
-Chinese words and English phrases alike; character n-grams capture typos and pinyin.
+"""Features, by script: Chinese runs give character uni- and bigrams (with run boundaries);
+Latin words give the word, word bigrams and character 2–5-grams inside the word (typos,
+pinyin, inflections). Digits are folded to ``0``: a number is not a reason to pick an intent.
 """
 
 from __future__ import annotations
@@ -11,20 +9,28 @@ import re
 from itertools import pairwise
 
 _DIGITS = str.maketrans("123456789", "000000000")
-_TOKENS = re.compile(r"[a-z]+|0+|[^\sa-z0\W]|[?？!！]")
-CHAR_NGRAMS = (2, 3, 4)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
+_LATIN = re.compile(r"[a-z]+|0+")
+LATIN_NGRAMS = (2, 3, 4, 5)
 
 
 def features(model_text: str) -> list[str]:
     text = model_text.translate(_DIGITS)
     grams: list[str] = []
-    padded = f" {text} "
-    size = len(padded)
-    for n in CHAR_NGRAMS:
-        grams.extend(padded[i : i + n] for i in range(size - n + 1))
-    tokens = _TOKENS.findall(text)
-    grams.extend("w " + t for t in tokens)
-    grams.extend(f"b {a} {b}" for a, b in pairwise(tokens))
-    if len(tokens) <= 2:
-        grams.append("short")
+    for run in _CJK.findall(text):
+        padded = f"^{run}$"
+        grams.extend(padded[1:-1])
+        grams.extend(padded[i : i + 2] for i in range(len(padded) - 1))
+    words = _LATIN.findall(text)
+    for word in words:
+        padded = f" {word} "
+        size = len(padded)
+        for n in LATIN_NGRAMS:
+            grams.extend(padded[i : i + n] for i in range(size - n + 1))
+    grams.extend("w " + w for w in words)
+    grams.extend(f"b {a} {b}" for a, b in pairwise(words))
+    if "?" in text:
+        grams.append("?")
+    if "!" in text:
+        grams.append("!")
     return grams
