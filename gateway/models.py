@@ -62,5 +62,6 @@ class Turn:
     conversation_id: str
     replies: tuple[OutboundMessage, ...]
     intent: str | None
+    lang: str = "zh"
     duplicate: bool = False
     timed_out: bool = False

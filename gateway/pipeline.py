@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 # Accept in one round trip: dedupe (SET NX EX), take a ticket, find or start the conversation.
 # KEYS: dedupe key, sender hash. ARGV: pending ttl, idle timeout, fresh conversation id.
 # "pending" lives only as long as a turn may take: a retry after a crash mid-turn is handled.
-# Returns {1, ticket, served, conversation, new} or, for a duplicate, {0, stored replies, conversation}.
+# Returns {1, ticket, served, conversation, new, language} or, for a duplicate,
+# {0, stored replies, conversation}.
 _ACCEPT = """
 if not redis.call('SET', KEYS[1], 'pending', 'NX', 'EX', ARGV[1]) then
   return {0, redis.call('GET', KEYS[1]) or '', redis.call('HGET', KEYS[2], 'conv') or ''}
@@ -42,7 +43,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
-local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last')
+local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang')
 local conv, new = state[2], 0
 if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
   conv, new = ARGV[3], 1
@@ -50,7 +51,7 @@ if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
 end
 redis.call('HSET', KEYS[2], 'last', tostring(now))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) + 86400)
-return {1, ticket, tonumber(state[1] or '0'), conv, new}
+return {1, ticket, tonumber(state[1] or '0'), conv, new, state[4] or ''}
 """
 
 # Mark a ticket served unless a later one already was (a skipped, slow holder may finish late).
@@ -63,12 +64,13 @@ return cur
 
 # Finish a turn in one round trip: append the log entries, store the replies for duplicates,
 # mark the ticket served. KEYS: dedupe key, sender hash, conversation log (same slot: the
-# sender's hash tag). ARGV: stored replies, ticket, dedupe ttl, log entries (JSON) …
+# sender's hash tag). ARGV: stored replies, ticket, dedupe ttl, reply language, log entries (JSON) …
 _FINISH = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('HSET', KEYS[2], 'lang', ARGV[4])
 local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
 if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
-for i = 4, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
+for i = 5, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
 return cur
 """
 
@@ -77,6 +79,7 @@ return cur
 class Conversation:
     id: str
     new: bool
+    lang: str | None = None  # the language the bot last answered in
 
 
 class Pipeline:
@@ -126,8 +129,8 @@ class Pipeline:
         if not accepted[0]:
             counters.duplicates.inc()
             return await self._duplicate(msg, dedupe_key, accepted[1], accepted[2].decode())
-        _, ticket, served, conv_id, new = accepted
-        conversation = Conversation(conv_id.decode(), bool(new))
+        _, ticket, served, conv_id, new, conv_lang = accepted
+        conversation = Conversation(conv_id.decode(), bool(new), conv_lang.decode() or None)
         try:
             if served < ticket - 1:
                 await self._wait_turn(msg, sender_key, ticket)
@@ -149,7 +152,8 @@ class Pipeline:
                 },
             )
         await self._finish(
-            keys=[dedupe_key, sender_key, log_key], args=[payload, ticket, self.settings.dedupe_ttl, *entries]
+            keys=[dedupe_key, sender_key, log_key],
+            args=[payload, ticket, self.settings.dedupe_ttl, turn.lang, *entries],
         )
         counters.reply_seconds.observe(time.perf_counter() - started)
         return turn
@@ -181,22 +185,25 @@ class Pipeline:
         budget = self.settings.reply_deadline - (time.perf_counter() - started)
         try:
             async with asyncio.timeout(max(budget, 0.0)):
-                result, lang, reply = await self._understand_and_answer(msg)
+                result, lang, reply = await self._understand_and_answer(msg, conversation)
         except TimeoutError:
             self.metrics.channel(msg.channel).deadline_misses.inc()
-            lang = _reply_lang(msg.text, msg.lang)
+            lang = _reply_lang(msg.text, conversation.lang or msg.lang)
             reply = self.replies.render("deadline", lang)
             result = None
         replies = (
             OutboundMessage(msg.channel, msg.sender_id, reply.text, conversation.id, reply.buttons),
         )  # fmt: skip
         entries = _log_entries(msg, result, replies, time.perf_counter() - started, ticket)
-        return Turn(conversation.id, replies, result.intent if result else None, timed_out=result is None), entries
+        turn = Turn(conversation.id, replies, result.intent if result else None, lang, timed_out=result is None)
+        return turn, entries
 
-    async def _understand_and_answer(self, msg: InboundMessage) -> tuple[ParseResult, str, Reply]:
+    async def _understand_and_answer(
+        self, msg: InboundMessage, conversation: Conversation
+    ) -> tuple[ParseResult, str, Reply]:
         result = await asyncio.to_thread(self.parse, msg.text) if self.nlu.is_remote else self.parse(msg.text)
         self.metrics.intents.labels(result.intent).inc()
-        lang = _reply_lang(msg.text, msg.lang)
+        lang = _reply_lang(msg.text, conversation.lang or msg.lang)
         return result, lang, self.replies.respond(result, lang, msg.phone)
 
     def parse(self, text: str) -> ParseResult:
@@ -229,10 +236,12 @@ def _log_entries(
 
 
 def _reply_lang(text: str, preferred: str | None) -> str:
+    """Chinese text → zh; a short Latin text ("TD", "ok") or a quick-reply payload keeps the
+    conversation's language (else the UI's); longer English → en."""
     if has_cjk(text):
         return "zh"
     if preferred in {"zh", "en"} and (len(text) <= 12 or text.startswith("/")):
-        return preferred  # "TD", "ok", a quick-reply payload: keep the customer's chosen language
+        return preferred
     return "en"
 
 
