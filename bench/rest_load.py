@@ -76,6 +76,7 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
 
     latencies: list[float] = []
     errors = 0
+    run = os.urandom(4).hex()  # fresh message ids each run: a repeated id would be answered as a duplicate
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(messages):
         queue.put_nowait(i)
@@ -87,7 +88,7 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
             body = {
                 "sender": f"load-{i % senders}",
                 "message": TEXTS[i % len(TEXTS)],
-                "metadata": {"message_id": f"m{i}"},
+                "metadata": {"message_id": f"{run}-{i}"},
             }
             t0 = time.perf_counter()
             try:

@@ -38,6 +38,7 @@ class ReplyTable:
         self.complaint_labels: dict[str, dict[str, str]] = data["complaint_labels"]
         self._templates: dict[tuple[str, str], jinja2.Template] = {}
         self._buttons: dict[str, tuple[str, ...]] = {}
+        self._memo: dict[tuple[object, ...], Reply] = {}
         for key, entry in data["replies"].items():
             for lang in LANGS:
                 if not entry.get(lang):
@@ -56,8 +57,15 @@ class ReplyTable:
         return Button(self.labels[intent][lang], f"/{intent}")
 
     def render(self, key: str, lang: str, **context: Any) -> Reply:
-        text = self._templates[(key, lang)].render(**context).strip()
-        return Reply(text, tuple(self.button(i, lang) for i in self._buttons[key]))
+        """The rendered reply; identical inputs give identical replies, so they are memoised."""
+        memo_key = (key, lang, tuple(sorted(context.items())))
+        reply = self._memo.get(memo_key)
+        if reply is None:
+            text = self._templates[(key, lang)].render(**context).strip()
+            reply = Reply(text, tuple(self.button(i, lang) for i in self._buttons[key]))
+            if len(self._memo) < 10_000:
+                self._memo[memo_key] = reply
+        return reply
 
     def respond(self, result: ParseResult, lang: str, phone: str | None) -> Reply:
         context = _context(result)

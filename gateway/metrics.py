@@ -23,6 +23,7 @@ class ChannelMetrics:
 class Metrics:
     def __init__(self) -> None:
         self._channels: dict[str, ChannelMetrics] = {}
+        self._intents: dict[str, Any] = {}
         self.registry = CollectorRegistry()
         self.reply_seconds = Histogram(
             "gateway_reply_seconds", "Time from receipt of a customer message to the reply, per channel "
@@ -44,6 +45,12 @@ class Metrics:
         self.errors = Counter(
             "gateway_errors_total", "Unexpected errors while handling a request", registry=self.registry
         )
+
+    def intent(self, name: str) -> Any:
+        child = self._intents.get(name)
+        if child is None:
+            child = self._intents[name] = self.intents.labels(name)
+        return child
 
     def channel(self, name: str) -> ChannelMetrics:
         found = self._channels.get(name)

@@ -202,7 +202,7 @@ class Pipeline:
         self, msg: InboundMessage, conversation: Conversation
     ) -> tuple[ParseResult, str, Reply]:
         result = await asyncio.to_thread(self.parse, msg.text) if self.nlu.is_remote else self.parse(msg.text)
-        self.metrics.intents.labels(result.intent).inc()
+        self.metrics.intent(result.intent).inc()
         lang = _reply_lang(msg.text, conversation.lang or msg.lang)
         return result, lang, self.replies.respond(result, lang, msg.phone)
 

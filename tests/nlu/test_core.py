@@ -41,8 +41,9 @@ def test_emoji_and_repeated_punctuation_are_tolerated():
     assert normalise("流量？？？😡😡 还剩多少").model == "流量? 还剩多少"
 
 
-@pytest.mark.parametrize(("text", "needle"), [("", "empty"), ("   \n", "empty"), (None, "string"),
-                                              ("字" * 1001, "too long")])
+@pytest.mark.parametrize(
+    ("text", "needle"), [("", "empty"), ("   \n", "empty"), (None, "string"), ("字" * 1001, "too long")]
+)
 def test_bad_input_is_a_clear_error(text, needle):
     with pytest.raises(NLUInputError, match=needle):
         validate(text, 1000)
@@ -172,7 +173,8 @@ def test_malformed_yaml_names_the_line(tmp_path):
 def test_jsonl_and_folders(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.jsonl").write_text(
-        json.dumps({"text": "网速太慢了", "intent": "complaint", "complaint_type": "network"}, ensure_ascii=False) + "\n"
+        json.dumps({"text": "网速太慢了", "intent": "complaint", "complaint_type": "network"}, ensure_ascii=False)
+        + "\n"
     )
     assert load([tmp_path])[0].complaint_type == "network"
     (tmp_path / "sub" / "b.jsonl").write_text("{not json\n")
@@ -209,8 +211,13 @@ def test_parse_contract(nlu_engine):
 
 @pytest.mark.parametrize(
     ("text", "intent"),
-    [("我的话费还剩多少", "query_balance"), ("餘額還有多少", "query_balance"), ("how much data do I have left",
-     "query_data_usage"), ("转人工", "request_human"), ("营业厅几点关门", "store_hours")],
+    [
+        ("我的话费还剩多少", "query_balance"),
+        ("餘額還有多少", "query_balance"),
+        ("how much data do I have left", "query_data_usage"),
+        ("转人工", "request_human"),
+        ("营业厅几点关门", "store_hours"),
+    ],
 )
 def test_clear_messages(nlu_engine, text, intent):
     assert nlu_engine.parse(text).intent == intent
@@ -226,17 +233,20 @@ def test_mixed_text_with_chinese_is_zh(nlu_engine):
     assert nlu_engine.parse("my data please").lang == "en"
 
 
+def with_fallback(engine, **changes):
+    config = dataclasses.replace(engine.config, fallback=dataclasses.replace(engine.config.fallback, **changes))
+    return NLU(engine._intents, engine._types, config)
+
+
 def test_fallback_keeps_the_ranking(nlu_engine):
-    strict = NLU(nlu_engine._intents, nlu_engine._types,
-                 dataclasses.replace(nlu_engine.config, fallback=dataclasses.replace(nlu_engine.config.fallback,
-                                                                                     threshold=0.999)))  # fmt: skip
-    result = strict.parse("我的话费还剩多少")
+    result = with_fallback(nlu_engine, threshold=0.999).parse("我的话费还剩多少")
     assert result.intent == "nlu_fallback"
     assert result.top_intent == "query_balance" and len(result.intent_ranking) > 1
-    gap = NLU(nlu_engine._intents, nlu_engine._types,
-              dataclasses.replace(nlu_engine.config, fallback=dataclasses.replace(nlu_engine.config.fallback,
-                                                                                  threshold=0.0, ambiguity_threshold=1.0)))  # fmt: skip
+    gap = with_fallback(nlu_engine, threshold=0.0, ambiguity_threshold=1.0)
     assert gap.parse("我的话费还剩多少").intent == "nlu_fallback"
+    assert with_fallback(nlu_engine, threshold=0.0, ambiguity_threshold=0.0).parse("我的话费还剩多少").intent == (
+        "query_balance"
+    )
 
 
 def test_gibberish_is_not_confident(nlu_engine):
@@ -259,7 +269,7 @@ def test_artifact_is_plain_arrays_and_json(tmp_path):
 
 # ---- remote back end -----------------------------------------------------------------------------
 class FakeRasa(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         payload = {"text": body["text"], "intent": {"name": "roaming", "confidence": 0.97},
                    "intent_ranking": [{"name": "roaming", "confidence": 0.97}, {"name": "greet", "confidence": 0.03}],
