@@ -130,3 +130,17 @@ async def test_two_processes_share_visitors_through_redis(aiohttp_client, settin
         )
         frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
     assert frame["from"] == "agent" and frame["agent"] == "小王"
+
+
+async def test_a_resent_message_is_answered_once(client):
+    """The widget resends messages the server has not echoed yet after a reconnect; the server
+    handles each client_id once (here the resend arrives after the first was handled)."""
+    async with client.ws_connect("/ws/chat?visitor_id=w7") as ws:
+        await ws.receive()
+        await ws.send_json({"type": "message", "text": "查流量", "client_id": "c-77"})
+        await frames_until(ws, bot_reply)
+        await ws.send_json({"type": "message", "text": "查流量", "client_id": "c-77"})
+        await ws.send_json({"type": "message", "text": "谢谢", "client_id": "c-78"})
+        seen = await frames_until(ws, bot_reply)
+    customer = [f for f in seen if f.get("from") == "customer"]
+    assert [f["client_id"] for f in customer] == ["c-78"]  # the resend produced nothing new
