@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 import redis.asyncio as aioredis
 
 from bots.replies import Reply, ReplyTable
@@ -96,21 +98,28 @@ class Pipeline:
         self._accept = redis.register_script(_ACCEPT)
         self._serve = redis.register_script(_SERVE)
         self._finish = redis.register_script(_FINISH)
-        self._inflight: set[asyncio.Task[Turn]] = set()
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._pending_ttl = int(settings.order_wait + settings.reply_deadline) + 5
 
     # ---- public --------------------------------------------------------------------------
     async def handle(self, msg: InboundMessage) -> Turn:
-        """Handle one customer message; shielded so a dropped client does not cut a turn in half."""
-        task = asyncio.ensure_future(self._handle(msg))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(task)
+        """Handle one customer message. A turn cut short (its caller cancelled) releases its
+        dedupe mark and its place in the sender's order, so the channel's retry is handled."""
+        self._active += 1
+        self._idle.clear()
+        try:
+            return await self._handle(msg)
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
 
     async def drain(self, timeout: float) -> None:
         """Wait for in-flight turns (graceful shutdown)."""
-        if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=timeout)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
 
     def validate_text(self, text: object) -> str:
         return validate(text, self.settings.max_message_chars)
@@ -139,7 +148,7 @@ class Pipeline:
             await self.redis.delete(dedupe_key)  # not handled: let the provider's retry through
             await self._serve(keys=[sender_key], args=[ticket])
             raise
-        payload = json.dumps([_out_dict(r) for r in turn.replies], ensure_ascii=False)
+        payload = orjson.dumps([_out_dict(r) for r in turn.replies])
         log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
         if conversation.new:
             await self.redis.hset(
@@ -181,11 +190,14 @@ class Pipeline:
 
     async def _turn(
         self, msg: InboundMessage, conversation: Conversation, started: float, ticket: int
-    ) -> tuple[Turn, list[str]]:
+    ) -> tuple[Turn, list[bytes]]:
         budget = self.settings.reply_deadline - (time.perf_counter() - started)
         try:
-            async with asyncio.timeout(max(budget, 0.0)):
-                result, lang, reply = await self._understand_and_answer(msg, conversation)
+            if self.nlu.is_remote:  # only a call out can make a turn wait; the local steps never await
+                async with asyncio.timeout(max(budget, 0.0)):
+                    result, lang, reply = await self._understand_and_answer(msg, conversation)
+            else:
+                result, lang, reply = self._answer(msg, conversation, self.parse(msg.text))
         except TimeoutError:
             self.metrics.channel(msg.channel).deadline_misses.inc()
             lang = _reply_lang(msg.text, conversation.lang or msg.lang)
@@ -201,7 +213,11 @@ class Pipeline:
     async def _understand_and_answer(
         self, msg: InboundMessage, conversation: Conversation
     ) -> tuple[ParseResult, str, Reply]:
-        result = await asyncio.to_thread(self.parse, msg.text) if self.nlu.is_remote else self.parse(msg.text)
+        return self._answer(msg, conversation, await asyncio.to_thread(self.parse, msg.text))
+
+    def _answer(
+        self, msg: InboundMessage, conversation: Conversation, result: ParseResult
+    ) -> tuple[ParseResult, str, Reply]:
         self.metrics.intent(result.intent).inc()
         lang = _reply_lang(msg.text, conversation.lang or msg.lang)
         return result, lang, self.replies.respond(result, lang, msg.phone)
@@ -217,7 +233,7 @@ class Pipeline:
 
 def _log_entries(
     msg: InboundMessage, result: ParseResult | None, replies: Sequence[OutboundMessage], seconds: float, ticket: int
-) -> list[str]:
+) -> list[bytes]:
     """The turn's entries for the conversation log: the customer's message (phone and ID
     numbers masked) with its NLU labels, then each reply with the turn's time."""
     nlu = None
@@ -227,11 +243,11 @@ def _log_entries(
     customer = {"kind": "customer", "channel": msg.channel, "message_id": msg.message_id, "ticket": ticket,
                 "text": mask_text(msg.text, result.entities) if result else msg.text, "nlu": nlu,
                 "at": msg.received_at}  # fmt: skip
-    entries = [json.dumps(customer, ensure_ascii=False)]
+    entries = [orjson.dumps(customer)]
     for reply in replies:
         entry = {"kind": reply.sender, "text": reply.text, "buttons": [b.title for b in reply.buttons],
                  "seconds": round(seconds, 4), "at": time.time()}  # fmt: skip
-        entries.append(json.dumps(entry, ensure_ascii=False))
+        entries.append(orjson.dumps(entry))
     return entries
 
 
@@ -252,4 +268,3 @@ def _out_dict(out: OutboundMessage) -> dict[str, object]:
 def _out_from_dict(data: dict[str, object], msg: InboundMessage) -> OutboundMessage:
     buttons = tuple(Button(str(t), str(p)) for t, p in data.get("buttons", []))  # type: ignore[misc, union-attr]
     return OutboundMessage(msg.channel, msg.sender_id, str(data["text"]), "", buttons, str(data.get("from", "bot")))
-

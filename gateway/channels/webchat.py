@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import orjson
 import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 from yarl import URL
@@ -193,7 +194,7 @@ async def rest_webhook(request: web.Request) -> web.Response:
     inbound = InboundMessage(REST_CHANNEL, sender, sender, text, message_id, time.time(),
                              {"message_id": message_id}, phone, lang)  # fmt: skip
     turn = await pipeline.handle(inbound)
-    return web.json_response([r.to_rasa() for r in turn.replies], dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return web.Response(body=orjson.dumps([r.to_rasa() for r in turn.replies]), content_type="application/json")
 
 
 async def widget_page(request: web.Request) -> web.Response:
