@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.channels import webchat
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
+from gateway.fastredis import FastRedis
 from gateway.keys import METRICS, NLU_ENGINE, PIPELINE, REDIS, RKEYS, SETTINGS
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
@@ -29,6 +30,7 @@ from nlu.engine import artifact_key
 
 log = logging.getLogger(__name__)
 EMBEDDED: web.AppKey[EmbeddedRedis] = web.AppKey("embedded_redis")
+FAST_REDIS: web.AppKey[FastRedis] = web.AppKey("fast_redis")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -71,7 +73,9 @@ def _redis_ctx(settings: Settings) -> object:
             client = aioredis.Redis(unix_socket_path=str(embedded.socket))
         await client.ping()
         app[REDIS] = client
+        app[FAST_REDIS] = FastRedis(settings.redis.url or embedded.url)  # type: ignore[union-attr]
         yield
+        await app[FAST_REDIS].aclose()
         await client.aclose()
         if embedded:
             await embedded.stop()
@@ -101,7 +105,7 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = nlu or await asyncio.to_thread(load_nlu, settings)
         app[NLU_ENGINE] = engine
-        app[PIPELINE] = Pipeline(app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS])
+        app[PIPELINE] = Pipeline(app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS], fast=app[FAST_REDIS])
         gc.collect()
         gc.freeze()  # the model's vocabulary lives for the process: keep it out of every GC pass
         yield

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from bots.replies import Reply, ReplyTable
+from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
 from gateway.models import Button, InboundMessage, OutboundMessage, Turn
 from gateway.rkeys import DEDUPE_PENDING, Keys
@@ -87,7 +91,7 @@ class Conversation:
 class Pipeline:
     def __init__(
         self, redis: aioredis.Redis, keys: Keys, nlu: NLU, settings: PipelineSettings, metrics: Metrics,
-        replies: ReplyTable | None = None,
+        replies: ReplyTable | None = None, fast: FastRedis | None = None,
     ) -> None:  # fmt: skip
         self.redis = redis
         self.keys = keys
@@ -95,6 +99,7 @@ class Pipeline:
         self.settings = settings
         self.metrics = metrics
         self.replies = replies or ReplyTable()
+        self.fast = fast
         self._accept = redis.register_script(_ACCEPT)
         self._serve = redis.register_script(_SERVE)
         self._finish = redis.register_script(_FINISH)
@@ -131,9 +136,10 @@ class Pipeline:
         counters.messages.inc()
         sender_key = self.keys.sender(msg.channel, msg.sender_id)
         dedupe_key = self.keys.dedupe(msg.channel, msg.sender_id, msg.message_id)
-        accepted = await self._accept(
-            keys=[dedupe_key, sender_key],
-            args=[self._pending_ttl, self.settings.conversation_idle_timeout, uuid.uuid4().hex],
+        accepted = await self._script(
+            self._accept,
+            [dedupe_key, sender_key],
+            [self._pending_ttl, self.settings.conversation_idle_timeout, os.urandom(16).hex()],
         )
         if not accepted[0]:
             counters.duplicates.inc()
@@ -146,26 +152,35 @@ class Pipeline:
             turn, entries = await self._turn(msg, conversation, started, ticket)
         except BaseException:
             await self.redis.delete(dedupe_key)  # not handled: let the provider's retry through
-            await self._serve(keys=[sender_key], args=[ticket])
+            await self._script(self._serve, [sender_key], [ticket])
             raise
         payload = orjson.dumps([_out_dict(r) for r in turn.replies])
         log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
-        if conversation.new:
-            await self.redis.hset(
-                self.keys.conversation(conversation.id),
-                mapping={
-                    "channel": msg.channel,
-                    "sender": msg.sender_id,
-                    "started_at": msg.received_at,
-                    "log": log_key,
-                },
-            )
-        await self._finish(
-            keys=[dedupe_key, sender_key, log_key],
-            args=[payload, ticket, self.settings.dedupe_ttl, turn.lang, *entries],
+        if conversation.new:  # about one message in ten; the meta hash has its own slot, so not in the script
+            meta = {"channel": msg.channel, "sender": msg.sender_id, "started_at": msg.received_at, "log": log_key}
+            await self._command("HSET", self.keys.conversation(conversation.id), *itertools.chain(*meta.items()))
+        await self._script(
+            self._finish,
+            [dedupe_key, sender_key, log_key],
+            [payload, ticket, self.settings.dedupe_ttl, turn.lang, *entries],
         )
         counters.reply_seconds.observe(time.perf_counter() - started)
         return turn
+
+    async def _command(self, *args: Any) -> Any:
+        return await (self.fast.execute(*args) if self.fast else self.redis.execute_command(*args))
+
+    async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run a registered script on the lean connection (redis-py when there is none)."""
+        if self.fast is None:
+            return await script(keys=keys, args=args)
+        try:
+            return await self.fast.evalsha(script.sha, keys, args)
+        except FastRedisError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            await self.redis.script_load(script.script)  # Redis restarted and forgot it
+            return await self.fast.evalsha(script.sha, keys, args)
 
     async def _duplicate(self, msg: InboundMessage, key: str, stored: bytes, conversation: str) -> Turn:
         deadline = time.monotonic() + self.settings.reply_deadline
