@@ -24,7 +24,7 @@ FORMAT_VERSION = 2
 
 @dataclass(frozen=True, slots=True)
 class ModelParams:
-    C: float = 50.0
+    C: float = 100.0
     max_iter: int = 2000
     min_df: int = 1
     class_weight: str | None = "balanced"  # complaints outnumber each other intent 4:1
