@@ -15,8 +15,8 @@ from nlu import NLUConfig
 from nlu.data import load
 from nlu.evaluate import cross_validate, evaluate_on
 
-FLOORS = {"zh": 0.90, "en": 0.86, "complaint_type": 0.88}
-HELDOUT = Path(__file__).resolve().parents[1] / "data"
+FLOORS = {"zh": 0.91, "en": 0.87, "complaint_type": 0.89}
+HELDOUT = Path(__file__).resolve().parents[1] / "data"  # written independently of nlu/data/
 
 
 @pytest.mark.slow
@@ -36,4 +36,4 @@ def test_heldout_set(nlu_engine, lang):
         pytest.skip(f"{path} not present")
     report = evaluate_on(nlu_engine, load([path]), path.name)
     print(report.summary())
-    assert report.by_lang[lang].accuracy >= 0.75, report.summary()
+    assert report.by_lang[lang].accuracy >= 0.90, report.summary()
