@@ -1,29 +1,76 @@
-// Customer chat page: plain JavaScript, no build step. Protocol: README "Web chat".
+// Customer chat page (served at "/"): plain JavaScript, no build step, no dependencies.
+// WebSocket protocol: README "Web chat". All message text goes in with textContent, never innerHTML.
 (() => {
   "use strict";
+
   const UI = {
-    zh: { title: "在线客服", placeholder: "请输入您的问题…", send: "发送", connecting: "连接中…", open: "在线",
-          closed: "已断开，正在重连…", typing: "对方正在输入…", other: "EN",
-          queued: (n, s) => `您前面还有 ${n} 位，预计等待 ${s} 秒`,
-          joined: (a) => `客服 ${a} 为您服务`, left: "客服已离开" },
-    en: { title: "Online support", placeholder: "Type your question…", send: "Send", connecting: "Connecting…",
-          open: "Online", closed: "Reconnecting…", typing: "typing…", other: "中文",
-          queued: (n, s) => `${n} ahead of you, about ${s} s wait`,
-          joined: (a) => `Agent ${a} has joined`, left: "The agent has left" },
+    zh: {
+      title: "在线客服", placeholder: "请输入您的问题…", send: "发送", close: "关闭", input: "消息",
+      connecting: "连接中…", open: "在线", closed: "已断开，正在重连…", typing: "对方正在输入…",
+      queued: (n, s) => `您前面还有 ${n} 位，预计等待 ${s} 秒`,
+      joined: (a) => `客服 ${a} 为您服务`, left: "客服已离开", agent: "客服",
+    },
+    en: {
+      title: "Online support", placeholder: "Type your question…", send: "Send", close: "Close", input: "Message",
+      connecting: "Connecting…", open: "Online", closed: "Reconnecting…", typing: "typing…",
+      queued: (n, s) => `${n} ahead of you, about ${s} s wait`,
+      joined: (a) => `Agent ${a} has joined`, left: "The agent has left", agent: "Agent",
+    },
   };
+  const MAX_CHARS = 1000;
+  const MAX_SENDS = 4;          // a frame the server never echoes (e.g. rejected) is retried at most this often
+  const TYPING_EVERY = 2000;    // ms between our "typing" frames
+  const TYPING_SHOW = 3000;     // ms the "typing…" indicator stays up
+
+  // sessionStorage can throw (third-party iframe with storage blocked): degrade to memory only.
+  const store = {
+    get(key) { try { return sessionStorage.getItem("gw_chat." + key); } catch { return null; } },
+    set(key, value) { try { sessionStorage.setItem("gw_chat." + key, value); } catch { /* memory only */ } },
+  };
+
   const $ = (id) => document.getElementById(id);
+  const body = document.body;
   const log = $("chat-log"), input = $("chat-input"), form = $("chat-form"), status = $("chat-status");
-  const typingLine = $("chat-typing");
-  let lang = document.body.dataset.lang === "en" ? "en" : "zh";
-  const token = document.body.dataset.token || "";
-  let ws = null, lastSeq = 0, backoff = 500, typingTimer = null, lastTypingSent = 0;
-  const unsent = [];              // typed while disconnected
-  const unacked = new Map();      // client_id -> frame, until the server echoes it (resent after a reconnect)
-  const rendered = new Set();     // client_ids already shown by this tab
+  const sendButton = $("chat-send"), langSwitch = $("lang-switch"), closeButton = $("chat-close");
+  const typingLine = $("chat-typing"), typingText = typingLine.querySelector(".typing-text");
 
-  const uuid = () => (crypto.randomUUID ? crypto.randomUUID()
-    : Date.now().toString(36) + Math.random().toString(36).slice(2));
+  const token = body.dataset.token || "";
+  let lang = store.get("lang") || body.dataset.lang;
+  if (lang !== "en") lang = "zh";
 
+  // Highest seq seen in this tab before this page load: frames up to it are history being replayed
+  // (no typing indicator, no "new message" ping to the host page).
+  const historySeq = Number(store.get("last_seq")) || 0;
+  // A fresh page has an empty log, so the first connection asks for everything the server kept
+  // (last_seq=0); from then on reconnects pass the highest seq rendered here.
+  let lastSeq = 0;
+
+  let ws = null, connId = 0, everOpen = false, backoff = 500, retryTimer = null;
+  let typingTimer = null, lastTypingSent = 0;
+  let hostOrigin = null;                          // set when widget.js embeds us and says hello
+  const rendered = new Map();                     // client_id -> customer bubble shown by this tab
+  const notices = [];                             // [element, (ui) => text]: re-translated on switch
+
+  // Outbox: frames not yet echoed by the server, in order. Sent ones are re-sent after a reconnect
+  // (the server handles each client_id once). Kept in sessionStorage so a reload loses nothing.
+  let outbox = [];
+  try {
+    outbox = JSON.parse(store.get("outbox") || "[]").filter((e) => e && e.frame && e.frame.client_id);
+    for (const entry of outbox) entry.conn = 0;  // connection ids restart with the page
+  }
+  catch { outbox = []; }
+  const saveOutbox = () => store.set("outbox", JSON.stringify(outbox));
+
+  const uuid = () => {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+    const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  };
+  const str = (v) => (v === undefined || v === null ? "" : String(v));
+
+  // ---- UI --------------------------------------------------------------------------------------
   function setStatus(state) {
     status.dataset.state = state;
     status.textContent = UI[lang][state];
@@ -32,141 +79,296 @@
   function applyLang() {
     const t = UI[lang];
     document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-    $("chat-title").textContent = t.title;
+    body.dataset.lang = lang;
     document.title = t.title;
+    $("chat-title").textContent = t.title;
     input.placeholder = t.placeholder;
-    $("chat-send").textContent = t.send;
-    $("lang-switch").textContent = t.other;
+    input.setAttribute("aria-label", t.input);
+    sendButton.textContent = t.send;
+    closeButton.setAttribute("aria-label", t.close);
+    langSwitch.setAttribute("aria-pressed", String(lang === "en"));
     setStatus(status.dataset.state || "connecting");
+    if (!typingLine.hidden) typingText.textContent = t.typing;
+    for (const [el, render] of notices) el.firstChild.textContent = render(t);
+  }
+
+  const nearBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 120;
+  let stuck = true;  // the reader is at the bottom: keep it there when the log grows or shrinks
+  log.addEventListener("scroll", () => { stuck = nearBottom(); }, { passive: true });
+  const toBottom = () => { log.scrollTop = log.scrollHeight; stuck = true; };
+  // the composer growing, the typing line or a phone keyboard resize the log: stay at the bottom
+  if (window.ResizeObserver) new ResizeObserver(() => { if (stuck) toBottom(); }).observe(log);
+  function append(item, force) {
+    const stick = force || stuck || nearBottom();
+    log.appendChild(item);
+    if (stick) toBottom();
   }
 
   function bubble(kind, text, extra = {}) {
     const item = document.createElement("div");
-    item.className = `msg msg-${kind}` + (extra.error ? " error" : "");
-    if (kind === "agent" && extra.agent) {
-      const who = document.createElement("span");
-      who.className = "who";
-      who.textContent = extra.agent;
+    item.className = `msg msg-${kind}`;
+    if (kind === "agent") {
+      const who = document.createElement("div");
+      who.className = "msg-name";
+      who.textContent = extra.agent || UI[lang].agent;
       item.appendChild(who);
     }
-    const body = document.createElement("div");
-    body.className = "bubble";
-    body.textContent = text;
-    item.appendChild(body);
-    if (extra.buttons && extra.buttons.length) {
+    const text_ = document.createElement("div");
+    text_.className = "bubble";
+    text_.textContent = text;
+    item.appendChild(text_);
+    const buttons = Array.isArray(extra.buttons) ? extra.buttons.filter((b) => b && (b.title || b.payload)) : [];
+    if (buttons.length) {
       const chips = document.createElement("div");
       chips.className = "chips";
-      for (const b of extra.buttons) {
+      for (const b of buttons) {
         const chip = document.createElement("button");
         chip.type = "button";
         chip.className = "quick-reply";
-        chip.textContent = b.title;
+        const title = str(b.title || b.payload);
+        chip.textContent = title;
         chip.addEventListener("click", () => {
-          chips.querySelectorAll("button").forEach((c) => { c.disabled = true; });
-          send(b.payload || b.title, b.title);
+          for (const c of chips.querySelectorAll(".quick-reply")) c.disabled = true;
+          chip.classList.add("chosen");
+          send(str(b.payload || b.title), title);
         });
         chips.appendChild(chip);
       }
       item.appendChild(chips);
     }
-    log.appendChild(item);
-    log.scrollTop = log.scrollHeight;
+    append(item, extra.force);
     return item;
+  }
+
+  function notice(render, isError) {
+    const item = document.createElement("div");
+    item.className = "msg msg-system" + (isError ? " msg-error" : "");
+    if (isError) item.setAttribute("role", "alert");
+    const text = document.createElement("div");
+    text.className = "bubble";
+    item.appendChild(text);
+    if (typeof render === "function") {
+      text.textContent = render(UI[lang]);
+      notices.push([item, render]);
+    } else {
+      text.textContent = render;
+    }
+    append(item, true);
   }
 
   function showTyping(on) {
     clearTimeout(typingTimer);
     typingLine.hidden = !on;
-    typingLine.textContent = on ? UI[lang].typing : "";
-    if (on) typingTimer = setTimeout(() => showTyping(false), 3000);
+    typingText.textContent = on ? UI[lang].typing : "";
+    if (on) typingTimer = setTimeout(() => showTyping(false), TYPING_SHOW);
   }
 
+  // ---- talking to the host page (widget.js), when embedded -------------------------------------
+  function toHost(type) {
+    if (hostOrigin && window.parent !== window) window.parent.postMessage({ type }, hostOrigin);
+  }
+  window.addEventListener("message", (event) => {
+    if (event.source !== window.parent || window.parent === window) return;
+    const type = event.data && event.data.type;
+    if (type === "gw-chat:host") {
+      hostOrigin = event.origin;
+      closeButton.hidden = false;
+      body.classList.add("embedded");
+      toHost("gw-chat:ready");
+    } else if (type === "gw-chat:open" && window.innerWidth >= 480) {
+      input.focus();
+    }
+  });
+  closeButton.addEventListener("click", () => toHost("gw-chat:close"));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && hostOrigin) toHost("gw-chat:close");
+  });
+
+  // ---- frames from the server ------------------------------------------------------------------
   function onFrame(frame) {
+    if (!frame || typeof frame !== "object") return;
+    if (frame.type === "hello") {
+      backoff = 500;  // a server that says hello is healthy: the next drop starts the back-off anew
+      // The server's sequence restarted (its store was reset): follow it, or every new frame looks old.
+      if (typeof frame.last_seq === "number" && frame.last_seq < lastSeq) lastSeq = frame.last_seq;
+      return;
+    }
+    let live = true;
     if (typeof frame.seq === "number") {
-      if (frame.seq <= lastSeq) return;   // already shown (replay overlap)
+      if (frame.seq <= lastSeq) return;  // already rendered (replay overlap)
       lastSeq = frame.seq;
+      live = frame.seq > historySeq;
+      if (frame.seq > (Number(store.get("last_seq")) || 0)) store.set("last_seq", String(frame.seq));
     }
     switch (frame.type) {
-      case "hello": return;
-      case "message":
+      case "message": {
+        const text = str(frame.text);
         if (frame.from === "customer") {
-          if (frame.client_id) unacked.delete(frame.client_id);
-          if (frame.client_id && rendered.has(frame.client_id)) return;
-          bubble("customer", frame.text);
+          const id = frame.client_id ? String(frame.client_id) : "";
+          if (id) dropFromOutbox(id);
+          if (id && rendered.has(id)) {         // our own message coming back: already on screen
+            rendered.get(id).classList.remove("pending");
+            return;
+          }
+          const item = bubble("customer", text);
+          if (id) rendered.set(id, item);
           return;
         }
         showTyping(false);
-        bubble(frame.from === "agent" ? "agent" : "bot", frame.text, { buttons: frame.buttons, agent: frame.agent });
+        const kind = frame.from === "agent" ? "agent" : "bot";
+        bubble(kind, text, { buttons: frame.buttons, agent: frame.agent ? str(frame.agent) : "" });
+        if (live) toHost("gw-chat:new");
         return;
-      case "typing": showTyping(true); return;
-      case "queued": bubble("system", UI[lang].queued(frame.position, frame.eta_seconds)); return;
-      case "agent_joined": bubble("system", UI[lang].joined(frame.agent || "")); return;
-      case "agent_left": bubble("system", UI[lang].left); return;
-      case "error": bubble("system", frame.error, { error: true }); return;
-      default: return;
+      }
+      case "typing":
+        if (live && frame.from !== "customer") showTyping(true);
+        return;
+      case "queued": {
+        const n = frame.position ?? "?", s = frame.eta_seconds == null ? "?" : Math.round(frame.eta_seconds);
+        notice((t) => t.queued(n, s));
+        return;
+      }
+      case "agent_joined": {
+        const name = str(frame.agent);
+        notice((t) => t.joined(name || t.agent));
+        if (live) toHost("gw-chat:new");
+        return;
+      }
+      case "agent_left":
+        showTyping(false);
+        notice((t) => t.left);
+        return;
+      case "error":
+        notice(str(frame.error || frame.message || "error"), true);
+        return;
+      default:
+        return;  // unknown frame types are ignored (forward compatible)
     }
   }
 
+  // ---- connection ------------------------------------------------------------------------------
   function connect() {
-    setStatus("connecting");
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    setStatus(everOpen ? "closed" : "connecting");  // a reconnect keeps saying "Reconnecting…"
     const params = new URLSearchParams({ lang, last_seq: String(lastSeq) });
     if (token) params.set("token", token);
-    ws = new WebSocket(`${proto}//${location.host}/ws/chat?${params}`);
-    ws.onopen = () => {
-      backoff = 500;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    let sock;
+    try {
+      sock = new WebSocket(`${proto}//${location.host}/ws/chat?${params}`);
+    } catch (err) {
+      console.error(err);
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    connId += 1;
+    sock.onopen = () => {
+      if (ws !== sock) return;
+      everOpen = true;
       setStatus("open");
-      for (const frame of unacked.values()) ws.send(JSON.stringify(frame));   // the server dedupes by client_id
-      while (unsent.length) transmit(unsent.shift());
+      flush();
     };
-    ws.onmessage = (event) => {
-      try { onFrame(JSON.parse(event.data)); } catch (err) { console.error(err); }
+    sock.onmessage = (event) => {
+      if (ws !== sock) return;
+      let frame;
+      try { frame = JSON.parse(event.data); } catch { return; }
+      try { onFrame(frame); } catch (err) { console.error(err); }
     };
-    ws.onclose = () => {
+    sock.onclose = () => {
+      if (ws !== sock) return;
+      ws = null;
       setStatus("closed");
-      setTimeout(connect, backoff);
-      backoff = Math.min(backoff * 2, 10000);
+      scheduleReconnect();
     };
   }
 
-  function transmit(frame) {
-    unacked.set(frame.client_id, frame);
-    ws.send(JSON.stringify(frame));
+  function scheduleReconnect() {
+    if (retryTimer) return;
+    retryTimer = setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 10000);
+  }
+
+  const isOpen = () => ws && ws.readyState === WebSocket.OPEN;
+
+  function flush() {
+    if (!isOpen()) return;
+    outbox = outbox.filter((entry) => (entry.tries || 0) < MAX_SENDS);
+    for (const entry of outbox) {
+      if (entry.conn === connId) continue;  // already sent on this connection
+      entry.conn = connId;
+      entry.tries = (entry.tries || 0) + 1;
+      ws.send(JSON.stringify(entry.frame));
+      const item = rendered.get(entry.frame.client_id);
+      if (item) item.classList.remove("pending");
+    }
+    saveOutbox();
+  }
+
+  function dropFromOutbox(clientId) {
+    const before = outbox.length;
+    outbox = outbox.filter((entry) => entry.frame.client_id !== clientId);
+    if (outbox.length !== before) saveOutbox();
   }
 
   function send(text, display) {
+    text = text.slice(0, MAX_CHARS);
     const frame = { type: "message", text, client_id: uuid(), lang };
-    if (display && display !== text) frame.display = display;
-    rendered.add(frame.client_id);
-    bubble("customer", display || text);
-    if (ws && ws.readyState === WebSocket.OPEN) transmit(frame);
-    else unsent.push(frame);
+    if (display !== undefined) frame.display = display;
+    const item = bubble("customer", display !== undefined ? display : text, { force: true });
+    rendered.set(frame.client_id, item);
+    outbox.push({ frame, tries: 0, conn: 0 });
+    saveOutbox();
+    if (isOpen()) {
+      flush();
+    } else {
+      item.classList.add("pending");  // shown faded until the connection is back and it is sent
+      if (!retryTimer && !ws) connect();
+    }
+  }
+
+  // ---- input -----------------------------------------------------------------------------------
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight + 2, 120) + "px";
+  }
+
+  function submit() {
+    const text = input.value.replace(/^\s+|\s+$/g, "");
+    if (!text) return;
+    input.value = "";
+    autosize();
+    send(text);
+    input.focus();
   }
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const text = input.value.trim();
-    if (!text) return;
-    input.value = "";
-    send(text);
+    submit();
   });
   input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
-      form.requestSubmit();
+      submit();
     }
   });
   input.addEventListener("input", () => {
+    autosize();
     const now = Date.now();
-    if (ws && ws.readyState === WebSocket.OPEN && now - lastTypingSent > 2000) {
+    if (input.value.trim() && isOpen() && now - lastTypingSent >= TYPING_EVERY) {
       lastTypingSent = now;
       ws.send(JSON.stringify({ type: "typing" }));
     }
   });
-  $("lang-switch").addEventListener("click", () => {
+  langSwitch.addEventListener("click", () => {
     lang = lang === "zh" ? "en" : "zh";
+    store.set("lang", lang);
     applyLang();
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "lang", lang }));
+    if (isOpen()) ws.send(JSON.stringify({ type: "lang", lang }));  // otherwise the reconnect URL carries it
+  });
+  window.addEventListener("online", () => {
+    if (!ws) { backoff = 500; connect(); }
   });
 
   applyLang();
