@@ -63,7 +63,10 @@ def cmd_train(args: argparse.Namespace, config: NLUConfig) -> int:
 def cmd_predict(args: argparse.Namespace, config: NLUConfig) -> int:
     from datetime import date
 
-    now = date.fromisoformat(args.now) if args.now else None
+    try:
+        now = date.fromisoformat(args.now) if args.now else None
+    except ValueError:
+        raise NLUInputError(f"--now must be a date like 2026-11-28, got {args.now!r}") from None
     nlu = NLU.load(config, _training_data(args.data), args.cache_dir)
     for number, line in enumerate(sys.stdin, 1):
         if not line.strip():

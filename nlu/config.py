@@ -50,6 +50,9 @@ class NLUConfig:
     def from_dict(cls, raw: dict[str, Any], source: str) -> NLUConfig:
         try:
             entities = raw.get("entities", {}) or {}
+            unknown = set(entities) - {"districts", "plans"}
+            if unknown:
+                raise ConfigError(f"{source}: unknown key 'entities.{sorted(unknown)[0]}'; known: districts, plans")
             gazetteer = Gazetteer(
                 districts={str(k): tuple(map(str, v or ())) for k, v in (entities.get("districts") or {}).items()},
                 plans={str(k): tuple(map(str, v or ())) for k, v in (entities.get("plans") or {}).items()},
@@ -61,8 +64,10 @@ class NLUConfig:
                 backend=BackendSettings(**(raw.get("backend") or {})),
                 gazetteer=gazetteer,
             )
-        except TypeError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{source}: invalid value: {exc}") from None
         if config.backend.kind not in {"embedded", "rasa"}:
             raise ConfigError(f"{source}: backend.kind must be 'embedded' or 'rasa', got {config.backend.kind!r}")
         if config.backend.kind == "rasa" and not config.backend.url:

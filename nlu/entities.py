@@ -14,23 +14,24 @@ from datetime import date
 import cn2an
 
 _CN_NUM = "零〇一二两三四五六七八九十百千万点"
-_NUM = rf"(?:\d+(?:\.\d+)?|[{_CN_NUM}]+)"
+_NUM = rf"(?:\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?|[{_CN_NUM}]+)"
 
 PHONE = re.compile(r"(?<![\d+])(?:\+?86[\s-]?)?(1[3-9]\d(?:[\s-]?\d){8})(?!\d)")
 ID_CARD = re.compile(
     r"(?<!\d)(\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx])(?![\dA-Za-z])"
 )
 MONEY = re.compile(
-    rf"(?:(?P<sym>[¥￥$])\s*(?P<n1>\d+(?:\.\d+)?))"
+    rf"(?:(?P<sym>[¥￥$])\s*(?P<n1>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?))"
     rf"|(?:(?P<n2>{_NUM})\s*(?P<unit>元钱|元|块钱|块|rmb|yuan|dollars?|usd|美元|美金)(?![a-z]))",
 )
 DATA_VOLUME = re.compile(
-    rf"(?P<n>{_NUM})\s*(?:个)?\s*(?P<unit>tb|gb|g|mb|m|兆|t)(?![a-z])(?!\s*(?:网络|网|信号|手机|基站|套餐|network|phone|signal))",
+    rf"(?P<n>{_NUM})\s*(?:个)?\s*(?P<unit>tb|gb|g|mb|m|兆|t)(?![a-z])"
+    r"(?!\s*(?:网络|网|信号|手机|基站|套餐|宽带|光纤|带宽|光猫|network|phone|signal|broadband|fibre|fiber))",
 )
 REL_MONTH_ZH = re.compile(r"上上个?月|上个?月|这个月|本月|当月|下个?月")
 REL_MONTH_EN = re.compile(r"\b(?:the month before last|last month|this month|next month)\b")
 ABS_DATE = re.compile(
-    rf"(?:(?P<y>\d{{4}})\s*年\s*)?(?P<m>\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*月份?(?:\s*(?P<d>\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*[日号])?"
+    rf"(?:(?P<y>\d{{4}}|[〇零一二三四五六七八九]{{4}})\s*年\s*)?(?P<m>\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*月份?(?:\s*(?P<d>\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*[日号])?"
 )
 ISO_MONTH = re.compile(r"(?<!\d)(?P<y>20\d{2})[-/.](?P<m>0?[1-9]|1[0-2])(?:[-/.](?P<d>[0-3]?\d))?(?!\d)")
 EN_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -68,8 +69,16 @@ class Entity:
         return out
 
 
+_CN_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
+
+
+def _year(raw: str) -> int:
+    """``2024`` or ``二〇二四`` (years are read digit by digit)."""
+    return int(raw.translate(_CN_DIGITS))
+
+
 def to_number(raw: str) -> float | None:
-    raw = raw.strip()
+    raw = raw.strip().replace(",", "")
     try:
         return float(raw)
     except ValueError:
@@ -215,7 +224,7 @@ class EntityExtractor:
             month = to_number(m.group("m"))
             if month is None or not 1 <= month <= 12:
                 continue
-            year = int(m.group("y")) if m.group("y") else _recent_month(now, int(month))
+            year = _year(m.group("y")) if m.group("y") else _recent_month(now, int(month))
             entity = _date_entity(text, m, year, int(month), m.group("d"))
             if entity is not None:
                 yield entity

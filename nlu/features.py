@@ -6,12 +6,24 @@ pinyin, inflections). Digits are folded to ``0``: a number is not a reason to pi
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from itertools import pairwise
 
 _DIGITS = str.maketrans("123456789", "000000000")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 _LATIN = re.compile(r"[a-z]+|0+")
 LATIN_NGRAMS = (2, 3, 4, 5)
+
+
+@lru_cache(maxsize=65536)
+def _word_grams(word: str) -> tuple[str, ...]:
+    """A Latin word's character n-grams (with word boundaries) and the word itself; words
+    repeat across messages, so this is cached."""
+    padded = f" {word} "
+    size = len(padded)
+    grams = [padded[i : i + n] for n in LATIN_NGRAMS for i in range(size - n + 1)]
+    grams.append("w " + word)
+    return tuple(grams)
 
 
 def features(model_text: str) -> list[str]:
@@ -23,11 +35,7 @@ def features(model_text: str) -> list[str]:
         grams.extend(padded[i : i + 2] for i in range(len(padded) - 1))
     words = _LATIN.findall(text)
     for word in words:
-        padded = f" {word} "
-        size = len(padded)
-        for n in LATIN_NGRAMS:
-            grams.extend(padded[i : i + n] for i in range(size - n + 1))
-    grams.extend("w " + w for w in words)
+        grams.extend(_word_grams(word))
     grams.extend(f"b {a} {b}" for a, b in pairwise(words))
     if "?" in text:
         grams.append("?")

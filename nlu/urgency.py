@@ -9,20 +9,25 @@ from __future__ import annotations
 import re
 
 _THREAT = re.compile(
-    r"工信部|工业和信息化部|通管局|通信管理局|315|消协|消费者协会|12315|媒体|曝光|记者|报警|起诉|律师|法院|上诉|投诉到底|12300"
-    r"|miit|regulator|lawyer|sue\b|court|media|journalist|newspaper|police|consumer (?:association|council)",
+    r"工信部|工业和信息化部|通管局|通信管理局|(?<!\d)(?:12315|315|12300)(?!\d)|消协|消费者协会|媒体|曝光|记者|报警|起诉"
+    r"|律师|法院|上诉|投诉到底"
+    r"|\b(?:miit|regulators?|lawyers?|sue|suing|court|media|journalists?|newspapers?|police"
+    r"|consumer (?:association|council))\b",
 )
 _INSULT = re.compile(
-    r"垃圾|骗子|傻[逼b]|sb|煞笔|坑人|坑爹|黑心|流氓|无耻|强盗|滚|去死|tmd|他妈|妈的|尼玛|狗屁|废物|混蛋"
-    r"|scam|rubbish|garbage|useless|idiot|stupid|thie(?:f|ves)|crook|f+u+c+k|wtf|bullshit|shit|damn",
+    r"垃圾|骗子|傻[逼b]|(?<![a-z])sb(?![a-z])|煞笔|坑人|坑爹|黑心|流氓|无耻|强盗|滚|去死|(?<![a-z])tmd(?![a-z])|他妈|妈的"
+    r"|尼玛|狗屁|废物|混蛋"
+    r"|\b(?:scam|scammers?|rubbish|garbage|useless|idiots?|stupid|thie(?:f|ves)|crooks?|f+u+c+k\w*|wtf|bullshit|shit|damn)\b",
 )
 _REPEAT = re.compile(
     r"又|再次|第[二三四五六七八九十0-9]+次|好几次|多少次|无数次|一直没|还是没|始终|反复|天天|每次|到现在都"
-    r"|again|(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time|many times|still not|keeps? happening|every time",
+    r"|\b(?:again|(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) time|many times|still not|keeps? happening"
+    r"|every time)\b",
 )
 _ANGER = re.compile(
     r"气死|太差|差劲|受不了|忍无可忍|无语|离谱|过分|恶心|愤怒|火大|不像话|什么玩意|搞什么|太坑|必须给我|马上给我|立刻"
-    r"|ridiculous|unacceptable|furious|angry|outrageous|terrible|worst|disgusting|fed up|sick of|immediately|right now",
+    r"|\b(?:ridiculous|unacceptable|furious|angry|outrageous|terrible|worst|disgusting|fed up|sick of|immediately"
+    r"|right now)\b",
 )
 _BANGS = re.compile(r"[!！]{2,}|[?？][!！]|[!！][?？]")
 _UPPER = re.compile(r"[A-Z]")

@@ -330,8 +330,10 @@
 
   // ---- input -----------------------------------------------------------------------------------
   function autosize() {
+    const keep = stuck;  // measuring at height:auto briefly grows the log, which can lose its scroll position
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight + 2, 120) + "px";
+    if (keep) toBottom();
   }
 
   function submit() {
