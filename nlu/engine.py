@@ -135,10 +135,14 @@ def train_to_dir(
     tmp.mkdir(exist_ok=True)
     intent_model.save(tmp / "intent", meta)
     type_model.save(tmp / "complaint_type", meta)
-    for item in tmp.iterdir():  # publish atomically per file so a concurrent loader never sees half a model
-        item.replace(out / item.name)
+    # Publish file by file (each rename is atomic), complaint_type.json last: loaders take it as
+    # the sign that the model is complete.
+    names = sorted(p.name for p in tmp.iterdir())
+    names.sort(key=lambda name: name == "complaint_type.json")
+    for name in names:
+        (tmp / name).replace(out / name)
     tmp.rmdir()
-    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+    size = sum((out / name).stat().st_size for name in names)
     return TrainReport(out, time.perf_counter() - started, len(examples), len(intent_model.vocab), size)
 
 

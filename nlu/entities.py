@@ -270,6 +270,8 @@ def _date_entity(text: str, m: re.Match[str], year: int, month: int, day_raw: st
 
 def mask_phone(number: str) -> str:
     digits = re.sub(r"\D", "", number)
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]  # +86 country code
     if len(digits) < 7:
         return "*" * len(digits)
     return f"{digits[:3]}****{digits[-4:]}"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from nlu import NLU
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "var" / "test-nlu"
 ENV = {**os.environ, "NLU_CACHE_DIR": str(CACHE)}
@@ -80,10 +82,10 @@ def test_predict_complaint_line():
     assert ("money", 50, "CNY") in [(e["entity"], e["value"], e.get("unit")) for e in row["entities"]]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an invalid --now date crashes with a traceback instead of a clear error")
 def test_predict_bad_now_is_a_clear_error():
     out = nlu("predict", "--now", "2026-13-01", stdin=lines({"text": "hi"}))
-    assert out.returncode == 2 and "Traceback" not in out.stderr and "--now" in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "--now" in out.stderr and "2026-13-01" in out.stderr and out.stdout == ""
 
 
 # ---- train ----
@@ -103,12 +105,7 @@ def test_train_out_prints_time_and_size_and_writes_the_files(tmp_path):
     size = sum(p.stat().st_size for p in folder.iterdir())
     assert abs(int(kib) - size / 1024) <= 1
     assert Path(where) == folder
-    predicted = output_rows(subprocess.run(
-        [sys.executable, "-c", "import sys, json; from nlu import NLU; n = NLU.from_dir(__import__('pathlib').Path(sys.argv[1]));"
-         " print(json.dumps(n.parse('hi').to_flat()))", str(folder)],
-        capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=60,
-    ))  # fmt: skip
-    assert predicted[0]["intent"] == "greet"
+    assert NLU.from_dir(folder).parse("hi").intent == "greet"  # the files are a working model
 
 
 @pytest.mark.slow
@@ -146,15 +143,14 @@ def test_config_override_applies(tmp_path):
     assert "too long" in rows[0]["error"] and rows[1]["intent"] == "greet"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: unknown keys under 'entities' are silently ignored")
 def test_unknown_nested_entities_key_exits_2(tmp_path):
     cfg = tmp_path / "override.yml"
     cfg.write_text("entities:\n  distrcts:\n    X: [y]\n", encoding="utf-8")
     out = nlu("--config", str(cfg), "predict", stdin=lines({"text": "hi"}))
-    assert out.returncode == 2 and "distrcts" in out.stderr
+    assert out.returncode == 2 and "distrcts" in out.stderr and "override.yml" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a config value of the wrong type crashes with a traceback, not exit 2")
 @pytest.mark.parametrize("content", ["fallback:\n  threshold: abc\n", "max_length: lots\n", "fallback: [1, 2]\n"])
 def test_config_value_of_the_wrong_type_exits_2(tmp_path, content):
     cfg = tmp_path / "override.yml"

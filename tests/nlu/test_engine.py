@@ -435,5 +435,5 @@ def test_rasa_config_needs_a_url():
 
     with pytest.raises(ConfigError, match=r"backend\.url is required"):
         NLUConfig.from_dict({"backend": {"kind": "rasa"}}, "x.yml")
-    with pytest.raises(ConfigError, match="backend.kind must be"):
+    with pytest.raises(ConfigError, match=r"backend\.kind must be"):
         NLUConfig.from_dict({"backend": {"kind": "spacy"}}, "x.yml")
