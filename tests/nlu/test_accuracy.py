@@ -15,7 +15,7 @@ from nlu import NLUConfig
 from nlu.data import load
 from nlu.evaluate import cross_validate, evaluate_on
 
-FLOORS = {"zh": 0.91, "en": 0.87, "complaint_type": 0.89}
+FLOORS = {"zh": 0.92, "en": 0.89, "complaint_type": 0.91}
 HELDOUT = Path(__file__).resolve().parents[1] / "data"  # written independently of nlu/data/
 
 
