@@ -41,7 +41,3 @@ class Keys:
     def visitor_channel(self, visitor: str) -> str:
         """Pub/sub channel: live fan-out of the outbox to whichever process holds the WebSocket."""
         return f"{self.prefix}live:visitor:{visitor}"
-
-    def recorded_requests(self) -> str:
-        """Stream of human-follow-up requests recorded before the handoff queue exists."""
-        return f"{self.prefix}followups"
