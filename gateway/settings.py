@@ -168,4 +168,7 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
             raise SettingsError(f"{path}: section '{name}' must be a mapping")
         built[name] = _section(hints[name], section_raw, name, str(path), env)
     settings = Settings(**built, source=str(path))
-    return settings.replace(**overrides) if overrides else settings
+    settings = settings.replace(**overrides) if overrides else settings
+    if settings.server.production and not settings.webchat.token_secret:
+        raise SettingsError(f"{path}: server.production is true but WEBCHAT_JWT_SECRET is not set")
+    return settings

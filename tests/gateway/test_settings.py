@@ -24,8 +24,15 @@ def test_defaults_come_from_the_bundled_file():
         settings.server.port = 1  # type: ignore[misc]
 
 
+def test_production_needs_the_token_secret():
+    with pytest.raises(SettingsError, match="WEBCHAT_JWT_SECRET"):
+        load_settings(env={"GATEWAY_SERVER_PRODUCTION": "true"})
+    assert load_settings(env={"GATEWAY_SERVER_PRODUCTION": "true", "WEBCHAT_JWT_SECRET": "x" * 32}).server.production
+
+
 def test_environment_overrides_any_key():
     env = {
+        "WEBCHAT_JWT_SECRET": "s" * 32,
         "GATEWAY_SERVER_PORT": "9001",
         "GATEWAY_PIPELINE_REPLY_DEADLINE": "3.5",
         "GATEWAY_WEBCHAT_ALLOWED_ORIGINS": "https://a.example, https://b.example",
