@@ -74,14 +74,19 @@ class FastRedis:
             _, protocol = await loop.create_connection(
                 _Protocol, self.options.get("host", "localhost"), int(self.options.get("port", 6379))
             )
+        try:
+            if self.options.get("password"):
+                auth = [self.options["password"]]
+                if self.options.get("username"):
+                    auth.insert(0, self.options["username"])
+                await self._send(protocol, ("AUTH", *auth))
+            if int(self.options.get("db", 0) or 0):
+                await self._send(protocol, ("SELECT", int(self.options["db"])))
+        except BaseException:
+            if protocol.transport:  # never leave a half-set-up connection (wrong database) in use
+                protocol.transport.close()
+            raise
         self._protocol = protocol
-        if self.options.get("password"):
-            auth = [self.options["password"]]
-            if self.options.get("username"):
-                auth.insert(0, self.options["username"])
-            await self._send(protocol, ("AUTH", *auth))
-        if int(self.options.get("db", 0) or 0):
-            await self._send(protocol, ("SELECT", int(self.options["db"])))
         return protocol
 
     @staticmethod

@@ -50,3 +50,14 @@ async def test_selects_the_url_database(redis_url, key_prefix):
         in_db5.close()
         in_db4.close()
         await fast.aclose()
+
+
+async def test_a_failed_handshake_never_leaves_a_usable_connection(redis_url):
+    if redis_url.startswith("unix://"):
+        pytest.skip("needs a TCP Redis URL to add a password to")
+    host = redis_url.split("://", 1)[1].split("/", 1)[0]
+    fast = FastRedis(f"redis://:not-the-password@{host}/9")  # the test Redis has no password: AUTH fails
+    for _ in range(2):  # the second call must fail the same way, not run on an unauthenticated connection
+        with pytest.raises(FastRedisError):
+            await fast.execute("PING")
+    await fast.aclose()

@@ -27,7 +27,6 @@ def free_port() -> int:
 def test_start_chat_and_stop_cleanly(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env["NLU_CACHE_DIR"] = str(ROOT / "var" / "test-nlu")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--port", str(port), "--data-dir", str(tmp_path / "var")],
         cwd=ROOT,
