@@ -15,6 +15,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bots.bss import BSS
+from bots.bss.demo import DEMO_DATA, DemoBSS
+from bots.bss.http import HttpBSS
+from bots.engine import Bot, BotConfig, Services
+from bots.identity import Binder
+from bots.ports import ConsoleSms, SmsSender
+from bots.templates import Renderer
 from gateway.channels import webchat
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
@@ -24,6 +31,7 @@ from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.rkeys import Keys
 from gateway.settings import Settings
+from handoff.interim import RecordedHandoff
 from nlu import NLU, NLUConfig, NLUInputError
 from nlu.data import DATA_DIR, data_files
 from nlu.engine import artifact_key
@@ -101,15 +109,42 @@ def load_nlu(settings: Settings) -> NLU:
     return NLU.from_dir(folder, config)
 
 
+def make_backend(settings: Settings, redis: aioredis.Redis) -> BSS:
+    """The operator back end the settings name: the demo data (default) or a real one over HTTP."""
+    b = settings.bots
+    if b.backend == "http":
+        return HttpBSS(b.backend_url, auth_header=b.backend_auth, timeout=b.backend_timeout, retries=b.backend_retries,
+                       failure_threshold=b.circuit_failures, reset_after=b.circuit_reset)  # fmt: skip
+    return DemoBSS(redis, settings.redis.key_prefix, Path(b.demo_data) if b.demo_data else DEMO_DATA, b.timezone)
+
+
+def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS | None = None,
+             sms: SmsSender | None = None) -> Bot:  # fmt: skip
+    b = settings.bots
+    binder = Binder(redis, keys, code_ttl=b.otp_ttl, max_attempts=b.otp_attempts, resend_after=b.otp_resend_after,
+                    binding_ttl=b.binding_ttl_days * 86400)  # fmt: skip
+    services = Services(
+        bss=bss or make_backend(settings, redis), redis=redis, keys=keys,
+        renderer=Renderer(sms_max_parts=b.sms_max_parts), handoff=RecordedHandoff(redis, keys, tz=b.timezone),
+        sms=sms or ConsoleSms(), binder=binder, config=BotConfig(confirm_ttl=b.confirm_ttl, timezone=b.timezone),
+    )  # fmt: skip
+    return Bot(services)
+
+
 def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = nlu or await asyncio.to_thread(load_nlu, settings)
         app[NLU_ENGINE] = engine
-        app[PIPELINE] = Pipeline(app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS], fast=app[FAST_REDIS])
+        bot = make_bot(settings, app[REDIS], app[RKEYS])
+        app[PIPELINE] = Pipeline(
+            app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS], bot, fast=app[FAST_REDIS],
+            late_answer_timeout=settings.bots.late_answer_timeout,
+        )  # fmt: skip
         gc.collect()
         gc.freeze()  # the model's vocabulary lives for the process: keep it out of every GC pass
         yield
         await app[PIPELINE].drain(settings.server.shutdown_timeout)
+        await bot.svc.bss.close()
 
     return ctx
 

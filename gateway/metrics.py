@@ -18,6 +18,7 @@ class ChannelMetrics:
     duplicates: Any
     deadline_misses: Any
     reply_seconds: Any
+    late_answer_seconds: Any
 
 
 class Metrics:
@@ -37,8 +38,13 @@ class Metrics:
             registry=self.registry,
         )  # fmt: skip
         self.deadline_misses = Counter(
-            "gateway_deadline_misses_total", "Turns that missed the reply deadline and got an apology",
+            "gateway_deadline_misses_total", "Turns that missed the reply deadline (the customer got "
+            "\"checking…\", the answer followed)",
             ["channel"], registry=self.registry,
+        )  # fmt: skip
+        self.late_answer_seconds = Histogram(
+            "gateway_late_answer_seconds", "Time from receipt to an answer delivered after the deadline "
+            "(the customer got \"checking…\" first)", ["channel"], buckets=REPLY_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.intents = Counter("gateway_intents_total", "Recognised intents", ["intent"], registry=self.registry)
         self.websockets = Gauge("gateway_websockets", "Open customer WebSockets", registry=self.registry)
@@ -57,6 +63,6 @@ class Metrics:
         if found is None:
             found = self._channels[name] = ChannelMetrics(
                 self.messages.labels(name), self.duplicates.labels(name), self.deadline_misses.labels(name),
-                self.reply_seconds.labels(name),
+                self.reply_seconds.labels(name), self.late_answer_seconds.labels(name),
             )  # fmt: skip
         return found

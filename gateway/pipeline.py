@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import itertools
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,22 +28,24 @@ import orjson
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from bots.replies import Reply, ReplyTable
+from bots.engine import Bot, Ctx, Reply, forced_result, reply_lang
+from bots.state import BotState
 from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
 from gateway.models import Button, InboundMessage, OutboundMessage, Turn
 from gateway.rkeys import DEDUPE_PENDING, Keys
 from gateway.settings import PipelineSettings
-from nlu import INTENTS, NLU, ParseResult, Ranked, mask_text
+from nlu import NLU, ParseResult, mask_text
 from nlu.normalize import has_cjk, validate
 
 log = logging.getLogger(__name__)
 
-# Accept in one round trip: dedupe (SET NX EX), take a ticket, find or start the conversation.
-# KEYS: dedupe key, sender hash. ARGV: pending ttl, idle timeout, fresh conversation id.
+# Accept in one round trip: dedupe (SET NX EX), take a ticket, find or start the conversation,
+# read the bot's state, the account binding and any answer that arrived late for this sender.
+# KEYS: dedupe key, sender hash, binding, late list. ARGV: pending ttl, idle timeout, fresh conversation id.
 # "pending" lives only as long as a turn may take: a retry after a crash mid-turn is handled.
-# Returns {1, ticket, served, conversation, new, language} or, for a duplicate,
-# {0, stored replies, conversation}.
+# Returns {1, ticket, served, conversation, new, language, bot state, bound phone, late answers}
+# or, for a duplicate, {0, stored replies, conversation}.
 _ACCEPT = """
 if not redis.call('SET', KEYS[1], 'pending', 'NX', 'EX', ARGV[1]) then
   return {0, redis.call('GET', KEYS[1]) or '', redis.call('HGET', KEYS[2], 'conv') or ''}
@@ -49,7 +53,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
-local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang')
+local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot')
 local conv, new = state[2], 0
 if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
   conv, new = ARGV[3], 1
@@ -57,7 +61,13 @@ if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
 end
 redis.call('HSET', KEYS[2], 'last', tostring(now))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) + 86400)
-return {1, ticket, tonumber(state[1] or '0'), conv, new, state[4] or ''}
+local late = {}
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  late = redis.call('LRANGE', KEYS[4], 0, -1)
+  redis.call('DEL', KEYS[4])
+end
+return {1, ticket, tonumber(state[1] or '0'), conv, new, state[4] or '', state[5] or '',
+        redis.call('GET', KEYS[3]) or '', late}
 """
 
 # Mark a ticket served unless a later one already was (a skipped, slow holder may finish late).
@@ -68,16 +78,36 @@ if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'served', ARGV[1]) e
 return cur
 """
 
-# Finish a turn in one round trip: append the log entries, store the replies for duplicates,
-# mark the ticket served. KEYS: dedupe key, sender hash, conversation log (same slot: the
-# sender's hash tag). ARGV: stored replies, ticket, dedupe ttl, reply language, log entries (JSON) …
+# Finish a turn in one round trip: store the replies for duplicates, the language and the bot's
+# state, mark the ticket served, append the log entries. KEYS: dedupe key, sender hash,
+# conversation log (one slot: the sender's hash tag). ARGV: stored replies, ticket, dedupe ttl,
+# reply language, bot state ('' = unchanged), bot state rev, log entries (JSON) …
 _FINISH = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 redis.call('HSET', KEYS[2], 'lang', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], 'bot', ARGV[5], 'botrev', ARGV[6]) end
 local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
 if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
-for i = 5, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
+for i = 7, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
 return cur
+"""
+
+# An answer that arrived after the deadline: its bot state lands only if nothing changed the
+# state since (rev); it is kept for the next turn when the channel cannot push.
+# KEYS: sender hash, conversation log, late list. ARGV: expected rev, bot state, new rev,
+# replies to keep ('' = pushed), log entries …
+_LATE = """
+local applied = 0
+if tonumber(redis.call('HGET', KEYS[1], 'botrev') or '0') == tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'bot', ARGV[2], 'botrev', ARGV[3])
+  applied = 1
+end
+if ARGV[4] ~= '' then
+  redis.call('RPUSH', KEYS[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], 86400)
+end
+for i = 5, #ARGV do redis.call('XADD', KEYS[2], '*', 'e', ARGV[i]) end
+return applied
 """
 
 
@@ -88,21 +118,28 @@ class Conversation:
     lang: str | None = None  # the language the bot last answered in
 
 
+Pusher = Callable[[OutboundMessage], Awaitable[object]]
+
+
 class Pipeline:
     def __init__(
         self, redis: aioredis.Redis, keys: Keys, nlu: NLU, settings: PipelineSettings, metrics: Metrics,
-        replies: ReplyTable | None = None, fast: FastRedis | None = None,
+        bot: Bot, fast: FastRedis | None = None, late_answer_timeout: float = 30.0,
     ) -> None:  # fmt: skip
         self.redis = redis
         self.keys = keys
         self.nlu = nlu
         self.settings = settings
         self.metrics = metrics
-        self.replies = replies or ReplyTable()
+        self.bot = bot
         self.fast = fast
+        self.late_answer_timeout = late_answer_timeout
+        self.pushers: dict[str, Pusher] = {}  # channel → deliver a message outside a reply (late answers)
         self._accept = redis.register_script(_ACCEPT)
         self._serve = redis.register_script(_SERVE)
         self._finish = redis.register_script(_FINISH)
+        self._late_script = redis.register_script(_LATE)
+        self._late: set[asyncio.Task[None]] = set()
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -122,9 +159,11 @@ class Pipeline:
                 self._idle.set()
 
     async def drain(self, timeout: float) -> None:
-        """Wait for in-flight turns (graceful shutdown)."""
+        """Wait for in-flight turns and late answers (graceful shutdown)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
+        if self._late:
+            await asyncio.wait(self._late, timeout=timeout)
 
     def validate_text(self, text: object) -> str:
         return validate(text, self.settings.max_message_chars)
@@ -138,32 +177,40 @@ class Pipeline:
         dedupe_key = self.keys.dedupe(msg.channel, msg.sender_id, msg.message_id)
         accepted = await self._script(
             self._accept,
-            [dedupe_key, sender_key],
+            [dedupe_key, sender_key, self.keys.binding(msg.channel, msg.sender_id),
+             self.keys.late(msg.channel, msg.sender_id)],
             [self._pending_ttl, self.settings.conversation_idle_timeout, os.urandom(16).hex()],
-        )
+        )  # fmt: skip
         if not accepted[0]:
             counters.duplicates.inc()
             return await self._duplicate(msg, dedupe_key, accepted[1], accepted[2].decode())
-        _, ticket, served, conv_id, new, conv_lang = accepted
+        _, ticket, served, conv_id, new, conv_lang, raw_state, bound, late = accepted
         conversation = Conversation(conv_id.decode(), bool(new), conv_lang.decode() or None)
+        state = BotState.load(raw_state, conversation.id)
         try:
             if served < ticket - 1:
                 await self._wait_turn(msg, sender_key, ticket)
-            turn, entries = await self._turn(msg, conversation, started, ticket)
+            turn, entries, new_state = await self._turn(msg, conversation, state, bound.decode() or None, started,
+                                                        ticket)  # fmt: skip
         except BaseException:
             await self.redis.delete(dedupe_key)  # not handled: let the provider's retry through
             await self._script(self._serve, [sender_key], [ticket])
             raise
+        if late:
+            earlier = tuple(_out_from_dict(d, msg, conversation.id) for raw in late for d in orjson.loads(raw))
+            turn = dataclasses.replace(turn, replies=earlier + turn.replies)
         payload = orjson.dumps([_out_dict(r) for r in turn.replies])
         log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
         if conversation.new:  # about one message in ten; the meta hash has its own slot, so not in the script
             meta = {"channel": msg.channel, "sender": msg.sender_id, "started_at": msg.received_at, "log": log_key}
             await self._command("HSET", self.keys.conversation(conversation.id), *itertools.chain(*meta.items()))
+        state_json = new_state.to_json() if new_state else b""
         await self._script(
             self._finish,
             [dedupe_key, sender_key, log_key],
-            [payload, ticket, self.settings.dedupe_ttl, turn.lang, *entries],
-        )
+            [payload, ticket, self.settings.dedupe_ttl, turn.lang, state_json, new_state.rev if new_state else 0,
+             *entries],
+        )  # fmt: skip
         counters.reply_seconds.observe(time.perf_counter() - started)
         return turn
 
@@ -189,7 +236,7 @@ class Pipeline:
             stored = await self.redis.get(key) or b""
         replies: tuple[OutboundMessage, ...] = ()
         if stored and stored != DEDUPE_PENDING.encode():
-            replies = tuple(_out_from_dict(d, msg) for d in json.loads(stored))
+            replies = tuple(_out_from_dict(d, msg, conversation) for d in json.loads(stored))
         return Turn(conversation, replies, None, duplicate=True)
 
     async def _wait_turn(self, msg: InboundMessage, sender_key: str, ticket: int) -> None:
@@ -204,82 +251,128 @@ class Pipeline:
                     self.settings.order_wait)  # fmt: skip
 
     async def _turn(
-        self, msg: InboundMessage, conversation: Conversation, started: float, ticket: int
-    ) -> tuple[Turn, list[bytes]]:
+        self, msg: InboundMessage, conversation: Conversation, state: BotState, bound: str | None, started: float,
+        ticket: int,
+    ) -> tuple[Turn, list[bytes], BotState | None]:  # fmt: skip
+        """The bot's answer within the reply deadline; past it, "checking…" now and the answer
+        later (pushed, or in front of the next reply on channels that cannot push)."""
+        rev = state.rev
+        task = asyncio.ensure_future(self._answer(msg, conversation, state, bound))
         budget = self.settings.reply_deadline - (time.perf_counter() - started)
-        try:
-            if self.nlu.is_remote:  # only a call out can make a turn wait; the local steps never await
-                async with asyncio.timeout(max(budget, 0.0)):
-                    result, lang, reply = await self._understand_and_answer(msg, conversation)
-            else:
-                result, lang, reply = self._answer(msg, conversation, self.parse(msg.text))
-        except TimeoutError:
-            self.metrics.channel(msg.channel).deadline_misses.inc()
-            lang = _reply_lang(msg.text, conversation.lang or msg.lang)
-            reply = self.replies.render("deadline", lang)
-            result = None
-        replies = (
-            OutboundMessage(msg.channel, msg.sender_id, reply.text, conversation.id, reply.buttons),
-        )  # fmt: skip
-        entries = _log_entries(msg, result, replies, time.perf_counter() - started, ticket)
-        turn = Turn(conversation.id, replies, result.intent if result else None, lang, timed_out=result is None)
-        return turn, entries
+        done, _ = await asyncio.wait({task}, timeout=max(budget, 0.0))
+        if task in done:
+            ctx = task.result()
+            replies = self._outbound(msg, conversation, ctx.replies)
+            entries = _log_entries(msg, ctx.result, replies, ctx.events, time.perf_counter() - started, ticket)
+            ctx.state.rev = rev + 1
+            turn = Turn(conversation.id, replies, ctx.result.intent, ctx.lang)
+            return turn, entries, ctx.state
+        self.metrics.channel(msg.channel).deadline_misses.inc()
+        lang = reply_lang(msg.text, conversation.lang or msg.lang)
+        text = self.bot.svc.renderer.text("common", "checking", lang, msg.channel)
+        replies = (OutboundMessage(msg.channel, msg.sender_id, text, conversation.id),)
+        entries = _log_entries(msg, None, replies, [{"kind": "event", "event": "deadline"}],
+                               time.perf_counter() - started, ticket)  # fmt: skip
+        late = asyncio.ensure_future(self._deliver_late(task, msg, conversation, rev, lang, started))
+        self._late.add(late)
+        late.add_done_callback(self._late.discard)
+        return Turn(conversation.id, replies, None, lang, timed_out=True), entries, None
 
-    async def _understand_and_answer(
-        self, msg: InboundMessage, conversation: Conversation
-    ) -> tuple[ParseResult, str, Reply]:
-        return self._answer(msg, conversation, await asyncio.to_thread(self.parse, msg.text))
-
-    def _answer(
-        self, msg: InboundMessage, conversation: Conversation, result: ParseResult
-    ) -> tuple[ParseResult, str, Reply]:
+    async def _answer(self, msg: InboundMessage, conversation: Conversation, state: BotState,
+                      bound: str | None) -> Ctx:  # fmt: skip
+        if self.nlu.is_remote:  # a call out: keep the loop free
+            result = await asyncio.to_thread(self.parse, msg.text)
+        else:
+            result = self.parse(msg.text)
         self.metrics.intent(result.intent).inc()
-        lang = _reply_lang(msg.text, conversation.lang or msg.lang)
-        return result, lang, self.replies.respond(result, lang, msg.phone)
+        lang = reply_lang(msg.text, conversation.lang or msg.lang)
+        turn_id = hashlib.sha1(f"{msg.channel}|{msg.sender_id}|{msg.message_id}".encode()).hexdigest()[:16]
+        ctx = Ctx(self.bot.svc, channel=msg.channel, sender=msg.sender_id, conversation_id=conversation.id,
+                  turn_id=turn_id, text=msg.text, result=result, state=state, lang=lang, proven_phone=msg.phone,
+                  bound_phone=bound)  # fmt: skip
+        await self.bot.respond(ctx)
+        if not ctx.replies:
+            ctx.say("common", "reask")
+        return ctx
+
+    async def _deliver_late(
+        self, task: asyncio.Future[Ctx], msg: InboundMessage, conversation: Conversation, rev: int, lang: str,
+        started: float,
+    ) -> None:  # fmt: skip
+        state: BotState | None = None
+        try:
+            async with asyncio.timeout(self.late_answer_timeout):
+                ctx = await task
+            replies = self._outbound(msg, conversation, ctx.replies)
+            result, events, state = ctx.result, ctx.events, ctx.state
+        except Exception as exc:  # the back end failed or never answered: say so, offer a human
+            task.cancel()
+            log.warning("channel %s: a late answer failed: %s", msg.channel, type(exc).__name__)
+            renderer = self.bot.svc.renderer
+            text = renderer.text("common", "late_failed", lang, msg.channel)
+            replies = (OutboundMessage(msg.channel, msg.sender_id, text, conversation.id,
+                                       (renderer.button("request_human", lang),)),)  # fmt: skip
+            result, events = None, [{"kind": "event", "event": "late_failed"}]
+        seconds = time.perf_counter() - started
+        self.metrics.channel(msg.channel).late_answer_seconds.observe(seconds)
+        entries = [e for e in _log_entries(msg, result, replies, events, seconds, 0)[1:]]
+        pusher = self.pushers.get(msg.channel)
+        keep = b"" if pusher else orjson.dumps([_out_dict(r) for r in replies])
+        if state is not None:
+            state.rev = rev + 1
+        await self._late_script(
+            keys=[self.keys.sender(msg.channel, msg.sender_id),
+                  self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id),
+                  self.keys.late(msg.channel, msg.sender_id)],
+            args=[rev, state.to_json() if state else b"{}", rev + 1, keep, *entries],
+        )  # fmt: skip
+        if pusher:
+            for reply in replies:
+                await pusher(reply)
+
+    def _outbound(self, msg: InboundMessage, conversation: Conversation,
+                  replies: Sequence[Reply]) -> tuple[OutboundMessage, ...]:  # fmt: skip
+        return tuple(OutboundMessage(msg.channel, msg.sender_id, r.text, conversation.id, r.buttons) for r in replies)
 
     def parse(self, text: str) -> ParseResult:
-        """NLU, except that a quick-reply payload ``/intent`` names its intent directly (as in Rasa)."""
-        forced = text.strip()
-        if forced.startswith("/") and forced[1:] in INTENTS:
-            return ParseResult(forced, forced[1:], 1.0, (Ranked(forced[1:], 1.0),), None, None,
-                               "zh" if has_cjk(forced) else "en", (), 0)  # fmt: skip
+        """NLU, except that a quick-reply payload ``/intent`` or ``/intent{"entity": value}`` names
+        its intent directly (as in Rasa)."""
+        stripped = text.strip()
+        if stripped.startswith("/"):
+            forced = forced_result(stripped, "zh" if has_cjk(stripped) else "en")
+            if forced:
+                return forced
         return self.nlu.parse(text)
 
 
 def _log_entries(
-    msg: InboundMessage, result: ParseResult | None, replies: Sequence[OutboundMessage], seconds: float, ticket: int
-) -> list[bytes]:
+    msg: InboundMessage, result: ParseResult | None, replies: Sequence[OutboundMessage],
+    events: Sequence[dict[str, Any]], seconds: float, ticket: int,
+) -> list[bytes]:  # fmt: skip
     """The turn's entries for the conversation log: the customer's message (phone and ID
-    numbers masked) with its NLU labels, then each reply with the turn's time."""
+    numbers masked) with its NLU labels, the bot's events, then each reply with the turn's time."""
     nlu = None
     if result:
         nlu = {"intent": result.intent, "confidence": round(result.confidence, 4),
                "complaint_type": result.complaint_type, "lang": result.lang, "urgency": result.urgency}  # fmt: skip
     customer = {"kind": "customer", "channel": msg.channel, "message_id": msg.message_id, "ticket": ticket,
-                "text": mask_text(msg.text, result.entities) if result else msg.text, "nlu": nlu,
+                "text": mask_text(msg.text, result.entities if result else ()), "nlu": nlu,
                 "at": msg.received_at}  # fmt: skip
+    now = time.time()
     entries = [orjson.dumps(customer)]
+    entries.extend(orjson.dumps({**e, "at": now}) for e in events)
     for reply in replies:
-        entry = {"kind": reply.sender, "text": reply.text, "buttons": [b.title for b in reply.buttons],
-                 "seconds": round(seconds, 4), "at": time.time()}  # fmt: skip
+        entry = {"kind": reply.sender, "text": mask_text(reply.text, ()), "buttons": [b.title for b in reply.buttons],
+                 "seconds": round(seconds, 4), "at": now}  # fmt: skip
         entries.append(orjson.dumps(entry))
     return entries
-
-
-def _reply_lang(text: str, preferred: str | None) -> str:
-    """Chinese text → zh; a short Latin text ("TD", "ok") or a quick-reply payload keeps the
-    conversation's language (else the UI's); longer English → en."""
-    if has_cjk(text):
-        return "zh"
-    if preferred in {"zh", "en"} and (len(text) <= 12 or text.startswith("/")):
-        return preferred
-    return "en"
 
 
 def _out_dict(out: OutboundMessage) -> dict[str, object]:
     return {"text": out.text, "buttons": [[b.title, b.payload] for b in out.buttons], "from": out.sender}
 
 
-def _out_from_dict(data: dict[str, object], msg: InboundMessage) -> OutboundMessage:
+def _out_from_dict(data: dict[str, object], msg: InboundMessage, conversation: str) -> OutboundMessage:
     buttons = tuple(Button(str(t), str(p)) for t, p in data.get("buttons", []))  # type: ignore[misc, union-attr]
-    return OutboundMessage(msg.channel, msg.sender_id, str(data["text"]), "", buttons, str(data.get("from", "bot")))
+    return OutboundMessage(msg.channel, msg.sender_id, str(data["text"]), conversation, buttons,
+                           str(data.get("from", "bot")))  # fmt: skip

@@ -22,6 +22,23 @@ class Keys:
         arrival), served (last ticket whose turn finished). EX conversation_idle_timeout + 1 day."""
         return f"{self.prefix}{{sender:{channel}:{sender}}}:state"
 
+    def binding(self, channel: str, sender: str) -> str:
+        """String: the phone number a social/forum account proved it owns (one-time code). EX binding_ttl."""
+        return f"{self.prefix}{{sender:{channel}:{sender}}}:bind"
+
+    def otp(self, channel: str, sender: str) -> str:
+        """Hash: phone, salt, digest (SHA-1 of salt+code), attempts. EX otp_ttl (5 minutes)."""
+        return f"{self.prefix}{{sender:{channel}:{sender}}}:otp"
+
+    def otp_rate(self, phone: str) -> str:
+        """String, SET NX EX otp_resend_after: one code per number per interval."""
+        return f"{self.prefix}otp-rate:{phone}"
+
+    def late(self, channel: str, sender: str) -> str:
+        """List: answers that arrived after the deadline for a channel that cannot push (REST);
+        delivered in front of the sender's next reply."""
+        return f"{self.prefix}{{sender:{channel}:{sender}}}:late"
+
     def conversation(self, conversation_id: str) -> str:
         """Hash: channel, sender, started_at, log (the log's key): find a conversation by id."""
         return f"{self.prefix}{{conv:{conversation_id}}}:meta"
@@ -30,6 +47,22 @@ class Keys:
         """Stream: one entry per customer message, reply and event, each a JSON field ``e``.
         Tagged with the sender so a turn's whole write is one script in one Cluster slot."""
         return f"{self.prefix}{{sender:{channel}:{sender}}}:log:{conversation_id}"
+
+    def complaint(self, ticket: str) -> str:
+        """Hash: a complaint ticket (type, status, owner, channel, text masked, due times, history JSON)."""
+        return f"{self.prefix}{{complaint:{ticket}}}"
+
+    def complaints_of(self, owner: str) -> str:
+        """Sorted set: a customer's tickets by creation time; owner is ``phone:<number>`` or ``<channel>:<sender>``."""
+        return f"{self.prefix}complaints-of:{owner}"
+
+    def handoff_requests(self) -> str:
+        """Stream: requests for a human and new complaints, for agents (until the live queue)."""
+        return f"{self.prefix}handoff:requests"
+
+    def counter(self, name: str) -> str:
+        """Integer: daily sequence numbers of tickets and requests."""
+        return f"{self.prefix}seq:{name}"
 
     def visitor_outbox(self, visitor: str) -> str:
         """Stream of frames for a web chat visitor, replayed after a reconnect (MAXLEN replay_limit)."""

@@ -67,12 +67,33 @@ class NLUSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BotSettings:
+    backend: str = "demo"  # demo | http
+    demo_data: str = ""  # the demo back end's data; default config/demo_bss.yml
+    backend_url: str = ""  # for backend: http
+    backend_auth: str = field(default="", repr=False)  # from BSS_AUTH_HEADER, e.g. "Authorization: Bearer …"
+    backend_timeout: float = 2.0  # seconds per call
+    backend_retries: int = 2  # extra attempts for reads (never for writes)
+    circuit_failures: int = 5  # failures in a row that open the circuit
+    circuit_reset: float = 30.0  # seconds the circuit stays open
+    late_answer_timeout: float = 30.0  # how long an answer past the deadline may still arrive
+    confirm_ttl: int = 120  # seconds a "please confirm" stays valid
+    timezone: str = "Asia/Shanghai"
+    sms_max_parts: int = 3
+    otp_ttl: int = 300
+    otp_attempts: int = 5
+    otp_resend_after: int = 60
+    binding_ttl_days: int = 180
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     webchat: WebchatSettings = field(default_factory=WebchatSettings)
     nlu: NLUSettings = field(default_factory=NLUSettings)
+    bots: BotSettings = field(default_factory=BotSettings)
     source: str = field(default="(defaults)", compare=False)
 
     @property
@@ -89,7 +110,11 @@ class Settings:
         return dataclasses.replace(self, **changed)
 
 
-SECRETS = {("redis", "url"): "REDIS_URL", ("webchat", "token_secret"): "WEBCHAT_JWT_SECRET"}
+SECRETS = {
+    ("redis", "url"): "REDIS_URL",
+    ("webchat", "token_secret"): "WEBCHAT_JWT_SECRET",
+    ("bots", "backend_auth"): "BSS_AUTH_HEADER",
+}
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
@@ -169,6 +194,10 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         built[name] = _section(hints[name], section_raw, name, str(path), env)
     settings = Settings(**built, source=str(path))
     settings = settings.replace(**overrides) if overrides else settings
+    if settings.bots.backend not in {"demo", "http"}:
+        raise SettingsError(f"{path}: 'bots.backend' must be demo or http, got {settings.bots.backend!r}")
+    if settings.bots.backend == "http" and not settings.bots.backend_url:
+        raise SettingsError(f"{path}: 'bots.backend' is http but 'bots.backend_url' is empty")
     if settings.server.production and not settings.webchat.token_secret:
         raise SettingsError(f"{path}: server.production is true but WEBCHAT_JWT_SECRET is not set")
     return settings

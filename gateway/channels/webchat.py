@@ -353,6 +353,11 @@ def setup(app: web.Application, settings: Settings) -> None:
         hub = WebchatHub(app[REDIS], app[RKEYS], settings.webchat.replay_limit)
         app[WEBCHAT_HUB] = hub
         await hub.start()
+
+        async def push(message: OutboundMessage) -> int:  # a late answer reaches the visitor's WebSocket
+            return await publish_outbound(hub, message)
+
+        app[PIPELINE].pushers[CHANNEL] = push
         yield
         await hub.stop()
 

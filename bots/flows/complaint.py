@@ -1,0 +1,26 @@
+"""Complaint intake (投诉): register it (who, when, what, type), give the ticket number and the
+promised times, and pass it to people through the handoff interface."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bots.ports import HandoffRequest
+from nlu import mask_text
+
+INTENT = "complaint"
+
+
+async def start(ctx: Any) -> None:
+    kind = ctx.result.complaint_type or "other"
+    request = HandoffRequest(
+        conversation_id=ctx.conversation_id, channel=ctx.channel, sender=ctx.sender, phone=ctx.phone,
+        reason="complaint", lang=ctx.lang, text=mask_text(ctx.text, ctx.result.entities),
+        urgency=ctx.result.urgency, complaint_type=kind,
+    )  # fmt: skip
+    ticket = await ctx.svc.handoff.register_complaint(request)
+    ctx.event("complaint", ticket=ticket.ticket, complaint_type=kind)
+    buttons = [ctx.button("network_status")] if kind == "network" else []
+    ctx.say(INTENT, "registered", *buttons, ticket=ticket, kind=kind,
+            first_minutes=round((ticket.first_response_due - ticket.created_at) / 60),
+            solution_hours=round((ticket.solution_due - ticket.created_at) / 3600))  # fmt: skip

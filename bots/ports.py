@@ -1,0 +1,70 @@
+"""What the bots need from the rest of the system, as interfaces the gateway fills in.
+
+* ``Handoff`` — hand a conversation to people: a request for a human, a complaint ticket, the
+  customer's complaints. The interim implementation (``handoff.interim``) records requests and
+  registers tickets; the handoff queue replaces it without touching a flow.
+* ``SmsSender`` — texts that are not replies (one-time codes). The embedded default logs them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from nlu import mask_phone
+
+log = logging.getLogger("gateway.sms")
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRequest:
+    conversation_id: str
+    channel: str
+    sender: str
+    phone: str | None
+    reason: str  # request_human | complaint | fallback | urgent | deadline | backend_error
+    lang: str
+    text: str  # the customer's last message, numbers masked
+    urgency: int = 0
+    complaint_type: str | None = None
+    ticket: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffResult:
+    status: str  # recorded (no live queue yet) | queued | closed (outside service hours) | no_agents
+    request_id: str
+    position: int | None = None
+    wait_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Complaint:
+    ticket: str
+    complaint_type: str
+    status: str  # registered | dispatched | handling | replied | resolved | closed
+    created_at: float
+    first_response_due: float
+    solution_due: float
+    summary: str = ""
+    history: tuple[tuple[float, str], ...] = field(default_factory=tuple)
+
+
+class Handoff(Protocol):
+    async def request_human(self, request: HandoffRequest) -> HandoffResult: ...
+
+    async def register_complaint(self, request: HandoffRequest) -> Complaint: ...
+
+    async def complaints(self, phone: str | None, channel: str, sender: str) -> list[Complaint]: ...
+
+
+class SmsSender(Protocol):
+    async def send(self, phone: str, text: str) -> None: ...
+
+
+class ConsoleSms:
+    """The embedded default: one-time codes go to the gateway's console (numbers masked)."""
+
+    async def send(self, phone: str, text: str) -> None:
+        log.warning("SMS to %s (demo: not sent, shown here): %s", mask_phone(phone), text)

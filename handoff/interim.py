@@ -1,0 +1,86 @@
+"""The handoff interface before the live agent queue: requests are recorded, complaints are
+registered as durable tickets in Redis, and the customer is told plainly that an agent will
+follow up. Tickets carry the operator's deadlines: first response 30 min, solution 24 h.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from zoneinfo import ZoneInfo
+
+import redis.asyncio as aioredis
+
+from bots.ports import Complaint, HandoffRequest, HandoffResult
+from gateway.rkeys import Keys
+
+
+class RecordedHandoff:
+    def __init__(
+        self, redis: aioredis.Redis, keys: Keys, *, tz: str = "Asia/Shanghai", first_response: int = 1800,
+        solution: int = 86400,
+    ) -> None:  # fmt: skip
+        self.redis = redis
+        self.keys = keys
+        self.tz = ZoneInfo(tz)
+        self.first_response = first_response
+        self.solution = solution
+
+    async def _number(self, kind: str) -> str:
+        day = dt.datetime.now(self.tz).strftime("%Y%m%d")
+        key = self.keys.counter(f"{kind}:{day}")
+        n = int(await self.redis.incr(key))
+        if n == 1:
+            await self.redis.expire(key, 3 * 86400)
+        return f"{kind}{day}{n:05d}"
+
+    @staticmethod
+    def _owner(phone: str | None, channel: str, sender: str) -> str:
+        return f"phone:{phone}" if phone else f"{channel}:{sender}"
+
+    async def request_human(self, request: HandoffRequest) -> HandoffResult:
+        request_id = await self._number("HR")
+        await self.redis.xadd(self.keys.handoff_requests(), {"e": json.dumps({
+            "type": "request_human", "request_id": request_id, "conversation": request.conversation_id,
+            "channel": request.channel, "sender": request.sender, "reason": request.reason, "lang": request.lang,
+            "text": request.text, "urgency": request.urgency, "complaint_type": request.complaint_type,
+            "at": time.time()}, ensure_ascii=False)}, maxlen=100_000, approximate=True)  # fmt: skip
+        return HandoffResult("recorded", request_id)
+
+    async def register_complaint(self, request: HandoffRequest) -> Complaint:
+        ticket = await self._number("TS")
+        now = time.time()
+        complaint = Complaint(ticket, request.complaint_type or "other", "registered", now, now + self.first_response,
+                              now + self.solution, request.text, ((now, "registered"),))  # fmt: skip
+        owner = self._owner(request.phone, request.channel, request.sender)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.complaint(ticket), mapping={
+                "ticket": ticket, "complaint_type": complaint.complaint_type, "status": complaint.status,
+                "created_at": now, "first_response_due": complaint.first_response_due,
+                "solution_due": complaint.solution_due, "summary": request.text, "owner": owner,
+                "channel": request.channel, "conversation": request.conversation_id, "lang": request.lang,
+                "history": json.dumps(complaint.history)})  # fmt: skip
+            pipe.zadd(self.keys.complaints_of(owner), {ticket: now})
+            pipe.xadd(self.keys.handoff_requests(), {"e": json.dumps({
+                "type": "complaint", "ticket": ticket, "conversation": request.conversation_id,
+                "channel": request.channel, "complaint_type": complaint.complaint_type, "text": request.text,
+                "urgency": request.urgency, "at": now}, ensure_ascii=False)},
+                maxlen=100_000, approximate=True)  # fmt: skip
+            await pipe.execute()
+        return complaint
+
+    async def complaints(self, phone: str | None, channel: str, sender: str) -> list[Complaint]:
+        owners = {self._owner(phone, channel, sender), self._owner(None, channel, sender)}
+        tickets: dict[str, float] = {}
+        for owner in owners:
+            for ticket, score in await self.redis.zrevrange(self.keys.complaints_of(owner), 0, 19, withscores=True):
+                tickets[ticket.decode()] = score
+        out = []
+        for ticket in sorted(tickets, key=tickets.__getitem__, reverse=True):
+            raw = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(self.keys.complaint(ticket))).items()}
+            if raw:
+                out.append(Complaint(raw["ticket"], raw["complaint_type"], raw["status"], float(raw["created_at"]),
+                                     float(raw["first_response_due"]), float(raw["solution_due"]), raw["summary"],
+                                     tuple(tuple(h) for h in json.loads(raw["history"]))))  # fmt: skip
+        return out
