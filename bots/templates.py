@@ -92,7 +92,14 @@ class Renderer:
         labels = yaml.safe_load((root / "labels.yml").read_text(encoding="utf-8"))
         self.labels: dict[str, dict[str, str]] = labels["intents"]
         self.complaint_labels: dict[str, dict[str, str]] = labels["complaint_types"]
+        self.districts: dict[str, str] = labels["districts"]
         self.env.globals.update(complaint_labels=self.complaint_labels)
+
+        @jinja2.pass_context
+        def district(ctx: Any, name: str) -> str:
+            return name if _lang(ctx) == "zh" else self.districts.get(name, name)
+
+        self.env.filters["district"] = district
         self._modules: dict[tuple[str, str, str, bool], list[Any]] = {}
 
     def names(self) -> set[str]:

@@ -1,0 +1,128 @@
+"""Identity: tokens (401 for forged or expired), and binding an account with a one-time code."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import jwt
+
+from tests.bots.conftest import SECRET, demo
+
+
+def code_from(caplog) -> str:
+    texts = [r.getMessage() for r in caplog.records if r.name == "gateway.sms"]
+    assert texts, "no one-time code was sent"
+    assert not any(re.search(r"1[3-9]\d{9}", t) for t in texts)  # the number is masked in the log
+    return re.search(r"(\d{6})", texts[-1]).group(1)
+
+
+async def test_forged_and_expired_tokens_get_401(bot_client):
+    for token, error in (
+        (jwt.encode({"sub": "13800138000", "exp": int(time.time()) + 60}, "wrong-secret-wrong-secret-wrong!!",
+                    algorithm="HS256"), "invalid token signature"),  # fmt: skip
+        (jwt.encode({"sub": "13800138000", "exp": int(time.time()) - 60}, SECRET, algorithm="HS256"), "token expired"),
+    ):
+        resp = await bot_client.post("/webhooks/rest/webhook", json={"sender": "x", "message": "查话费",
+                                                                     "metadata": {"token": token}})  # fmt: skip
+        assert resp.status == 401
+        body = await resp.json()
+        assert error in body["error"] and "86.50" not in str(body)
+
+
+async def test_bind_then_the_question_is_answered(customer, caplog):
+    caplog.set_level(logging.WARNING, logger="gateway.sms")
+    c = customer(phone=None)
+    assert "手机号码" in await c.text("查话费")
+    reply = await c.text("我的号码是138 0013 8001")
+    assert "验证码已发送到138****8001" in reply
+    reply = await c.text(code_from(caplog))
+    assert "已绑定号码138****8001" in reply
+    assert f"{demo('13800138001')['balance']:.2f}元" in reply  # the original question, answered
+    assert "138****8001" in await c.text("查流量")  # stays bound
+    assert "已绑定号码138****8001" in await c.text("绑定")
+    assert "已解除绑定" in await c.text("解绑")
+    assert "验证码" in await c.text("查话费")
+
+
+async def test_bill_month_survives_the_binding(customer, caplog):
+    caplog.set_level(logging.WARNING, logger="gateway.sms")
+    c = customer(phone=None)
+    await c.text("查上个月账单")
+    await c.text("13800138002")
+    reply = await c.text(code_from(caplog))
+    assert f"{demo('13800138002')['bills'][1]['total']:.2f}元" in reply
+
+
+async def test_five_wrong_codes_lock_the_code(customer, caplog):
+    caplog.set_level(logging.WARNING, logger="gateway.sms")
+    c = customer(phone=None)
+    await c.text("绑定")
+    await c.text("13800138000")
+    code = code_from(caplog)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for left in (4, 3, 2, 1):
+        assert f"还可以再试{left}次" in await c.text(wrong)
+    assert "错误次数过多" in await c.text(wrong)
+    reply = await c.text(code)  # the right code no longer works
+    assert "已绑定" not in reply
+    assert "验证码" in await c.text("查话费")  # still not bound
+
+
+async def test_code_resend_is_rate_limited(customer, caplog):
+    caplog.set_level(logging.WARNING, logger="gateway.sms")
+    c = customer(phone=None)
+    await c.text("绑定")
+    await c.text("13800138000")
+    other = customer(phone=None)
+    await other.text("绑定")
+    assert "秒后再试" in await other.text("13800138000")
+
+
+async def test_expired_code(aiohttp_client, make_settings, nlu_engine, caplog):
+    import asyncio
+
+    from gateway.app import create_app
+    from tests.bots.conftest import Customer
+
+    caplog.set_level(logging.WARNING, logger="gateway.sms")
+    settings = make_settings(webchat={"token_secret": SECRET}, bots={"otp_ttl": 1})
+    c = Customer(await aiohttp_client(create_app(settings, nlu=nlu_engine)), "slowpoke", None)
+    await c.text("绑定")
+    await c.text("13800138000")
+    code = code_from(caplog)
+    await asyncio.sleep(1.3)
+    assert "已过期" in await c.text(code)
+
+
+async def test_proven_customer_needs_no_binding(customer):
+    assert "无需绑定" in await customer("13800138000").text("绑定")
+    assert "没有绑定号码" in await customer(phone=None).text("解绑")
+
+
+async def test_complaint_and_status(customer, redis_client, key_prefix):
+    c = customer("13800138000")
+    reply = await c.text("你们的网络太差了，天天断线，我要投诉")
+    ticket = re.search(r"TS\d{13}", reply).group(0)
+    assert "网络类" in reply and "30分钟" in reply and "24小时" in reply
+    reply = await c.text("我的投诉处理得怎么样了")
+    assert ticket in reply and "已登记" in reply
+    assert "没有查到您的投诉记录" in await customer("13800138001").text("投诉进度")
+    entries = await redis_client.xrange(f"{key_prefix}handoff:requests")
+    assert any(ticket.encode() in fields[b"e"] for _, fields in entries)
+
+
+async def test_request_human_is_recorded_plainly(customer, redis_client, key_prefix):
+    reply = await customer("13800138000").text("转人工")
+    assert "已记录您的人工服务请求" in reply
+    assert await redis_client.xlen(f"{key_prefix}handoff:requests") == 1
+
+
+async def test_fallback_asks_once_then_offers_a_human(customer):
+    c = customer(phone=None)
+    first = await c.text("我想问一下那个东西")
+    assert "没太明白" in first and c.buttons()[-1] == ("转人工客服", "/request_human")
+    second = await c.text("那个")
+    assert "需要为您转人工客服吗" in second
+    assert "已记录您的人工服务请求" in await c.text("1")
