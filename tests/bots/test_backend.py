@@ -63,7 +63,7 @@ async def backend(aiohttp_server: Any, redis_url: str, key_prefix: str) -> Any:
 
 
 async def test_adapter_matches_the_demo_over_http(backend):
-    url, faults, demo_bss = backend
+    url, _, demo_bss = backend
     http = HttpBSS(url)
     try:
         phone = "13800138000"
@@ -148,8 +148,8 @@ async def test_auth_header_comes_from_the_environment(aiohttp_client, backend, m
     settings = load_settings(env={"BSS_AUTH_HEADER": "Authorization: Bearer s3cr3t-token",
                                   "GATEWAY_BOTS_BACKEND": "http", "GATEWAY_BOTS_BACKEND_URL": url})  # fmt: skip
     assert "s3cr3t" not in repr(settings)
-    base = make_settings(webchat={"token_secret": SECRET}, bots={"backend": "http", "backend_url": url,
-                                                                 "backend_auth": settings.bots.backend_auth})  # fmt: skip
+    bots = {"backend": "http", "backend_url": url, "backend_auth": settings.bots.backend_auth}
+    base = make_settings(webchat={"token_secret": SECRET}, bots=bots)
     c = Customer(await aiohttp_client(create_app(base, nlu=nlu_engine)), "auth-1", "13800138000")
     assert "86.50" in await c.text("查话费")
     assert faults.headers[-1][1]["Authorization"] == "Bearer s3cr3t-token"
@@ -159,8 +159,8 @@ async def test_failing_back_end_gets_a_polite_answer_and_opens_the_circuit(aioht
                                                                            nlu_engine):  # fmt: skip
     url, faults, _ = backend
     faults.fail["/balance"] = -1
-    settings = make_settings(webchat={"token_secret": SECRET}, bots={
-        "backend": "http", "backend_url": url, "backend_retries": 0, "circuit_failures": 2, "circuit_reset": 60})  # fmt: skip
+    bots = {"backend": "http", "backend_url": url, "backend_retries": 0, "circuit_failures": 2, "circuit_reset": 60}
+    settings = make_settings(webchat={"token_secret": SECRET}, bots=bots)
     c = Customer(await aiohttp_client(create_app(settings, nlu=nlu_engine)), "fail-1", "13800138000")
     for _ in range(3):
         reply = await c.text("查话费")

@@ -7,7 +7,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from gateway.app import create_app
-from tests.bots.conftest import SECRET, DEMO, Customer
+from tests.bots.conftest import DEMO, SECRET, Customer
 
 
 async def orders(redis_url: str, prefix: str) -> int:

@@ -71,8 +71,8 @@ def test_sms_variant_and_length_limit():
 
 def test_wechat_text_stays_under_2048_bytes():
     r = Renderer()
-    stores = tuple(Store("海淀区", {"zh": "营业厅" * 100, "en": "x"}, {"zh": "地址" * 200, "en": "x"}, "09:00-18:00", "1")
-                   for _ in range(3))  # fmt: skip
+    name, address = {"zh": "营业厅" * 100, "en": "x"}, {"zh": "地址" * 200, "en": "x"}
+    stores = tuple(Store("海淀区", name, address, "09:00-18:00", "1") for _ in range(3))
     text = r.text("store_hours", "answer", "zh", "wechat", district="海淀区", stores=stores, more=False)
     assert len(text.encode()) <= 2048
 
