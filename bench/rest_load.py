@@ -71,8 +71,24 @@ def wait_ready(proc: subprocess.Popen[str], word: str, timeout: float = 120) -> 
 
 
 # ---- the client (runs in its own process) -------------------------------------------------------
+SECRET = "bench-secret-bench-secret-bench-secret!"
+
+
+def _tokens(senders: int) -> dict[int, str]:
+    """Every other sender is signed in as a demo customer: their account questions run through the
+    bot flows and the demo back end; the others are asked to verify first."""
+    import yaml
+
+    from gateway.security import mint_customer_token
+
+    phones = list(yaml.safe_load((ROOT / "config" / "demo_bss.yml").read_text(encoding="utf-8"))["subscribers"])
+    return {i: mint_customer_token(phones[i % len(phones)], SECRET, 3600) for i in range(0, senders, 2)}
+
+
 async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dict[str, object]:
     import aiohttp
+
+    tokens = _tokens(senders)
 
     latencies: list[float] = []
     errors = 0
@@ -85,11 +101,10 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
         nonlocal errors
         while not queue.empty():
             i = queue.get_nowait()
-            body = {
-                "sender": f"load-{i % senders}",
-                "message": TEXTS[i % len(TEXTS)],
-                "metadata": {"message_id": f"{run}-{i}"},
-            }
+            metadata = {"message_id": f"{run}-{i}"}
+            if i % senders in tokens:
+                metadata["token"] = tokens[i % senders]
+            body = {"sender": f"load-{i % senders}", "message": TEXTS[i % len(TEXTS)], "metadata": metadata}
             t0 = time.perf_counter()
             try:
                 async with session.post(url, json=body) as resp:
@@ -180,6 +195,7 @@ def main() -> None:
     echo = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(echo_port)], stdout=subprocess.PIPE, text=True)
     data_dir = tempfile.mkdtemp(prefix="gw-bench-")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["WEBCHAT_JWT_SECRET"] = SECRET
     gateway = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--port", str(gw_port), "--data-dir", data_dir, "--log-level", "WARNING"],
         cwd=ROOT,

@@ -320,11 +320,12 @@ class Pipeline:
         keep = b"" if pusher else orjson.dumps([_out_dict(r) for r in replies])
         if state is not None:
             state.rev = rev + 1
+        expected = rev if state is not None else -1  # a failed answer leaves the state as it was
         await self._late_script(
             keys=[self.keys.sender(msg.channel, msg.sender_id),
                   self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id),
                   self.keys.late(msg.channel, msg.sender_id)],
-            args=[rev, state.to_json() if state else b"{}", rev + 1, keep, *entries],
+            args=[expected, state.to_json() if state else b"{}", rev + 1, keep, *entries],
         )  # fmt: skip
         if pusher:
             for reply in replies:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -40,8 +41,15 @@ from bots.bss.base import (
     Vas,
     Window,
 )  # fmt: skip
+from nlu import mask_phone
 
 log = logging.getLogger(__name__)
+_PHONE = re.compile(r"1[3-9]\d{9}")
+
+
+def _masked(path: str) -> str:
+    """A path for messages and logs: phone numbers masked."""
+    return _PHONE.sub(lambda m: mask_phone(m.group()), path)
 
 
 class CircuitBreaker:
@@ -113,20 +121,20 @@ class HttpBSS:
                 async with self._client().request(method, self.base_url + path, params=params, json=body,
                                                   headers=headers) as resp:  # fmt: skip
                     if resp.status >= 500 or resp.status == 429:
-                        last = BSSUnavailable(f"operator back end answered {resp.status} to {method} {path}")
+                        last = BSSUnavailable(f"operator back end answered {resp.status} to {method} {_masked(path)}")
                         continue
                     data = await resp.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                last = BSSUnavailable(f"operator back end: {type(exc).__name__} on {method} {path}")
+                last = BSSUnavailable(f"operator back end: {type(exc).__name__} on {method} {_masked(path)}")
                 continue
             self.breaker.success()
             if resp.status == 404:
-                raise NotFound(_error(data))
+                raise NotFound(_masked(_error(data)))
             if resp.status in (409, 422):
                 code = str(data.get("code", "rejected")) if isinstance(data, dict) else "rejected"
-                raise Rejected(code, _error(data))
+                raise Rejected(code, _masked(_error(data)))
             if resp.status >= 400:
-                raise BSSError(f"operator back end answered {resp.status}: {_error(data)}")
+                raise BSSError(f"operator back end answered {resp.status}: {_masked(_error(data))}")
             return data
         self.breaker.failure()
         assert last is not None

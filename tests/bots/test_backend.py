@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -156,7 +158,8 @@ async def test_auth_header_comes_from_the_environment(aiohttp_client, backend, m
 
 
 async def test_failing_back_end_gets_a_polite_answer_and_opens_the_circuit(aiohttp_client, backend, make_settings,
-                                                                           nlu_engine):  # fmt: skip
+                                                                           nlu_engine, caplog):  # fmt: skip
+    caplog.set_level(logging.DEBUG)
     url, faults, _ = backend
     faults.fail["/balance"] = -1
     bots = {"backend": "http", "backend_url": url, "backend_retries": 0, "circuit_failures": 2, "circuit_reset": 60}
@@ -166,6 +169,9 @@ async def test_failing_back_end_gets_a_polite_answer_and_opens_the_circuit(aioht
         reply = await c.text("查话费")
         assert "业务系统暂时繁忙" in reply and ("转人工客服", "/request_human") in c.buttons()
     assert faults.calls["GET /subscribers/13800138000/balance"] == 2
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "operator back end" in logged and "138****8000" in logged
+    assert not re.search(r"1[3-9]\d{9}", logged)  # logs never hold a full number
 
 
 async def frames_until(ws: Any, predicate: Any, timeout: float = 8.0) -> list[dict[str, Any]]:
