@@ -169,7 +169,8 @@ async def test_failing_back_end_gets_a_polite_answer_and_opens_the_circuit(aioht
         reply = await c.text("查话费")
         assert "业务系统暂时繁忙" in reply and ("转人工客服", "/request_human") in c.buttons()
     assert faults.calls["GET /subscribers/13800138000/balance"] == 2
-    logged = "\n".join(r.getMessage() for r in caplog.records)
+    # the gateway's own records (the fake back end's access log is the operator's, not ours)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
     assert "operator back end" in logged and "138****8000" in logged
     assert not re.search(r"1[3-9]\d{9}", logged)  # logs never hold a full number
 
