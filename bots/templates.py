@@ -101,6 +101,7 @@ class Renderer:
 
         self.env.filters["district"] = district
         self._modules: dict[tuple[str, str, str, bool], list[Any]] = {}
+        self._memo: dict[tuple[Any, ...], str] = {}
 
     def names(self) -> set[str]:
         """Template names (``query_balance``, ``common`` …) present for every language."""
@@ -134,6 +135,21 @@ class Renderer:
         raise TemplateError(f"template {lang}/{name}.j2 has no macro {macro!r}")
 
     def text(self, name: str, macro: str, lang: str, channel: str = "", **args: Any) -> str:
+        """The message, fitted to the channel. Renders whose arguments are all hashable (menus,
+        questions, most replies) are memoised: the same inputs always give the same text."""
+        try:
+            key: tuple[Any, ...] | None = (name, macro, lang, channel, *sorted(args.items()))
+            hit = self._memo.get(key)  # type: ignore[arg-type]
+        except TypeError:  # a dict or list argument: render every time
+            key, hit = None, None
+        if hit is not None:
+            return hit
+        text = self._fit(name, macro, lang, channel, args)
+        if key is not None and len(self._memo) < 20_000:
+            self._memo[key] = text
+        return text
+
+    def _fit(self, name: str, macro: str, lang: str, channel: str, args: dict[str, Any]) -> str:
         text = self._render(name, macro, lang, channel, False, args)
         if channel == "sms" and sms.segments(text) > self.sms_max_parts:
             text = sms.fit(self._render(name, macro, lang, channel, True, args), self.sms_max_parts)

@@ -64,6 +64,19 @@ class Keys:
         """Integer: daily sequence numbers of tickets and requests."""
         return f"{self.prefix}seq:{name}"
 
+    # ---- handoff: one hash tag, so each handoff script touches one Redis Cluster slot ----------
+    def hk(self, *parts: str) -> str:
+        """A handoff key: ``{prefix}{handoff}:<parts>``. Agents: ``agent:<name>`` (hash: role, skills,
+        capacity, password hash, demo), ``agents`` (set), ``agent:<name>:chats`` (set), ``presence:<name>``
+        (hash: status, seen, conns); chats: ``chat:<conversation>`` (hash), ``queue`` (sorted set, score =
+        entered − priority credit), ``timers`` (sorted set of SLA/presence timers by due time),
+        ``breaches`` (list), ``callbacks`` (stream), ``surveys`` (stream), ``session:<id>`` (hash)."""
+        return f"{self.prefix}{{handoff}}:" + ":".join(parts)
+
+    def live_agents(self) -> str:
+        """Pub/sub: every agent-side event, fanned out to whichever process holds the agent's WebSocket."""
+        return f"{self.prefix}live:agents"
+
     def visitor_outbox(self, visitor: str) -> str:
         """Stream of frames for a web chat visitor, replayed after a reconnect (MAXLEN replay_limit)."""
         return f"{self.prefix}{{visitor:{visitor}}}:out"

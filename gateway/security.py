@@ -18,7 +18,22 @@ PHONE = re.compile(r"^1[3-9]\d{9}$")
 
 
 def verify_customer_token(token: str, secret: str) -> str:
-    """The proven phone number, or ``Unauthorized`` naming what is wrong (never the token)."""
+    """The proven phone number, or ``Unauthorized`` naming what is wrong (never the token).
+    A verified token is remembered (by its text) until it expires: a chat sends it with every message."""
+    cached = _verified.get((token, secret))
+    if cached is not None and cached[1] > time.time():
+        return cached[0]
+    phone, exp = _verify(token, secret)
+    if len(_verified) > 10_000:
+        _verified.clear()
+    _verified[(token, secret)] = (phone, exp)
+    return phone
+
+
+_verified: dict[tuple[str, str], tuple[str, float]] = {}
+
+
+def _verify(token: str, secret: str) -> tuple[str, float]:
     if not secret:
         raise Unauthorized("customer tokens are not accepted: WEBCHAT_JWT_SECRET is not configured")
     try:
@@ -32,7 +47,7 @@ def verify_customer_token(token: str, secret: str) -> str:
     phone = str(claims["sub"])
     if not PHONE.match(phone):
         raise Unauthorized("token subject is not a mainland mobile number")
-    return phone
+    return phone, float(claims["exp"])
 
 
 def mint_customer_token(phone: str, secret: str, ttl: int = 3600) -> str:
