@@ -96,6 +96,7 @@ class Ctx:
         self.bound_phone = bound_phone
         self.replies: list[Reply] = []
         self.events: list[dict[str, Any]] = []
+        self.handed_over = False
         self.tz = ZoneInfo(svc.config.timezone)
         self.now = dt.datetime.now(self.tz)
 
@@ -170,9 +171,17 @@ class Ctx:
             urgency=self.result.urgency, complaint_type=self.result.complaint_type, **extra,
         )  # fmt: skip
         result = await self.svc.handoff.request_human(request)
+        self.handed_over = True
         self.event("handoff", reason=reason, status=result.status, request_id=result.request_id)
         self.say("request_human", result.status, request_id=result.request_id, position=result.position,
                  wait=result.wait_seconds)  # fmt: skip
+        if result.status in ("closed", "no_agents"):  # no endless wait: a message becomes a callback task
+            self.ask("human", "message", request_id=result.request_id)
+
+    async def tier(self) -> str:
+        if not self.phone:
+            return "normal"
+        return str((await self.svc.bss.subscriber(self.phone)).tier)
 
 
 def _simple(text: str) -> str:
@@ -288,16 +297,23 @@ class Bot:
     async def route(self, ctx: Ctx) -> None:
         state = ctx.state
         if ctx.intent == "nlu_fallback":
-            return self._fallback(ctx)
+            return await self._fallback(ctx)
         state.misses = 0
         flow = self.routes.get(ctx.intent) or self.routes["out_of_scope"]
         await flow.start(ctx)
+        result = ctx.result
+        if not ctx.handed_over and result.urgency and result.intent not in ("request_human", "greet", "thanks") \
+                and ctx.svc.handoff.wants_human("urgent", result.complaint_type, result.urgency, "normal"):  # fmt: skip
+            await ctx.hand_over("urgent")
         return None
 
-    def _fallback(self, ctx: Ctx) -> None:
+    async def _fallback(self, ctx: Ctx) -> None:
         state = ctx.state
         state.misses += 1
         ctx.event("nlu_fallback", misses=state.misses)
+        if ctx.phone and ctx.svc.handoff.wants_human("vip", None, 0, await ctx.tier()):
+            await ctx.hand_over("vip")
+            return
         if state.misses >= 2:
             state.human_offered = True
             ctx.say("common", "fallback_human", ctx.button("request_human"), *self._menu(ctx))

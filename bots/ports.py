@@ -52,7 +52,17 @@ class Complaint:
 
 
 class Handoff(Protocol):
+    def wants_human(self, reason: str, complaint_type: str | None, urgency: int, tier: str) -> bool:
+        """Whether this (a complaint of a type, an urgent message, a VIP's misunderstanding) goes to people."""
+        ...
+
     async def request_human(self, request: HandoffRequest) -> HandoffResult: ...
+
+    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> None:
+        """The customer's message for a callback (no agent available, or outside service hours)."""
+        ...
+
+    async def record_survey(self, conversation_id: str, score: int, comment: str | None) -> None: ...
 
     async def register_complaint(self, request: HandoffRequest) -> Complaint: ...
 

@@ -11,16 +11,18 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jinja2
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bots.bss import BSS
+from bots.bss import BSS, BSSError
 from bots.bss.demo import DEMO_DATA, DemoBSS
 from bots.bss.http import HttpBSS
 from bots.engine import Bot, BotConfig, Services
 from bots.identity import Binder
 from bots.ports import ConsoleSms, SmsSender
+from bots.state import Slot
 from bots.templates import Renderer
 from gateway.channels import webchat
 from gateway.embedded import EmbeddedRedis
@@ -31,7 +33,11 @@ from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.rkeys import Keys
 from gateway.settings import Settings
+from handoff import api as handoff_api
+from handoff.config import HandoffConfig, load_handoff_config
 from handoff.interim import RecordedHandoff
+from handoff.service import Chat, HandoffService
+from handoff.sla import Timers
 from nlu import NLU, NLUConfig, NLUInputError
 from nlu.data import DATA_DIR, data_files
 from nlu.engine import artifact_key
@@ -39,6 +45,8 @@ from nlu.engine import artifact_key
 log = logging.getLogger(__name__)
 EMBEDDED: web.AppKey[EmbeddedRedis] = web.AppKey("embedded_redis")
 FAST_REDIS: web.AppKey[FastRedis] = web.AppKey("fast_redis")
+HANDOFF_CONFIG: web.AppKey[HandoffConfig] = web.AppKey("handoff_config")
+DEMO_AGENTS: web.AppKey[list[tuple[str, str, str]]] = web.AppKey("demo_agents")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -131,6 +139,55 @@ def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS | N
     return Bot(services)
 
 
+async def _start_handoff(app: web.Application, settings: Settings, bot: Bot) -> tuple[HandoffService, Timers]:
+    """The human side: queue, agents, SLA timers; it replaces the interim handoff in the bot."""
+    pipeline, bss = app[PIPELINE], bot.svc.bss
+
+    async def tier_of(phone: str) -> str:
+        try:
+            return (await bss.subscriber(phone)).tier
+        except BSSError:
+            return "normal"
+
+    async def profile_of(phone: str, lang: str) -> dict[str, object]:
+        sub = await bss.subscriber(phone)
+        plans = {p.id: p for p in await bss.plans()}
+        plan = plans.get(sub.plan)
+        return {"tier": sub.tier, "plan": plan.name.get(lang) if plan else sub.plan, "district": sub.district,
+                "name": sub.name.get(lang)}  # fmt: skip
+
+    service = HandoffService(
+        app[REDIS], app[RKEYS], app[HANDOFF_CONFIG], bot.svc.renderer, app[METRICS], pipeline.deliver,
+        production=settings.server.production, conversation_log=app[RKEYS].conversation_log, tier_of=tier_of,
+        profile_of=profile_of,
+    )  # fmt: skip
+    timers = Timers(service)
+    service.timers = timers
+    bot.svc.handoff = service
+    pipeline.handoff = service
+    app[handoff_api.SERVICE] = service
+
+    async def survey(chat: Chat) -> None:
+        await pipeline.set_slot(chat.channel, chat.sender, chat.id, Slot("survey", "score", {}))
+
+    app[handoff_api.SURVEY] = survey
+    app[DEMO_AGENTS] = await _demo_agents(service, settings)
+    timers.start()
+    return service, timers
+
+
+async def _demo_agents(service: HandoffService, settings: Settings) -> list[tuple[str, str, str]]:
+    """With no agents at all and outside production, the demo agents of config/routing.yml."""
+    if settings.server.production or await service.agents.all():
+        return []
+    made = []
+    for a in service.config.demo_agents:
+        await service.agents.add(a.name, a.password, role=a.role, skills=a.skills, capacity=a.capacity,
+                                 display_name=a.display_name, demo=True)  # fmt: skip
+        made.append((a.name, a.password, a.role))
+    return made
+
+
 def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = nlu or await asyncio.to_thread(load_nlu, settings)
@@ -140,16 +197,19 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
             app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS], bot, fast=app[FAST_REDIS],
             late_answer_timeout=settings.bots.late_answer_timeout,
         )  # fmt: skip
+        _, timers = await _start_handoff(app, settings, bot)
         gc.collect()
         gc.freeze()  # the model's vocabulary lives for the process: keep it out of every GC pass
         yield
+        await timers.stop()
         await app[PIPELINE].drain(settings.server.shutdown_timeout)
         await bot.svc.bss.close()
 
     return ctx
 
 
-def create_app(settings: Settings, nlu: NLU | None = None) -> web.Application:
+def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: HandoffConfig | None = None
+               ) -> web.Application:  # fmt: skip
     """The gateway. ``nlu`` may be passed in (tests share one); otherwise it loads or trains at start-up."""
     app = web.Application(middlewares=[error_middleware], client_max_size=max(settings.webchat.max_body_bytes, 1024**2))
     app[SETTINGS] = settings
@@ -162,5 +222,9 @@ def create_app(settings: Settings, nlu: NLU | None = None) -> web.Application:
         web.get("/metrics", metrics),
         web.post("/model/parse", model_parse),
     ])  # fmt: skip
+    app[HANDOFF_CONFIG] = handoff_config or load_handoff_config()
+    app[handoff_api.JINJA] = jinja2.Environment(loader=jinja2.FileSystemLoader(handoff_api.TEMPLATES), autoescape=True)
+    app.add_routes(handoff_api.routes())
     webchat.setup(app, settings)
+    app.cleanup_ctx.append(handoff_api.hub_ctx)
     return app

@@ -46,6 +46,18 @@ class Metrics:
             "gateway_late_answer_seconds", "Time from receipt to an answer delivered after the deadline "
             "(the customer got \"checking…\" first)", ["channel"], buckets=REPLY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        self.handoff_queued = Counter(
+            "handoff_chats_queued_total", "Chats put in the human queue", registry=self.registry
+        )
+        self.handoff_wait_seconds = Histogram(
+            "handoff_queue_wait_seconds", "Time from entering the queue to an agent taking the chat (target 15 s)",
+            buckets=(1, 5, 10, 15, 30, 60, 120, 300, 600, 1800), registry=self.registry,
+        )  # fmt: skip
+        self.sla_breaches = Counter(
+            "handoff_sla_breaches_total", "SLA clocks that ran out: pickup, first_reply, complaint_first_response",
+            ["clock"], registry=self.registry,
+        )  # fmt: skip
+        self.agent_sockets = Gauge("handoff_agent_websockets", "Open agent console WebSockets", registry=self.registry)
         self.intents = Counter("gateway_intents_total", "Recognised intents", ["intent"], registry=self.registry)
         self.websockets = Gauge("gateway_websockets", "Open customer WebSockets", registry=self.registry)
         self.errors = Counter(

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 # read the bot's state, the account binding and any answer that arrived late for this sender.
 # KEYS: dedupe key, sender hash, binding, late list. ARGV: pending ttl, idle timeout, fresh conversation id.
 # "pending" lives only as long as a turn may take: a retry after a crash mid-turn is handled.
-# Returns {1, ticket, served, conversation, new, language, bot state, bound phone, late answers}
+# Returns {1, ticket, served, conversation, new, language, bot state, bound phone, late answers,
+# the chat a human holds (handoff)}
 # or, for a duplicate, {0, stored replies, conversation}.
 _ACCEPT = """
 if not redis.call('SET', KEYS[1], 'pending', 'NX', 'EX', ARGV[1]) then
@@ -53,7 +54,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
-local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot')
+local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot', 'human')
 local conv, new = state[2], 0
 if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
   conv, new = ARGV[3], 1
@@ -67,7 +68,7 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('DEL', KEYS[4])
 end
 return {1, ticket, tonumber(state[1] or '0'), conv, new, state[4] or '', state[5] or '',
-        redis.call('GET', KEYS[3]) or '', late}
+        redis.call('GET', KEYS[3]) or '', late, state[6] or ''}
 """
 
 # Mark a ticket served unless a later one already was (a skipped, slow holder may finish late).
@@ -135,6 +136,7 @@ class Pipeline:
         self.fast = fast
         self.late_answer_timeout = late_answer_timeout
         self.pushers: dict[str, Pusher] = {}  # channel → deliver a message outside a reply (late answers)
+        self.handoff: Any = None  # handoff.service.HandoffService, when the human side is running
         self._accept = redis.register_script(_ACCEPT)
         self._serve = redis.register_script(_SERVE)
         self._finish = redis.register_script(_FINISH)
@@ -184,14 +186,17 @@ class Pipeline:
         if not accepted[0]:
             counters.duplicates.inc()
             return await self._duplicate(msg, dedupe_key, accepted[1], accepted[2].decode())
-        _, ticket, served, conv_id, new, conv_lang, raw_state, bound, late = accepted
+        _, ticket, served, conv_id, new, conv_lang, raw_state, bound, late, human = accepted
         conversation = Conversation(conv_id.decode(), bool(new), conv_lang.decode() or None)
         state = BotState.load(raw_state, conversation.id)
         try:
             if served < ticket - 1:
                 await self._wait_turn(msg, sender_key, ticket)
-            turn, entries, new_state = await self._turn(msg, conversation, state, bound.decode() or None, started,
-                                                        ticket)  # fmt: skip
+            if human and self.handoff is not None:  # a person holds the conversation: no bot, straight to them
+                turn, entries, new_state = await self._to_human(msg, conversation, human.decode(), ticket)
+            else:
+                turn, entries, new_state = await self._turn(msg, conversation, state, bound.decode() or None, started,
+                                                            ticket)  # fmt: skip
         except BaseException:
             await self.redis.delete(dedupe_key)  # not handled: let the provider's retry through
             await self._script(self._serve, [sender_key], [ticket])
@@ -330,6 +335,39 @@ class Pipeline:
         if pusher:
             for reply in replies:
                 await pusher(reply)
+
+    async def _to_human(self, msg: InboundMessage, conversation: Conversation, chat_id: str,
+                        ticket: int) -> tuple[Turn, list[bytes], None]:  # fmt: skip
+        await self.handoff.customer_message(chat_id, msg.text, msg.received_at)
+        entries = _log_entries(msg, None, (), [], 0.0, ticket)
+        return Turn(conversation.id, (), None, reply_lang(msg.text, conversation.lang or msg.lang)), entries, None
+
+    async def deliver(self, message: OutboundMessage) -> None:
+        """A message outside a reply (an agent's, a queue notice): pushed where the channel can push,
+        else kept for the sender's next reply."""
+        pusher = self.pushers.get(message.channel)
+        if pusher:
+            await pusher(message)
+        elif message.kind != "typing":
+            key = self.keys.late(message.channel, message.recipient_id)
+            await self.redis.rpush(key, orjson.dumps([_out_dict(message)]))
+            await self.redis.expire(key, 86400)
+
+    async def set_slot(self, channel: str, sender: str, conversation_id: str, slot: Any) -> None:
+        """Give the conversation back to the bot, waiting for ``slot`` (e.g. the survey)."""
+        key = self.keys.sender(channel, sender)
+        raw, rev = await self.redis.hmget(key, "bot", "botrev")
+        state = BotState.load(raw, conversation_id)
+        state.slot, state.pending, state.options = slot, None, []
+        state.rev = int(rev or 0) + 1
+        await self.redis.hset(key, mapping={"bot": state.to_json(), "botrev": state.rev})
+
+    async def customer_typing(self, channel: str, sender: str) -> None:
+        if self.handoff is None:
+            return
+        chat_id = await self.redis.hget(self.keys.sender(channel, sender), "human")
+        if chat_id:
+            await self.handoff.customer_typing(chat_id.decode())
 
     def _outbound(self, msg: InboundMessage, conversation: Conversation,
                   replies: Sequence[Reply]) -> tuple[OutboundMessage, ...]:  # fmt: skip

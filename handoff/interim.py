@@ -48,6 +48,15 @@ class RecordedHandoff:
             "at": time.time()}, ensure_ascii=False)}, maxlen=100_000, approximate=True)  # fmt: skip
         return HandoffResult("recorded", request_id)
 
+    def wants_human(self, reason: str, complaint_type: str | None, urgency: int, tier: str) -> bool:
+        return reason == "request_human"
+
+    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> None:
+        return None
+
+    async def record_survey(self, conversation_id: str, score: int, comment: str | None) -> None:
+        return None
+
     async def register_complaint(self, request: HandoffRequest) -> Complaint:
         ticket = await self._number("TS")
         now = time.time()

@@ -28,6 +28,7 @@ from bots.flows import (
     sim,
     smalltalk,
     stores,
+    survey,
     unsubscribe,
 )  # fmt: skip
 from bots.state import Pending, Slot
@@ -63,7 +64,7 @@ class Flow:
 
 
 _MODULES = (balance, bill, binding, broadband, change_plan, complaint, complaint_status, data_usage, human, network,
-            plan, porting, recharge, roaming, sim, smalltalk, stores, unsubscribe)  # fmt: skip
+            plan, porting, recharge, roaming, sim, smalltalk, stores, survey, unsubscribe)  # fmt: skip
 FLOWS: dict[str, Flow] = {m.__name__.rsplit(".", 1)[1]: Flow(m) for m in _MODULES}
 ROUTES: dict[str, Flow] = {}
 for _flow in FLOWS.values():

@@ -11,6 +11,7 @@ from bots.engine import forced_result
 from nlu.entities import Entity
 
 INTENT = "greet"
+INTENTS: tuple[str, ...] = ()  # not routed: started by the bind command or by an agent closing a chat
 _CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 
 

@@ -24,3 +24,6 @@ async def start(ctx: Any) -> None:
     ctx.say(INTENT, "registered", *buttons, ticket=ticket, kind=kind,
             first_minutes=round((ticket.first_response_due - ticket.created_at) / 60),
             solution_hours=round((ticket.solution_due - ticket.created_at) / 3600))  # fmt: skip
+    tier = await ctx.tier() if ctx.phone else "normal"
+    if ctx.svc.handoff.wants_human("complaint", kind, ctx.result.urgency, tier):
+        await ctx.hand_over("complaint", ticket=ticket.ticket)

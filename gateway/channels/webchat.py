@@ -97,7 +97,17 @@ class WebchatHub:
             with contextlib.suppress(aioredis.RedisError):
                 await self._pubsub.unsubscribe(self.keys.visitor_channel(visitor))
 
+    async def publish_ephemeral(self, visitor: str, frame: dict[str, Any]) -> None:
+        """A frame that is not kept for replay (an agent typing)."""
+        data = json.dumps({**frame, "ephemeral": True}, ensure_ascii=False)
+        await self.redis.publish(self.keys.visitor_channel(visitor), data)
+
     async def deliver(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        if frame.get("ephemeral"):
+            if not ws.closed:
+                with contextlib.suppress(ConnectionResetError):
+                    await ws.send_str(json.dumps(frame, ensure_ascii=False))
+            return
         if frame.get("seq", 0) <= self.sent.get(ws, 0) or ws.closed:
             return
         self.sent[ws] = frame["seq"]
@@ -287,8 +297,10 @@ class _Session:
         if kind == "lang" and frame.get("lang") in {"zh", "en"}:
             self.lang = frame["lang"]
             return None
-        if kind == "typing":
-            return None  # forwarded to the agent once a human holds the conversation
+        if kind == "typing":  # reaches the agent when a person holds the conversation
+            with contextlib.suppress(Exception):
+                await self.app[PIPELINE].customer_typing(CHANNEL, self.visitor)
+            return None
         return await self.error(f"unknown frame type {kind!r}; expected message, typing or lang")
 
     async def _message(self, frame: dict[str, Any]) -> None:
@@ -354,7 +366,10 @@ def setup(app: web.Application, settings: Settings) -> None:
         app[WEBCHAT_HUB] = hub
         await hub.start()
 
-        async def push(message: OutboundMessage) -> int:  # a late answer reaches the visitor's WebSocket
+        async def push(message: OutboundMessage) -> int:  # a late answer or an agent's message reaches the visitor
+            if message.kind == "typing":
+                await hub.publish_ephemeral(message.recipient_id, message.to_dict())
+                return 0
             return await publish_outbound(hub, message)
 
         app[PIPELINE].pushers[CHANNEL] = push

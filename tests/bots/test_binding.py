@@ -111,10 +111,15 @@ async def test_complaint_and_status(customer, redis_client, key_prefix):
     assert any(ticket.encode() in fields[b"e"] for _, fields in entries)
 
 
-async def test_request_human_is_recorded_plainly(customer, redis_client, key_prefix):
-    reply = await customer("13800138000").text("转人工")
-    assert "已记录您的人工服务请求" in reply
-    assert await redis_client.xlen(f"{key_prefix}handoff:requests") == 1
+async def test_no_agent_online_means_a_message_and_a_callback(customer, redis_client, key_prefix):
+    c = customer("13800138000")
+    reply = await c.text("转人工")
+    assert "目前没有可以接待的人工客服" in reply and "留言" in reply
+    reply = await c.text("我的宽带老是掉线，请下午给我回电话")
+    assert "留言已记录" in reply
+    entries = [e[1][b"e"].decode() for e in await redis_client.xrange(f"{key_prefix}{{handoff}}:callbacks")]
+    assert len(entries) == 2 and "下午给我回电话" in entries[1] and "13800138000" not in "".join(entries)
+    assert "138****8000" in await c.text("查话费")  # the bot carries on
 
 
 async def test_fallback_asks_once_then_offers_a_human(customer):
@@ -123,4 +128,4 @@ async def test_fallback_asks_once_then_offers_a_human(customer):
     assert "没太明白" in first and c.buttons()[-1] == ("转人工客服", "/request_human")
     second = await c.text("那个")
     assert "需要为您转人工客服吗" in second
-    assert "已记录您的人工服务请求" in await c.text("1")
+    assert "留言" in await c.text("1")

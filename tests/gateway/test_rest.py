@@ -79,10 +79,10 @@ async def test_token_identifies_the_customer_and_masks_the_number(aiohttp_client
 @pytest.mark.parametrize(
     ("claims", "secret", "needle"),
     [
-        ({"sub": "13800138000", "exp": int(time.time()) + 60}, "wrong-secret-wrong-secret-wrong-secret", "signature"),
+        ({"sub": "13800138000", "exp": int(time.time()) + 3600}, "wrong-secret-wrong-secret-wrong-secret", "signature"),
         ({"sub": "13800138000", "exp": int(time.time()) - 60}, SECRET, "expired"),
         ({"sub": "13800138000"}, SECRET, "'exp'"),
-        ({"sub": "hello", "exp": int(time.time()) + 60}, SECRET, "mobile number"),
+        ({"sub": "hello", "exp": int(time.time()) + 3600}, SECRET, "mobile number"),
     ],
 )
 async def test_forged_or_expired_token_gets_401(aiohttp_client, make_settings, nlu_engine, claims, secret, needle):

@@ -1,0 +1,49 @@
+"""The satisfaction survey after an agent closes a chat: five levels (非常满意 … 非常不满意) on a
+100-point scale — 100, 80, 60, 40, 20 — then an optional comment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+INTENT = "greet"
+INTENTS: tuple[str, ...] = ()  # not routed: started by the bind command or by an agent closing a chat
+WORDS = {
+    "非常满意": 100, "很满意": 100, "满意": 80, "一般": 60, "不满意": 40, "非常不满意": 20, "很不满意": 20,
+    "very satisfied": 100, "satisfied": 80, "neutral": 60, "ok": 60, "dissatisfied": 40, "very dissatisfied": 20,
+}  # fmt: skip
+SKIP = {"跳过", "不用了", "没有", "无", "skip", "no", "none", "no thanks"}
+
+
+def _score(text: str) -> int | None:
+    if text in {"1", "2", "3", "4", "5"}:
+        return int(text) * 20
+    for word in sorted(WORDS, key=len, reverse=True):
+        if text == word:
+            return WORDS[word]
+    return None
+
+
+async def start(ctx: Any) -> None:  # pragma: no cover - the survey starts when an agent closes a chat
+    ctx.say("survey", "ask")
+    ctx.ask("survey", "score")
+
+
+async def fill(ctx: Any, slot: Any) -> bool:
+    if slot.name == "score":
+        score = _score(ctx.norm)
+        if score is None:
+            return False
+        await ctx.svc.handoff.record_survey(ctx.conversation_id, score, None)
+        ctx.event("survey", score=score)
+        skip = ctx.render("survey", "skip_label")
+        ctx.say("survey", "ask_comment", ctx.button("deny", skip, skip), score=score)
+        ctx.ask("survey", "comment", score=score)
+        return True
+    if ctx.norm not in SKIP:
+        await ctx.svc.handoff.record_survey(ctx.conversation_id, int(slot.data["score"]), ctx.text)
+    ctx.say("survey", "thanks")
+    return True
+
+
+async def reask(ctx: Any, slot: Any) -> None:
+    ctx.say("survey", "ask")

@@ -1,0 +1,106 @@
+"""Agent accounts and presence in Redis. Passwords are bcrypt hashes; roles agent | supervisor | admin."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import bcrypt
+import redis.asyncio as aioredis
+
+from gateway.rkeys import Keys
+
+ROLES = ("agent", "supervisor", "admin")
+_DUMMY = b"$2b$10$.XpRKVMYlsDscScn4dEbMu5E2sNesabfQfn.stYc/chGL9ocKhF0y"
+NAME = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
+
+
+class AgentError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    name: str
+    display_name: str
+    role: str
+    skills: tuple[str, ...]
+    capacity: int
+    demo: bool = False
+
+    @property
+    def supervises(self) -> bool:
+        return self.role in ("supervisor", "admin")
+
+    def serves(self, skills: tuple[str, ...] | list[str]) -> bool:
+        return set(skills) <= set(self.skills)
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "display_name": self.display_name, "role": self.role,
+                "skills": list(self.skills), "capacity": self.capacity}  # fmt: skip
+
+
+class AgentStore:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def add(self, name: str, password: str, *, role: str = "agent", skills: tuple[str, ...] = (),
+                  capacity: int = 3, display_name: str = "", demo: bool = False) -> Agent:  # fmt: skip
+        if not NAME.match(name):
+            raise AgentError(f"agent name {name!r} must be 2–32 letters, digits, '.', '_' or '-'")
+        if role not in ROLES:
+            raise AgentError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        if len(password) < 8:
+            raise AgentError("the password must have at least 8 characters")
+        if not 1 <= capacity <= 50:
+            raise AgentError("capacity must be between 1 and 50")
+        digest = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+        agent = Agent(name, display_name or name, role, tuple(s.strip() for s in skills if s.strip()), capacity, demo)
+        await self.redis.hset(self.keys.hk("agent", name), mapping={
+            "name": name, "display_name": agent.display_name, "role": role, "skills": ",".join(agent.skills),
+            "capacity": capacity, "password": digest, "demo": int(demo)})  # fmt: skip
+        await self.redis.sadd(self.keys.hk("agents"), name)
+        return agent
+
+    async def get(self, name: str) -> Agent | None:
+        raw = await self.redis.hgetall(self.keys.hk("agent", name))
+        return _agent(raw) if raw else None
+
+    async def all(self) -> list[Agent]:
+        names = sorted(n.decode() for n in await self.redis.smembers(self.keys.hk("agents")))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.keys.hk("agent", name))
+            rows = await pipe.execute()
+        return [_agent(r) for r in rows if r]
+
+    async def verify(self, name: str, password: str) -> Agent | None:
+        raw = await self.redis.hgetall(self.keys.hk("agent", name))
+        if not raw:
+            bcrypt.checkpw(password.encode(), _DUMMY)  # as slow as a real check: no name probing by timing
+            return None
+        if not bcrypt.checkpw(password.encode(), raw[b"password"]):
+            return None
+        return _agent(raw)
+
+    # ---- presence -----------------------------------------------------------------------------
+    async def set_status(self, name: str, status: str) -> None:
+        await self.redis.hset(self.keys.hk("presence", name), mapping={"status": status, "seen": time.time()})
+
+    async def heartbeat(self, name: str) -> None:
+        await self.redis.hset(self.keys.hk("presence", name), "seen", time.time())
+
+    async def presence(self, name: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(self.keys.hk("presence", name))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def load(self, name: str) -> int:
+        return int(await self.redis.scard(self.keys.hk("agent", name, "chats")))
+
+
+def _agent(raw: dict[bytes, bytes]) -> Agent:
+    skills = tuple(s for s in raw.get(b"skills", b"").decode().split(",") if s)
+    return Agent(raw[b"name"].decode(), raw.get(b"display_name", raw[b"name"]).decode(), raw[b"role"].decode(), skills,
+                 int(raw.get(b"capacity", b"3")), raw.get(b"demo") == b"1")  # fmt: skip

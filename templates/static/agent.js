@@ -1,0 +1,992 @@
+// Agent console (served at "/agent"): plain JavaScript, no build step, no dependencies.
+// HTTP: /api/agent/*, /api/queue, /api/chats/{id}/*; live updates over the /ws/agent WebSocket.
+// Customer text (transcripts, names, canned replies) only ever goes in with textContent, never innerHTML.
+(() => {
+  "use strict";
+
+  const UI = {
+    zh: {
+      title: "坐席工作台", status: "状态", st_online: "在线", st_away: "离开", st_offline: "离线", logout: "退出登录",
+      loginTitle: "坐席登录", loginName: "账号", loginPassword: "密码", loginSubmit: "登录", loginBusy: "登录中…",
+      loginMissing: "请输入账号和密码", loginFailed: "账号或密码错误", expired: "登录已过期，请重新登录",
+      connecting: "连接中…", open: "实时连接正常", closed: "连接断开，正在重连…", network: "网络错误，请稍后重试",
+      queue: "排队队列", queueEmpty: "暂无排队会话", myChats: "我的会话", pickChat: "从左侧队列接起会话，或选择上方的会话",
+      accept: "接起", waiting: "等待", overdue: "超时", transfer: "转接", transferTo: "转给",
+      transferTargetPh: "坐席账号，或 skill:network", transferNote: "转接备注", transferSubmit: "确认转接", cancel: "取消",
+      closeReason: "结束原因", closeChat: "结束会话", disp_resolved: "已解决", disp_follow_up: "需跟进",
+      disp_complaint_registered: "已登记投诉", typing: "客户正在输入…", cannedLabel: "快捷回复", canned: "快捷回复…",
+      cannedNone: "无快捷回复", note: "内部备注", hint: "Enter 发送 · Shift+Enter 换行", reply: "回复",
+      replyPh: "输入回复…", notePh: "输入内部备注（客户不可见）…", send: "发送", addNote: "添加备注", loading: "加载中…",
+      profile: "客户信息", noProfile: "未选择会话", phone: "手机号", name: "姓名", tier: "客户等级", plan: "套餐",
+      district: "区域", channel: "渠道", language: "语言", reason: "转人工原因", skills: "技能", chatId: "会话编号",
+      supervisor: "班组监控", agentsLoad: "坐席负载", breachesTitle: "SLA 超时记录", colAgent: "坐席", colStatus: "状态",
+      colLoad: "负载", colSkills: "技能", noAgents: "暂无坐席数据", noBreaches: "暂无超时", unassigned: "未分配",
+      unread: (n) => `${n} 条未读`, me: "我", dismiss: "关闭",
+      taken: "该会话已被其他坐席接起", transferred: (w) => `已转接：${w}`, closedOk: (w) => `会话已结束：${w}`,
+      chatClosed: (w) => `会话已结束：${w}`, chatRemoved: (w) => `会话已转出或重新排队：${w}`,
+      assigned: (w) => `新会话已分配给您：${w}`, slaWarn: (w, c, left) => `${w}：${c}即将超时（剩余 ${left}）`,
+      slaBreach: (w, c) => `${w}：${c}已超时`, targetMissing: "请输入坐席账号或 skill:技能",
+      kinds: { customer: "客户", bot: "机器人", agent: "坐席", system: "系统", note: "内部备注", event: "事件" },
+      reasons: { request_human: "客户要求转人工", complaint: "投诉", fallback: "机器人无法处理", urgent: "紧急", vip: "VIP 客户" },
+      complaints: { service: "服务投诉", business: "业务投诉", network: "网络投诉", other: "其他投诉" },
+      tiers: { normal: "普通", gold: "金卡", vip: "VIP" },
+      channels: { webchat: "网页", rest: "API", sms: "短信", telegram: "Telegram" },
+      clocks: { pickup: "接起", first_reply: "首次回复", complaint_first_response: "投诉首响" },
+      roles: { agent: "坐席", supervisor: "班长", admin: "管理员" },
+      langs: { zh: "中文", en: "英文" },
+    },
+    en: {
+      title: "Agent console", status: "Status", st_online: "Online", st_away: "Away", st_offline: "Offline", logout: "Log out",
+      loginTitle: "Agent sign-in", loginName: "Username", loginPassword: "Password", loginSubmit: "Sign in",
+      loginBusy: "Signing in…", loginMissing: "Enter your username and password", loginFailed: "Wrong username or password",
+      expired: "Your session has expired, please sign in again", connecting: "Connecting…", open: "Live",
+      closed: "Disconnected, reconnecting…", network: "Network error, please try again",
+      queue: "Queue", queueEmpty: "Nobody is waiting", myChats: "My chats",
+      pickChat: "Accept a chat from the queue, or pick one of your chats above",
+      accept: "Accept", waiting: "Waiting", overdue: "overdue", transfer: "Transfer", transferTo: "Transfer to",
+      transferTargetPh: "agent name, or skill:network", transferNote: "Note", transferSubmit: "Transfer", cancel: "Cancel",
+      closeReason: "Disposition", closeChat: "Close chat", disp_resolved: "Resolved", disp_follow_up: "Follow-up needed",
+      disp_complaint_registered: "Complaint registered", typing: "Customer is typing…", cannedLabel: "Canned replies",
+      canned: "Canned reply…", cannedNone: "No canned replies", note: "Internal note",
+      hint: "Enter to send · Shift+Enter for a new line", reply: "Reply", replyPh: "Type a reply…",
+      notePh: "Internal note (never shown to the customer)…", send: "Send", addNote: "Add note", loading: "Loading…",
+      profile: "Customer", noProfile: "No chat selected", phone: "Phone", name: "Name", tier: "Tier", plan: "Plan",
+      district: "District", channel: "Channel", language: "Language", reason: "Reason", skills: "Skills", chatId: "Chat",
+      supervisor: "Team overview", agentsLoad: "Agent load", breachesTitle: "SLA breaches", colAgent: "Agent",
+      colStatus: "Status", colLoad: "Load", colSkills: "Skills", noAgents: "No agents", noBreaches: "No breaches",
+      unassigned: "unassigned", unread: (n) => `${n} unread`, me: "Me", dismiss: "Dismiss",
+      taken: "Another agent already took this chat", transferred: (w) => `Transferred: ${w}`,
+      closedOk: (w) => `Chat closed: ${w}`, chatClosed: (w) => `Chat ended: ${w}`,
+      chatRemoved: (w) => `Chat transferred away or re-queued: ${w}`, assigned: (w) => `New chat assigned to you: ${w}`,
+      slaWarn: (w, c, left) => `${w}: ${c} SLA due in ${left}`, slaBreach: (w, c) => `${w}: ${c} SLA breached`,
+      targetMissing: "Enter an agent name or skill:name",
+      kinds: { customer: "Customer", bot: "Bot", agent: "Agent", system: "System", note: "Internal note", event: "Event" },
+      reasons: { request_human: "Asked for an agent", complaint: "Complaint", fallback: "Bot fallback", urgent: "Urgent", vip: "VIP" },
+      complaints: { service: "Service complaint", business: "Business complaint", network: "Network complaint", other: "Other complaint" },
+      tiers: { normal: "Normal", gold: "Gold", vip: "VIP" },
+      channels: { webchat: "Web", rest: "API", sms: "SMS", telegram: "Telegram" },
+      clocks: { pickup: "Pickup", first_reply: "First reply", complaint_first_response: "Complaint response" },
+      roles: { agent: "Agent", supervisor: "Supervisor", admin: "Admin" },
+      langs: { zh: "Chinese", en: "English" },
+    },
+  };
+  const TYPING_EVERY = 2000;     // ms between our "typing" frames
+  const TYPING_SHOW = 4000;      // ms the customer's "typing…" line stays up
+  const HEARTBEAT_EVERY = 10000;
+  const PIN_MS = 5000;           // a chat just accepted/assigned survives a (possibly stale) queue snapshot this long
+  const SUPERVISORS = new Set(["supervisor", "admin"]);
+  const KINDS = new Set(["customer", "bot", "agent", "system", "note", "event"]);
+
+  const $ = (id) => document.getElementById(id);
+  const store = {
+    get(key) { try { return localStorage.getItem("gw_agent." + key); } catch { return null; } },
+    set(key, value) { try { localStorage.setItem("gw_agent." + key, value); } catch { /* memory only */ } },
+  };
+  const str = (v) => (v === undefined || v === null ? "" : String(v));
+  const safe = (v) => str(v).replace(/[^a-z0-9_-]/gi, "");
+  const pad = (n) => String(n).padStart(2, "0");
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  let lang = store.get("lang") || document.body.dataset.lang;
+  if (lang !== "en") lang = "zh";
+  const t = () => UI[lang];
+  const label = (group, key) => (key && t()[group][key]) || str(key);
+
+  // ---- state -----------------------------------------------------------------------------------
+  let me = null, csrf = "", myStatus = "online";
+  let queue = [];                 // ChatSummary[] waiting for an agent
+  const chats = new Map();        // my chats: String(id) -> chat record (see ensureChat)
+  let order = [];                 // tab order (String ids)
+  let selected = null;            // String id of the open chat
+  let agents = [], breaches = [];
+  let clockOffset = 0;            // ms to add to Date.now() to get the server's clock
+  let ws = null, everOpen = false, backoff = 500, retryTimer = null, failures = 0;
+  let lastTypingSent = 0, typingTimer = null;
+  const gone = new Set();         // chats we closed/transferred ourselves: no toast for the server's echo
+  const sigs = new WeakMap();     // DOM node -> signature of the data it was built from
+
+  const now = () => (Date.now() + clockOffset) / 1000;
+  const chatLabel = (id) => {
+    const key = str(id), chat = chats.get(key);
+    const summary = chat ? chat.summary : queue.find((c) => str(c.id) === key);
+    return (summary && summary.customer) || `#${key}`;
+  };
+
+  // ---- HTTP ------------------------------------------------------------------------------------
+  function noteClock(res) {
+    const date = Date.parse(res.headers.get("Date") || "");
+    if (!Number.isFinite(date)) return;
+    const diff = date + 500 - Date.now();          // the header has whole seconds
+    clockOffset = Math.abs(diff) > 1500 ? diff : 0;  // ignore sub-second noise
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    const opts = { method, headers, credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+    let res;
+    try { res = await fetch(path, opts); }
+    catch { throw Object.assign(new Error(t().network), { status: 0 }); }
+    noteClock(res);
+    let data = null;
+    try { data = await res.json(); } catch { data = null; }
+    if (!res.ok) {
+      const message = data && data.error ? str(data.error) : `HTTP ${res.status}`;
+      if (res.status === 401 && me && path !== "/api/agent/login") loggedOut(true);
+      throw Object.assign(new Error(message), { status: res.status });
+    }
+    return data;
+  }
+  const chatPath = (chat, tail) => `/api/chats/${encodeURIComponent(chat.id)}${tail}`;
+  const fail = (err) => { if (err.status !== 401) toast(err.message, "error"); };
+
+  // ---- formatting ------------------------------------------------------------------------------
+  function fmtDur(sec) {
+    sec = Math.max(0, Math.floor(sec || 0));
+    const h = Math.floor(sec / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+    return h ? `${h}:${pad(m)}:${pad(s)}` : `${pad(m)}:${pad(s)}`;
+  }
+  function fmtClock(epoch, seconds) {
+    const d = new Date(epoch * 1000);
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}` + (seconds ? `:${pad(d.getSeconds())}` : "");
+  }
+  function reasonText(c) {
+    const parts = [label("reasons", c.reason)];
+    if (c.complaint_type) parts.push(label("complaints", c.complaint_type));
+    return parts.filter(Boolean).join(" · ");
+  }
+
+  // The nearest clock still running; when every clock has breached, the latest one (shown red).
+  function nearestSla(summary) {
+    const clocks = (Array.isArray(summary.sla) ? summary.sla : []).filter((c) => c && typeof c.due_at === "number");
+    const open = clocks.filter((c) => !c.breached).sort((a, b) => a.due_at - b.due_at);
+    return open[0] || clocks.sort((a, b) => b.due_at - a.due_at)[0] || null;
+  }
+  // style "queue": .sla-countdown/.sla-warn/.sla-breached (queue items); "tab": .tab-sla/.is-warn/.is-breached
+  function slaNode(summary, style) {
+    const clock = nearestSla(summary);
+    if (!clock) return null;
+    const node = el("span", style === "queue" ? "sla-countdown" : "tab-sla");
+    node.dataset.due = clock.due_at;
+    node.dataset.warn = typeof clock.warn_at === "number" ? clock.warn_at : "";
+    node.dataset.clock = str(clock.clock);
+    node.dataset.style = style;
+    if (clock.breached) node.dataset.breached = "1";
+    updateSla(node);
+    return node;
+  }
+  function updateSla(node) {
+    const n = now(), due = Number(node.dataset.due), warn = node.dataset.warn === "" ? NaN : Number(node.dataset.warn);
+    const late = node.dataset.breached === "1" || n >= due;
+    const warned = !late && Number.isFinite(warn) && n >= warn;
+    const queueStyle = node.dataset.style === "queue";
+    node.classList.toggle(queueStyle ? "sla-breached" : "is-breached", late);
+    node.classList.toggle(queueStyle ? "sla-warn" : "is-warn", warned);
+    const clock = label("clocks", node.dataset.clock), left = fmtDur(Math.abs(due - n));
+    const value = late ? `${t().overdue} ${left}` : left;
+    node.textContent = queueStyle ? `SLA ${clock} ${value}` : (late ? `-${left}` : left);
+    node.title = `SLA ${clock}: ${value}`;
+  }
+
+  function tick() {
+    const n = now();
+    for (const node of document.querySelectorAll("[data-since]")) node.textContent = fmtDur(n - Number(node.dataset.since));
+    for (const node of document.querySelectorAll("[data-due]")) updateSla(node);
+  }
+
+  // Keep DOM nodes whose data did not change (a focused/disabled button survives a snapshot).
+  function reconcile(container, items, keyOf, sigOf, build) {
+    const existing = new Map([...container.children].filter((n) => n.dataset.chat).map((n) => [n.dataset.chat, n]));
+    items.forEach((item, i) => {
+      const key = keyOf(item), sig = sigOf(item);
+      let node = existing.get(key);
+      existing.delete(key);
+      if (!node || sigs.get(node) !== sig) {
+        const fresh = build(item);
+        sigs.set(fresh, sig);
+        if (node) node.replaceWith(fresh);
+        node = fresh;
+      }
+      if (container.children[i] !== node) container.insertBefore(node, container.children[i] || null);
+    });
+    for (const node of existing.values()) node.remove();
+  }
+
+  // ---- queue -----------------------------------------------------------------------------------
+  function queueItem(c) {
+    const li = el("li", "queue-item");
+    li.dataset.chat = str(c.id);
+    if (c.tier && c.tier !== "normal") li.classList.add("tier-" + safe(c.tier));
+    if ((c.urgency || 0) >= 2 || c.reason === "urgent") li.classList.add("urgent");
+    const top = el("div", "qi-top");
+    top.append(el("span", "qi-customer", c.customer || "—"), el("span", "tag", label("channels", c.channel)));
+    if (c.tier && c.tier !== "normal") top.append(el("span", "tag tag-tier", label("tiers", c.tier)));
+    if (c.lang) top.append(el("span", "tag", c.lang === "en" ? "EN" : "中"));
+    const reason = el("div", "qi-reason", reasonText(c));
+    if (c.urgency) reason.append(el("span", "urgency", " " + "!".repeat(Math.min(3, c.urgency))));
+    const meta = el("div", "qi-meta");
+    const wait = el("span", "qi-wait", t().waiting + " ");
+    if (typeof c.enqueued_at === "number") {
+      const since = el("span", "wait-time");
+      since.dataset.since = c.enqueued_at;
+      since.textContent = fmtDur(now() - c.enqueued_at);
+      wait.append(since);
+    }
+    meta.append(wait);
+    const sla = slaNode(c, "queue");
+    if (sla) meta.append(sla);
+    const button = el("button", "accept-btn", t().accept);
+    button.type = "button";
+    button.setAttribute("aria-label", `${t().accept}: ${c.customer || c.id}`);
+    button.addEventListener("click", () => accept(c, button));
+    meta.append(button);
+    li.append(top, reason, meta);
+    if (Array.isArray(c.skills) && c.skills.length) li.append(el("div", "qi-skills", c.skills.join(" · ")));
+    return li;
+  }
+
+  function renderQueue() {
+    reconcile($("queue-list"), queue, (c) => str(c.id), (c) => lang + JSON.stringify(c), queueItem);
+    $("queue-count").textContent = String(queue.length);
+    $("queue-empty").hidden = queue.length > 0;
+  }
+
+  function applyQueue(data) {
+    if (!data || typeof data !== "object") return;
+    if (Array.isArray(data.mine)) {
+      const ids = [];
+      for (const s of data.mine) {
+        if (!s || s.id == null || s.state === "closed" || gone.has(str(s.id))) continue;
+        ensureChat(s);
+        ids.push(str(s.id));
+      }
+      const pinned = order.filter((id) => !ids.includes(id) && chats.get(id).pinnedUntil > Date.now());
+      for (const id of order) if (!ids.includes(id) && !pinned.includes(id)) dropChat(id);
+      order = [...ids, ...pinned];
+    }
+    if (Array.isArray(data.chats)) {
+      queue = data.chats.filter((c) => c && c.id != null && (c.state || "queued") === "queued" && !chats.has(str(c.id)));
+    }
+    if (Array.isArray(data.agents)) agents = data.agents;
+    if (Array.isArray(data.breaches)) breaches = data.breaches;
+    renderQueue();
+    renderTabs();
+    if (selected) renderHead(chats.get(selected));
+    renderSupervisor();
+  }
+
+  async function refreshQueue() {
+    try { applyQueue(await api("GET", "/api/queue")); } catch (err) { if (err.status !== 401) console.warn(err); }
+  }
+
+  async function accept(c, button) {
+    button.disabled = true;
+    try {
+      const data = await api("POST", `/api/chats/${encodeURIComponent(c.id)}/accept`);
+      gone.delete(str(c.id));
+      const chat = ensureChat((data && data.chat) || c);
+      chat.pinnedUntil = Date.now() + PIN_MS;
+      if (data && data.chat) setDetail(chat, data.chat);
+      queue = queue.filter((q) => str(q.id) !== chat.id);
+      renderQueue();
+      select(chat.id, true);
+    } catch (err) {
+      button.disabled = false;
+      if (err.status === 409) { toast(t().taken, "warn"); refreshQueue(); } else fail(err);
+    }
+  }
+
+  // ---- my chats --------------------------------------------------------------------------------
+  function ensureChat(summary) {
+    const { transcript, profile, ...rest } = summary;
+    const id = str(rest.id);
+    let chat = chats.get(id);
+    if (!chat) {
+      chat = { id, rawId: rest.id, summary: rest, transcript: null, early: [], keys: new Set(), profile: null,
+               unread: 0, canned: null, draft: "", pinnedUntil: 0, typingUntil: 0, loading: null };
+      chats.set(id, chat);
+      order.push(id);
+    } else {
+      chat.summary = { ...chat.summary, ...rest };
+    }
+    return chat;
+  }
+
+  function dropChat(id) {
+    id = str(id);
+    chats.delete(id);
+    order = order.filter((x) => x !== id);
+    if (selected === id) {
+      selected = null;
+      $("reply-input").value = "";
+      renderChat();
+    }
+  }
+
+  function chatTab(chat) {
+    const s = chat.summary, active = chat.id === selected;
+    const tab = el("button", "chat-tab" + (active ? " active" : "") + (chat.unread ? " has-unread" : ""));
+    tab.type = "button";
+    tab.dataset.chat = chat.id;
+    tab.setAttribute("role", "tab");
+    tab.setAttribute("aria-selected", String(active));
+    tab.setAttribute("aria-controls", "chat-pane");
+    tab.append(el("span", "tab-customer", s.customer || "—"), el("span", "tab-channel", label("channels", s.channel)));
+    const sla = slaNode(s, "tab");
+    if (sla) tab.append(sla);
+    const badge = el("span", "badge", chat.unread ? String(chat.unread) : "");
+    badge.hidden = !chat.unread;
+    if (chat.unread) badge.setAttribute("aria-label", t().unread(chat.unread));
+    tab.append(badge);
+    tab.addEventListener("click", () => select(chat.id, true));
+    return tab;
+  }
+
+  function renderTabs() {
+    const list = order.map((id) => chats.get(id)).filter(Boolean);
+    reconcile($("my-chats"), list, (c) => c.id,
+      (c) => [lang, JSON.stringify(c.summary), c.id === selected, c.unread].join("|"), chatTab);
+    const unread = list.reduce((sum, c) => sum + c.unread, 0);
+    document.title = (unread ? `(${unread}) ` : "") + t().title;
+  }
+
+  function select(id, focus) {
+    const chat = chats.get(str(id));
+    if (!chat) return;
+    const input = $("reply-input");
+    const previous = chats.get(selected);
+    if (previous) previous.draft = input.value;
+    if (previous !== chat) {
+      input.value = chat.draft;
+      $("note-toggle").checked = false;
+      hideTransfer();
+    }
+    selected = chat.id;
+    chat.unread = 0;
+    renderTabs();
+    renderChat();
+    loadDetail(chat);
+    loadCanned(chat);
+    if (focus) input.focus();
+  }
+
+  // ---- transcript ------------------------------------------------------------------------------
+  const entryKey = (e) => `${e.kind}|${e.at}|${e.text}`;
+  const isMine = (e) => (e.kind === "agent" || e.kind === "note") && me && e.agent === me.name;
+
+  // Returns true when the entry is new. Entries that arrive before the transcript is loaded wait in `early`.
+  function addEntry(chat, entry) {
+    if (!entry || typeof entry !== "object") return false;
+    const key = entryKey(entry);
+    if (chat.keys.has(key)) return false;
+    chat.keys.add(key);
+    if (!chat.transcript) { chat.early.push(entry); return true; }
+    chat.transcript.push(entry);
+    if (chat.id === selected) appendEntry(entry, isMine(entry));
+    return true;
+  }
+
+  function setDetail(chat, detail) {
+    const { transcript, profile, ...summary } = detail || {};
+    chat.summary = { ...chat.summary, ...summary };
+    if (profile && typeof profile === "object") chat.profile = profile;
+    // merge: what the server sent, plus anything that arrived meanwhile (frames, POST replies)
+    const all = [...(Array.isArray(transcript) ? transcript : []), ...(chat.transcript || []), ...chat.early];
+    chat.transcript = [];
+    chat.early = [];
+    chat.keys = new Set();
+    for (const entry of all) {
+      if (!entry || typeof entry !== "object" || chat.keys.has(entryKey(entry))) continue;
+      chat.keys.add(entryKey(entry));
+      chat.transcript.push(entry);
+    }
+    chat.transcript.sort((a, b) => (Number(a.at) || 0) - (Number(b.at) || 0));  // stable
+    if (chat.id === selected) renderChat();
+  }
+
+  async function loadDetail(chat, force) {
+    if ((chat.transcript && !force) || chat.loading) return;
+    chat.loading = api("GET", chatPath(chat, ""));
+    try {
+      const detail = await chat.loading;
+      if (chats.get(chat.id) === chat) setDetail(chat, detail);
+    } catch (err) {
+      if (err.status === 403 || err.status === 404) { dropChat(chat.id); renderTabs(); }
+      fail(err);
+    } finally {
+      chat.loading = null;
+    }
+  }
+
+  function entryNode(e) {
+    const kind = KINDS.has(e.kind) ? e.kind : "event";
+    const item = el("div", `entry entry-${kind}`);
+    const meta = el("div", "entry-meta");
+    let who = t().kinds[kind];
+    if ((kind === "agent" || kind === "note") && e.agent) {
+      who += " · " + (me && e.agent === me.name ? (me.display_name || me.name) : str(e.agent));
+    }
+    meta.append(el("span", "entry-who", who));
+    if (typeof e.at === "number") {
+      const time = el("time", "entry-time", fmtClock(e.at));
+      time.dateTime = new Date(e.at * 1000).toISOString();
+      meta.append(time);
+    }
+    item.append(meta, el("div", "entry-text", e.text));
+    if (e.nlu && typeof e.nlu === "object" && e.nlu.intent) {
+      const conf = typeof e.nlu.confidence === "number" ? " " + e.nlu.confidence.toFixed(2) : "";
+      const ct = e.nlu.complaint_type ? ` · ${label("complaints", e.nlu.complaint_type)}` : "";
+      item.append(el("div", "entry-nlu", `NLU ${e.nlu.intent}${conf}${ct}`));
+    }
+    return item;
+  }
+
+  const transcriptBox = $("transcript");
+  const nearBottom = () => transcriptBox.scrollHeight - transcriptBox.scrollTop - transcriptBox.clientHeight < 80;
+  const toBottom = () => { transcriptBox.scrollTop = transcriptBox.scrollHeight; };
+  function appendEntry(entry, force) {
+    const stick = force || nearBottom();
+    transcriptBox.append(entryNode(entry));
+    if (stick) toBottom();
+  }
+
+  function updateTyping() {
+    clearTimeout(typingTimer);
+    const chat = chats.get(selected);
+    const left = chat ? chat.typingUntil - Date.now() : 0;
+    $("typing-indicator").hidden = left <= 0;
+    if (left > 0) typingTimer = setTimeout(updateTyping, left + 50);
+  }
+
+  // ---- selected chat ---------------------------------------------------------------------------
+  function renderHead(chat) {
+    if (!chat) return;
+    const s = chat.summary;
+    $("chat-title").textContent = s.customer || "—";
+    const meta = [label("channels", s.channel), reasonText(s), label("tiers", s.tier), label("langs", s.lang)];
+    $("chat-meta").textContent = meta.filter(Boolean).join(" · ");
+  }
+
+  function renderProfile(chat) {
+    const box = $("profile");
+    box.replaceChildren();
+    if (!chat) { box.append(el("p", "empty", t().noProfile)); return; }
+    const p = chat.profile || {}, s = chat.summary;
+    const rows = [
+      [t().phone, p.phone], [t().name, p.name], [t().tier, label("tiers", p.tier || s.tier)], [t().plan, p.plan],
+      [t().district, p.district], [t().channel, label("channels", s.channel)], [t().language, label("langs", s.lang)],
+      [t().reason, reasonText(s)], [t().skills, Array.isArray(s.skills) ? s.skills.join(", ") : ""], [t().chatId, chat.id],
+    ];
+    const dl = el("dl", "profile-list");
+    for (const [name, value] of rows) dl.append(el("dt", "", name), el("dd", "", str(value) || "—"));
+    box.append(dl);
+  }
+
+  function renderCanned(chat) {
+    const select = $("canned-select");
+    const list = chat && Array.isArray(chat.canned) ? chat.canned : [];
+    const first = el("option", "", chat && chat.canned && !list.length ? t().cannedNone : t().canned);
+    first.value = "";
+    select.replaceChildren(first);
+    list.forEach((item, i) => {
+      const option = el("option", "", str(item && (item.title || item.id)));
+      option.value = String(i);
+      option.title = str(item && item.text);
+      select.append(option);
+    });
+    select.disabled = !list.length;
+  }
+
+  async function loadCanned(chat) {
+    if (!chat.canned) {
+      try {
+        const list = await api("GET", chatPath(chat, "/canned"));
+        chat.canned = Array.isArray(list) ? list : [];
+      } catch (err) {
+        if (err.status !== 401) console.warn(err);
+      }
+    }
+    if (chat.id === selected) renderCanned(chat);
+  }
+
+  function renderReplyMode() {
+    const note = $("note-toggle").checked;
+    $("reply-form").classList.toggle("note-mode", note);
+    $("reply-input").placeholder = note ? t().notePh : t().replyPh;
+    $("reply-send").textContent = note ? t().addNote : t().send;
+  }
+
+  function renderChat() {
+    const chat = chats.get(selected);
+    $("chat-pane").hidden = !chat;
+    $("chat-empty").hidden = Boolean(chat);
+    renderProfile(chat);
+    renderCanned(chat);
+    renderReplyMode();
+    updateTyping();
+    transcriptBox.replaceChildren();
+    if (!chat) return;
+    renderHead(chat);
+    if (!chat.transcript) transcriptBox.append(el("p", "empty", t().loading));
+    else for (const entry of chat.transcript) transcriptBox.append(entryNode(entry));
+    toBottom();
+  }
+
+  // ---- actions on the selected chat ------------------------------------------------------------
+  async function sendReply() {
+    const chat = chats.get(selected), input = $("reply-input");
+    const text = input.value.trim();
+    if (!chat || !text) return;
+    const note = $("note-toggle").checked;
+    input.value = "";
+    chat.draft = "";
+    try {
+      const data = await api("POST", chatPath(chat, note ? "/notes" : "/messages"), { text });
+      if (data && data.entry && chats.get(chat.id) === chat && addEntry(chat, data.entry) && chat.id === selected) toBottom();
+    } catch (err) {
+      if (chat.id !== selected) { if (!chat.draft) chat.draft = text; }  // switched away meanwhile
+      else if (!input.value) input.value = text;                         // give the text back to retry
+      fail(err);
+    }
+  }
+
+  function hideTransfer() {
+    $("transfer-form").hidden = true;
+    $("transfer-btn").setAttribute("aria-expanded", "false");
+  }
+
+  function fillTransferOptions() {
+    const list = $("transfer-options"), seen = new Set();
+    list.replaceChildren();
+    const add = (value) => {
+      if (value && !seen.has(value)) { seen.add(value); list.append(Object.assign(el("option"), { value })); }
+    };
+    for (const a of agents) if (!me || a.name !== me.name) add(str(a.name));
+    const skills = [...((me && me.skills) || []), ...agents.flatMap((a) => a.skills || []),
+      ...[...chats.values()].flatMap((c) => c.summary.skills || [])];
+    for (const skill of skills) add("skill:" + str(skill));
+  }
+
+  // Transfer and close both end the chat for us: on success the tab goes away.
+  async function leaveChat(tail, body, button, done) {
+    const chat = chats.get(selected);
+    if (!chat) return;
+    button.disabled = true;
+    try {
+      await api("POST", chatPath(chat, tail), body);
+      gone.add(chat.id);
+      toast(done(chatLabel(chat.id)), "info");
+      dropChat(chat.id);
+      renderTabs();
+      return true;
+    } catch (err) {
+      fail(err);
+      return false;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function transfer() {
+    const target = $("transfer-target").value.trim();
+    if (!target) { toast(t().targetMissing, "warn"); $("transfer-target").focus(); return; }
+    const body = /^skill:/i.test(target) ? { to_skill: target.slice(6).trim() } : { to_agent: target };
+    body.note = $("transfer-note").value.trim();
+    if (await leaveChat("/transfer", body, $("transfer-submit"), t().transferred)) {
+      $("transfer-target").value = $("transfer-note").value = "";
+      hideTransfer();
+    }
+  }
+
+  // ---- supervisors -----------------------------------------------------------------------------
+  function renderSupervisor() {
+    const show = Boolean(me && SUPERVISORS.has(me.role));
+    $("supervisor-panel").hidden = !show;
+    if (!show) return;
+    const body = $("agents-load").tBodies[0];
+    body.replaceChildren();
+    for (const a of agents) {
+      const row = el("tr");
+      row.dataset.agent = str(a.name);
+      const name = el("td", "", a.display_name || a.name);
+      name.title = str(a.name);
+      const status = el("td");
+      status.append(el("span", "dot dot-" + safe(a.status)), document.createTextNode(t()["st_" + safe(a.status)] || str(a.status)));
+      const full = Number(a.load) >= Number(a.capacity);
+      const load = el("td", full ? "load full" : "load", `${str(a.load)}/${str(a.capacity)}`);
+      row.append(name, status, load, el("td", "skills", (a.skills || []).join(", ")));
+      body.append(row);
+    }
+    if (!agents.length) {
+      const row = el("tr"), cell = el("td", "empty", t().noAgents);
+      cell.colSpan = 4;
+      row.append(cell);
+      body.append(row);
+    }
+    const list = $("breaches");
+    list.replaceChildren();
+    const recent = [...breaches].sort((a, b) => (b.at || 0) - (a.at || 0)).slice(0, 50);
+    for (const b of recent) {
+      const item = el("li", "breach");
+      item.dataset.chat = str(b.chat);
+      item.append(el("span", "breach-chat", chatLabel(b.chat)), el("span", "breach-clock", label("clocks", b.clock)),
+        el("time", "breach-time", typeof b.at === "number" ? fmtClock(b.at, true) : ""),
+        el("span", "breach-agent", b.agent ? str(b.agent) : t().unassigned));
+      list.append(item);
+    }
+    if (!recent.length) list.append(el("li", "empty", t().noBreaches));
+  }
+
+  // ---- toasts ----------------------------------------------------------------------------------
+  function toast(text, kind, ms) {
+    const box = $("toasts");
+    const item = el("div", `toast toast-${kind || "info"}`);
+    if (kind === "breach" || kind === "error") item.setAttribute("role", "alert");
+    item.append(el("span", "toast-text", text));
+    const close = el("button", "toast-close", "×");
+    close.type = "button";
+    close.setAttribute("aria-label", t().dismiss);
+    close.addEventListener("click", () => item.remove());
+    item.append(close);
+    box.append(item);
+    while (box.children.length > 5) box.firstElementChild.remove();
+    setTimeout(() => item.remove(), ms || (kind === "breach" ? 15000 : 7000));
+  }
+
+  // Mark a clock breached locally until the next snapshot says so too.
+  function markBreached(id, clockName) {
+    const key = str(id);
+    for (const s of [...queue, ...[...chats.values()].map((c) => c.summary)]) {
+      if (str(s.id) !== key || !Array.isArray(s.sla)) continue;
+      s.sla = s.sla.map((c) => (c.clock === clockName ? { ...c, breached: true } : c));
+    }
+  }
+
+  // ---- WebSocket -------------------------------------------------------------------------------
+  function onFrame(frame) {
+    if (!frame || typeof frame !== "object") return;
+    const chat = frame.chat != null && typeof frame.chat !== "object" ? chats.get(str(frame.chat)) : null;
+    switch (frame.type) {
+      case "hello":
+        backoff = 500;  // a server that says hello is healthy: the next drop starts the back-off anew
+        if (frame.agent && typeof frame.agent === "object") { me = { ...me, ...frame.agent }; renderHeader(); }
+        return;
+      case "queue":
+        applyQueue(frame);
+        return;
+      case "assigned": {
+        if (!frame.chat || typeof frame.chat !== "object") return;
+        gone.delete(str(frame.chat.id));
+        const mine = ensureChat(frame.chat);
+        mine.pinnedUntil = Date.now() + PIN_MS;
+        queue = queue.filter((q) => str(q.id) !== mine.id);
+        renderQueue();
+        toast(t().assigned(chatLabel(mine.id)), "info");
+        select(mine.id, false);
+        return;
+      }
+      case "message": {
+        if (!chat || !frame.entry) { if (!chat) refreshQueue(); return; }
+        const entry = frame.entry;
+        if (entry.kind === "customer") { chat.typingUntil = 0; updateTyping(); }
+        if (addEntry(chat, entry) && chat.id !== selected && !isMine(entry)) {
+          chat.unread += 1;
+          renderTabs();
+        }
+        return;
+      }
+      case "typing":
+        if (chat && frame.from === "customer") {
+          chat.typingUntil = Date.now() + TYPING_SHOW;
+          updateTyping();
+        }
+        return;
+      case "chat_closed":
+      case "chat_removed": {
+        const id = str(frame.chat);
+        if (!chats.has(id)) return;
+        if (!gone.has(id)) toast((frame.type === "chat_closed" ? t().chatClosed : t().chatRemoved)(chatLabel(id)), "info");
+        dropChat(id);
+        renderTabs();
+        return;
+      }
+      case "sla_warning": {
+        const left = typeof frame.due_at === "number" ? fmtDur(frame.due_at - now()) : "";
+        toast(t().slaWarn(chatLabel(frame.chat), label("clocks", frame.clock), left), "warn");
+        return;
+      }
+      case "sla_breach":
+        markBreached(frame.chat, frame.clock);
+        renderQueue();
+        renderTabs();
+        toast(t().slaBreach(chatLabel(frame.chat), label("clocks", frame.clock)), "breach");
+        return;
+      case "agents":
+        if (Array.isArray(frame.agents)) agents = frame.agents;
+        if (Array.isArray(frame.breaches)) breaches = frame.breaches;
+        renderSupervisor();
+        return;
+      default:
+        return;  // unknown frame types are ignored (forward compatible)
+    }
+  }
+
+  function setConn(state) {
+    const node = $("conn-status");
+    node.hidden = state === "idle";
+    node.dataset.state = state;
+    node.textContent = state === "idle" ? "" : t()[state];
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    if (!me) return;
+    setConn(everOpen ? "closed" : "connecting");
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    let sock;
+    try {
+      sock = new WebSocket(`${proto}//${location.host}/ws/agent`);
+    } catch (err) {
+      console.error(err);
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    sock.onopen = () => {
+      if (ws !== sock) return;
+      failures = 0;
+      setConn("open");
+      resync(everOpen);
+      everOpen = true;
+    };
+    sock.onmessage = (event) => {
+      if (ws !== sock) return;
+      let frame;
+      try { frame = JSON.parse(event.data); } catch { return; }
+      try { onFrame(frame); } catch (err) { console.error(err); }
+    };
+    sock.onclose = () => {
+      if (ws !== sock) return;
+      ws = null;
+      if (!me) return;
+      failures += 1;
+      setConn("closed");
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    if (retryTimer || !me) return;
+    const delay = backoff + Math.random() * 250;
+    backoff = Math.min(backoff * 2, 15000);
+    retryTimer = setTimeout(async () => {
+      retryTimer = null;
+      if (failures >= 2) {  // keeps failing: is the session still valid? (a 401 shows the login form)
+        try {
+          const data = await api("GET", "/api/agent/me");
+          if (data && data.csrf) csrf = str(data.csrf);
+        } catch (err) {
+          if (err.status === 401) return;
+        }
+      }
+      connect();
+    }, delay);
+  }
+
+  // After a reconnect frames may have been missed: re-read the queue and the open transcript.
+  function resync(reconnected) {
+    refreshQueue();
+    if (!reconnected) return;
+    for (const chat of chats.values()) {
+      chat.canned = null;
+      if (chat.id === selected) loadDetail(chat, true);
+      else { chat.transcript = null; chat.early = []; chat.keys = new Set(); }
+    }
+  }
+
+  const wsSend = (frame) => {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  };
+
+  // ---- session ---------------------------------------------------------------------------------
+  function renderHeader() {
+    if (!me) return;
+    $("agent-name").textContent = me.display_name || me.name || "";
+    $("agent-role").textContent = label("roles", me.role);
+    $("status-select").value = ["online", "away", "offline"].includes(myStatus) ? myStatus : "online";
+    document.body.dataset.status = safe(myStatus);
+  }
+
+  function loggedIn(data) {
+    if (!data || !data.agent) { loggedOut(false); return; }
+    me = data.agent;
+    csrf = str(data.csrf);
+    myStatus = data.status || "online";
+    $("login-error").hidden = true;
+    $("login-form").hidden = true;
+    $("login-view").hidden = true;
+    $("console").hidden = false;
+    $("agent-box").hidden = false;
+    renderAll();
+    refreshQueue();
+    connect();
+  }
+
+  function loggedOut(expired) {
+    const sock = ws;
+    ws = null;  // first, so its onclose does not schedule a reconnect
+    if (sock) { try { sock.close(1000); } catch { /* already closed */ } }
+    clearTimeout(retryTimer);
+    [me, csrf, retryTimer, everOpen, backoff, failures] = [null, "", null, false, 500, 0];
+    [order, queue, selected, agents, breaches] = [[], [], null, [], []];
+    chats.clear();
+    $("console").hidden = true;
+    $("agent-box").hidden = true;
+    $("login-view").hidden = false;
+    $("login-form").hidden = false;
+    setConn("idle");
+    showLoginError(expired ? t().expired : "");
+    renderAll();
+    $("login-name").focus();
+  }
+
+  function showLoginError(text) {
+    const node = $("login-error");
+    node.textContent = text;
+    node.hidden = !text;
+  }
+
+  // ---- language --------------------------------------------------------------------------------
+  function applyLang() {
+    const strings = t();
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.body.dataset.lang = lang;
+    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = strings[node.dataset.i18n];
+    for (const node of document.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = strings[node.dataset.i18nPlaceholder];
+    for (const node of document.querySelectorAll("[data-i18n-aria]")) node.setAttribute("aria-label", strings[node.dataset.i18nAria]);
+    $("lang-switch").setAttribute("aria-pressed", String(lang === "en"));
+    const conn = $("conn-status");
+    if (conn.dataset.state !== "idle") conn.textContent = strings[conn.dataset.state];
+    if ($("login-submit").disabled) $("login-submit").textContent = strings.loginBusy;
+  }
+
+  function renderAll() {
+    applyLang();
+    renderHeader();
+    renderQueue();
+    renderTabs();
+    renderChat();
+    renderSupervisor();
+  }
+
+  // ---- events ----------------------------------------------------------------------------------
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("login-name").value.trim(), password = $("login-password").value;
+    if (!name || !password) { showLoginError(t().loginMissing); return; }
+    const button = $("login-submit");
+    button.disabled = true;
+    button.textContent = t().loginBusy;
+    try {
+      const data = await api("POST", "/api/agent/login", { name, password });
+      $("login-password").value = "";
+      loggedIn(data);
+    } catch (err) {
+      showLoginError(err.message && !/^HTTP \d+$/.test(err.message) ? err.message : t().loginFailed);
+    } finally {
+      button.disabled = false;
+      button.textContent = t().loginSubmit;
+    }
+  });
+
+  $("logout-btn").addEventListener("click", async () => {
+    try { await api("POST", "/api/agent/logout"); } catch { /* signed out either way */ }
+    loggedOut(false);
+  });
+
+  $("status-select").addEventListener("change", async (event) => {
+    const wanted = event.target.value;
+    try {
+      const data = await api("POST", "/api/agent/status", { status: wanted });
+      myStatus = (data && data.status) || wanted;
+    } catch (err) {
+      fail(err);
+    }
+    renderHeader();
+  });
+
+  $("lang-switch").addEventListener("click", () => {
+    lang = lang === "zh" ? "en" : "zh";
+    store.set("lang", lang);
+    renderAll();
+  });
+
+  $("reply-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendReply();
+  });
+  $("reply-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      sendReply();
+    }
+  });
+  $("reply-input").addEventListener("input", () => {
+    const chat = chats.get(selected), stamp = Date.now();
+    if (!chat || $("note-toggle").checked || !$("reply-input").value.trim()) return;  // notes are not "typing"
+    if (stamp - lastTypingSent >= TYPING_EVERY && wsSend({ type: "typing", chat: chat.rawId })) lastTypingSent = stamp;
+  });
+  $("note-toggle").addEventListener("change", renderReplyMode);
+
+  $("canned-select").addEventListener("change", (event) => {
+    const chat = chats.get(selected), input = $("reply-input");
+    const value = event.target.value;
+    const item = chat && Array.isArray(chat.canned) && value !== "" ? chat.canned[Number(value)] : null;
+    event.target.value = "";  // back to the "Canned reply…" prompt, so the same reply can be chosen again
+    if (!item) return;
+    const start = input.selectionStart ?? input.value.length, end = input.selectionEnd ?? start;
+    input.setRangeText(str(item.text), start, end, "end");
+    input.focus();
+  });
+
+  $("transfer-btn").addEventListener("click", () => {
+    const form = $("transfer-form");
+    form.hidden = !form.hidden;
+    $("transfer-btn").setAttribute("aria-expanded", String(!form.hidden));
+    if (!form.hidden) { fillTransferOptions(); $("transfer-target").focus(); }
+  });
+  $("transfer-cancel").addEventListener("click", hideTransfer);
+  $("transfer-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    transfer();
+  });
+  $("close-btn").addEventListener("click", () => leaveChat("/close", { disposition: $("close-select").value }, $("close-btn"), t().closedOk));
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !$("transfer-form").hidden) hideTransfer();
+  });
+  window.addEventListener("online", () => {
+    if (me && !ws) { backoff = 500; connect(); }
+  });
+
+  setInterval(tick, 1000);
+  setInterval(() => wsSend({ type: "heartbeat" }), HEARTBEAT_EVERY);
+
+  renderAll();
+  api("GET", "/api/agent/me").then(loggedIn, (err) => {
+    loggedOut(false);
+    if (err.status !== 401) showLoginError(err.message);
+  });
+})();
