@@ -37,6 +37,11 @@ def _raise_fd_limit() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["agents"]:  # gateway agents add|list …
+        from handoff.cli import main as agents_main
+
+        return agents_main(argv[1:])
     args = _parser().parse_args(argv)
     _raise_fd_limit()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -54,10 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(settings)
 
     def announce(_: str) -> None:  # run_app calls this once the socket is listening
+        from gateway.app import DEMO_AGENTS
+
         redis = "external Redis" if settings.redis.url else f"embedded Redis in {settings.data_dir / 'redis'}"
         base = settings.public_url.rstrip("/")
-        log.info("gateway ready: web chat widget %s/ · REST %s/webhooks/rest/webhook · metrics %s/metrics · %s",
-                 base, base, base, redis)  # fmt: skip
+        log.info("gateway ready: web chat widget %s/ · agent console %s/agent · REST %s/webhooks/rest/webhook · "
+                 "metrics %s/metrics · %s", base, base, base, base, redis)  # fmt: skip
+        for name, password, role in app.get(DEMO_AGENTS, []):
+            log.info("demo %s account created: %s / %s (refused when server.production is set)", role, name, password)
 
     try:
         if os.environ.get("GW_NO_UVLOOP"):

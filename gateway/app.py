@@ -177,13 +177,18 @@ async def _start_handoff(app: web.Application, settings: Settings, bot: Bot) -> 
 
 
 async def _demo_agents(service: HandoffService, settings: Settings) -> list[tuple[str, str, str]]:
-    """With no agents at all and outside production, the demo agents of config/routing.yml."""
-    if settings.server.production or await service.agents.all():
+    """Outside production, while no real agent exists, the demo agents of config/routing.yml (created
+    on the first start; their credentials are printed at every start)."""
+    if settings.server.production:
+        return []
+    existing = {a.name: a for a in await service.agents.all()}
+    if any(not a.demo for a in existing.values()):
         return []
     made = []
     for a in service.config.demo_agents:
-        await service.agents.add(a.name, a.password, role=a.role, skills=a.skills, capacity=a.capacity,
-                                 display_name=a.display_name, demo=True)  # fmt: skip
+        if a.name not in existing:
+            await service.agents.add(a.name, a.password, role=a.role, skills=a.skills, capacity=a.capacity,
+                                     display_name=a.display_name, demo=True)  # fmt: skip
         made.append((a.name, a.password, a.role))
     return made
 

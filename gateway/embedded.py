@@ -68,6 +68,11 @@ class EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         if len(str(self.socket)) > 100:
             raise EmbeddedRedisError(f"data directory path too long for a Unix socket: {self.socket}")
+        if self.socket.exists() and await self._ping():
+            # another process (a running gateway) already serves this data directory: share it, never
+            # start a second server on the same files
+            log.info("using the embedded Redis already running on %s", self.socket)
+            return
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         conf = self.directory / "redis.conf"

@@ -1,0 +1,84 @@
+"""``gateway agents add|list``: manage agent accounts in the same Redis the server uses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from gateway.embedded import EmbeddedRedis
+from gateway.rkeys import Keys
+from gateway.settings import Settings, SettingsError, load_settings
+from handoff.agents import ROLES, AgentError, AgentStore
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway agents", description="Manage agent accounts")
+    parser.add_argument("--config", type=Path, help="configuration file (default config/gateway.yml)")
+    parser.add_argument("--data-dir", help="runtime data directory of the embedded Redis (default ./var)")
+    parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else the embedded one)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("add", help="create or update an agent")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, default="agent")
+    add.add_argument("--skills", default="zh", help="comma-separated, e.g. network,zh")
+    add.add_argument("--capacity", type=int, default=3, help="chats at once")
+    add.add_argument("--display-name", default="")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    sub.add_parser("list", help="list agents")
+    return parser
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    embedded = None
+    if settings.redis.url:
+        client = aioredis.from_url(settings.redis.url)
+    else:
+        embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis.appendfsync)
+        await embedded.start()
+        client = aioredis.Redis(unix_socket_path=str(embedded.socket))
+    try:
+        store = AgentStore(client, Keys(settings.redis.key_prefix))
+        if args.command == "add":
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = getpass.getpass(f"password for {args.name}: ")
+            agent = await store.add(args.name, password, role=args.role, skills=tuple(args.skills.split(",")),
+                                    capacity=args.capacity, display_name=args.display_name)  # fmt: skip
+            print(
+                f"agent {agent.name} ({agent.role}; skills {', '.join(agent.skills)}; capacity {agent.capacity}) saved"
+            )
+        else:
+            agents = await store.all()
+            print(f"{'name':<16} {'role':<11} {'capacity':>8}  skills")
+            for a in agents:
+                print(f"{a.name:<16} {a.role:<11} {a.capacity:>8}  {','.join(a.skills)}{'  (demo)' if a.demo else ''}")
+        return 0
+    except AgentError as exc:
+        print(f"gateway agents: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await client.aclose()
+        if embedded:
+            await embedded.stop()
+
+
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, dict[str, object]] = {}
+    if args.data_dir:
+        overrides["server"] = {"data_dir": args.data_dir}
+    if args.redis_url:
+        overrides["redis"] = {"url": args.redis_url}
+    try:
+        settings = load_settings(args.config, **overrides)
+    except SettingsError as exc:
+        print(f"gateway agents: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(args, settings))
