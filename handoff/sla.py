@@ -26,6 +26,7 @@ class Timers:
         self.key = service.keys.hk("timers")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # ---- scheduling -------------------------------------------------------------------------------
     def clocks_key(self, chat_id: str) -> str:
@@ -87,20 +88,26 @@ class Timers:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop the worker. The flag ends the loop even if a library swallows the cancellation."""
+        self._stopping = True
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._wake.set()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), 3.0)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.fire_due()
                 head = await self.redis.zrange(self.key, 0, 0, withscores=True)
                 delay = min(max(head[0][1] - time.time(), 0.0), 1.0) if head else 1.0
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                waiter = asyncio.ensure_future(self._wake.wait())
+                try:  # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a cancellation
+                    await asyncio.wait({waiter}, timeout=delay)
+                finally:
+                    waiter.cancel()
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis away for a moment: try again shortly
