@@ -11,10 +11,9 @@ import sys
 
 import redis.asyncio as aioredis
 
+from gateway.rkeys import Keys
 from handoff.agents import AgentStore
 from handoff.config import Clock
-from gateway.rkeys import Keys
-from tests.handoff.conftest import SECRET
 
 LEVELS = ["非常满意", "满意", "一般", "不满意", "非常不满意"]
 
@@ -57,7 +56,7 @@ async def test_customer_reaches_an_agent_and_answers_the_survey(make_gateway, pe
     await customer.expect(lambda f: f.get("from") == "bot" and "意见或建议" in f["text"])
     await customer.send("处理得很快")
     await customer.expect(lambda f: f.get("from") == "bot" and "感谢您的反馈" in f["text"])
-    (_, fields), = await redis_client.xrange(f"{key_prefix}{{handoff}}:surveys")
+    ((_, fields),) = await redis_client.xrange(f"{key_prefix}{{handoff}}:surveys")
     survey_entry = json.loads(fields[b"e"])
     assert survey_entry["score"] == 80 and survey_entry["level"] == "satisfied" and survey_entry["agent"] == "agent1"
     assert survey_entry["channel"] == "webchat" and survey_entry["skills"] == ["zh"]
@@ -209,7 +208,10 @@ async def test_transfer_to_an_agent_and_to_a_skill(make_gateway, people, handoff
     await a1.call("POST", f"/api/chats/{chat_id}/transfer", {"to_agent": "agent2", "note": "账单问题，请跟进"})
     await a1.expect(is_("chat_removed", chat=chat_id))
     assert (await a2.expect(is_("assigned")))["chat"]["id"] == chat_id
-    assert "Lisa Chen" in (await customer.expect(lambda f: f.get("type") == "agent_joined" and "Lisa" in f["text"]))["text"]
+    assert (
+        "Lisa Chen"
+        in (await customer.expect(lambda f: f.get("type") == "agent_joined" and "Lisa" in f["text"]))["text"]
+    )
     assert (await a1.raw("POST", f"/api/chats/{chat_id}/messages", {"text": "hi"}))[0] == 403
     await a2.call("POST", f"/api/chats/{chat_id}/transfer", {"to_skill": "network", "note": ""})
     chat = (await a2.call("GET", "/api/queue"))["chats"]
