@@ -263,8 +263,8 @@ async def test_agents_cli(redis_url, key_prefix):
     listed = subprocess.run([sys.executable, "-m", "gateway", "agents", "list"], capture_output=True, text=True,
                             env=env, timeout=60)  # fmt: skip
     assert "zhang" in listed.stdout and "network,zh" in listed.stdout
-    short = subprocess.run([sys.executable, "-m", "gateway", "agents", "add", "li", "--password-stdin"], input="short\n",
-                           capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    command = [sys.executable, "-m", "gateway", "agents", "add", "li", "--password-stdin"]
+    short = subprocess.run(command, input="short\n", capture_output=True, text=True, env=env, timeout=60)
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
     client = aioredis.from_url(redis_url)
     agent = await AgentStore(client, Keys(key_prefix)).verify("zhang", "a-long-password")
