@@ -38,7 +38,8 @@ class OutboundMessage:
     buttons: tuple[Button, ...] = ()
     sender: str = "bot"  # bot | agent | system
     agent: str | None = None
-    kind: str = "message"  # message | queued | agent_joined | agent_left
+    kind: str = "message"  # message | queued | agent_joined | agent_left | typing
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # extra frame fields, e.g. queue position
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.kind, "from": self.sender, "text": self.text}
@@ -46,6 +47,7 @@ class OutboundMessage:
             out["buttons"] = [{"title": b.title, "payload": b.payload} for b in self.buttons]
         if self.agent:
             out["agent"] = self.agent
+        out.update(self.meta)
         return out
 
     def to_rasa(self) -> dict[str, Any]:

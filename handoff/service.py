@@ -348,10 +348,12 @@ class HandoffService:
             told = int((await self.redis.hget(self.chat_key(chat.id), "told")) or 0)
             if told and position < told:
                 await self.redis.hset(self.chat_key(chat.id), "told", position)
+                wait = self.estimated_wait(position, agents)
                 text = self.renderer.text("request_human", "position", chat.lang, chat.channel, position=position,
-                                          wait=self.estimated_wait(position, agents))  # fmt: skip
+                                          wait=wait)  # fmt: skip
+                meta = {"position": position, "eta_seconds": wait}
                 await self.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",
-                                                   kind="queued"))  # fmt: skip
+                                                   kind="queued", meta=meta))  # fmt: skip
 
     # ---- conversation while a human holds it -----------------------------------------------------
     async def customer_message(self, chat_id: str, text: str, at: float) -> None:
@@ -494,8 +496,13 @@ class HandoffService:
             if entry.get("kind") == "note" and not with_notes:
                 continue
             if entry.get("kind") in ("customer", "bot", "agent", "system", "note", "event"):
-                out.append({k: v for k, v in entry.items() if k in ("kind", "text", "at", "agent", "nlu", "event",
-                                                                    "disposition", "reason", "score")})  # fmt: skip
+                item = {k: v for k, v in entry.items() if k in ("kind", "text", "at", "agent", "nlu", "event",
+                                                                "disposition", "reason", "score")}  # fmt: skip
+                if item["kind"] == "event" and not item.get("text"):  # a readable line for the console
+                    details = [str(entry[k]) for k in ("agent", "to", "clock", "disposition", "reason", "score")
+                               if entry.get(k) not in (None, "")]  # fmt: skip
+                    item["text"] = " · ".join([str(entry.get("event", "")), *details])
+                out.append(item)
         return out
 
     def canned(self, chat: Chat, agent: Agent) -> list[dict[str, str]]:

@@ -79,7 +79,7 @@ async def test_two_agents_accept_the_same_chat_at_once(make_gateway, people, han
     await customer.connect()
     await customer.send("转人工")
     queued = await customer.expect(lambda f: f.get("from") == "bot")
-    assert "前面还有1位客户" in queued["text"]
+    assert "排在第1位" in queued["text"]
     chat_id = (await a1.call("GET", "/api/queue"))["chats"][0]["id"]
     results = await asyncio.gather(a1.raw("POST", f"/api/chats/{chat_id}/accept"),
                                    a2.raw("POST", f"/api/chats/{chat_id}/accept"))  # fmt: skip

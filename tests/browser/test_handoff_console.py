@@ -1,0 +1,58 @@
+"""Two real browser pages: a customer in the widget asks for a human; an agent logs in to the
+console, takes the chat, they write both ways, the agent closes, the customer answers the survey."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.async_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+async def test_customer_and_agent_in_two_pages(browser, gateway_url, artifacts, redis_client, key_prefix):
+    agent = await (await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")).new_page()
+    await agent.goto(gateway_url + "agent?lang=zh")
+    await expect(agent.locator("#login-form")).to_be_visible(timeout=10_000)
+    await agent.fill("#login-name", "agent1")
+    await agent.fill("#login-password", "demo-agent1")
+    await agent.click("#login-submit")
+    await expect(agent.locator("#console")).to_be_visible(timeout=10_000)
+    await expect(agent.locator("#agent-name")).to_contain_text("王小明")
+
+    customer = await (await browser.new_context(viewport={"width": 390, "height": 780})).new_page()
+    await customer.goto(gateway_url + "?lang=zh")
+    await expect(customer.locator("#chat-status")).to_have_attribute("data-state", "open", timeout=10_000)
+    await customer.fill("#chat-input", "我要转人工客服")
+    await customer.click("#chat-send")
+    await expect(customer.locator(".msg-system").last).to_contain_text("王小明", timeout=10_000)  # agent joined
+
+    tab = agent.locator(".chat-tab").first
+    await expect(tab).to_be_visible(timeout=10_000)
+    await tab.click()
+    await expect(agent.locator("#transcript .entry-customer").first).to_contain_text("我要转人工客服")
+    await agent.fill("#reply-input", "您好，我是王小明，请问有什么可以帮您？")
+    await agent.click("#reply-send")
+    await expect(customer.locator(".msg-agent").last).to_contain_text("请问有什么可以帮您", timeout=10_000)
+
+    await customer.fill("#chat-input", "我家宽带从早上开始就连不上")
+    await customer.press("#chat-input", "Enter")
+    await expect(agent.locator("#transcript .entry-customer").last).to_contain_text("宽带从早上开始", timeout=10_000)
+    await agent.screenshot(path=str(artifacts / "agent-console.png"))
+
+    await agent.select_option("#close-select", "resolved")
+    await agent.click("#close-btn")
+    await expect(agent.locator(".chat-tab")).to_have_count(0, timeout=10_000)
+    survey = customer.locator(".quick-reply", has_text="非常满意").last
+    await expect(survey).to_be_visible(timeout=10_000)
+    await survey.click()
+    await expect(customer.locator(".msg-bot").last).to_contain_text("意见或建议", timeout=10_000)
+    await customer.fill("#chat-input", "客服很耐心")
+    await customer.press("#chat-input", "Enter")
+    await expect(customer.locator(".msg-bot").last).to_contain_text("感谢您的反馈", timeout=10_000)
+    await customer.screenshot(path=str(artifacts / "widget-after-survey.png"))
+
+    (_, fields), = await redis_client.xrange(f"{key_prefix}{{handoff}}:surveys")
+    entry = json.loads(fields[b"e"])
+    assert entry["score"] == 100 and entry["agent"] == "agent1" and entry["channel"] == "webchat"
