@@ -15,6 +15,7 @@ import jinja2
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio.connection import UnixDomainSocketConnection
 
 from bots.bss import BSS, BSSError
 from bots.bss.demo import DEMO_DATA, DemoBSS
@@ -80,19 +81,23 @@ async def model_parse(request: web.Request) -> web.Response:
 def _redis_ctx(settings: Settings) -> object:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         embedded = None
+        # a blocking pool: under a burst, commands wait for a free connection instead of failing
         if settings.redis.url:
-            client = aioredis.from_url(settings.redis.url)
+            pool = aioredis.BlockingConnectionPool.from_url(settings.redis.url, max_connections=256, timeout=10)
         else:
             embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis.appendfsync)
             await embedded.start()
             app[EMBEDDED] = embedded
-            client = aioredis.Redis(unix_socket_path=str(embedded.socket))
+            pool = aioredis.BlockingConnectionPool(connection_class=UnixDomainSocketConnection, max_connections=256,
+                                                   timeout=10, path=str(embedded.socket))  # fmt: skip
+        client = aioredis.Redis(connection_pool=pool)
         await client.ping()
         app[REDIS] = client
         app[FAST_REDIS] = FastRedis(settings.redis.url or embedded.url)  # type: ignore[union-attr]
         yield
         await app[FAST_REDIS].aclose()
         await client.aclose()
+        await pool.disconnect()
         if embedded:
             await embedded.stop()
 

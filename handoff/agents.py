@@ -42,9 +42,11 @@ class Agent:
 
 
 class AgentStore:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, cache_seconds: float = 2.0) -> None:
         self.redis = redis
         self.keys = keys
+        self.cache_seconds = cache_seconds  # accounts change rarely; every assignment pass reads them
+        self._cache: tuple[float, list[Agent]] | None = None
 
     async def add(self, name: str, password: str, *, role: str = "agent", skills: tuple[str, ...] = (),
                   capacity: int = 3, display_name: str = "", demo: bool = False) -> Agent:  # fmt: skip
@@ -62,6 +64,7 @@ class AgentStore:
             "name": name, "display_name": agent.display_name, "role": role, "skills": ",".join(agent.skills),
             "capacity": capacity, "password": digest, "demo": int(demo)})  # fmt: skip
         await self.redis.sadd(self.keys.hk("agents"), name)
+        self._cache = None
         return agent
 
     async def get(self, name: str) -> Agent | None:
@@ -69,6 +72,14 @@ class AgentStore:
         return _agent(raw) if raw else None
 
     async def all(self) -> list[Agent]:
+        """Every account (read at most every ``cache_seconds``; a new account is seen within that)."""
+        if self._cache and time.monotonic() - self._cache[0] < self.cache_seconds:
+            return self._cache[1]
+        agents = await self._read_all()
+        self._cache = (time.monotonic(), agents)
+        return agents
+
+    async def _read_all(self) -> list[Agent]:
         names = sorted(n.decode() for n in await self.redis.smembers(self.keys.hk("agents")))
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:

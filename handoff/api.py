@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 COOKIE = "gw_agent"
 SESSION_TTL = 12 * 3600
+SNAPSHOT_DELAY = 0.5  # full snapshots: at most two a second; single events go out at once
 SERVICE: web.AppKey[HandoffService] = web.AppKey("handoff_service")
 HUB: web.AppKey[AgentHub] = web.AppKey("agent_hub")
 
@@ -90,11 +91,21 @@ class AgentHub:
         if event.get("type") == "queue_changed":
             self.schedule_snapshot()
             return
+        if event.get("type") == "queue_add":  # straight to the agents who may take it; a snapshot follows
+            data = json.dumps(event, ensure_ascii=False)
+            skills = event["chat"]["skills"]
+            for name in list(self.sockets):
+                if self.agents[name].supervises or self.agents[name].serves(skills):
+                    await self.send_raw(name, data)
+            self.schedule_snapshot()
+            return
         for name in self._targets(to):
             await self.send(name, event)
 
     async def send(self, name: str, event: dict[str, Any]) -> None:
-        data = json.dumps(event, ensure_ascii=False)
+        await self.send_raw(name, json.dumps(event, ensure_ascii=False))
+
+    async def send_raw(self, name: str, data: str) -> None:
         for ws in list(self.sockets.get(name, ())):
             if not ws.closed:
                 with contextlib.suppress(ConnectionResetError):
@@ -197,7 +208,7 @@ async def login(request: web.Request) -> web.Response:
     response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", secure=request.secure, max_age=SESSION_TTL,
                         path="/")  # fmt: skip
     service.spawn(service.dispatch())
-    await service.publish_agents()
+    service.spawn(service.publish_agents())
     return response
 
 
@@ -228,7 +239,7 @@ async def set_status(request: web.Request) -> web.Response:
     await service.agents.set_status(agent.name, status)
     if status == "online":
         service.spawn(service.dispatch())
-    await service.publish_agents()
+    service.spawn(service.publish_agents())
     return web.json_response({"status": status})
 
 
@@ -346,7 +357,7 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
         await ws.send_json({"type": "hello", "agent": agent.to_json()})
         hub.schedule_snapshot()
         if agent.supervises:
-            await service.publish_agents()
+            service.spawn(service.publish_agents())
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue

@@ -140,6 +140,9 @@ class HandoffService:
         self.timers: Any = None  # handoff.sla.Timers, set by the app
         self._canned_env = jinja2.Environment(autoescape=False, undefined=jinja2.ChainableUndefined)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._dispatching = self._dispatch_again = False
+        self._telling = self._tell_again = False
+        self._agents_due = False
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""
@@ -207,14 +210,15 @@ class HandoffService:
             "assigned_at": "", "first_reply_at": "", "credit": credit, "log": log_key, "escalation": 0,
             "returned": 0, "told": 0})  # fmt: skip
         await self.redis.zadd(self.keys.hk("queue"), {chat_id: now - credit})
+        if self.timers:
+            await self.timers.start_chat_clocks(chat_id, now, complaint_at=now if request.ticket else None)
+        chat = Chat.from_redis(await self.redis.hgetall(self.chat_key(chat_id)))
+        clocks = await self.timers.clocks([chat_id]) if self.timers else {}
+        await self.publish({"type": "queue_add", "chat": chat.summary(clocks.get(chat_id))})  # agents see it now
         await self.redis.hset(self.keys.sender(request.channel, request.sender), "human", chat_id)
         await self.redis.xadd(log_key, {"e": json.dumps({"kind": "event", "event": "queued", "reason": request.reason,
                                                          "skills": list(skills), "at": now})})  # fmt: skip
-        if self.timers:
-            await self.timers.start_chat_clocks(chat_id, now, complaint_at=now if request.ticket else None)
         self.metrics.handoff_queued.inc()
-        chat = Chat.from_redis(await self.redis.hgetall(self.chat_key(chat_id)))
-        await self.publish({"type": "queue_changed", "chat": chat.summary()})
         position = await self.position(chat_id)
         await self.redis.hset(self.chat_key(chat_id), "told", position or 0)
         self.spawn(self.dispatch())
@@ -285,22 +289,45 @@ class HandoffService:
 
     async def online_agents(self) -> list[Agent]:
         """Agents who are online (not away) with a fresh heartbeat: the ones chats are pushed to."""
-        out = []
+        agents = await self.agents.all()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent in agents:
+                pipe.hmget(self.keys.hk("presence", agent.name), "status", "seen")
+            rows = await pipe.execute()
         now = time.time()
-        for agent in await self.agents.all():
-            p = await self.agents.presence(agent.name)
-            if p.get("status") == "online" and now - float(p.get("seen", 0)) < self.config.heartbeat_timeout:
-                out.append(agent)
-        return out
+        return [a for a, (status, seen) in zip(agents, rows, strict=True)
+                if status == b"online" and now - float(seen or 0) < self.config.heartbeat_timeout]  # fmt: skip
+
+    async def _loads(self, agents: list[Agent]) -> dict[str, int]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent in agents:
+                pipe.scard(self.agent_chats(agent.name))
+            counts = await pipe.execute()
+        return {a.name: int(n) for a, n in zip(agents, counts, strict=True)}
 
     async def dispatch(self) -> None:
-        """Push: the best queued chat goes to the least-loaded eligible online agent, and so on."""
+        """Push: the best queued chat goes to the least-loaded eligible online agent, and so on.
+        One pass at a time per process: calls during a pass make it run once more (not pile up)."""
         if not self.config.push:
             return
+        if self._dispatching:
+            self._dispatch_again = True
+            return
+        self._dispatching = True
+        try:
+            while True:
+                self._dispatch_again = False
+                await self._dispatch_once()
+                if not self._dispatch_again:
+                    return
+        finally:
+            self._dispatching = False
+
+    async def _dispatch_once(self) -> None:
         agents = await self.online_agents()
         if not agents:
             return
-        loads = {a.name: await self.agents.load(a.name) for a in agents}
+        loads = await self._loads(agents)
         for chat in await self.queued(50):
             eligible = [a for a in agents if a.serves(chat.skills) and loads[a.name] < a.capacity]
             if not eligible:
@@ -324,8 +351,9 @@ class HandoffService:
         await self.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",
                                            agent=agent.display_name, kind="agent_joined"))  # fmt: skip
         await self.publish({"type": "assigned", "chat": chat.summary()}, to=[agent.name])
+        await self.publish({"type": "queue_remove", "chat": chat.id})
         await self.publish({"type": "queue_changed"})
-        await self.tell_positions()
+        self.spawn(self.tell_positions())
         return True
 
     async def accept(self, agent: Agent, chat_id: str) -> Chat:
@@ -341,7 +369,21 @@ class HandoffService:
         return await self.chat(chat_id)
 
     async def tell_positions(self) -> None:
-        """Queued customers hear their new place in the queue when it changes."""
+        """Queued customers hear their new place in the queue when it changes (one pass at a time)."""
+        if self._telling:
+            self._tell_again = True
+            return
+        self._telling = True
+        try:
+            while True:
+                self._tell_again = False
+                await self._tell_once()
+                if not self._tell_again:
+                    return
+        finally:
+            self._telling = False
+
+    async def _tell_once(self) -> None:
         chats = await self.queued(50)
         agents = len(await self.online_agents())
         for position, chat in enumerate(chats, 1):
@@ -439,6 +481,10 @@ class HandoffService:
                                    args=[chat.id, agent, score])  # fmt: skip
         if moved and self.timers:
             await self.timers.requeued(chat.id, time.time())
+        if moved:
+            back = await self.chat(chat.id)
+            clocks = await self.timers.clocks([chat.id]) if self.timers else {}
+            await self.publish({"type": "queue_add", "chat": back.summary(clocks.get(chat.id))})
         await self.publish({"type": "queue_changed"})
         return bool(moved)
 
@@ -456,7 +502,7 @@ class HandoffService:
         if count:
             log.warning("agent %s vanished: %d chat(s) back in the queue", name, count)
             await self.dispatch()
-        await self.publish_agents()
+        self.spawn(self.publish_agents())
         return count
 
     async def close(
@@ -515,19 +561,31 @@ class HandoffService:
         return out
 
     async def agent_loads(self) -> list[dict[str, Any]]:
+        agents = await self.agents.all()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent in agents:
+                pipe.hmget(self.keys.hk("presence", agent.name), "status", "seen")
+                pipe.scard(self.agent_chats(agent.name))
+            rows = await pipe.execute()
         out = []
         now = time.time()
-        for agent in await self.agents.all():
-            p = await self.agents.presence(agent.name)
-            status = p.get("status", "offline")
-            if status != "offline" and now - float(p.get("seen", 0)) >= self.config.heartbeat_timeout:
+        for i, agent in enumerate(agents):
+            (status_b, seen), load = rows[2 * i], rows[2 * i + 1]
+            status = (status_b or b"offline").decode()
+            if status != "offline" and now - float(seen or 0) >= self.config.heartbeat_timeout:
                 status = "offline"
-            out.append({**agent.to_json(), "status": status, "load": await self.agents.load(agent.name)})
+            out.append({**agent.to_json(), "status": status, "load": int(load)})
         return out
 
     async def breaches(self, limit: int = 50) -> list[dict[str, Any]]:
         return [json.loads(b) for b in await self.redis.lrange(self.keys.hk("breaches"), 0, limit - 1)]
 
     async def publish_agents(self) -> None:
+        """Supervisors' overview of agents and breaches; changes within 200 ms make one update."""
+        if self._agents_due:
+            return
+        self._agents_due = True
+        await asyncio.sleep(0.2)
+        self._agents_due = False
         await self.publish({"type": "agents", "agents": await self.agent_loads(), "breaches": await self.breaches()},
                            to="supervisors")  # fmt: skip

@@ -165,7 +165,7 @@ class Timers:
             await svc.dispatch()
         await svc.publish({"type": "sla_breach", **record}, to=[chat.agent, "supervisors"] if chat.agent else "all")
         await svc.publish({"type": "queue_changed"})
-        await svc.publish_agents()
+        svc.spawn(svc.publish_agents())
 
     async def _presence(self, name: str) -> None:
         p = await self.service.agents.presence(name)

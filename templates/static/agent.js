@@ -683,6 +683,21 @@
       case "queue":
         applyQueue(frame);
         return;
+      case "queue_add": {  // one chat entered the queue (the full snapshot follows a little later)
+        const c = frame.chat;
+        if (!c || typeof c !== "object" || c.id == null || chats.has(str(c.id))) return;
+        if (!queue.some((q) => str(q.id) === str(c.id))) {
+          queue = [...queue, c].sort((a, b) => (a.enqueued_at - a.priority) - (b.enqueued_at - b.priority));
+          renderQueue();
+        }
+        return;
+      }
+      case "queue_remove":  // a chat left the queue (taken by someone, or closed)
+        if (queue.some((q) => str(q.id) === str(frame.chat))) {
+          queue = queue.filter((q) => str(q.id) !== str(frame.chat));
+          renderQueue();
+        }
+        return;
       case "assigned": {
         if (!frame.chat || typeof frame.chat !== "object") return;
         gone.delete(str(frame.chat.id));
