@@ -270,3 +270,25 @@ async def test_agents_cli(redis_url, key_prefix):
     agent = await AgentStore(client, Keys(key_prefix)).verify("zhang", "a-long-password")
     await client.aclose()
     assert agent is not None and agent.skills == ("network", "zh") and not agent.demo
+
+
+async def test_queue_position_updates_and_typing_both_ways(make_gateway, people, handoff_config):
+    gw = await make_gateway(handoff_config.replace(push=False))
+    a1 = people("agent", gw.base, "agent1", "demo-agent1")
+    await a1.login()
+    await a1.connect()
+    first, second = people("customer", gw.base), people("customer", gw.base, "13800138006")
+    for c in (first, second):
+        await c.connect()
+        await c.send("转人工")
+    told = await second.expect(lambda f: f.get("from") == "bot")
+    assert "排在第2位" in told["text"]
+    queue = (await a1.call("GET", "/api/queue"))["chats"]
+    await a1.call("POST", f"/api/chats/{queue[0]['id']}/accept")
+    moved = await second.expect(is_("queued"))
+    assert moved["position"] == 1 and "排在第1位" in moved["text"]
+    await first.ws.send_json({"type": "typing"})
+    typing = await a1.expect(is_("typing", chat=queue[0]["id"]))
+    assert typing["from"] == "customer"
+    await a1.ws.send_json({"type": "typing", "chat": queue[0]["id"]})
+    assert (await first.expect(is_("typing")))["from"] == "agent"

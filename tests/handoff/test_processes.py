@@ -55,3 +55,31 @@ async def test_customer_and_agent_on_different_processes(make_gateway, people):
     await customer.send("我的账单不对")
     heard = await agent.expect(lambda f: f["type"] == "message" and f["entry"]["kind"] == "customer")
     assert heard["entry"]["text"] == "我的账单不对"
+
+
+async def test_queued_chats_survive_a_redis_restart(aiohttp_server, make_settings, nlu_engine, handoff_config,
+                                                    people, tmp_path):  # fmt: skip
+    """The embedded Redis (AOF) is stopped with its gateway and started again by the next one."""
+    from gateway.app import create_app
+    from tests.handoff.conftest import SECRET
+
+    settings = make_settings(webchat={"token_secret": SECRET}, server={"data_dir": str(tmp_path / "own")},
+                             redis={"url": "", "appendfsync": "always"})  # fmt: skip
+    config = handoff_config.replace(push=False)
+    first = await aiohttp_server(create_app(settings, nlu=nlu_engine, handoff_config=config))
+    base = str(first.make_url("")).rstrip("/")
+    agent = people("agent", base, "agent1", "demo-agent1")
+    await agent.login()
+    customer = people("customer", base)
+    await customer.connect()
+    await customer.send("转人工")
+    await customer.expect(lambda f: f.get("from") == "bot")
+    queued = (await agent.call("GET", "/api/queue"))["chats"]
+    assert len(queued) == 1
+    await customer.close()
+    await first.close()  # the gateway and its embedded Redis stop
+
+    second = await aiohttp_server(create_app(settings, nlu=nlu_engine, handoff_config=config))
+    again = people("agent", str(second.make_url("")).rstrip("/"), "agent1", "demo-agent1")
+    await again.login()
+    assert [c["id"] for c in (await again.call("GET", "/api/queue"))["chats"]] == [queued[0]["id"]]
