@@ -112,20 +112,32 @@ class AgentHub:
                     await ws.send_str(data)
 
     def schedule_snapshot(self) -> None:
-        """Queue snapshots are coalesced: many changes within 5 ms make one snapshot."""
+        """Queue snapshots are coalesced: the changes of half a second make one snapshot (single
+        events — a chat queued, taken, closed — go out at once on their own)."""
         if self._snapshot_due is None and self.sockets:
             self._snapshot_due = asyncio.get_running_loop().call_later(
-                0.005, lambda: self.service.spawn(self._snapshots())
+                SNAPSHOT_DELAY, lambda: self.service.spawn(self._snapshots())
             )
 
     async def _snapshots(self) -> None:
-        self._snapshot_due = None
+        """The queue, one JSON text per kind of agent. An agent's own chats travel as single events
+        (assigned, chat_removed, chat_closed) and in the snapshot a console gets when it connects."""
         queue = await queue_view(self.service)
+        self._snapshot_due = None  # changes from here on make the next snapshot
+        views: dict[tuple[bool, tuple[str, ...]], str] = {}
         for name in list(self.sockets):
             agent = self.agents[name]
-            mine = await chats_view(self.service, await self.service.mine(name))
-            chats = [c for c in queue if agent.supervises or agent.serves(c["skills"])]
-            await self.send(name, {"type": "queue", "chats": chats, "mine": mine})
+            kind = (agent.supervises, agent.skills)
+            if kind not in views:
+                chats = [c for c in queue if agent.supervises or agent.serves(c["skills"])]
+                views[kind] = f'{{"type": "queue", "chats": {json.dumps(chats, ensure_ascii=False)}}}'
+            await self.send_raw(name, views[kind])
+
+    async def full_snapshot(self, agent: Agent) -> None:
+        queue = await queue_view(self.service)
+        chats = [c for c in queue if agent.supervises or agent.serves(c["skills"])]
+        mine = await chats_view(self.service, await self.service.mine(agent.name))
+        await self.send(agent.name, {"type": "queue", "chats": chats, "mine": mine})
 
 
 async def chats_view(service: HandoffService, chats: list[Chat]) -> list[dict[str, Any]]:
@@ -355,7 +367,7 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
         await service.agents.set_status(agent.name, "online")
     try:
         await ws.send_json({"type": "hello", "agent": agent.to_json()})
-        hub.schedule_snapshot()
+        await hub.full_snapshot(agent)
         if agent.supervises:
             service.spawn(service.publish_agents())
         async for msg in ws:

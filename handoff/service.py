@@ -58,6 +58,7 @@ return 1
 LEVELS = ((100, "very_satisfied"), (80, "satisfied"), (60, "neutral"), (40, "dissatisfied"),
           (20, "very_dissatisfied"))  # fmt: skip
 DISPOSITIONS = ("resolved", "follow_up", "complaint_registered")
+TELL_EVERY = 10.0  # seconds between queue-position notices to one customer (except near the front)
 
 Deliver = Callable[[OutboundMessage], Awaitable[object]]
 
@@ -220,7 +221,7 @@ class HandoffService:
                                                          "skills": list(skills), "at": now})})  # fmt: skip
         self.metrics.handoff_queued.inc()
         position = await self.position(chat_id)
-        await self.redis.hset(self.chat_key(chat_id), "told", position or 0)
+        await self.redis.hset(self.chat_key(chat_id), mapping={"told": position or 0, "told_at": time.time()})
         self.spawn(self.dispatch())
         return HandoffResult("queued", chat_id[:8], position, self.estimated_wait(position or 1, len(online)))
 
@@ -384,18 +385,28 @@ class HandoffService:
             self._telling = False
 
     async def _tell_once(self) -> None:
+        """A customer hears their new place when it improved — at once near the front (top 3),
+        otherwise at most every ``TELL_EVERY`` seconds, so a moving queue is not a flood of notices."""
         chats = await self.queued(50)
+        if not chats:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for chat in chats:
+                pipe.hmget(self.chat_key(chat.id), "told", "told_at")
+            told = await pipe.execute()
         agents = len(await self.online_agents())
-        for position, chat in enumerate(chats, 1):
-            told = int((await self.redis.hget(self.chat_key(chat.id), "told")) or 0)
-            if told and position < told:
-                await self.redis.hset(self.chat_key(chat.id), "told", position)
-                wait = self.estimated_wait(position, agents)
-                text = self.renderer.text("request_human", "position", chat.lang, chat.channel, position=position,
-                                          wait=wait)  # fmt: skip
-                meta = {"position": position, "eta_seconds": wait}
-                await self.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",
-                                                   kind="queued", meta=meta))  # fmt: skip
+        now = time.time()
+        for position, (chat, (was, when)) in enumerate(zip(chats, told, strict=True), 1):
+            was_n = int(was or 0)
+            if not was_n or position >= was_n or (position > 3 and now - float(when or 0) < TELL_EVERY):
+                continue
+            await self.redis.hset(self.chat_key(chat.id), mapping={"told": position, "told_at": now})
+            wait = self.estimated_wait(position, agents)
+            text = self.renderer.text("request_human", "position", chat.lang, chat.channel, position=position,
+                                      wait=wait)  # fmt: skip
+            meta = {"position": position, "eta_seconds": wait}
+            await self.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",
+                                               kind="queued", meta=meta))  # fmt: skip
 
     # ---- conversation while a human holds it -----------------------------------------------------
     async def customer_message(self, chat_id: str, text: str, at: float) -> None:

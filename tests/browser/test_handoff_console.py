@@ -53,6 +53,6 @@ async def test_customer_and_agent_in_two_pages(browser, gateway_url, artifacts, 
     await expect(customer.locator(".msg-bot").last).to_contain_text("感谢您的反馈", timeout=10_000)
     await customer.screenshot(path=str(artifacts / "widget-after-survey.png"))
 
-    (_, fields), = await redis_client.xrange(f"{key_prefix}{{handoff}}:surveys")
+    ((_, fields),) = await redis_client.xrange(f"{key_prefix}{{handoff}}:surveys")
     entry = json.loads(fields[b"e"])
     assert entry["score"] == 100 and entry["agent"] == "agent1" and entry["channel"] == "webchat"

@@ -171,10 +171,10 @@ async def test_sla_clocks_warn_breach_and_escalate(make_gateway, people, handoff
     customer = people("customer", gw.base)
     await customer.connect()
     await customer.send("你们的网络太差了，我要投诉")  # a network complaint: needs the network skill
-    chat = await boss.expect(lambda f: f["type"] == "queue" and f["chats"])
-    chat_id = chat["chats"][0]["id"]
-    assert chat["chats"][0]["skills"] == ["zh", "network"]
-    assert {c["clock"] for c in chat["chats"][0]["sla"]} == {"pickup", "complaint_first_response"}
+    chat = (await boss.expect(is_("queue_add")))["chat"]
+    chat_id = chat["id"]
+    assert chat["skills"] == ["zh", "network"]
+    assert {c["clock"] for c in chat["sla"]} == {"pickup", "complaint_first_response"}
     warning = await boss.expect(is_("sla_warning", chat=chat_id), timeout=3)
     assert warning["clock"] == "pickup"
     breach = await boss.expect(is_("sla_breach", chat=chat_id), timeout=3)
