@@ -67,7 +67,12 @@ class AgentStore:
         self._cache = None
         return agent
 
-    async def get(self, name: str) -> Agent | None:
+    async def get(self, name: str, fresh: bool = False) -> Agent | None:
+        """An account by name (from the short cache unless ``fresh``)."""
+        if not fresh:
+            for agent in await self.all():
+                if agent.name == name:
+                    return agent
         raw = await self.redis.hgetall(self.keys.hk("agent", name))
         return _agent(raw) if raw else None
 

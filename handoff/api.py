@@ -164,7 +164,7 @@ async def current_agent(request: web.Request, csrf: bool = True) -> tuple[Agent,
     agent = await service.agents.get(session["agent"])
     if agent is None:
         raise Unauthorized("this agent account no longer exists")
-    await service.agents.heartbeat(agent.name)
+    service.spawn(service.agents.heartbeat(agent.name))  # any request shows the agent is there
     return agent, session
 
 

@@ -10,6 +10,7 @@ A chat's id is its conversation's id; its transcript is the conversation's log s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -203,25 +204,30 @@ class HandoffService:
                  else 0) + p.get(tier, 0)  # fmt: skip
         chat_id = request.conversation_id
         log_key = self.conversation_log(request.channel, request.sender, chat_id)
-        await self.redis.hset(self.chat_key(chat_id), mapping={
+        mapping = {
             "id": chat_id, "channel": request.channel, "sender": request.sender, "phone": request.phone or "",
             "lang": request.lang, "skills": ",".join(skills), "base_skills": ",".join(skills),
             "reason": request.reason, "complaint_type": request.complaint_type or "", "urgency": request.urgency,
             "tier": tier, "ticket": request.ticket or "", "state": "queued", "agent": "", "enqueued_at": now,
             "assigned_at": "", "first_reply_at": "", "credit": credit, "log": log_key, "escalation": 0,
-            "returned": 0, "told": 0})  # fmt: skip
-        await self.redis.zadd(self.keys.hk("queue"), {chat_id: now - credit})
-        if self.timers:
-            await self.timers.start_chat_clocks(chat_id, now, complaint_at=now if request.ticket else None)
-        chat = Chat.from_redis(await self.redis.hgetall(self.chat_key(chat_id)))
-        clocks = await self.timers.clocks([chat_id]) if self.timers else {}
-        await self.publish({"type": "queue_add", "chat": chat.summary(clocks.get(chat_id))})  # agents see it now
+            "returned": 0, "told": 0, "told_at": now}  # fmt: skip
+        chat = Chat.from_redis({k.encode(): str(v).encode() for k, v in mapping.items()})
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip: agents see it at once
+            pipe.delete(self.chat_key(chat_id))
+            pipe.hset(self.chat_key(chat_id), mapping=mapping)
+            pipe.zadd(self.keys.hk("queue"), {chat_id: now - credit})
+            complaint_at = now if request.ticket else None
+            clocks = self.timers.queue_clocks(pipe, chat_id, now, complaint_at) if self.timers else {}
+            event = json.dumps({"to": "all", "event": {"type": "queue_add", "chat": chat.summary(clocks)}},
+                               ensure_ascii=False)  # fmt: skip
+            pipe.publish(self.keys.live_agents(), event)
+            await pipe.execute()
         await self.redis.hset(self.keys.sender(request.channel, request.sender), "human", chat_id)
         await self.redis.xadd(log_key, {"e": json.dumps({"kind": "event", "event": "queued", "reason": request.reason,
                                                          "skills": list(skills), "at": now})})  # fmt: skip
         self.metrics.handoff_queued.inc()
         position = await self.position(chat_id)
-        await self.redis.hset(self.chat_key(chat_id), mapping={"told": position or 0, "told_at": time.time()})
+        await self.redis.hset(self.chat_key(chat_id), "told", position or 0)
         self.spawn(self.dispatch())
         return HandoffResult("queued", chat_id[:8], position, self.estimated_wait(position or 1, len(online)))
 
@@ -344,14 +350,14 @@ class HandoffService:
         if result != 1:
             return False
         self.metrics.handoff_wait_seconds.observe(now - chat.enqueued_at)
-        chat = await self.chat(chat.id)
-        if self.timers:
-            await self.timers.picked_up(chat.id, now)
-        await self.log_entry(chat, {"kind": "event", "event": "assigned", "agent": agent.name})
+        chat = dataclasses.replace(chat, state="assigned", agent=agent.name, assigned_at=now)
+        await self.publish({"type": "assigned", "chat": chat.summary()}, to=[agent.name])  # the agent first
         text = self.renderer.text("request_human", "agent_joined", chat.lang, chat.channel, agent=agent.display_name)
         await self.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",
                                            agent=agent.display_name, kind="agent_joined"))  # fmt: skip
-        await self.publish({"type": "assigned", "chat": chat.summary()}, to=[agent.name])
+        if self.timers:
+            await self.timers.picked_up(chat.id, now)
+        await self.log_entry(chat, {"kind": "event", "event": "assigned", "agent": agent.name})
         await self.publish({"type": "queue_remove", "chat": chat.id})
         await self.publish({"type": "queue_changed"})
         self.spawn(self.tell_positions())
@@ -430,9 +436,9 @@ class HandoffService:
 
     async def agent_message(self, agent: Agent, chat_id: str, text: str) -> dict[str, Any]:
         chat = await self._own(agent, chat_id)
-        entry = await self.log_entry(chat, {"kind": "agent", "text": text, "agent": agent.display_name})
         await self.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="agent",
                                            agent=agent.display_name))  # fmt: skip
+        entry = await self.log_entry(chat, {"kind": "agent", "text": text, "agent": agent.display_name})
         if chat.first_reply_at is None:
             await self.redis.hset(self.chat_key(chat.id), "first_reply_at", entry["at"])
             if self.timers:

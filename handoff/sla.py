@@ -56,6 +56,22 @@ class Timers:
         if complaint_at is not None:
             await self._start(chat_id, "complaint_first_response", complaint_at)
 
+    def queue_clocks(self, pipe: Any, chat_id: str, now: float,
+                     complaint_at: float | None) -> dict[str, tuple[float, float, bool]]:  # fmt: skip
+        """The clocks of a chat entering the queue, added to ``pipe`` (one round trip with the
+        enqueue); returns them as the console shows them."""
+        out: dict[str, tuple[float, float, bool]] = {}
+        starts = {"pickup": now, **({"complaint_first_response": complaint_at} if complaint_at is not None else {})}
+        for clock, start in starts.items():
+            c = self.service.config.clocks[clock]
+            out[clock] = (start + c.warn, start + c.breach, False)
+            pipe.hset(self.clocks_key(chat_id), clock, json.dumps(list(out[clock])))
+            pipe.zadd(self.key, {f"{clock}|{chat_id}|warn": start + c.warn,
+                                 f"{clock}|{chat_id}|breach": start + c.breach})  # fmt: skip
+        pipe.expire(self.clocks_key(chat_id), 7 * 86400)
+        self._wake.set()
+        return out
+
     async def picked_up(self, chat_id: str, now: float) -> None:
         await self._stop(chat_id, "pickup")
         await self._start(chat_id, "first_reply", now)
