@@ -192,8 +192,8 @@ class HandoffService:
         skills = self.config.skills_for(request.lang, request.channel, request.complaint_type)
         existing = await self.redis.hgetall(self.chat_key(request.conversation_id))
         if existing and existing[b"state"] in (b"queued", b"assigned"):
-            chat = Chat.from_redis(existing)
-            return HandoffResult(chat.state, chat.id, await self.position(chat.id), None)
+            chat = Chat.from_redis(existing)  # already with people: say where it stands
+            return HandoffResult("queued", chat.id[:8], await self.position(chat.id) or 1, None)
         if not self.config.in_service_hours():
             return await self._callback(request, "closed")
         online = [a for a in await self.online_agents() if set(skills[:1]) <= set(a.skills)]
