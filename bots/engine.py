@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import time
 import unicodedata
@@ -150,6 +151,11 @@ class Ctx:
             return Button(title, payload or f"/{intent}")
         return self.svc.renderer.button(intent, self.lang, payload)
 
+    def yes_no(self, name: str) -> tuple[Button, Button]:
+        """The two quick replies of a confirmation, titled by the flow's ``yes_label``/``no_label``."""
+        return (self.button("affirm", "/affirm", self.render(name, "yes_label")),
+                self.button("deny", "/deny", self.render(name, "no_label")))  # fmt: skip
+
     def ask(self, flow: str, name: str, **data: Any) -> None:
         self.state.slot = Slot(flow, name, data)
 
@@ -191,8 +197,6 @@ def _simple(text: str) -> str:
 
 def forced_result(payload: str, lang: str) -> ParseResult | None:
     """A quick-reply payload ``/intent`` or ``/intent{"entity": value}`` (Rasa's form)."""
-    import json
-
     payload = payload.strip()
     if not payload.startswith("/"):
         return None
@@ -271,7 +275,7 @@ class Bot:
             ctx.say("common", "cancelled")
         elif time.time() > pending.expires:
             ctx.event("confirmation", action=pending.action, answer="expired")
-            ctx.say("common", "confirm_expired", ctx.button(_intent_of(pending.flow)))
+            ctx.say("common", "confirm_expired", ctx.button(self.flows[pending.flow].INTENT))
         else:
             ctx.event("confirmation", action=pending.action, answer="yes")
             await self.flows[pending.flow].execute(ctx, pending)
@@ -324,12 +328,6 @@ class Bot:
 
     def _menu(self, ctx: Ctx) -> list[Button]:
         return [ctx.button(i) for i in ("query_balance", "query_data_usage", "query_bill")]
-
-
-def _intent_of(flow: str) -> str:
-    from bots.flows import FLOWS
-
-    return getattr(FLOWS[flow], "INTENT", "greet")
 
 
 def reply_lang(text: str, preferred: str | None) -> str:

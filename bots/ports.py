@@ -1,8 +1,7 @@
 """What the bots need from the rest of the system, as interfaces the gateway fills in.
 
 * ``Handoff`` — hand a conversation to people: a request for a human, a complaint ticket, the
-  customer's complaints. The interim implementation (``handoff.interim``) records requests and
-  registers tickets; the handoff queue replaces it without touching a flow.
+  customer's complaints. ``handoff.service.HandoffService`` implements it.
 * ``SmsSender`` — texts that are not replies (one-time codes). The embedded default logs them.
 """
 

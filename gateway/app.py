@@ -22,7 +22,7 @@ from bots.bss.demo import DEMO_DATA, DemoBSS
 from bots.bss.http import HttpBSS
 from bots.engine import Bot, BotConfig, Services
 from bots.identity import Binder
-from bots.ports import ConsoleSms, SmsSender
+from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
 from bots.templates import Renderer
 from gateway.channels import webchat
@@ -31,12 +31,12 @@ from gateway.errors import BadRequest, error_middleware
 from gateway.fastredis import FastRedis
 from gateway.keys import METRICS, NLU_ENGINE, PIPELINE, REDIS, RKEYS, SETTINGS
 from gateway.metrics import Metrics
+from gateway.models import OutboundMessage
 from gateway.pipeline import Pipeline
 from gateway.rkeys import Keys
 from gateway.settings import Settings
 from handoff import api as handoff_api
 from handoff.config import HandoffConfig, load_handoff_config
-from handoff.interim import RecordedHandoff
 from handoff.service import Chat, HandoffService
 from handoff.sla import Timers
 from nlu import NLU, NLUConfig, NLUInputError
@@ -131,22 +131,21 @@ def make_backend(settings: Settings, redis: aioredis.Redis) -> BSS:
     return DemoBSS(redis, settings.redis.key_prefix, Path(b.demo_data) if b.demo_data else DEMO_DATA, b.timezone)
 
 
-def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS | None = None,
+def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS, renderer: Renderer, handoff: Handoff,
              sms: SmsSender | None = None) -> Bot:  # fmt: skip
     b = settings.bots
     binder = Binder(redis, keys, code_ttl=b.otp_ttl, max_attempts=b.otp_attempts, resend_after=b.otp_resend_after,
                     binding_ttl=b.binding_ttl_days * 86400)  # fmt: skip
     services = Services(
-        bss=bss or make_backend(settings, redis), redis=redis, keys=keys,
-        renderer=Renderer(sms_max_parts=b.sms_max_parts), handoff=RecordedHandoff(redis, keys, tz=b.timezone),
-        sms=sms or ConsoleSms(), binder=binder, config=BotConfig(confirm_ttl=b.confirm_ttl, timezone=b.timezone),
+        bss=bss, redis=redis, keys=keys, renderer=renderer, handoff=handoff, sms=sms or ConsoleSms(), binder=binder,
+        config=BotConfig(confirm_ttl=b.confirm_ttl, timezone=b.timezone),
     )  # fmt: skip
     return Bot(services)
 
 
-async def _start_handoff(app: web.Application, settings: Settings, bot: Bot) -> tuple[HandoffService, Timers]:
-    """The human side: queue, agents, SLA timers; it replaces the interim handoff in the bot."""
-    pipeline, bss = app[PIPELINE], bot.svc.bss
+def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: Renderer) -> HandoffService:
+    """The human side: queue, agents, SLA timers. What agents write reaches customers through the
+    pipeline (``app[PIPELINE].deliver``), which is built next."""
 
     async def tier_of(phone: str) -> str:
         try:
@@ -161,24 +160,17 @@ async def _start_handoff(app: web.Application, settings: Settings, bot: Bot) -> 
         return {"tier": sub.tier, "plan": plan.name.get(lang) if plan else sub.plan, "district": sub.district,
                 "name": sub.name.get(lang)}  # fmt: skip
 
+    async def deliver(message: OutboundMessage) -> None:
+        await app[PIPELINE].deliver(message)
+
     service = HandoffService(
-        app[REDIS], app[RKEYS], app[HANDOFF_CONFIG], bot.svc.renderer, app[METRICS], pipeline.deliver,
+        app[REDIS], app[RKEYS], app[HANDOFF_CONFIG], renderer, app[METRICS], deliver,
         production=settings.server.production, conversation_log=app[RKEYS].conversation_log, tier_of=tier_of,
         profile_of=profile_of,
     )  # fmt: skip
-    timers = Timers(service)
-    service.timers = timers
-    bot.svc.handoff = service
-    pipeline.handoff = service
+    service.timers = Timers(service)
     app[handoff_api.SERVICE] = service
-
-    async def survey(chat: Chat) -> None:
-        await pipeline.set_slot(chat.channel, chat.sender, chat.id, Slot("survey", "score", {}))
-
-    app[handoff_api.SURVEY] = survey
-    app[DEMO_AGENTS] = await _demo_agents(service, settings)
-    timers.start()
-    return service, timers
+    return service
 
 
 async def _demo_agents(service: HandoffService, settings: Settings) -> list[tuple[str, str, str]]:
@@ -202,18 +194,28 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = nlu or await asyncio.to_thread(load_nlu, settings)
         app[NLU_ENGINE] = engine
-        bot = make_bot(settings, app[REDIS], app[RKEYS])
-        app[PIPELINE] = Pipeline(
+        bss = make_backend(settings, app[REDIS])
+        renderer = Renderer(sms_max_parts=settings.bots.sms_max_parts)
+        handoff = make_handoff(app, settings, bss, renderer)
+        bot = make_bot(settings, app[REDIS], app[RKEYS], bss, renderer, handoff)
+        pipeline = app[PIPELINE] = Pipeline(
             app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS], bot, fast=app[FAST_REDIS],
             late_answer_timeout=settings.bots.late_answer_timeout,
         )  # fmt: skip
-        _, timers = await _start_handoff(app, settings, bot)
+        pipeline.handoff = handoff
+
+        async def survey(chat: Chat) -> None:  # a closed chat goes back to the bot, which asks the survey
+            await pipeline.set_slot(chat.channel, chat.sender, chat.id, Slot("survey", "score", {}))
+
+        app[handoff_api.SURVEY] = survey
+        app[DEMO_AGENTS] = await _demo_agents(handoff, settings)
+        handoff.timers.start()
         gc.collect()
         gc.freeze()  # the model's vocabulary lives for the process: keep it out of every GC pass
         yield
-        await timers.stop()
-        await app[PIPELINE].drain(settings.server.shutdown_timeout)
-        await bot.svc.bss.close()
+        await handoff.timers.stop()
+        await pipeline.drain(settings.server.shutdown_timeout)
+        await bss.close()
 
     return ctx
 

@@ -28,7 +28,7 @@ from gateway.models import Button, OutboundMessage
 from gateway.rkeys import Keys
 from handoff.agents import Agent, AgentStore
 from handoff.config import HandoffConfig
-from handoff.interim import RecordedHandoff
+from handoff.tickets import ComplaintTickets
 from nlu import mask_phone
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class HandoffService:
         self.tier_of = tier_of
         self.profile_of = profile_of
         self.agents = AgentStore(redis, keys)
-        self.tickets = RecordedHandoff(redis, keys, tz=config.timezone,
+        self.tickets = ComplaintTickets(redis, keys, tz=config.timezone,
                                        first_response=int(config.clocks["complaint_first_response"].breach),
                                        solution=int(config.complaint_solution))  # fmt: skip
         self._claim = redis.register_script(_CLAIM)
@@ -235,7 +235,7 @@ class HandoffService:
         entry = {"conversation": request.conversation_id, "channel": request.channel, "sender": request.sender,
                  "phone": mask_phone(request.phone) if request.phone else "", "lang": request.lang,
                  "reason": request.reason, "status": status, "text": request.text, "at": time.time()}  # fmt: skip
-        request_id = await self.tickets._number("CB")
+        request_id = await self.tickets.number("CB")
         payload = json.dumps({**entry, "id": request_id}, ensure_ascii=False)
         await self.redis.xadd(self.keys.hk("callbacks"), {"e": payload}, maxlen=10_000)
         return HandoffResult(status, request_id)

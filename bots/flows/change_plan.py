@@ -35,8 +35,7 @@ async def start(ctx: Any, target: str | None = None) -> None:
     plan = plans[target]
     effective = _next_month(ctx)
     ctx.confirm("change_plan", "change_plan", plan=plan.id)
-    ctx.say(INTENT, "confirm", ctx.button("affirm", "/affirm", ctx.render(INTENT, "yes_label")),
-            ctx.button("deny", "/deny", ctx.render(INTENT, "no_label")),
+    ctx.say(INTENT, "confirm", *ctx.yes_no(INTENT),
             current=current, plan=plan, effective=effective, minutes=ctx.svc.config.confirm_ttl // 60)  # fmt: skip
 
 

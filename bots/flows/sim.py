@@ -51,8 +51,7 @@ async def start(ctx: Any, action: str | None = None) -> None:
         ctx.say(INTENT, "already_suspended", ctx.button("request_human"), phone=phone)
         return
     ctx.confirm("sim", "suspend", reason="lost")
-    ctx.say(INTENT, "confirm_suspend", ctx.button("affirm", "/affirm", ctx.render(INTENT, "yes_label")),
-            ctx.button("deny", "/deny", ctx.render(INTENT, "no_label")), phone=phone,
+    ctx.say(INTENT, "confirm_suspend", *ctx.yes_no(INTENT), phone=phone,
             minutes=ctx.svc.config.confirm_ttl // 60)  # fmt: skip
 
 

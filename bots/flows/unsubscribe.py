@@ -29,8 +29,7 @@ async def start(ctx: Any, vas_id: str | None = None) -> None:
         ctx.ask("unsubscribe", "vas")
         return
     ctx.confirm("unsubscribe", "cancel_vas", vas=chosen.id)
-    ctx.say(INTENT, "confirm", ctx.button("affirm", "/affirm", ctx.render(INTENT, "yes_label")),
-            ctx.button("deny", "/deny", ctx.render(INTENT, "no_label")), vas=chosen,
+    ctx.say(INTENT, "confirm", *ctx.yes_no(INTENT), vas=chosen,
             minutes=ctx.svc.config.confirm_ttl // 60)  # fmt: skip
 
 

@@ -1,6 +1,6 @@
-"""The handoff interface before the live agent queue: requests are recorded, complaints are
-registered as durable tickets in Redis, and the customer is told plainly that an agent will
-follow up. Tickets carry the operator's deadlines: first response 30 min, solution 24 h.
+"""Complaint tickets in Redis: registered with who, when, what and type, listed per customer,
+announced on the handoff stream; each carries the operator's deadlines (first response 30 min,
+solution 24 h). Also the daily sequence numbers of tickets and callback requests.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
-from bots.ports import Complaint, HandoffRequest, HandoffResult
+from bots.ports import Complaint, HandoffRequest
 from gateway.rkeys import Keys
 
 
-class RecordedHandoff:
+class ComplaintTickets:
     def __init__(
         self, redis: aioredis.Redis, keys: Keys, *, tz: str = "Asia/Shanghai", first_response: int = 1800,
         solution: int = 86400,
@@ -27,7 +27,8 @@ class RecordedHandoff:
         self.first_response = first_response
         self.solution = solution
 
-    async def _number(self, kind: str) -> str:
+    async def number(self, kind: str) -> str:
+        """The next daily number of a kind, e.g. ``TS2026112900001`` (kind, date, sequence)."""
         day = dt.datetime.now(self.tz).strftime("%Y%m%d")
         key = self.keys.counter(f"{kind}:{day}")
         n = int(await self.redis.incr(key))
@@ -39,26 +40,8 @@ class RecordedHandoff:
     def _owner(phone: str | None, channel: str, sender: str) -> str:
         return f"phone:{phone}" if phone else f"{channel}:{sender}"
 
-    async def request_human(self, request: HandoffRequest) -> HandoffResult:
-        request_id = await self._number("HR")
-        await self.redis.xadd(self.keys.handoff_requests(), {"e": json.dumps({
-            "type": "request_human", "request_id": request_id, "conversation": request.conversation_id,
-            "channel": request.channel, "sender": request.sender, "reason": request.reason, "lang": request.lang,
-            "text": request.text, "urgency": request.urgency, "complaint_type": request.complaint_type,
-            "at": time.time()}, ensure_ascii=False)}, maxlen=100_000, approximate=True)  # fmt: skip
-        return HandoffResult("recorded", request_id)
-
-    def wants_human(self, reason: str, complaint_type: str | None, urgency: int, tier: str) -> bool:
-        return reason == "request_human"
-
-    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> None:
-        return None
-
-    async def record_survey(self, conversation_id: str, score: int, comment: str | None) -> None:
-        return None
-
     async def register_complaint(self, request: HandoffRequest) -> Complaint:
-        ticket = await self._number("TS")
+        ticket = await self.number("TS")
         now = time.time()
         complaint = Complaint(ticket, request.complaint_type or "other", "registered", now, now + self.first_response,
                               now + self.solution, request.text, ((now, "registered"),))  # fmt: skip
