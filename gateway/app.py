@@ -25,7 +25,7 @@ from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
 from bots.templates import Renderer
-from gateway.channels import webchat
+from gateway.channels import sms, telegram, webchat
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
 from gateway.fastredis import FastRedis
@@ -197,7 +197,11 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
         bss = make_backend(settings, app[REDIS])
         renderer = Renderer(sms_max_parts=settings.bots.sms_max_parts)
         handoff = make_handoff(app, settings, bss, renderer)
-        bot = make_bot(settings, app[REDIS], app[RKEYS], bss, renderer, handoff)
+        sms_sender = None
+        if settings.sms.enabled:  # one-time codes are texted through the SMS outbox
+            outbox = app[sms.SMS_OUTBOX] = sms.make_outbox(app[REDIS], settings, app[METRICS])
+            sms_sender = sms.OutboxSms(outbox)
+        bot = make_bot(settings, app[REDIS], app[RKEYS], bss, renderer, handoff, sms_sender)
         pipeline = app[PIPELINE] = Pipeline(
             app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS], bot, fast=app[FAST_REDIS],
             late_answer_timeout=settings.bots.late_answer_timeout,
@@ -239,4 +243,6 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     app.add_routes(handoff_api.routes())
     webchat.setup(app, settings)
     app.cleanup_ctx.append(handoff_api.hub_ctx)
+    sms.setup(app, settings)
+    telegram.setup(app, settings)
     return app

@@ -58,6 +58,31 @@ class Metrics:
             ["clock"], registry=self.registry,
         )  # fmt: skip
         self.agent_sockets = Gauge("handoff_agent_websockets", "Open agent console WebSockets", registry=self.registry)
+        self.outbox_queued = Counter(
+            "outbox_queued_total", "Messages queued for a provider (SMS, Telegram…)", ["channel"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.outbox_sent = Counter(
+            "outbox_sent_total", "Messages a provider accepted", ["channel"], registry=self.registry
+        )
+        self.outbox_retries = Counter(
+            "outbox_retries_total", "Sends that failed and will be retried (outage, 5xx, 429)", ["channel"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.outbox_dead = Counter(
+            "outbox_dead_total", "Messages given up on (refused for good, or out of attempts)", ["channel"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.outbox_send_seconds = Histogram(
+            "outbox_send_seconds", "Time a provider took to accept a message", ["channel"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10), registry=self.registry,
+        )  # fmt: skip
+        self.sms_receipts = Counter(
+            "sms_delivery_receipts_total", "SMS delivery receipts by final status", ["status"], registry=self.registry
+        )
+        self.sms_parts = Counter(
+            "sms_parts_total", "SMS parts sent (a long message counts each part)", registry=self.registry
+        )
         self.intents = Counter("gateway_intents_total", "Recognised intents", ["intent"], registry=self.registry)
         self.websockets = Gauge("gateway_websockets", "Open customer WebSockets", registry=self.registry)
         self.errors = Counter(

@@ -35,7 +35,7 @@ from gateway.metrics import Metrics
 from gateway.models import Button, InboundMessage, OutboundMessage, Turn
 from gateway.rkeys import DEDUPE_PENDING, Keys
 from gateway.settings import PipelineSettings
-from nlu import NLU, ParseResult, mask_text
+from nlu import NLU, ParseResult, Ranked, mask_text
 from nlu.normalize import has_cjk, validate
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,9 @@ class Pipeline:
         self.late_answer_timeout = late_answer_timeout
         self.pushers: dict[str, Pusher] = {}  # channel → deliver a message outside a reply (late answers)
         self.handoff: Any = None  # handoff.service.HandoffService, when the human side is running
+        # a channel's own commands (``InboundMessage.metadata["command"]``), answered instead of the bot
+        # but deduplicated, ordered and logged like any turn
+        self.commands: dict[str, Callable[[Ctx], Awaitable[None]]] = {}
         self._accept = redis.register_script(_ACCEPT)
         self._serve = redis.register_script(_SERVE)
         self._finish = redis.register_script(_FINISH)
@@ -273,7 +276,7 @@ class Pipeline:
             turn = Turn(conversation.id, replies, ctx.result.intent, ctx.lang)
             return turn, entries, ctx.state
         self.metrics.channel(msg.channel).deadline_misses.inc()
-        lang = reply_lang(msg.text, conversation.lang or msg.lang)
+        lang = reply_lang(msg.text, _preferred_lang(msg, conversation))
         text = self.bot.svc.renderer.text("common", "checking", lang, msg.channel)
         replies = (OutboundMessage(msg.channel, msg.sender_id, text, conversation.id),)
         entries = _log_entries(msg, None, replies, [{"kind": "event", "event": "deadline"}],
@@ -285,17 +288,23 @@ class Pipeline:
 
     async def _answer(self, msg: InboundMessage, conversation: Conversation, state: BotState,
                       bound: str | None) -> Ctx:  # fmt: skip
-        if self.nlu.is_remote:  # a call out: keep the loop free
+        lang = reply_lang(msg.text, _preferred_lang(msg, conversation))
+        command = msg.metadata.get("command")
+        handler = self.commands.get(command) if command else None
+        if handler is not None:  # a channel's own command (an SMS opt-out, Telegram's /start)
+            result = ParseResult(msg.text, command, 1.0, (Ranked(command, 1.0),), None, None, lang, (), 0)
+        elif command:  # a channel's keyword naming an intent: ``/query_balance``
+            result = self.parse(command)
+        elif self.nlu.is_remote:  # a call out: keep the loop free
             result = await asyncio.to_thread(self.parse, msg.text)
         else:
             result = self.parse(msg.text)
         self.metrics.intent(result.intent).inc()
-        lang = reply_lang(msg.text, conversation.lang or msg.lang)
         turn_id = hashlib.sha1(f"{msg.channel}|{msg.sender_id}|{msg.message_id}".encode()).hexdigest()[:16]
         ctx = Ctx(self.bot.svc, channel=msg.channel, sender=msg.sender_id, conversation_id=conversation.id,
                   turn_id=turn_id, text=msg.text, result=result, state=state, lang=lang, proven_phone=msg.phone,
                   bound_phone=bound)  # fmt: skip
-        await self.bot.respond(ctx)
+        await (handler(ctx) if handler is not None else self.bot.respond(ctx))
         if not ctx.replies:
             ctx.say("common", "reask")
         return ctx
@@ -340,7 +349,7 @@ class Pipeline:
                         ticket: int) -> tuple[Turn, list[bytes], None]:  # fmt: skip
         await self.handoff.customer_message(chat_id, msg.text, msg.received_at)
         entries = _log_entries(msg, None, (), [], 0.0, ticket)
-        return Turn(conversation.id, (), None, reply_lang(msg.text, conversation.lang or msg.lang)), entries, None
+        return Turn(conversation.id, (), None, reply_lang(msg.text, _preferred_lang(msg, conversation))), entries, None
 
     async def deliver(self, message: OutboundMessage) -> None:
         """A message outside a reply (an agent's, a queue notice): pushed where the channel can push,
@@ -382,6 +391,12 @@ class Pipeline:
             if forced:
                 return forced
         return self.nlu.parse(text)
+
+
+def _preferred_lang(msg: InboundMessage, conversation: Conversation) -> str | None:
+    """A channel command's own language (an SMS keyword: "HELP" is English, "YE" Chinese) comes first,
+    then the language the conversation was answered in, then the channel's UI language."""
+    return msg.metadata.get("lang") or conversation.lang or msg.lang
 
 
 def _log_entries(

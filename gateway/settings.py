@@ -87,6 +87,48 @@ class BotSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SmsSettings:
+    enabled: bool = True
+    provider: str = "log"  # log (demo: printed, numbers masked) | twilio | http | smpp
+    source: str = "10658000"  # the number or short code replies come from
+    country_code: str = "86"  # numbers without one are in this country
+    default_lang: str = "zh"  # language of replies to a short Latin keyword ("YE", "HELP")
+    keywords: str = ""  # another keyword file; default config/sms_keywords.yml
+    per_number_interval: float = 1.0  # seconds between two texts to one number
+    max_per_second: int = 50  # all texts, all processes (the provider's TPS)
+    max_attempts: int = 8  # sends before a text goes to the dead list
+    backoff_base: float = 1.0  # first retry after up to this many seconds, doubling each time (max 5 minutes)
+    webhook_secret: str = field(default="", repr=False)  # from SMS_WEBHOOK_SECRET: generic webhook's HMAC key
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str = ""
+    twilio_messaging_service_sid: str = ""  # instead of ``source``
+    twilio_auth_token: str = field(default="", repr=False)  # from TWILIO_AUTH_TOKEN
+    http_url: str = ""  # generic HTTP provider's send URL
+    http_auth: str = field(default="", repr=False)  # from SMS_HTTP_AUTH_HEADER, e.g. "Authorization: Bearer …"
+    smpp_host: str = ""
+    smpp_port: int = 2775
+    smpp_system_id: str = ""
+    smpp_password: str = field(default="", repr=False)  # from SMPP_PASSWORD
+    smpp_system_type: str = ""
+    smpp_enquire_interval: float = 30.0  # seconds of silence before an enquire_link
+    smpp_rebind_max: float = 30.0  # longest wait between re-bind attempts
+    smpp_submit_timeout: float = 10.0  # seconds to wait for submit_sm_resp
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSettings:
+    enabled: bool = True  # starts when TELEGRAM_BOT_TOKEN is set
+    token: str = field(default="", repr=False)  # from TELEGRAM_BOT_TOKEN
+    webhook_secret: str = field(default="", repr=False)  # from TELEGRAM_WEBHOOK_SECRET
+    api_base_url: str = "https://api.telegram.org/bot"
+    set_webhook: bool = False  # call setWebhook with server.public_url at start-up
+    per_chat_interval: float = 1.0  # Telegram: about one message a second per chat
+    max_per_second: int = 30  # Telegram: 30 messages a second overall
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -94,6 +136,8 @@ class Settings:
     webchat: WebchatSettings = field(default_factory=WebchatSettings)
     nlu: NLUSettings = field(default_factory=NLUSettings)
     bots: BotSettings = field(default_factory=BotSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
     source: str = field(default="(defaults)", compare=False)
 
     @property
@@ -114,6 +158,12 @@ SECRETS = {
     ("redis", "url"): "REDIS_URL",
     ("webchat", "token_secret"): "WEBCHAT_JWT_SECRET",
     ("bots", "backend_auth"): "BSS_AUTH_HEADER",
+    ("sms", "webhook_secret"): "SMS_WEBHOOK_SECRET",
+    ("sms", "twilio_auth_token"): "TWILIO_AUTH_TOKEN",
+    ("sms", "http_auth"): "SMS_HTTP_AUTH_HEADER",
+    ("sms", "smpp_password"): "SMPP_PASSWORD",
+    ("telegram", "token"): "TELEGRAM_BOT_TOKEN",
+    ("telegram", "webhook_secret"): "TELEGRAM_WEBHOOK_SECRET",
 }
 
 
@@ -200,4 +250,32 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         raise SettingsError(f"{path}: 'bots.backend' is http but 'bots.backend_url' is empty")
     if settings.server.production and not settings.webchat.token_secret:
         raise SettingsError(f"{path}: server.production is true but WEBCHAT_JWT_SECRET is not set")
+    check_channels(settings, str(path))
     return settings
+
+
+def check_channels(settings: Settings, where: str) -> None:
+    """What each channel's provider needs, named by key, before anything starts."""
+    sms, tg = settings.sms, settings.telegram
+    if sms.enabled:
+        needs = {
+            "log": [],
+            "twilio": [
+                ("sms.twilio_account_sid", sms.twilio_account_sid),
+                ("TWILIO_AUTH_TOKEN", sms.twilio_auth_token),
+            ],
+            "http": [("sms.http_url", sms.http_url)],
+            "smpp": [("sms.smpp_host", sms.smpp_host), ("sms.smpp_system_id", sms.smpp_system_id)],
+        }
+        if sms.provider not in needs:
+            raise SettingsError(f"{where}: 'sms.provider' must be one of {', '.join(needs)}, got {sms.provider!r}")
+        missing = [name for name, value in needs[sms.provider] if not value]
+        if missing:
+            raise SettingsError(f"{where}: sms.provider is {sms.provider} but {', '.join(missing)} is not set")
+        if sms.provider == "smpp" and (len(sms.smpp_password) > 8 or len(sms.smpp_system_id) > 15):
+            raise SettingsError(f"{where}: SMPP allows at most 8 characters of SMPP_PASSWORD and 15 of "
+                                "sms.smpp_system_id")  # fmt: skip
+        if settings.server.production and sms.provider == "log":
+            raise SettingsError(f"{where}: server.production is true but sms.provider is log (texts are not sent)")
+    if tg.enabled and tg.token and settings.server.production and not tg.webhook_secret:
+        raise SettingsError(f"{where}: server.production is true but TELEGRAM_WEBHOOK_SECRET is not set")

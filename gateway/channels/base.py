@@ -12,6 +12,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from bots.engine import Ctx
 from gateway.models import InboundMessage, OutboundMessage, Turn
 
 OnMessage = Callable[[InboundMessage], Awaitable[Turn]]
@@ -31,3 +32,23 @@ def as_text(message: OutboundMessage) -> str:
         return message.text
     options = "\n".join(f"{i}. {b.title}" for i, b in enumerate(message.buttons, 1))
     return f"{message.text}\n{options}"
+
+
+# ---- commands any channel may use (``InboundMessage.metadata["command"]``) ------------------------------
+async def cmd_welcome(ctx: Ctx) -> None:
+    """What the bot can do, with the most asked-for requests as buttons (a first contact, /start)."""
+    ctx.say("channel", "welcome", *(ctx.button(i) for i in ("query_balance", "query_data_usage", "query_bill",
+                                                            "request_human")))  # fmt: skip
+
+
+async def cmd_text_only(ctx: Ctx) -> None:
+    """A photo, a sticker, a voice message: the text is ``[<kind>]``."""
+    ctx.say("channel", "text_only", kind=ctx.text.strip("[]"))
+
+
+async def cmd_too_long(ctx: Ctx) -> None:
+    ctx.say("channel", "too_long")
+
+
+CHANNEL_COMMANDS = {"channel.welcome": cmd_welcome, "channel.text_only": cmd_text_only,
+                    "channel.too_long": cmd_too_long}  # fmt: skip

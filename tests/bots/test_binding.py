@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -11,8 +12,13 @@ import jwt
 from tests.bots.conftest import SECRET, demo
 
 
-def code_from(caplog) -> str:
-    texts = [r.getMessage() for r in caplog.records if r.name == "gateway.sms"]
+async def code_from(caplog) -> str:
+    """The code the demo SMS provider printed; it is sent from the SMS outbox, a moment after the reply."""
+    for _ in range(100):
+        texts = [r.getMessage() for r in caplog.records if r.name == "gateway.sms"]
+        if texts:
+            break
+        await asyncio.sleep(0.02)
     assert texts, "no one-time code was sent"
     assert not any(re.search(r"1[3-9]\d{9}", t) for t in texts)  # the number is masked in the log
     return re.search(r"(\d{6})", texts[-1]).group(1)
@@ -35,7 +41,7 @@ async def test_bind_then_the_question_is_answered(customer, caplog):
     assert "手机号码" in await c.text("查话费")
     reply = await c.text("我的号码是138 0013 8001")
     assert "验证码已发送到138****8001" in reply
-    reply = await c.text(code_from(caplog))
+    reply = await c.text(await code_from(caplog))
     assert "已绑定号码138****8001" in reply
     assert f"{demo('13800138001')['balance']:.2f}元" in reply  # the original question, answered
     assert "138****8001" in await c.text("查流量")  # stays bound
@@ -49,7 +55,7 @@ async def test_bill_month_survives_the_binding(customer, caplog):
     c = customer(phone=None)
     await c.text("查上个月账单")
     await c.text("13800138002")
-    reply = await c.text(code_from(caplog))
+    reply = await c.text(await code_from(caplog))
     assert f"{demo('13800138002')['bills'][1]['total']:.2f}元" in reply
 
 
@@ -58,7 +64,7 @@ async def test_five_wrong_codes_lock_the_code(customer, caplog):
     c = customer(phone=None)
     await c.text("绑定")
     await c.text("13800138000")
-    code = code_from(caplog)
+    code = await code_from(caplog)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     for left in (4, 3, 2, 1):
         assert f"还可以再试{left}次" in await c.text(wrong)
@@ -89,7 +95,7 @@ async def test_expired_code(aiohttp_client, make_settings, nlu_engine, caplog):
     c = Customer(await aiohttp_client(create_app(settings, nlu=nlu_engine)), "slowpoke", None)
     await c.text("绑定")
     await c.text("13800138000")
-    code = code_from(caplog)
+    code = await code_from(caplog)
     await asyncio.sleep(1.3)
     assert "已过期" in await c.text(code)
 

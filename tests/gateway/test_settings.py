@@ -27,7 +27,23 @@ def test_defaults_come_from_the_bundled_file():
 def test_production_needs_the_token_secret():
     with pytest.raises(SettingsError, match="WEBCHAT_JWT_SECRET"):
         load_settings(env={"GATEWAY_SERVER_PRODUCTION": "true"})
-    assert load_settings(env={"GATEWAY_SERVER_PRODUCTION": "true", "WEBCHAT_JWT_SECRET": "x" * 32}).server.production
+    env = {"GATEWAY_SERVER_PRODUCTION": "true", "WEBCHAT_JWT_SECRET": "x" * 32, "GATEWAY_SMS_ENABLED": "false"}
+    assert load_settings(env=env).server.production
+
+
+def test_production_refuses_the_demo_sms_provider_and_an_unsigned_telegram_webhook():
+    """The demo SMS provider prints one-time codes to the log: never in production."""
+    env = {"GATEWAY_SERVER_PRODUCTION": "true", "WEBCHAT_JWT_SECRET": "x" * 32}
+    with pytest.raises(SettingsError, match="sms.provider is log"):
+        load_settings(env=env)
+    with pytest.raises(SettingsError, match="TWILIO_AUTH_TOKEN"):
+        load_settings(env={**env, "GATEWAY_SMS_PROVIDER": "twilio", "GATEWAY_SMS_TWILIO_ACCOUNT_SID": "AC1"})
+    with pytest.raises(SettingsError, match="'sms.provider' must be one of"):
+        load_settings(env={"GATEWAY_SMS_PROVIDER": "carrier-pigeon"})
+    env = {**env, "GATEWAY_SMS_ENABLED": "false", "TELEGRAM_BOT_TOKEN": "1:x"}
+    with pytest.raises(SettingsError, match="TELEGRAM_WEBHOOK_SECRET"):
+        load_settings(env=env)
+    assert load_settings(env={**env, "TELEGRAM_WEBHOOK_SECRET": "s"}).telegram.token == "1:x"
 
 
 def test_environment_overrides_any_key():
@@ -37,6 +53,8 @@ def test_environment_overrides_any_key():
         "GATEWAY_PIPELINE_REPLY_DEADLINE": "3.5",
         "GATEWAY_WEBCHAT_ALLOWED_ORIGINS": "https://a.example, https://b.example",
         "GATEWAY_SERVER_PRODUCTION": "yes",
+        "GATEWAY_SMS_PROVIDER": "http",
+        "GATEWAY_SMS_HTTP_URL": "https://sms.example/send",
     }
     settings = load_settings(env=env)
     assert settings.server.port == 9001

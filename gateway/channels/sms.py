@@ -1,0 +1,591 @@
+"""SMS: keyword commands, inbound webhooks (generic JSON + HMAC, Twilio), outbound providers.
+
+The sender's number is the customer's identity. Routes live in the ``/channels/sms/`` sub-application:
+
+* ``POST /channels/sms/webhook`` — generic JSON ``{"from", "to", "text", "id"}`` with
+  ``X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` (``SMS_WEBHOOK_SECRET``).
+* ``POST /channels/sms/status`` — generic delivery receipt ``{"id", "status"}``, signed the same way.
+* ``POST /channels/sms/twilio`` and ``/channels/sms/twilio/status`` — Twilio's form webhooks,
+  checked with ``X-Twilio-Signature`` by the ``twilio`` package's request validator.
+* SMPP (``gateway/channels/smpp.py``) hands its messages to the same ``SmsChannel.receive``.
+
+Replies never go out inside the request: they are queued in the SMS outbox (``gateway/outbox.py``)
+and sent by the configured provider with retries, per-number rate limits and delivery receipts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+import unicodedata
+import urllib.parse
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import opencc
+import redis.asyncio as aioredis
+import yaml
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from bots import sms as sms_sizes
+from bots.engine import Ctx
+from gateway.channels.base import as_text
+from gateway.errors import BadRequest, Forbidden
+from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS, SETTINGS
+from gateway.metrics import Metrics
+from gateway.models import InboundMessage, OutboundMessage, Turn
+from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id, random_id
+from gateway.settings import Settings, SmsSettings
+from nlu import NLUInputError, mask_phone
+
+log = logging.getLogger(__name__)
+DEMO_LOG = logging.getLogger("gateway.sms")  # the demo provider's texts (one-time codes), numbers masked
+CHANNEL = "sms"
+KEYWORDS = Path(__file__).resolve().parents[2] / "config" / "sms_keywords.yml"
+MAX_BODY = 64 * 1024
+_TO_SIMPLIFIED = opencc.OpenCC("t2s")
+_EDGE_PUNCT = re.compile(r"^[\s\W_]+|[\s\W_]+$")
+FINAL_STATUSES = {  # provider words → delivered | failed | expired | rejected
+    "delivered": "delivered", "delivrd": "delivered", "read": "delivered",
+    "undelivered": "failed", "undeliv": "failed", "failed": "failed", "unknown": "failed",
+    "expired": "expired", "rejectd": "rejected", "rejected": "rejected", "deleted": "failed",
+}  # fmt: skip
+SMS_OUTBOX: web.AppKey[Outbox] = web.AppKey("sms_outbox")
+SMS_CHANNEL: web.AppKey[SmsChannel] = web.AppKey("sms_channel")
+
+
+# ---- numbers and keywords ---------------------------------------------------------------------------
+def normalise_number(raw: object, country_code: str) -> str:
+    """A national number for the home country (``13800138000``), ``+<digits>`` for others."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise BadRequest("'from' is required and must be a phone number")
+    text = unicodedata.normalize("NFKC", raw).strip()
+    digits = re.sub(r"[\s\-().]", "", text)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    if not re.fullmatch(r"\+?\d{3,16}", digits):
+        raise BadRequest("'from' is not a phone number")
+    if digits.startswith("+" + country_code):
+        return digits[1 + len(country_code) :]
+    if digits.startswith("+"):
+        return digits
+    if country_code == "86" and len(digits) == 13 and digits.startswith("86"):
+        return digits[2:]
+    return digits
+
+
+def e164(number: str, country_code: str) -> str:
+    return number if number.startswith("+") else f"+{country_code}{number}"
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    word: str
+    intent: str | None
+    action: str | None
+    lang: str
+    label: str | None
+
+
+class Keywords:
+    """``config/sms_keywords.yml``: exact-match commands, case-, width- and script-insensitive."""
+
+    ACTIONS = ("opt_out", "opt_in", "help")
+
+    def __init__(self, entries: list[dict[str, Any]], source: str = "") -> None:
+        from nlu import INTENTS
+
+        self.by_word: dict[str, Keyword] = {}
+        self.listed: list[Keyword] = []
+        for i, entry in enumerate(entries):
+            where = f"{source}: keywords[{i}]"
+            words, intent, action = entry.get("words"), entry.get("intent"), entry.get("action")
+            if not isinstance(words, list) or not words:
+                raise ValueError(f"{where}: 'words' must be a non-empty list")
+            if bool(intent) == bool(action):
+                raise ValueError(f"{where}: give exactly one of 'intent' or 'action'")
+            if intent and intent not in INTENTS:
+                raise ValueError(f"{where}: unknown intent {intent!r}")
+            if action and action not in self.ACTIONS:
+                raise ValueError(f"{where}: action must be one of {', '.join(self.ACTIONS)}")
+            lang = entry.get("lang", "zh")
+            first = Keyword(str(words[0]), intent, action, lang, entry.get("label"))
+            for word in words:
+                key = self.key(str(word))
+                if key in self.by_word:
+                    raise ValueError(f"{where}: {word!r} is listed twice")
+                self.by_word[key] = Keyword(str(word), intent, action, lang, entry.get("label"))
+            if first.label:
+                self.listed.append(first)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Keywords:
+        path = Path(path) if path else KEYWORDS
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return cls(data.get("keywords") or [], str(path))
+
+    @staticmethod
+    def key(text: str) -> str:
+        folded = unicodedata.normalize("NFKC", text).strip()
+        stripped = _EDGE_PUNCT.sub("", folded) or folded  # "YE。" → "YE"; a bare "?" stays "?"
+        return _TO_SIMPLIFIED.convert(stripped).upper()
+
+    def match(self, text: str) -> Keyword | None:
+        if len(text) > 24:
+            return None
+        return self.by_word.get(self.key(text))
+
+    def help_items(self, lang: str) -> list[dict[str, str]]:
+        return [{"word": k.word, "label": k.label or ""} for k in self.listed if k.lang == lang]
+
+
+# ---- providers --------------------------------------------------------------------------------------
+class Provider(Protocol):
+    name: str
+
+    async def send(self, to: str, text: str, reference: str) -> str | None:
+        """Send one text (the provider splits it, or the adapter does); the provider's id."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or status >= 500 or status == 408
+
+
+class LogProvider:
+    """Demo: texts are printed (numbers masked), not sent."""
+
+    name = "log"
+
+    async def send(self, to: str, text: str, reference: str) -> str | None:
+        DEMO_LOG.warning("SMS to %s (demo provider: not sent): %s", mask_phone(to), text)
+        return f"log-{reference}"
+
+    async def close(self) -> None:
+        return None
+
+
+class TwilioProvider:
+    """Twilio's Messages API (or anything speaking it, at ``twilio_base_url``)."""
+
+    name = "twilio"
+
+    def __init__(self, settings: SmsSettings, status_url: str) -> None:
+        self.s = settings
+        self.url = (
+            f"{settings.twilio_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.twilio_account_sid}/Messages.json"
+        )
+        self.status_url = status_url
+        credentials = base64.b64encode(f"{settings.twilio_account_sid}:{settings.twilio_auth_token}".encode())
+        self.session = aiohttp.ClientSession(headers={"Authorization": "Basic " + credentials.decode()},
+                                             timeout=aiohttp.ClientTimeout(total=10))  # fmt: skip
+
+    async def send(self, to: str, text: str, reference: str) -> str | None:
+        form = {"To": e164(to, self.s.country_code), "Body": text, "StatusCallback": self.status_url}
+        if self.s.twilio_messaging_service_sid:
+            form["MessagingServiceSid"] = self.s.twilio_messaging_service_sid
+        else:
+            form["From"] = self.s.source
+        try:
+            async with self.session.post(self.url, data=form) as resp:
+                body = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryLater(f"twilio unreachable: {type(exc).__name__}") from None
+        data = _json_or_empty(body)
+        if 200 <= status < 300:
+            return str(data.get("sid") or "") or None
+        reason = f"twilio HTTP {status} code {data.get('code', '?')}"
+        after = _retry_after(data)
+        if _retryable(status):
+            raise RetryLater(reason, after)
+        raise PermanentFailure(reason)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class HttpProvider:
+    """A generic HTTP provider: ``POST http_url`` JSON ``{to, from, text, reference, callback_url}`` → ``{id}``."""
+
+    name = "http"
+
+    def __init__(self, settings: SmsSettings, status_url: str) -> None:
+        self.s = settings
+        self.status_url = status_url
+        headers = {}
+        if settings.http_auth:
+            name, _, value = settings.http_auth.partition(":")
+            headers[name.strip()] = value.strip()
+        self.session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=10))
+
+    async def send(self, to: str, text: str, reference: str) -> str | None:
+        body = {"to": e164(to, self.s.country_code), "from": self.s.source, "text": text, "reference": reference,
+                "callback_url": self.status_url}  # fmt: skip
+        try:
+            async with self.session.post(self.s.http_url, json=body) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryLater(f"SMS provider unreachable: {type(exc).__name__}") from None
+        data = _json_or_empty(raw)
+        if 200 <= status < 300:
+            return str(data.get("id") or "") or None
+        reason = f"SMS provider HTTP {status}: {str(data.get('error', ''))[:80]}"
+        if _retryable(status):
+            raise RetryLater(reason, _retry_after(data))
+        raise PermanentFailure(reason)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def _json_or_empty(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _retry_after(data: dict[str, Any]) -> float | None:
+    value = data.get("retry_after") or (data.get("parameters") or {}).get("retry_after")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+# ---- the channel ------------------------------------------------------------------------------------
+class SmsChannel:
+    name = CHANNEL
+
+    def __init__(self, app: web.Application, settings: Settings, outbox: Outbox, keywords: Keywords) -> None:
+        self.app = app
+        self.settings = settings
+        self.s = settings.sms
+        self.outbox = outbox
+        self.keywords = keywords
+        prefix = settings.redis.key_prefix
+        self.optout_key = f"{prefix}sms:optout"
+        self.receipt_prefix = f"{prefix}sms:receipt:"
+        self.provider: Provider | None = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.app[REDIS]
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.app[METRICS]
+
+    # ---- inbound ---------------------------------------------------------------------------
+    async def receive(self, raw_from: object, text: object, message_id: str, received_at: float | None = None,
+                      provider: str = "") -> Turn:  # fmt: skip
+        """One text from a customer: keyword or NLU, then the replies queued for sending."""
+        number = normalise_number(raw_from, self.s.country_code)
+        pipeline = self.app[PIPELINE]
+        try:
+            text = pipeline.validate_text(text)
+        except NLUInputError as exc:
+            raise BadRequest(f"'text': {exc}") from None
+        keyword = self.keywords.match(text)
+        metadata: dict[str, Any] = {"provider": provider}
+        lang = None
+        if keyword:
+            metadata["command"] = f"/{keyword.intent}" if keyword.intent else f"sms.{keyword.action}"
+            metadata["keyword"] = keyword.word
+            lang = metadata["lang"] = keyword.lang
+        elif Keywords.key(text).isascii() and len(text) <= 12:
+            lang = self.s.default_lang  # "ok", "1", "y": keep to the channel's language
+        inbound = InboundMessage(CHANNEL, number, number, text, message_id, received_at or time.time(), metadata,
+                                 number, lang)  # fmt: skip
+        turn = await pipeline.handle(inbound)
+        # a duplicate delivery re-queues the same job ids, which the outbox ignores: answered once, even
+        # when the first handling crashed between its turn and its queueing
+        for i, reply in enumerate(turn.replies):
+            await self.queue(reply, job_id(CHANNEL, number, message_id, str(i)), kind="message")
+        return turn
+
+    # ---- outbound --------------------------------------------------------------------------
+    def text_of(self, message: OutboundMessage) -> str:
+        text = as_text(message)
+        if message.sender == "bot" and sms_sizes.segments(text) > self.settings.bots.sms_max_parts:
+            text = sms_sizes.fit(text, self.settings.bots.sms_max_parts)
+        return text
+
+    async def queue(self, message: OutboundMessage, id_: str = "", kind: str = "message") -> bool:
+        job = Job(to=message.recipient_id, text=self.text_of(message), id=id_ or random_id(), kind=kind,
+                  conversation_id=message.conversation_id)  # fmt: skip
+        return await self.outbox.put(job)
+
+    async def push(self, message: OutboundMessage) -> None:
+        """A late answer, an agent's message, a queue notice: texted."""
+        if message.kind == "typing":
+            return
+        kind = "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
+        await self.queue(message, kind=kind)
+
+    async def opted_out(self, number: str) -> bool:
+        return bool(await self.redis.hexists(self.optout_key, number))
+
+    async def send_job(self, job: Job) -> str | None:
+        """The outbox's sender: marketing to an opted-out number is skipped here, at the last moment."""
+        assert self.provider is not None
+        if job.kind == "marketing" and await self.opted_out(job.to):
+            log.info("SMS: a marketing text to %s skipped (opted out)", mask_phone(job.to))
+            return None
+        provider_id = await self.provider.send(job.to, job.text, job.id)
+        self.metrics.sms_parts.inc(max(sms_sizes.segments(job.text), 1))
+        if provider_id:
+            await self.redis.hset(self.receipt_prefix + provider_id,
+                                  mapping={"job": job.id, "kind": job.kind, "status": "sent", "sent_at": time.time(),
+                                           "parts": sms_sizes.segments(job.text)})  # fmt: skip
+            await self.redis.expire(self.receipt_prefix + provider_id, 7 * 86400)
+        return provider_id
+
+    async def receipt(self, provider_id: str, status: str, error: str = "") -> bool:
+        """A delivery receipt: recorded on the send's record (kept 7 days) and counted when final."""
+        key = self.receipt_prefix + provider_id
+        if not provider_id or not await self.redis.exists(key):
+            return False
+        word = status.strip().lower()
+        final = FINAL_STATUSES.get(word)
+        await self.redis.hset(key, mapping={"status": final or word, "updated": time.time(), "error": error[:40]})
+        if final:
+            self.metrics.sms_receipts.labels(final).inc()
+        return True
+
+    # ---- commands (answered instead of the bot, logged like any turn) ------------------------
+    async def cmd_opt_out(self, ctx: Ctx) -> None:
+        await self.redis.hset(self.optout_key, ctx.sender, str(time.time()))
+        ctx.event("sms_opt_out")
+        ctx.say("channel", "opted_out")
+
+    async def cmd_opt_in(self, ctx: Ctx) -> None:
+        await self.redis.hdel(self.optout_key, ctx.sender)
+        ctx.event("sms_opt_in")
+        ctx.say("channel", "opted_in")
+
+    async def cmd_help(self, ctx: Ctx) -> None:
+        ctx.say("channel", "sms_help", items=self.keywords.help_items(ctx.lang))
+
+    # ---- broadcasts ------------------------------------------------------------------------
+    async def broadcast(self, numbers: list[str], text: str, lang: str) -> dict[str, int]:
+        """Queue a marketing text to each number that has not opted out, with the opt-out footer."""
+        renderer = self.app[PIPELINE].bot.svc.renderer
+        footer = renderer.text("channel", "marketing_footer", lang, CHANNEL)
+        if footer not in text:
+            text = f"{text}{'' if lang == 'zh' else ' '}{footer}"
+        counts = {"queued": 0, "opted_out": 0, "duplicates": 0}
+        batch = random_id()
+        for number in numbers:
+            if await self.opted_out(number):
+                counts["opted_out"] += 1
+                continue
+            added = await self.outbox.put(Job(to=number, text=text, id=job_id("broadcast", batch, number),
+                                              kind="marketing"))  # fmt: skip
+            counts["queued" if added else "duplicates"] += 1
+        return counts
+
+
+class OutboxSms:
+    """``bots.ports.SmsSender`` over the SMS outbox: one-time codes are texted like any reply."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+
+    async def send(self, phone: str, text: str) -> None:
+        await self.outbox.put(Job(to=phone, text=text, id=random_id(), kind="otp"))
+
+
+def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
+    s = settings.sms
+    policy = OutboxPolicy(interval=s.per_number_interval, per_second=s.max_per_second, max_attempts=s.max_attempts,
+                          backoff_base=s.backoff_base, lease=max(30.0, s.smpp_submit_timeout * 2))  # fmt: skip
+    return Outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, policy)
+
+
+# ---- HTTP handlers ----------------------------------------------------------------------------------
+async def _body(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
+    body = await request.content.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
+    return body
+
+
+def _check_hmac(request: web.Request, body: bytes, secret: str) -> None:
+    sent = request.headers.get("X-Signature", "")
+    if not sent:
+        raise Forbidden("missing X-Signature header")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(sent.strip().lower(), expected):
+        raise Forbidden("X-Signature does not match the body")
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return data
+
+
+async def generic_webhook(request: web.Request) -> web.Response:
+    channel = request.config_dict[SMS_CHANNEL]
+    body = await _body(request)
+    _check_hmac(request, body, channel.s.webhook_secret)
+    data = _json_object(body)
+    message_id = data.get("id")
+    if not isinstance(message_id, str | int) or not str(message_id).strip():
+        raise BadRequest("'id' (the provider's message id) is required")
+    turn = await channel.receive(data.get("from"), data.get("text"), str(message_id)[:128], provider="http")
+    return web.json_response({"status": "accepted", "duplicate": turn.duplicate, "replies": len(turn.replies)})
+
+
+async def generic_status(request: web.Request) -> web.Response:
+    channel = request.config_dict[SMS_CHANNEL]
+    body = await _body(request)
+    _check_hmac(request, body, channel.s.webhook_secret)
+    data = _json_object(body)
+    if not isinstance(data.get("id"), str) or not isinstance(data.get("status"), str):
+        raise BadRequest("'id' and 'status' are required strings")
+    known = await channel.receipt(data["id"], data["status"], str(data.get("error") or ""))
+    return web.json_response({"status": "recorded" if known else "unknown id"})
+
+
+async def _twilio_form(request: web.Request) -> dict[str, str]:
+    channel = request.config_dict[SMS_CHANNEL]
+    settings = request.config_dict[SETTINGS]
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise BadRequest("expected an application/x-www-form-urlencoded body (Twilio's webhook)")
+    try:
+        form = dict(
+            urllib.parse.parse_qsl((await _body(request)).decode(), keep_blank_values=True, strict_parsing=False)
+        )
+    except UnicodeDecodeError:
+        raise BadRequest("form body is not UTF-8") from None
+    signature = request.headers.get("X-Twilio-Signature", "")
+    url = settings.public_url.rstrip("/") + request.path_qs
+    if not signature or not RequestValidator(channel.s.twilio_auth_token).validate(url, form, signature):
+        raise Forbidden("X-Twilio-Signature does not match (check server.public_url is the URL Twilio calls)")
+    return form
+
+
+async def twilio_webhook(request: web.Request) -> web.Response:
+    channel = request.config_dict[SMS_CHANNEL]
+    form = await _twilio_form(request)
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    if not sid:
+        raise BadRequest("'MessageSid' is required")
+    await channel.receive(form.get("From"), form.get("Body"), sid, provider="twilio")
+    # replies go through the Messages API (retried, receipts), so the TwiML answer is empty
+    return web.Response(text='<?xml version="1.0" encoding="UTF-8"?><Response></Response>', content_type="text/xml")
+
+
+async def twilio_status(request: web.Request) -> web.Response:
+    channel = request.config_dict[SMS_CHANNEL]
+    form = await _twilio_form(request)
+    sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
+    if not sid or not status:
+        raise BadRequest("'MessageSid' and 'MessageStatus' are required")
+    await channel.receipt(sid, status, form.get("ErrorCode", ""))
+    return web.Response(status=204)
+
+
+async def broadcast(request: web.Request) -> web.Response:
+    """``POST /api/sms/broadcast`` (a supervisor's session): ``{"text", "numbers": [...], "lang"?}``."""
+    from handoff.api import current_agent
+
+    agent, _ = await current_agent(request)
+    if not agent.supervises:
+        raise Forbidden("only supervisors and admins may send broadcasts")
+    channel = request.config_dict[SMS_CHANNEL]
+    data = _json_object(await _body(request))
+    text, numbers, lang = data.get("text"), data.get("numbers"), data.get("lang", "zh")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("'text' is required and must be a non-empty string")
+    if not isinstance(numbers, list) or not numbers or len(numbers) > 10_000:
+        raise BadRequest("'numbers' must be a list of 1 to 10,000 phone numbers")
+    if lang not in ("zh", "en"):
+        raise BadRequest("'lang' must be zh or en")
+    valid, invalid = [], 0
+    for raw in numbers:
+        try:
+            valid.append(normalise_number(raw, channel.s.country_code))
+        except BadRequest:
+            invalid += 1
+    counts = await channel.broadcast(list(dict.fromkeys(valid)), text.strip(), lang)
+    log.info("SMS broadcast by %s: %s", agent.name, counts)
+    return web.json_response({**counts, "invalid": invalid})
+
+
+def make_provider(settings: Settings) -> Provider:
+    s = settings.sms
+    base = settings.public_url.rstrip("/") + "/channels/sms"
+    if s.provider == "twilio":
+        return TwilioProvider(s, base + "/twilio/status")
+    if s.provider == "http":
+        return HttpProvider(s, base + "/status")
+    if s.provider == "smpp":
+        from gateway.channels.smpp import SmppProvider
+
+        return SmppProvider(s)
+    return LogProvider()
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    """Routes and lifecycle of the SMS channel (when ``sms.enabled``)."""
+    s = settings.sms
+    if not s.enabled:
+        return
+    sub = web.Application()
+    if s.webhook_secret:
+        sub.add_routes([web.post("/webhook", generic_webhook), web.post("/status", generic_status)])
+    if s.twilio_auth_token:
+        sub.add_routes([web.post("/twilio", twilio_webhook), web.post("/twilio/status", twilio_status)])
+    app.add_subapp("/channels/sms/", sub)
+    app.router.add_post("/api/sms/broadcast", broadcast)
+    keywords = Keywords.load(s.keywords or None)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        outbox = app[SMS_OUTBOX]
+        channel = app[SMS_CHANNEL] = SmsChannel(app, settings, outbox, keywords)
+        pipeline = app[PIPELINE]
+        pipeline.commands.update({"sms.opt_out": channel.cmd_opt_out, "sms.opt_in": channel.cmd_opt_in,
+                                  "sms.help": channel.cmd_help})  # fmt: skip
+        pipeline.pushers[CHANNEL] = channel.push
+        channel.provider = make_provider(settings)
+        inbound = None
+        if s.provider == "smpp":
+            from gateway.channels.smpp import SmppInbound
+
+            inbound = SmppInbound(app[REDIS], app[RKEYS], channel)
+            await inbound.start(channel.provider)  # type: ignore[arg-type]
+        outbox.start(channel.send_job)
+        yield
+        await outbox.stop(settings.server.shutdown_timeout)
+        if inbound:
+            await inbound.stop()
+        await channel.provider.close()
+
+    app.cleanup_ctx.append(ctx)
+
+
+def basic_auth_header(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

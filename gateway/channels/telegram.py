@@ -1,0 +1,347 @@
+"""Telegram: python-telegram-bot's ``Application`` without its Updater, inside the aiohttp app.
+
+* ``POST /channels/telegram/webhook`` (the channel's sub-application) takes Telegram's updates.
+  ``X-Telegram-Bot-Api-Secret-Token`` is compared in constant time (403 otherwise). Each update is
+  dispatched by PTB's handlers *before* the response, so a 200 means the message was handled and
+  its replies queued; a failure answers 500 and Telegram delivers the update again. The
+  ``update_id`` is the message id the pipeline de-duplicates on: a redelivery is answered once.
+* Commands ``/start`` and ``/help`` (what the bot can do, with buttons), ``/human``, ``/bind``,
+  ``/unbind``; any other text goes through the NLU. Quick replies are inline keyboards;
+  callback queries are answered. Photos, stickers, voice, locations… get a polite "text only".
+  Group chats are ignored: customer service happens in private chats.
+* Replies, late answers and agents' messages go through the Telegram outbox: one message a
+  second per chat, 30 a second overall (all processes), 429 ``retry_after`` honoured, outages
+  retried with back-off; a user who blocked the bot is given up on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest as TgBadRequest
+from telegram.error import Forbidden as TgForbidden
+from telegram.error import RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from gateway.channels.base import CHANNEL_COMMANDS
+from gateway.errors import BadRequest, Forbidden, GatewayError
+from gateway.keys import METRICS, PIPELINE, REDIS
+from gateway.metrics import Metrics
+from gateway.models import InboundMessage, OutboundMessage
+from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id, random_id
+from gateway.settings import Settings
+from nlu import NLUInputError
+
+# PTB 22 reads durations (RetryAfter.retry_after…) as timedelta only with this set; without it, each read warns
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+log = logging.getLogger(__name__)
+CHANNEL = "telegram"
+MAX_BODY = 256 * 1024
+MAX_TEXT = 4096
+CALLBACK_LIMIT = 64  # bytes of callback_data Telegram accepts
+MEDIA = ("photo", "voice", "video", "sticker", "location", "document", "contact", "audio", "video_note",
+         "animation", "venue", "poll", "dice")  # fmt: skip
+TELEGRAM: web.AppKey[TelegramChannel] = web.AppKey("telegram_channel")
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    value: Any = exc.retry_after
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def ui_lang(code: str | None) -> str | None:
+    if not code:
+        return None
+    code = code.lower()
+    return "zh" if code.startswith("zh") else "en" if code.startswith("en") else None
+
+
+class TelegramChannel:
+    name = CHANNEL
+
+    def __init__(self, app: web.Application, settings: Settings, outbox: Outbox) -> None:
+        self.app = app
+        self.settings = settings
+        self.t = settings.telegram
+        self.outbox = outbox
+        self.callback_prefix = f"{settings.redis.key_prefix}tg:cb:"
+        self.failures: dict[int, BaseException] = {}
+        self.ready = asyncio.Event()
+        self.application = self._build()
+        self._init_task: asyncio.Task[None] | None = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.app[REDIS]
+
+    def _build(self) -> Application:  # type: ignore[type-arg]
+        application = (
+            ApplicationBuilder().token(self.t.token).base_url(self.t.api_base_url).updater(None).build()
+        )  # fmt: skip
+        private = filters.ChatType.PRIVATE
+        application.add_handler(CommandHandler(["start", "help"], self.on_start, filters=private))
+        application.add_handler(CommandHandler("human", self.on_human, filters=private))
+        application.add_handler(MessageHandler(private & filters.TEXT, self.on_text))
+        application.add_handler(CallbackQueryHandler(self.on_callback))
+        application.add_handler(MessageHandler(private & ~filters.TEXT, self.on_media))
+        application.add_error_handler(self.on_error)
+        return application
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._init_task = asyncio.create_task(self._initialize())
+
+    async def _initialize(self) -> None:
+        """getMe (PTB's initialize), then setWebhook when configured; retried while Telegram is away,
+        so a Telegram outage never stops the gateway from starting."""
+        delay = 1.0
+        while True:
+            try:
+                await self.application.initialize()
+                await self.application.start()
+                break
+            except TelegramError as exc:
+                log.warning("telegram: cannot reach the Bot API (%s); retrying in %.0f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60)
+        self.ready.set()
+        log.info("telegram: bot @%s ready", self.application.bot.username)
+        if self.t.set_webhook:
+            url = self.settings.public_url.rstrip("/") + "/channels/telegram/webhook"
+            try:
+                await self.application.bot.set_webhook(url, secret_token=self.t.webhook_secret or None,
+                                                       allowed_updates=["message", "callback_query"])  # fmt: skip
+                for lang, commands in COMMANDS.items():
+                    await self.application.bot.set_my_commands(
+                        [BotCommand(c, d) for c, d in commands], language_code=lang or None
+                    )
+            except TelegramError as exc:
+                log.warning("telegram: setWebhook failed (%s); set it by hand or restart", type(exc).__name__)
+
+    async def stop(self) -> None:
+        if self._init_task and not self._init_task.done():
+            self._init_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._init_task
+        if self.application.running:
+            await self.application.stop()
+        with contextlib.suppress(TelegramError):
+            await self.application.shutdown()
+
+    # ---- inbound ---------------------------------------------------------------------------------
+    async def process(self, update: Update) -> None:
+        """Dispatch one update through PTB's handlers; re-raise what a handler raised (→ 500, redelivery)."""
+        if not self.ready.is_set():
+            raise Unavailable("the Telegram channel is starting (Bot API not reached yet)")
+        await self.application.process_update(update)
+        failure = self.failures.pop(update.update_id, None)
+        if failure is not None:
+            raise failure
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if isinstance(update, Update) and context.error is not None:
+            self.failures[update.update_id] = context.error
+
+    async def _turn(self, update: Update, text: str, command: str | None = None, display: str | None = None) -> None:
+        chat = update.effective_chat
+        user = update.effective_user
+        assert chat is not None
+        pipeline = self.app[PIPELINE]
+        lang = ui_lang(user.language_code if user else None)
+        try:
+            text = pipeline.validate_text(text)
+        except NLUInputError:
+            limit = pipeline.settings.max_message_chars
+            command, text = "channel.too_long", f"[{min(len(text), 99999)} chars > {limit}]"
+        metadata: dict[str, Any] = {"update_id": update.update_id}
+        if command:
+            metadata["command"] = command
+        if display:
+            metadata["display"] = display
+        sender = str(chat.id)
+        message_id = str(update.update_id)
+        inbound = InboundMessage(CHANNEL, sender, sender, text, message_id, time.time(), metadata, None, lang)
+        turn = await pipeline.handle(inbound)
+        for i, reply in enumerate(turn.replies):  # a redelivery queues the same ids again: ignored
+            await self.queue(reply, job_id(CHANNEL, sender, message_id, str(i)))
+
+    async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._turn(update, update.effective_message.text or "/start", command="channel.welcome")  # type: ignore[union-attr]
+
+    async def on_human(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._turn(update, update.effective_message.text or "/human", command="/request_human")  # type: ignore[union-attr]
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        text = update.effective_message.text or ""  # type: ignore[union-attr]
+        if text.startswith("/"):  # "/bind@MyBot" → "/bind" (the bot's rules know /bind and /unbind)
+            word, _, rest = text.partition(" ")
+            text = (word.split("@", 1)[0] + (" " + rest if rest else "")).strip()
+        await self._turn(update, text)
+
+    async def on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        kind = next((k for k in MEDIA if getattr(message, k, None)), "other")
+        caption = message.caption
+        if caption:  # a photo with a caption: the caption is the question
+            await self._turn(update, caption)
+            return
+        await self._turn(update, f"[{kind}]", command="channel.text_only")
+
+    async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None
+        with contextlib.suppress(TelegramError):  # only stops the button's spinner: never worth a retry
+            await query.answer()
+        data = query.data or ""
+        if data.startswith("h:"):
+            stored = await self.redis.get(self.callback_prefix + data[2:])
+            if stored is None:
+                return  # a button from a keyboard older than its mapping: nothing to do
+            data = stored.decode()
+        if update.effective_chat is None or update.effective_chat.type != "private":
+            return
+        await self._turn(update, data)
+
+    # ---- outbound --------------------------------------------------------------------------------
+    async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
+        kind = "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
+        job = Job(to=message.recipient_id, text=message.text, id=id_ or random_id(), kind=kind,
+                  buttons=[[b.title, b.payload] for b in message.buttons],
+                  conversation_id=message.conversation_id)  # fmt: skip
+        return await self.outbox.put(job)
+
+    async def push(self, message: OutboundMessage) -> None:
+        if message.kind == "typing":  # an agent typing: shown now or never
+            if self.ready.is_set():
+                with contextlib.suppress(TelegramError, ValueError):
+                    await self.application.bot.send_chat_action(int(message.recipient_id), "typing")
+            return
+        await self.queue(message)
+
+    async def _callback_data(self, payload: str) -> str:
+        if len(payload.encode()) <= CALLBACK_LIMIT:
+            return payload
+        digest = hashlib.sha1(payload.encode()).hexdigest()[:24]
+        await self.redis.set(self.callback_prefix + digest, payload, ex=30 * 86400)
+        return "h:" + digest
+
+    async def send_job(self, job: Job) -> str | None:
+        if not self.ready.is_set():
+            raise RetryLater("telegram channel not initialised (Bot API unreachable)")
+        markup = None
+        if job.buttons:
+            rows = [[InlineKeyboardButton(title, callback_data=await self._callback_data(payload))]
+                    for title, payload in job.buttons]  # fmt: skip
+            markup = InlineKeyboardMarkup(rows)
+        chunks = [job.text[i : i + MAX_TEXT] for i in range(0, len(job.text), MAX_TEXT)] or [""]
+        message_id = None
+        try:
+            for i, chunk in enumerate(chunks):
+                sent = await self.application.bot.send_message(
+                    int(job.to), chunk, reply_markup=markup if i == len(chunks) - 1 else None
+                )
+                message_id = str(sent.message_id)
+        except RetryAfter as exc:
+            raise RetryLater("telegram 429", retry_seconds(exc)) from None
+        except TgForbidden as exc:
+            raise PermanentFailure(f"telegram forbidden: {exc.message}") from None
+        except TgBadRequest as exc:
+            raise PermanentFailure(f"telegram bad request: {exc.message}") from None
+        except TelegramError as exc:  # NetworkError, TimedOut, a 5xx
+            raise RetryLater(f"telegram {type(exc).__name__}") from None
+        return message_id
+
+
+class Unavailable(GatewayError):
+    status = 503
+
+
+COMMANDS = {
+    "": [("start", "What I can do"), ("help", "Help"), ("human", "Talk to a person"),
+         ("bind", "Link your phone number"), ("unbind", "Unlink your phone number")],
+    "zh": [("start", "我能做什么"), ("help", "帮助"), ("human", "转人工客服"), ("bind", "绑定手机号"),
+           ("unbind", "解除绑定")],
+}  # fmt: skip
+
+
+# ---- HTTP --------------------------------------------------------------------------------------------
+async def webhook(request: web.Request) -> web.Response:
+    channel = request.config_dict[TELEGRAM]
+    secret = channel.t.webhook_secret
+    if secret:
+        sent = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(sent.encode(), secret.encode()):
+            raise Forbidden("X-Telegram-Bot-Api-Secret-Token is missing or wrong")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
+    body = await request.content.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        raise BadRequest("request body must be a Telegram Update object with an integer 'update_id'")
+    try:
+        update = Update.de_json(data, channel.application.bot)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadRequest(f"not a Telegram Update: {type(exc).__name__}") from None
+    await channel.process(update)
+    return web.json_response({"ok": True})
+
+
+def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
+    t = settings.telegram
+    policy = OutboxPolicy(interval=t.per_chat_interval, per_second=t.max_per_second, max_attempts=t.max_attempts,
+                          backoff_base=t.backoff_base)  # fmt: skip
+    return Outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, policy)
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    t = settings.telegram
+    if not (t.enabled and t.token):
+        return
+    if not t.webhook_secret:
+        log.warning("telegram: TELEGRAM_WEBHOOK_SECRET is not set; anyone who finds the webhook URL can post updates")
+    sub = web.Application()
+    sub.add_routes([web.post("/webhook", webhook)])
+    app.add_subapp("/channels/telegram/", sub)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        outbox = make_outbox(app[REDIS], settings, app[METRICS])
+        channel = app[TELEGRAM] = TelegramChannel(app, settings, outbox)
+        pipeline = app[PIPELINE]
+        pipeline.commands.update(CHANNEL_COMMANDS)
+        pipeline.pushers[CHANNEL] = channel.push
+        await channel.start()
+        outbox.start(channel.send_job)
+        yield
+        await outbox.stop(settings.server.shutdown_timeout)
+        await channel.stop()
+
+    app.cleanup_ctx.append(ctx)

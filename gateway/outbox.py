@@ -1,0 +1,329 @@
+"""A durable outbound queue per channel, kept in Redis: nothing accepted for sending is lost.
+
+Channels that send through a provider's API (SMS, Telegram, later WeChat…) put every message
+here instead of calling the provider in the request. Each process runs a worker that sends.
+
+* **Per recipient, in order.** Each recipient has a FIFO list; a sorted set holds the time each
+  recipient may next be sent to. The worker claims due recipients with a lease (their score moves
+  ``lease`` seconds ahead), sends the head of each list, then pops it. A worker that dies
+  mid-send leaves the lease to run out; another process sends the message again (at least once).
+* **Rate limits.** After a send the recipient is next due ``interval`` seconds later (Telegram:
+  one message a second per chat; SMS: a per-number limit). A per-second counter shared by all
+  processes caps the whole channel (Telegram: 30/s).
+* **Retries.** A provider that fails (outage, 5xx, 429) has its message retried with jittered
+  exponential back-off, or after the provider's ``retry_after``; later messages to the same
+  recipient wait behind it. A permanent failure (an invalid number, a user who blocked the bot),
+  or ``max_attempts`` failures, moves the message to the channel's dead list, kept for operators.
+* **Exactly-once enqueue.** A job id may be given (a reply's is derived from the provider's
+  message id): enqueueing the same id twice is a no-op, so a redelivered inbound message whose
+  first handling already queued its replies does not queue them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# KEYS: due zset, recipient list, id marker. ARGV: job JSON, recipient, now, id ttl ('' = no id).
+_ENQUEUE = """
+if ARGV[4] ~= '' then
+  if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then return 0 end
+end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[2])
+return 1
+"""
+
+# Claim up to ARGV[3] due recipients. KEYS: due zset. ARGV: now, lease, batch, per-second cap (0 = none),
+# key prefix of the recipient lists, key of this second's counter.
+# Returns {recipient, head job, …}.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+local cap = tonumber(ARGV[4])
+for _, r in ipairs(due) do
+  local head = redis.call('LINDEX', ARGV[5] .. r, 0)
+  if not head then
+    redis.call('ZREM', KEYS[1], r)
+  else
+    if cap > 0 then
+      local n = redis.call('INCR', ARGV[6])
+      if n == 1 then redis.call('EXPIRE', ARGV[6], 2) end
+      if n > cap then break end
+    end
+    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), r)
+    table.insert(out, r)
+    table.insert(out, head)
+  end
+end
+return out
+"""
+
+# Settle the head job. KEYS: due zset, recipient list, dead list. ARGV: recipient, head as claimed,
+# outcome (done | retry | dead), next due time, replacement head (retry) or dead record (dead).
+_SETTLE = """
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return 0 end
+if ARGV[3] == 'retry' then
+  redis.call('LSET', KEYS[2], 0, ARGV[5])
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+  return 1
+end
+redis.call('LPOP', KEYS[2])
+if ARGV[3] == 'dead' then
+  redis.call('RPUSH', KEYS[3], ARGV[5])
+  redis.call('LTRIM', KEYS[3], -1000, -1)
+end
+if redis.call('LLEN', KEYS[2]) > 0 then
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+
+class RetryLater(Exception):
+    """The provider could not take the message now (outage, 5xx, throttling): try again later."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after = after
+
+
+class PermanentFailure(Exception):
+    """The provider refused the message for good (invalid number, blocked bot): do not retry."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Job:
+    to: str
+    text: str
+    id: str = ""
+    buttons: list[list[str]] = field(default_factory=list)  # [[title, payload], …]
+    kind: str = "message"  # message | agent | notice | otp | marketing
+    conversation_id: str = ""
+    attempts: int = 0
+    created: float = 0.0
+    last_error: str = ""
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> Job:
+        return cls(**json.loads(raw))
+
+
+Sender = Callable[[Job], Awaitable[str | None]]  # returns the provider's message id, if any
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxPolicy:
+    interval: float = 1.0  # seconds between two messages to one recipient
+    per_second: int = 0  # cap for the whole channel, all processes (0 = none)
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    lease: float = 30.0  # seconds a claimed recipient stays with its worker (longer than a send may take)
+    concurrency: int = 16  # sends in flight per process
+
+
+class Outbox:
+    def __init__(self, redis: aioredis.Redis, prefix: str, channel: str, metrics: Metrics,
+                 policy: OutboxPolicy = OutboxPolicy()) -> None:  # fmt: skip
+        self.redis = redis
+        self.channel = channel
+        self.policy = policy
+        self.metrics = metrics
+        base = f"{prefix}{{out:{channel}}}:"
+        self._base = base
+        self.due_key, self.dead_key = base + "due", base + "dead"
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._claim = redis.register_script(_CLAIM)
+        self._settle = redis.register_script(_SETTLE)
+        self._send: Sender | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(policy.concurrency)
+        self.filters: list[Callable[[Job], Awaitable[str | None]]] = []  # checked before each send; a reason skips
+
+    def queue_key(self, recipient: str) -> str:
+        return f"{self._base}q:{recipient}"
+
+    # ---- enqueue -------------------------------------------------------------------------------
+    async def put(self, job: Job, id_ttl: int = 86400) -> bool:
+        """Queue ``job``; False when a job with the same id was already queued."""
+        job.created = job.created or time.time()
+        marker = f"{self._base}id:{job.id}" if job.id else f"{self._base}id:-"
+        added = await self._enqueue(
+            keys=[self.due_key, self.queue_key(job.to), marker],
+            args=[job.dumps(), job.to, time.time(), id_ttl if job.id else ""],
+        )  # fmt: skip
+        if added:
+            self.metrics.outbox_queued.labels(self.channel).inc()
+            self._wake.set()
+        return bool(added)
+
+    async def depth(self) -> int:
+        """Recipients with something waiting (a cheap view of the backlog)."""
+        return int(await self.redis.zcard(self.due_key))
+
+    async def pending(self, recipient: str) -> list[Job]:
+        return [Job.loads(raw) for raw in await self.redis.lrange(self.queue_key(recipient), 0, -1)]
+
+    async def dead(self) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in await self.redis.lrange(self.dead_key, 0, -1)]
+
+    # ---- the worker ----------------------------------------------------------------------------
+    def start(self, send: Sender) -> None:
+        self._send = send
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name=f"outbox-{self.channel}")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop claiming; let sends in flight finish (those cut off are re-sent after their lease)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=timeout)
+        for task in list(self._inflight):
+            task.cancel()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                claimed = await self._claim_batch()
+                backoff = 0.1
+            except (aioredis.RedisError, OSError) as exc:
+                log.warning("outbox %s: Redis unavailable (%s); retrying", self.channel, type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if claimed:
+                continue
+            await self._idle()
+
+    async def _claim_batch(self) -> int:
+        free = self.policy.concurrency - len(self._inflight)
+        if free <= 0:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        now = time.time()
+        second = f"{self._base}sec:{int(now)}"
+        got = await self._claim(
+            keys=[self.due_key],
+            args=[now, self.policy.lease, free, self.policy.per_second, self._base + "q:", second],
+        )  # fmt: skip
+        for i in range(0, len(got), 2):
+            recipient, head = got[i].decode(), got[i + 1]
+            task = asyncio.create_task(self._deliver(recipient, head))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(got) // 2
+
+    async def _idle(self) -> None:
+        """Sleep until the earliest recipient is due (at most 1 s), or until something is queued here."""
+        first = await self.redis.zrange(self.due_key, 0, 0, withscores=True)
+        wait = 1.0
+        if first:
+            wait = min(max(first[0][1] - time.time(), 0.005), 1.0)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _deliver(self, recipient: str, head: bytes) -> None:
+        assert self._send is not None
+        job = Job.loads(head)
+        started = time.perf_counter()
+        outcome, error, after = "done", "", None
+        async with self._slots:
+            try:
+                for check in self.filters:
+                    reason = await check(job)
+                    if reason:
+                        raise PermanentFailure(reason)
+                await self._send(job)
+            except RetryLater as exc:
+                outcome, error, after = "retry", exc.reason, exc.after
+            except PermanentFailure as exc:
+                outcome, error = "dead", exc.reason
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an adapter bug or an unexpected library error: retry, say what it was
+                outcome, error = "retry", type(exc).__name__
+                log.warning("outbox %s: send raised %s", self.channel, type(exc).__name__, exc_info=True)
+        now = time.time()
+        labels = self.channel
+        if outcome == "retry":
+            job.attempts += 1
+            job.last_error = error[:200]
+            if job.attempts >= self.policy.max_attempts:
+                outcome = "dead"
+            else:
+                delay = after if after is not None else self._backoff(job.attempts)
+                self.metrics.outbox_retries.labels(labels).inc()
+                log.info("outbox %s: send failed (%s); attempt %d again in %.1f s", self.channel, error,
+                         job.attempts + 1, delay)  # fmt: skip
+                await self._settle_safely(recipient, head, "retry", now + delay, job.dumps())
+                return
+        if outcome == "dead":
+            job.last_error = error[:200]
+            record = json.dumps({**asdict(job), "failed_at": now}, ensure_ascii=False)
+            self.metrics.outbox_dead.labels(labels).inc()
+            log.warning("outbox %s: message dropped after %d attempt(s): %s", self.channel, job.attempts + 1, error)
+            await self._settle_safely(recipient, head, "dead", now, record)
+            return
+        self.metrics.outbox_sent.labels(labels).inc()
+        self.metrics.outbox_send_seconds.labels(labels).observe(time.perf_counter() - started)
+        await self._settle_safely(recipient, head, "done", now + self.policy.interval, "")
+
+    async def _settle_safely(self, recipient: str, head: bytes, outcome: str, due: float, data: str) -> None:
+        for attempt in range(5):
+            try:
+                await self._settle(keys=[self.due_key, self.queue_key(recipient), self.dead_key],
+                                   args=[recipient, head, outcome, due, data])  # fmt: skip
+                return
+            except (aioredis.RedisError, OSError):
+                await asyncio.sleep(0.2 * (attempt + 1))
+        # Redis stayed away: the lease runs out and the message is handled again (at least once)
+        log.warning("outbox %s: could not record a send's outcome; it will be retried", self.channel)
+
+    def _backoff(self, attempts: int) -> float:
+        p = self.policy
+        ceiling = min(p.backoff_max, p.backoff_base * 2 ** (attempts - 1))
+        return ceiling / 2 + random.random() * ceiling / 2  # "equal jitter"
+
+
+def job_id(*parts: str) -> str:
+    """A stable id for a job derived from what caused it (channel, sender, provider message id, index)."""
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:20]
+
+
+def random_id() -> str:
+    return os.urandom(10).hex()
