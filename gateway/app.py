@@ -29,7 +29,7 @@ from gateway.channels import sms, telegram, webchat
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
 from gateway.fastredis import FastRedis
-from gateway.keys import METRICS, NLU_ENGINE, PIPELINE, REDIS, RKEYS, SETTINGS
+from gateway.keys import CHANNELS, METRICS, NLU_ENGINE, PIPELINE, REDIS, RKEYS, SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
 from gateway.pipeline import Pipeline
@@ -55,7 +55,8 @@ async def healthz(request: web.Request) -> web.Response:
         await asyncio.wait_for(request.config_dict[REDIS].ping(), 2.0)
     except (aioredis.RedisError, OSError, TimeoutError) as exc:
         return web.json_response({"status": "unavailable", "redis": type(exc).__name__}, status=503)
-    return web.json_response({"status": "ok", "redis": "ok"})
+    channels = {name: state() for name, state in request.config_dict[CHANNELS].items()}
+    return web.json_response({"status": "ok", "redis": "ok", "channels": channels})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -230,6 +231,7 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     app = web.Application(middlewares=[error_middleware], client_max_size=max(settings.webchat.max_body_bytes, 1024**2))
     app[SETTINGS] = settings
     app[RKEYS] = Keys(settings.redis.key_prefix)
+    app[CHANNELS] = {"rest": lambda: "ready", "webchat": lambda: "ready"}
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_redis_ctx(settings))  # type: ignore[arg-type]
     app.cleanup_ctx.append(_core_ctx(settings, nlu))  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
@@ -22,3 +23,4 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 NLU_ENGINE: web.AppKey[NLU] = web.AppKey("nlu")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 WEBCHAT_HUB: web.AppKey[WebchatHub] = web.AppKey("webchat_hub")
+CHANNELS: web.AppKey[dict[str, Callable[[], str]]] = web.AppKey("channels")  # name → its state, for /healthz

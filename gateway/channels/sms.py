@@ -40,7 +40,7 @@ from bots import sms as sms_sizes
 from bots.engine import Ctx
 from gateway.channels.base import as_text
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS, SETTINGS
+from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS, RKEYS, SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id, random_id
@@ -337,6 +337,12 @@ class SmsChannel:
         kind = "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
         await self.queue(message, kind=kind)
 
+    def state(self) -> str:
+        provider = self.provider
+        if provider is not None and provider.name == "smpp":
+            return "bound" if provider.link.bound.is_set() else "not bound"  # type: ignore[attr-defined]
+        return f"ready ({provider.name if provider else '?'})"
+
     async def opted_out(self, number: str) -> bool:
         return bool(await self.redis.hexists(self.optout_key, number))
 
@@ -578,6 +584,7 @@ def setup(app: web.Application, settings: Settings) -> None:
             inbound = SmppInbound(app[REDIS], app[RKEYS], channel)
             await inbound.start(channel.provider)  # type: ignore[arg-type]
         outbox.start(channel.send_job)
+        app[CHANNELS][CHANNEL] = channel.state
         yield
         await outbox.stop(settings.server.shutdown_timeout)
         if inbound:

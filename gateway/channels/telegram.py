@@ -46,7 +46,7 @@ from telegram.ext import (
 
 from gateway.channels.base import CHANNEL_COMMANDS
 from gateway.errors import BadRequest, Forbidden, GatewayError
-from gateway.keys import METRICS, PIPELINE, REDIS
+from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id, random_id
@@ -340,6 +340,7 @@ def setup(app: web.Application, settings: Settings) -> None:
         pipeline.pushers[CHANNEL] = channel.push
         await channel.start()
         outbox.start(channel.send_job)
+        app[CHANNELS][CHANNEL] = lambda: "ready" if channel.ready.is_set() else "starting"
         yield
         await outbox.stop(settings.server.shutdown_timeout)
         await channel.stop()

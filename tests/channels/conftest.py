@@ -4,10 +4,12 @@ with the public URL), the providers' fakes, agents over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -40,6 +42,19 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: f
             await asyncio.sleep(interval)
 
 
+async def metric(gw: Any, name: str) -> float:
+    """A value off the gateway's /metrics, e.g. ``outbox_dead_total{channel="sms"}`` (0 when absent)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{gw.base}/metrics") as resp:
+        body = await resp.text()
+    found = re.findall(rf"^{re.escape(name)} ([0-9.e+]+)$", body, re.M)
+    return float(found[0]) if found else 0.0
+
+
+async def _channel_state(base: str, name: str) -> bool:
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as resp:
+        return (await resp.json()).get("channels", {}).get(name) == "ready"
+
+
 @pytest.fixture
 async def gateways(make_settings: Any, nlu_engine: Any) -> AsyncIterator[Callable[..., Any]]:
     """``await gateways(port=None, **sections)`` → a started TestServer with ``.base``; all closed at the end.
@@ -55,6 +70,8 @@ async def gateways(make_settings: Any, nlu_engine: Any) -> AsyncIterator[Callabl
         await server.start_server()
         server.base = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
         servers.append(server)
+        if settings.telegram.token:  # the channel is up once PTB has reached the Bot API (getMe)
+            await eventually(lambda: _channel_state(server.base, "telegram"), timeout=5)
         return server
 
     yield make

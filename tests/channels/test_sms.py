@@ -13,7 +13,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from bots import sms as sms_sizes
-from tests.channels.conftest import eventually, http_sms_sections
+from tests.channels.conftest import eventually, http_sms_sections, metric
 
 NUMBER = "13800138000"  # 张伟, demo data: balance 86.50
 E164 = "+86" + NUMBER
@@ -25,13 +25,6 @@ async def text_in(gw: Any, fake: Any, body: str, message_id: str | None = None, 
     url = f"{gw.base}/channels/sms/webhook"
     async with aiohttp.ClientSession() as session, session.post(url, data=raw, headers=headers or signed) as resp:
         return resp.status, await resp.json()
-
-
-async def metric(gw: Any, name: str) -> float:
-    async with aiohttp.ClientSession() as session, session.get(f"{gw.base}/metrics") as resp:
-        body = await resp.text()
-    found = re.findall(rf"^{re.escape(name)} ([0-9.e+]+)$", body, re.M)
-    return float(found[0]) if found else 0.0
 
 
 async def test_keywords_and_questions_are_answered_by_text(gateways, http_sms):
