@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.settings import SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("gateway")
 
@@ -34,6 +34,29 @@ def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _channels(settings: Settings, base: str) -> list[str]:
+    """Where each provider must be pointed, and what is off."""
+    out = []
+    sms, tg = settings.sms, settings.telegram
+    if not sms.enabled:
+        out.append("SMS off")
+    else:
+        hooks = []
+        if sms.webhook_secret:
+            hooks.append(f"{base}/channels/sms/webhook")
+        if sms.twilio_auth_token:
+            hooks.append(f"{base}/channels/sms/twilio")
+        if sms.provider == "smpp":
+            hooks.append(f"SMPP {sms.smpp_host}:{sms.smpp_port}")
+        where = ", ".join(hooks) or "no inbound webhook (set SMS_WEBHOOK_SECRET or TWILIO_AUTH_TOKEN)"
+        out.append(f"SMS via {sms.provider}: {where}")
+    if tg.enabled and tg.token:
+        out.append(f"Telegram webhook {base}/channels/telegram/webhook")
+    else:
+        out.append("Telegram off (set TELEGRAM_BOT_TOKEN)")
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = settings.public_url.rstrip("/")
         log.info("gateway ready: web chat widget %s/ · agent console %s/agent · REST %s/webhooks/rest/webhook · "
                  "metrics %s/metrics · %s", base, base, base, base, redis)  # fmt: skip
+        log.info("channels: %s", " · ".join(_channels(settings, base)))
         for name, password, role in app.get(DEMO_AGENTS, []):
             log.info("demo %s account created: %s / %s (refused when server.production is set)", role, name, password)
 

@@ -307,8 +307,8 @@ class SmsChannel:
             metadata["command"] = f"/{keyword.intent}" if keyword.intent else f"sms.{keyword.action}"
             metadata["keyword"] = keyword.word
             lang = metadata["lang"] = keyword.lang
-        elif Keywords.key(text).isascii() and len(text) <= 12:
-            lang = self.s.default_lang  # "ok", "1", "y": keep to the channel's language
+        elif not any(ch.isalpha() for ch in text):
+            lang = self.s.default_lang  # "1", "?!", a code: no language of its own
         inbound = InboundMessage(CHANNEL, number, number, text, message_id, received_at or time.time(), metadata,
                                  number, lang)  # fmt: skip
         turn = await pipeline.handle(inbound)
