@@ -108,13 +108,15 @@ class Ctx:
 
     @property
     def can_bind(self) -> bool:
-        return self.channel != "sms" and self.proven_phone is None
+        # SMS has its sender's number; a public forum is no place to prove one
+        return self.channel not in ("sms", "forum") and self.proven_phone is None
 
     async def need_phone(self, resume: str) -> str | None:
         """The customer's proven number; otherwise start the binding (then resume ``resume``)."""
         if self.phone:
             return self.phone
-        if not self.can_bind:  # pragma: no cover - SMS always has its sender
+        if not self.can_bind:  # the forum (SMS always has its sender)
+            self.event("needs_account", intent=resume)
             self.say("common", "need_login")
             return None
         entities = {e.entity: e.value for e in self.result.entities if e.entity != "phone"}

@@ -25,7 +25,7 @@ from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
 from bots.templates import Renderer
-from gateway.channels import sms, telegram, webchat
+from gateway.channels import forum, sms, telegram, webchat, wechat
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
 from gateway.fastredis import FastRedis
@@ -247,4 +247,6 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     app.cleanup_ctx.append(handoff_api.hub_ctx)
     sms.setup(app, settings)
     telegram.setup(app, settings)
+    wechat.setup(app, settings)
+    forum.setup(app, settings)
     return app

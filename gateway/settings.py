@@ -129,6 +129,40 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WechatSettings:
+    enabled: bool = True  # starts when WECHAT_TOKEN is set
+    appid: str = ""
+    token: str = field(default="", repr=False)  # from WECHAT_TOKEN: the URL verification token
+    app_secret: str = field(default="", repr=False)  # from WECHAT_APP_SECRET: for the access_token
+    aes_key: str = field(default="", repr=False)  # from WECHAT_AES_KEY: EncodingAESKey (safe mode)
+    previous_aes_key: str = field(default="", repr=False)  # from WECHAT_AES_KEY_PREVIOUS, during a rotation
+    api_base_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    passive_budget: float = 4.0  # seconds to answer in the response; then "success" and the API
+    window_hours: float = 48.0  # customer-service messages are allowed this long after the customer wrote
+    window_quota: int = 20  # customer-service messages per window (set to your account's limit)
+    menu: str = ""  # menu CLICK keys → intents; default config/wechat_menu.yml
+    max_per_second: int = 100
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ForumSettings:
+    enabled: bool = True  # Discourse starts when DISCOURSE_WEBHOOK_SECRET is set; the feed when feed_url is
+    discourse_url: str = ""  # e.g. https://forum.example.com (replies are posted through its API)
+    api_username: str = "support"  # the account replies are posted as (its own posts are ignored)
+    api_key: str = field(default="", repr=False)  # from DISCOURSE_API_KEY
+    webhook_secret: str = field(default="", repr=False)  # from DISCOURSE_WEBHOOK_SECRET
+    ignore_users: tuple[str, ...] = ("system",)  # staff accounts whose posts are not answered
+    feed_url: str = ""  # any other forum: an RSS/Atom feed of new posts, polled
+    feed_interval: float = 60.0
+    feed_answer_backlog: bool = False  # on the very first poll, posts already in the feed count as old
+    max_per_second: int = 5
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -138,6 +172,8 @@ class Settings:
     bots: BotSettings = field(default_factory=BotSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    wechat: WechatSettings = field(default_factory=WechatSettings)
+    forum: ForumSettings = field(default_factory=ForumSettings)
     source: str = field(default="(defaults)", compare=False)
 
     @property
@@ -164,6 +200,12 @@ SECRETS = {
     ("sms", "smpp_password"): "SMPP_PASSWORD",
     ("telegram", "token"): "TELEGRAM_BOT_TOKEN",
     ("telegram", "webhook_secret"): "TELEGRAM_WEBHOOK_SECRET",
+    ("wechat", "token"): "WECHAT_TOKEN",
+    ("wechat", "app_secret"): "WECHAT_APP_SECRET",
+    ("wechat", "aes_key"): "WECHAT_AES_KEY",
+    ("wechat", "previous_aes_key"): "WECHAT_AES_KEY_PREVIOUS",
+    ("forum", "api_key"): "DISCOURSE_API_KEY",
+    ("forum", "webhook_secret"): "DISCOURSE_WEBHOOK_SECRET",
 }
 
 
@@ -277,5 +319,17 @@ def check_channels(settings: Settings, where: str) -> None:
                                 "sms.smpp_system_id")  # fmt: skip
         if settings.server.production and sms.provider == "log":
             raise SettingsError(f"{where}: server.production is true but sms.provider is log (texts are not sent)")
+    wx = settings.wechat
+    if wx.enabled and wx.token:
+        missing = [n for n, v in (("wechat.appid", wx.appid), ("WECHAT_APP_SECRET", wx.app_secret)) if not v]
+        if missing:
+            raise SettingsError(f"{where}: WECHAT_TOKEN is set but {', '.join(missing)} is not")
+        for name, key in (("WECHAT_AES_KEY", wx.aes_key), ("WECHAT_AES_KEY_PREVIOUS", wx.previous_aes_key)):
+            if key and len(key) != 43:
+                raise SettingsError(f"{where}: {name} must be the 43-character EncodingAESKey")
+    fo = settings.forum
+    if fo.enabled and fo.webhook_secret and not (fo.discourse_url and fo.api_key):
+        raise SettingsError(f"{where}: DISCOURSE_WEBHOOK_SECRET is set but forum.discourse_url or DISCOURSE_API_KEY "
+                            "is not (replies are posted through the Discourse API)")  # fmt: skip
     if tg.enabled and tg.token and settings.server.production and not tg.webhook_secret:
         raise SettingsError(f"{where}: server.production is true but TELEGRAM_WEBHOOK_SECRET is not set")

@@ -1,0 +1,361 @@
+"""The operator's forum: Discourse webhooks (replies through its API) and, for any other forum,
+an RSS/Atom feed polled for new posts.
+
+A forum is public, so what the bot may say there is narrower than anywhere else:
+
+* A self-service question whose answer holds **no personal data** (outages in a district, stores,
+  roaming, plans in general, greetings…) gets a public reply through the Discourse API.
+* A question that needs account data (balance, bill, data, the customer's plan, SIM, add-ons…)
+  gets a public "we've sent you a private message" and a private message saying where to ask
+  (SMS keywords, web chat, the WeChat account) — never an account figure in public. The forum
+  never binds a number (``Ctx.can_bind``), and a reply that would carry a phone number anyway is
+  sent privately instead.
+* A complaint is registered and queued for the agents, with a note linking the post; the agent's
+  replies are posted publicly in the topic.
+
+Discourse: ``POST /channels/forum/discourse`` takes ``post_created`` / ``topic_created`` webhooks;
+``X-Discourse-Event-Signature`` (``sha256=`` HMAC-SHA256 of the raw body) is compared in constant
+time (403 otherwise) and ``X-Discourse-Event-Id`` de-duplicates. The feed: every
+``feed_interval`` seconds, with ``ETag``/``Last-Modified``; entries seen are kept in Redis, so a
+restart neither answers old posts again nor misses new ones; an edited post is not answered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import html
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import feedparser
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from bots.engine import Ctx
+from gateway.channels.base import CHANNEL_COMMANDS
+from gateway.errors import BadRequest, Forbidden
+from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS
+from gateway.metrics import Metrics
+from gateway.models import InboundMessage, OutboundMessage
+from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id, random_id
+from gateway.settings import Settings
+from nlu import NLUInputError
+
+log = logging.getLogger(__name__)
+CHANNEL = "forum"
+MAX_BODY = 512 * 1024
+MIN_POST = 20  # Discourse's default minimum post length
+# answers that need the customer's account: never in public
+ACCOUNT_INTENTS = {"query_balance", "query_bill", "query_data_usage", "query_package", "change_package", "recharge",
+                   "sim_service", "unsubscribe", "complaint_status", "broadband_repair", "number_porting"}  # fmt: skip
+_PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|\d{3}\*{4}\d{4}")
+_TAGS = re.compile(r"<[^>]+>")
+FORUM: web.AppKey[ForumChannel] = web.AppKey("forum_channel")
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    id: str  # Discourse post id, or the feed entry's id
+    username: str
+    text: str
+    url: str
+    topic_id: int | None = None  # Discourse only: where a public reply goes
+    post_number: int | None = None
+    title: str = ""
+    source: str = "discourse"  # discourse | feed
+
+    @property
+    def sender(self) -> str:
+        """One conversation per user per topic."""
+        if self.topic_id is not None:
+            return f"{self.username}@{self.topic_id}"
+        return f"{self.username}@feed-{hashlib.sha1(self.url.encode()).hexdigest()[:12]}"
+
+
+def plain(cooked: str) -> str:
+    text = re.sub(r"<br\s*/?>|</p>", "\n", cooked)
+    return html.unescape(_TAGS.sub("", text)).strip()
+
+
+class ForumChannel:
+    name = CHANNEL
+
+    def __init__(self, app: web.Application, settings: Settings, outbox: Outbox) -> None:
+        self.app = app
+        self.settings = settings
+        self.f = settings.forum
+        self.outbox = outbox
+        self.base = f"{settings.redis.key_prefix}{{forum}}:"
+        headers = {"Api-Key": self.f.api_key, "Api-Username": self.f.api_username}
+        self.session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=15))
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.app[REDIS]
+
+    # ---- one new post, from either source -----------------------------------------------------------
+    async def on_post(self, post: Post) -> bool:
+        """Classify and answer ``post``; False when it is not ours to answer."""
+        if post.username.lower() in {u.lower() for u in (*self.f.ignore_users, self.f.api_username)}:
+            return False
+        pipeline = self.app[PIPELINE]
+        text = f"{post.title}\n{post.text}".strip() if post.title else post.text
+        try:
+            text = pipeline.validate_text(text[: pipeline.settings.max_message_chars])
+        except NLUInputError:
+            return False
+        sender = post.sender
+        await self.redis.hset(self.base + f"topic:{sender}", mapping={
+            "topic_id": post.topic_id or "", "post_number": post.post_number or "", "url": post.url,
+            "username": post.username, "source": post.source})  # fmt: skip
+        result = pipeline.parse(text)
+        metadata: dict[str, Any] = {"url": post.url}
+        if result.intent in ACCOUNT_INTENTS:
+            metadata["command"] = "forum.account"
+        elif post.source == "feed" and result.intent not in ("complaint", "request_human"):
+            return False  # no write API for this forum: only complaints and requests for a person go on (to agents)
+        inbound = InboundMessage(CHANNEL, sender, sender, text, f"post:{post.id}", time.time(), metadata)
+        turn = await pipeline.handle(inbound)
+        chat_id = await self.redis.hget(self.app[PIPELINE].keys.sender(CHANNEL, sender), "human")
+        if chat_id and not turn.duplicate:
+            await self._link_note(chat_id.decode(), post)
+        if post.source == "discourse":
+            public = [r for r in turn.replies if r.text]
+            for i, reply in enumerate(public):
+                await self.queue(reply, job_id(CHANNEL, sender, post.id, str(i)))
+        return True
+
+    async def _link_note(self, chat_id: str, post: Post) -> None:
+        handoff = self.app[PIPELINE].handoff
+        if handoff is None:
+            return
+        chat = await handoff.chat(chat_id)
+        await handoff.log_entry(chat, {"kind": "note", "agent": "forum", "text": f"论坛帖子 / forum post: {post.url}"})
+
+    async def cmd_account(self, ctx: Ctx) -> None:
+        """An account question in public: say so publicly, tell where to ask privately."""
+        ctx.event("forum_private", intent=ctx.intent)
+        ctx.say("channel", "forum_public_private")
+        pm = ctx.render("channel", "forum_pm")
+        await self.outbox.put(Job(to=ctx.sender, text=pm, id=job_id(CHANNEL, ctx.sender, ctx.turn_id, "pm"), kind="pm",
+                                  conversation_id=ctx.conversation_id))  # fmt: skip
+
+    # ---- out -------------------------------------------------------------------------------------------
+    async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
+        text = message.text
+        if message.sender == "agent" and message.agent:
+            text = f"{text}\n\n—— {message.agent}"
+        kind = "public"
+        if _PHONE.search(text):  # never a number in public, whatever produced it
+            kind, text = "pm", text
+        job = Job(to=message.recipient_id, text=text, id=id_ or random_id(), kind=kind,
+                  conversation_id=message.conversation_id)  # fmt: skip
+        return await self.outbox.put(job)
+
+    async def push(self, message: OutboundMessage) -> None:
+        """Agents' replies and late answers are posted; queue positions and typing are not forum posts."""
+        if message.kind != "message" or message.sender == "system":
+            return
+        await self.queue(message)
+
+    async def send_job(self, job: Job) -> str | None:
+        topic = await self.redis.hgetall(self.base + f"topic:{job.to}")
+        if not topic or topic.get(b"source") != b"discourse":
+            raise PermanentFailure("no Discourse topic for this conversation (feed forums have no write API)")
+        username = topic[b"username"].decode()
+        text = job.text if len(job.text) >= MIN_POST else job.text + "\n\n" + "——" * (MIN_POST // 2)
+        if job.kind == "pm":
+            body: dict[str, Any] = {"title": _pm_title(text), "raw": text, "target_recipients": username,
+                                    "archetype": "private_message"}  # fmt: skip
+        else:
+            body = {"topic_id": int(topic[b"topic_id"]), "raw": text}
+            if topic.get(b"post_number"):
+                body["reply_to_post_number"] = int(topic[b"post_number"])
+        try:
+            async with self.session.post(f"{self.f.discourse_url.rstrip('/')}/posts.json", json=body) as resp:
+                status = resp.status
+                data = await resp.json(content_type=None) if resp.content_length != 0 else {}
+        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+            raise RetryLater(f"discourse unreachable: {type(exc).__name__}") from None
+        if status == 429:
+            wait = (data.get("extras") or {}).get("wait_seconds") if isinstance(data, dict) else None
+            raise RetryLater("discourse rate limit", float(wait) if wait else None)
+        if status >= 500:
+            raise RetryLater(f"discourse HTTP {status}")
+        if status >= 400:
+            errors = data.get("errors") if isinstance(data, dict) else None
+            raise PermanentFailure(f"discourse HTTP {status}: {str(errors)[:100]}")
+        return str(data.get("id", "")) or None
+
+    # ---- the feed -------------------------------------------------------------------------------------
+    def start_feed(self) -> None:
+        if self.f.feed_url:
+            self._poller = asyncio.create_task(self._poll_forever(), name="forum-feed")
+
+    async def _poll_forever(self) -> None:
+        while True:
+            try:
+                await self.poll_feed()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("forum feed: poll failed (%s); trying again in %.0f s", type(exc).__name__,
+                            self.f.feed_interval)  # fmt: skip
+            await asyncio.sleep(self.f.feed_interval)
+
+    async def poll_feed(self) -> int:
+        """One poll: the number of new posts handled. Only one process polls at a time."""
+        if not await self.redis.set(self.base + "feed:lock", "1", nx=True, ex=max(int(self.f.feed_interval), 5)):
+            return 0
+        try:
+            return await self._poll_once()
+        finally:
+            await self.redis.delete(self.base + "feed:lock")
+
+    async def _poll_once(self) -> int:
+        state = await self.redis.hgetall(self.base + "feed:http")
+        headers = {}
+        if state.get(b"etag"):
+            headers["If-None-Match"] = state[b"etag"].decode()
+        if state.get(b"modified"):
+            headers["If-Modified-Since"] = state[b"modified"].decode()
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session,
+            session.get(self.f.feed_url, headers=headers) as resp,
+        ):
+            if resp.status == 304:
+                return 0
+            if resp.status != 200:
+                raise RetryLater(f"feed HTTP {resp.status}")
+            body = await resp.read()
+            etag, modified = resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", "")
+        feed = await asyncio.to_thread(feedparser.parse, body)
+        seen_key = self.base + "feed:seen"
+        first_poll = not await self.redis.exists(seen_key)
+        handled = 0
+        for entry in feed.entries:
+            guid = str(entry.get("id") or entry.get("link") or "")
+            if not guid:
+                continue
+            updated = str(entry.get("updated") or entry.get("published") or "")
+            previous = await self.redis.hget(seen_key, guid)
+            if previous is not None:
+                if previous.decode() != updated:  # an edit: noted, not answered again
+                    await self.redis.hset(seen_key, guid, updated)
+                continue
+            await self.redis.hset(seen_key, guid, updated)
+            if first_poll and not self.f.feed_answer_backlog:
+                continue
+            body_html = entry.get("summary") or ""
+            if entry.get("content"):
+                body_html = entry["content"][0].get("value", body_html)
+            post = Post(id="feed-" + hashlib.sha1(guid.encode()).hexdigest()[:16],
+                        username=str(entry.get("author") or "guest"), text=plain(body_html),
+                        url=str(entry.get("link") or guid), title=str(entry.get("title") or ""),
+                        source="feed")  # fmt: skip
+            if await self.on_post(post):
+                handled += 1
+        if first_poll:
+            await self.redis.hset(seen_key, "__started__", str(time.time()))
+        await self.redis.hset(self.base + "feed:http", mapping={"etag": etag, "modified": modified})
+        return handled
+
+    async def close(self) -> None:
+        if self._poller:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await self.session.close()
+
+
+def _pm_title(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else "客服回复"
+    return (first[:40] + "…") if len(first) > 40 else first.ljust(15, "　")
+
+
+# ---- the Discourse webhook ---------------------------------------------------------------------------------
+async def discourse_webhook(request: web.Request) -> web.Response:
+    channel = request.config_dict[FORUM]
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
+    body = await request.content.read(MAX_BODY + 1)
+    sent = request.headers.get("X-Discourse-Event-Signature", "")
+    expected = "sha256=" + hmac.new(channel.f.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise Forbidden("X-Discourse-Event-Signature is missing or does not match the body")
+    event = request.headers.get("X-Discourse-Event", "")
+    event_id = request.headers.get("X-Discourse-Event-Id", "")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    if event == "ping":
+        return web.json_response({"status": "pong"})
+    if event_id and not await channel.redis.set(channel.base + f"event:{event_id}", "1", nx=True, ex=7 * 86400):
+        return web.json_response({"status": "duplicate"})  # Discourse redelivered an event we have
+    if event != "post_created":
+        return web.json_response(
+            {"status": "ignored", "event": event}
+        )  # a new topic's first post comes as post_created
+    raw = data.get("post")
+    if not isinstance(raw, dict) or "id" not in raw or "topic_id" not in raw:
+        raise BadRequest("'post' with 'id' and 'topic_id' is required for post_created")
+    base = channel.f.discourse_url.rstrip("/")
+    number = int(raw.get("post_number") or 1)
+    text = str(raw.get("raw") or plain(str(raw.get("cooked") or "")))
+    post = Post(id=str(raw["id"]), username=str(raw.get("username") or ""), text=text,
+                url=f"{base}/t/{raw.get('topic_slug') or '-'}/{raw['topic_id']}/{number}",
+                topic_id=int(raw["topic_id"]), post_number=number,
+                title=str(raw.get("topic_title") or "") if number == 1 else "")  # fmt: skip
+    if not post.username:
+        raise BadRequest("'post.username' is required")
+    try:
+        answered = await channel.on_post(post)
+    except BaseException:
+        if event_id:  # not handled: let Discourse's redelivery through
+            await channel.redis.delete(channel.base + f"event:{event_id}")
+        raise
+    log.info("forum: post %s in topic %s %s", post.id, post.topic_id, "answered" if answered else "not for us")
+    return web.json_response({"status": "accepted" if answered else "ignored"})
+
+
+def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
+    f = settings.forum
+    policy = OutboxPolicy(interval=1.0, per_second=f.max_per_second, max_attempts=f.max_attempts,
+                          backoff_base=f.backoff_base)  # fmt: skip
+    return Outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, policy)
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    f = settings.forum
+    if not (f.enabled and (f.webhook_secret or f.feed_url)):
+        return
+    if f.webhook_secret:
+        app.router.add_post("/channels/forum/discourse", discourse_webhook)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        outbox = make_outbox(app[REDIS], settings, app[METRICS])
+        channel = app[FORUM] = ForumChannel(app, settings, outbox)
+        pipeline = app[PIPELINE]
+        pipeline.commands.update({**CHANNEL_COMMANDS, "forum.account": channel.cmd_account})
+        pipeline.pushers[CHANNEL] = channel.push
+        app[CHANNELS][CHANNEL] = lambda: "ready"
+        outbox.start(channel.send_job)
+        channel.start_feed()
+        yield
+        await outbox.stop(settings.server.shutdown_timeout)
+        await channel.close()
+
+    app.cleanup_ctx.append(ctx)

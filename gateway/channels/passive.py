@@ -1,0 +1,87 @@
+"""Answer in the HTTP response when the answer is ready in time, else through the platform's API.
+
+WeChat (and Weibo's fan service) wait a few seconds for the response to a push, then send the
+same push again, up to three times, and finally tell the customer the account "cannot serve".
+``PassiveReplies.answer`` runs the turn and waits ``budget`` seconds:
+
+* ready in time → the first reply goes back in the response (a passive reply), any others
+  through the API;
+* not ready → the response is "success" at once, and the whole answer goes through the API
+  when it is ready.
+
+Exactly one of those happens per message, whichever process the platform's retries reach: a
+claim key per message (``SET NX``) decides, and a retry that finds a claim answers "success"
+at once. The turn itself is deduplicated by the pipeline, and the API sends by the outbox's job
+ids, so a retry that does run again never produces a second answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from gateway.models import InboundMessage, OutboundMessage, Turn
+from gateway.outbox import job_id
+
+log = logging.getLogger(__name__)
+CLAIM_TTL = 600  # seconds: longer than any platform's retries
+
+Queue = Callable[[OutboundMessage, str], Awaitable[bool]]  # (message, job id) → queued through the API
+
+
+class PassiveReplies:
+    def __init__(self, redis: aioredis.Redis, prefix: str, channel: str, budget: float, queue: Queue,
+                 handle: Callable[[InboundMessage], Awaitable[Turn]]) -> None:  # fmt: skip
+        self.redis = redis
+        self.channel = channel
+        self.budget = budget
+        self.queue = queue
+        self.handle = handle
+        self.claim_prefix = f"{prefix}{{{channel}}}:claim:"
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def answered(self, message_key: str) -> bool:
+        """A retry of a message already answered (or being answered): reply "success" at once."""
+        return bool(await self.redis.exists(self.claim_prefix + message_key))
+
+    async def answer(self, inbound: InboundMessage, message_key: str) -> OutboundMessage | None:
+        """The reply for the HTTP response, or None (answer "success")."""
+        turn_task = asyncio.ensure_future(self.handle(inbound))  # goes on even if the platform hangs up
+        done, _ = await asyncio.wait({turn_task}, timeout=self.budget)
+        claim = self.claim_prefix + message_key
+        if turn_task in done:
+            turn = turn_task.result()
+            if not await self.redis.set(claim, "passive", nx=True, ex=CLAIM_TTL):
+                return None  # another delivery of this message answered it
+            if not turn.replies:
+                return None
+            for i, reply in enumerate(turn.replies[1:], 1):  # a passive reply carries one message
+                await self.queue(reply, job_id(self.channel, inbound.sender_id, message_key, str(i)))
+            return turn.replies[0]
+        claimed = bool(await self.redis.set(claim, "api", nx=True, ex=CLAIM_TTL))
+        task = asyncio.create_task(self._through_api(turn_task, inbound, message_key, claimed))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return None
+
+    async def _through_api(self, turn_task: asyncio.Future[Turn], inbound: InboundMessage, message_key: str,
+                           claimed: bool) -> None:  # fmt: skip
+        try:
+            turn = await turn_task
+        except Exception as exc:
+            log.warning("%s: a slow turn failed (%s); the platform's retry may run it again", self.channel,
+                        type(exc).__name__)  # fmt: skip
+            if claimed:  # let a retry try again
+                await self.redis.delete(self.claim_prefix + message_key)
+            return
+        if not claimed:
+            return
+        for i, reply in enumerate(turn.replies):
+            await self.queue(reply, job_id(self.channel, inbound.sender_id, message_key, str(i)))
+
+    async def drain(self, timeout: float) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=timeout)
