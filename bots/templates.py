@@ -23,7 +23,7 @@ from nlu import mask_phone
 
 ROOT = Path(__file__).resolve().parent.parent / "templates" / "bots"
 LANGS = ("zh", "en")
-VARIANTS = {"sms": "sms", "wechat": "wechat"}  # channel → template variant
+VARIANTS = {"sms": "sms", "wechat": "wechat", "forum": "forum"}  # channel → template variant
 WECHAT_MAX_BYTES = 2048
 _BLANKS = re.compile(r"\n{3,}")
 
