@@ -25,7 +25,7 @@ from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
 from bots.templates import Renderer
-from gateway.channels import forum, sms, telegram, webchat, wechat
+from gateway.channels import forum, sms, telegram, webchat, wechat, weibo
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
 from gateway.fastredis import FastRedis
@@ -248,5 +248,6 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     sms.setup(app, settings)
     telegram.setup(app, settings)
     wechat.setup(app, settings)
+    weibo.setup(app, settings)
     forum.setup(app, settings)
     return app

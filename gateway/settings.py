@@ -147,6 +147,20 @@ class WechatSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WeiboSettings:
+    enabled: bool = True  # starts when WEIBO_APP_SECRET is set
+    uid: str = ""  # the account's Weibo uid (sender of replies)
+    app_secret: str = field(default="", repr=False)  # from WEIBO_APP_SECRET: signs the pushes
+    access_token: str = field(default="", repr=False)  # from WEIBO_ACCESS_TOKEN: for active replies
+    api_base_url: str = "https://m.api.weibo.com/2/"
+    passive_budget: float = 4.0  # Weibo waits 5 s for the passive reply, then pushes again
+    menu: str = ""  # menu keys → intents; default config/wechat_menu.yml (the same keys)
+    max_per_second: int = 20
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class ForumSettings:
     enabled: bool = True  # Discourse starts when DISCOURSE_WEBHOOK_SECRET is set; the feed when feed_url is
     discourse_url: str = ""  # e.g. https://forum.example.com (replies are posted through its API)
@@ -173,6 +187,7 @@ class Settings:
     sms: SmsSettings = field(default_factory=SmsSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     wechat: WechatSettings = field(default_factory=WechatSettings)
+    weibo: WeiboSettings = field(default_factory=WeiboSettings)
     forum: ForumSettings = field(default_factory=ForumSettings)
     source: str = field(default="(defaults)", compare=False)
 
@@ -204,6 +219,8 @@ SECRETS = {
     ("wechat", "app_secret"): "WECHAT_APP_SECRET",
     ("wechat", "aes_key"): "WECHAT_AES_KEY",
     ("wechat", "previous_aes_key"): "WECHAT_AES_KEY_PREVIOUS",
+    ("weibo", "app_secret"): "WEIBO_APP_SECRET",
+    ("weibo", "access_token"): "WEIBO_ACCESS_TOKEN",
     ("forum", "api_key"): "DISCOURSE_API_KEY",
     ("forum", "webhook_secret"): "DISCOURSE_WEBHOOK_SECRET",
 }
@@ -327,6 +344,9 @@ def check_channels(settings: Settings, where: str) -> None:
         for name, key in (("WECHAT_AES_KEY", wx.aes_key), ("WECHAT_AES_KEY_PREVIOUS", wx.previous_aes_key)):
             if key and len(key) != 43:
                 raise SettingsError(f"{where}: {name} must be the 43-character EncodingAESKey")
+    wb = settings.weibo
+    if wb.enabled and wb.app_secret and not (wb.uid and wb.access_token):
+        raise SettingsError(f"{where}: WEIBO_APP_SECRET is set but weibo.uid or WEIBO_ACCESS_TOKEN is not")
     fo = settings.forum
     if fo.enabled and fo.webhook_secret and not (fo.discourse_url and fo.api_key):
         raise SettingsError(f"{where}: DISCOURSE_WEBHOOK_SECRET is set but forum.discourse_url or DISCOURSE_API_KEY "

@@ -1,0 +1,241 @@
+"""Weibo fan service (粉丝服务平台): signed JSON pushes of private messages and events, passive and
+active replies.
+
+* ``GET /channels/weibo`` — the URL check: ``signature = sha1(sorted(app_secret, timestamp,
+  nonce))``; the ``echostr`` comes back when it matches, 403 otherwise.
+* ``POST /channels/weibo`` — every push is signed the same way (403 otherwise); the body is JSON
+  ``{"type", "receiver_id", "sender_id", "created_at", "text", "data"}``. Text goes to the pipeline;
+  ``follow``/``subscribe`` get the welcome; ``unfollow``/``unsubscribe`` stop sends; menu ``click``
+  keys map to intents (the WeChat menu file's keys); images, voice and positions get "text only".
+* Weibo waits 5 seconds and pushes again: as on WeChat (``PassiveReplies``), the answer goes back in
+  the response (``{"result": true, "receiver_id", "sender_id", "type": "text", "data": <URL-encoded
+  JSON>}``) when it is ready within ``passive_budget``, else an empty 200 at once and the answer
+  through ``messages/reply.json``. A push carries no id: ``sender_id`` + ``created_at`` (+ the text)
+  identify it, so a retry is answered once.
+* A fan binds a number with a one-time code by SMS, as on every social channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.channels.base import CHANNEL_COMMANDS, as_text
+from gateway.channels.passive import PassiveReplies
+from gateway.channels.wechat import load_menu
+from gateway.errors import BadRequest, Forbidden
+from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS
+from gateway.metrics import Metrics
+from gateway.models import InboundMessage, OutboundMessage
+from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, random_id
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+CHANNEL = "weibo"
+MAX_BODY = 64 * 1024
+MAX_TEXT = 300  # characters per message
+TOKEN_ERRORS = {21301, 21327, 21332}
+RATE_ERRORS = {10022, 10023, 10024}
+WEIBO: web.AppKey[WeiboChannel] = web.AppKey("weibo_channel")
+
+
+def signature(secret: str, timestamp: str, nonce: str) -> str:
+    return hashlib.sha1("".join(sorted([secret, timestamp, nonce])).encode()).hexdigest()
+
+
+def chunks(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Split at line or sentence ends where possible; never more than ``limit`` characters."""
+    out, current = [], ""
+    for piece in text.splitlines(keepends=True):
+        while len(piece) > limit:
+            out.append(piece[:limit])
+            piece = piece[limit:]
+        if len(current) + len(piece) > limit:
+            out.append(current.rstrip())
+            current = ""
+        current += piece
+    if current.strip():
+        out.append(current.rstrip())
+    return out or [""]
+
+
+class WeiboChannel:
+    name = CHANNEL
+
+    def __init__(self, app: web.Application, settings: Settings, outbox: Outbox, menu: dict[str, str]) -> None:
+        self.app = app
+        self.settings = settings
+        self.wb = settings.weibo
+        self.outbox = outbox
+        self.menu = menu
+        self.base = f"{settings.redis.key_prefix}{{weibo}}:"
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        self.passive = PassiveReplies(self.redis, settings.redis.key_prefix, CHANNEL, self.wb.passive_budget,
+                                      self.queue, app[PIPELINE].handle)  # fmt: skip
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.app[REDIS]
+
+    def check(self, query: Any) -> None:
+        expected = signature(self.wb.app_secret, query.get("timestamp", ""), query.get("nonce", ""))
+        if not hmac.compare_digest(query.get("signature", "").encode(), expected.encode()):
+            raise Forbidden("signature does not match (check WEIBO_APP_SECRET)")
+
+    async def on_push(self, request: web.Request) -> web.Response:
+        self.check(request.query)
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
+        raw = await request.content.read(MAX_BODY + 1)
+        try:
+            push = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadRequest("request body is not valid JSON") from None
+        if not isinstance(push, dict) or not push.get("sender_id") or not push.get("type"):
+            raise BadRequest("a Weibo push needs 'type' and 'sender_id'")
+        fan = str(push["sender_id"])
+        text = str(push.get("text") or "")
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        key = f"{fan}:{push.get('created_at', '')}:{push['type']}:{digest}"
+        if await self.passive.answered(key):
+            return web.Response(text="")
+        inbound = await self._inbound(push, fan, text, key)
+        if inbound is None:
+            return web.Response(text="")
+        reply = await self.passive.answer(inbound, key)
+        if reply is None:
+            return web.Response(text="")
+        first, *rest = chunks(as_text(reply))
+        for i, part in enumerate(rest, 1):  # a passive reply carries one message of 300 characters
+            await self.outbox.put(Job(to=fan, text=part, id=f"{key}:p{i}", conversation_id=reply.conversation_id))
+        body = {"result": True, "receiver_id": int(fan) if fan.isdigit() else fan,
+                "sender_id": int(self.wb.uid) if self.wb.uid.isdigit() else self.wb.uid, "type": "text",
+                "data": quote(json.dumps({"text": first}, ensure_ascii=False), safe="")}  # fmt: skip
+        return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    async def _inbound(self, push: dict[str, Any], fan: str, text: str, key: str) -> InboundMessage | None:
+        kind = str(push["type"])
+        data = push.get("data") if isinstance(push.get("data"), dict) else {}
+        metadata: dict[str, Any] = {}
+        if kind == "event":
+            subtype = str(data.get("subtype", ""))
+            if subtype in ("unfollow", "unsubscribe"):
+                await self.redis.set(self.base + f"unsub:{fan}", "1", ex=365 * 86400)
+                return None
+            if subtype in ("follow", "subscribe"):
+                await self.redis.delete(self.base + f"unsub:{fan}")
+                text, metadata["command"] = "[follow]", "channel.welcome"
+            elif subtype == "click":
+                target = self.menu.get(str(data.get("key", "")), "welcome")
+                text, metadata["menu"] = "[menu]", str(data.get("key", ""))
+                metadata["command"] = "channel.welcome" if target == "welcome" else f"/{target}"
+            else:
+                return None
+        elif kind == "text":
+            pass
+        elif kind == "mention":
+            return None  # a public @mention: answered (if at all) in public by people, not privately by the bot
+        else:
+            text, metadata["command"] = f"[{kind}]", "channel.text_only"
+        pipeline = self.app[PIPELINE]
+        try:
+            text = pipeline.validate_text(text)
+        except Exception:
+            text, metadata["command"] = f"[{len(text)} chars]", "channel.too_long"
+        return InboundMessage(CHANNEL, fan, fan, text, key, time.time(), metadata, lang="zh")
+
+    # ---- active replies --------------------------------------------------------------------------------
+    async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
+        kind = "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
+        added = False
+        parts = chunks(as_text(message))
+        for i, part in enumerate(parts):
+            job_key = f"{id_}:{i}" if id_ and len(parts) > 1 else id_
+            job = Job(to=message.recipient_id, text=part, id=job_key or random_id(), kind=kind,
+                      conversation_id=message.conversation_id)  # fmt: skip
+            added = await self.outbox.put(job) or added
+        return added
+
+    async def push(self, message: OutboundMessage) -> None:
+        if message.kind != "typing":
+            await self.queue(message)
+
+    async def send_job(self, job: Job) -> str | None:
+        if await self.redis.exists(self.base + f"unsub:{job.to}"):
+            raise PermanentFailure("the fan unfollowed")
+        form = {"access_token": self.wb.access_token, "type": "text", "receiver_id": job.to, "save_sender_box": "1",
+                "data": json.dumps({"text": job.text}, ensure_ascii=False)}  # fmt: skip
+        url = f"{self.wb.api_base_url.rstrip('/')}/messages/reply.json"
+        try:
+            async with self.session.post(url, data=form) as resp:
+                status = resp.status
+                data = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RetryLater(f"weibo unreachable: {type(exc).__name__}") from None
+        if status == 200 and isinstance(data, dict) and data.get("result") in (True, "true"):
+            return None
+        code = int(data.get("error_code", 0)) if isinstance(data, dict) else 0
+        if code in RATE_ERRORS:
+            raise RetryLater(f"weibo rate limit {code}", 60.0)
+        if code in TOKEN_ERRORS:
+            log.warning("weibo: the access token was refused (%s); renew WEIBO_ACCESS_TOKEN", code)
+            raise RetryLater(f"weibo token refused {code}", 60.0)
+        if status >= 500 or code in (10001, 10002):
+            raise RetryLater(f"weibo HTTP {status} error {code}")
+        raise PermanentFailure(f"weibo HTTP {status} error {code}")
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def verify(request: web.Request) -> web.Response:
+    channel = request.config_dict[WEIBO]
+    channel.check(request.query)
+    echo = request.query.get("echostr")
+    if not echo:
+        raise BadRequest("'echostr' is required")
+    return web.Response(text=echo, content_type="text/plain")
+
+
+async def push(request: web.Request) -> web.Response:
+    return await request.config_dict[WEIBO].on_push(request)
+
+
+def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
+    wb = settings.weibo
+    policy = OutboxPolicy(interval=0.0, per_second=wb.max_per_second, max_attempts=wb.max_attempts,
+                          backoff_base=wb.backoff_base)  # fmt: skip
+    return Outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, policy)
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    wb = settings.weibo
+    if not (wb.enabled and wb.app_secret):
+        return
+    menu = load_menu(wb.menu or None)
+    app.add_routes([web.get("/channels/weibo", verify), web.post("/channels/weibo", push)])
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        outbox = make_outbox(app[REDIS], settings, app[METRICS])
+        channel = app[WEIBO] = WeiboChannel(app, settings, outbox, menu)
+        pipeline = app[PIPELINE]
+        pipeline.commands.update(CHANNEL_COMMANDS)
+        pipeline.pushers[CHANNEL] = channel.push
+        app[CHANNELS][CHANNEL] = lambda: "ready"
+        outbox.start(channel.send_job)
+        yield
+        await channel.passive.drain(settings.server.shutdown_timeout)
+        await outbox.stop(settings.server.shutdown_timeout)
+        await channel.close()
+
+    app.cleanup_ctx.append(ctx)
