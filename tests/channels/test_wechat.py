@@ -177,3 +177,17 @@ async def test_unsubscribe_stops_sends(gateways, wx, agents):
     await agent.call("POST", f"/api/chats/{chat['id']}/messages", {"text": "您好，请问有什么可以帮您？"})
     await eventually(lambda: metric(gw, 'outbox_dead_total{channel="wechat"}'), timeout=5)
     assert not any("有什么可以帮您" in t for t in wx.texts_to(FAN))
+
+
+async def test_two_gateway_processes_share_one_access_token(gateways, wx):
+    """Every answer through the API (a zero passive budget), from two processes on one Redis: one token fetch."""
+    sections = wechat_sections(wx, passive_budget=0.0)
+    gw1, gw2 = await gateways(**sections), await gateways(**sections)
+    fans = [openid(i) for i in range(10, 16)]
+    pushes = [(f"{gw.base}/channels/wechat", wx.text_xml(fan, "营业厅几点开门", 6000 + i))
+              for i, (gw, fan) in enumerate(zip([gw1, gw2] * 3, fans, strict=True))]  # fmt: skip
+    results = await asyncio.gather(*(wx.post(url, xml) for url, xml in pushes))
+    assert all(body == "success" for _, body, _ in results)
+    await wx.wait_sent(len(fans), timeout=8)
+    assert sorted({m["touser"] for m in wx.sent}) == sorted(fans) and len(wx.sent) == len(fans)
+    assert wx.token_requests == 1
