@@ -56,6 +56,15 @@ def _channels(settings: Settings, base: str) -> list[str]:
         out.append(f"Telegram webhook {base}/channels/telegram/webhook")
     else:
         out.append("Telegram off (set TELEGRAM_BOT_TOKEN)")
+    wx, wb, fo = settings.wechat, settings.weibo, settings.forum
+    out.append(f"WeChat {base}/channels/wechat" if wx.enabled and wx.token else "WeChat off (set WECHAT_TOKEN)")
+    out.append(f"Weibo {base}/channels/weibo" if wb.enabled and wb.app_secret else "Weibo off (set WEIBO_APP_SECRET)")
+    if fo.enabled and (fo.webhook_secret or fo.feed_url):
+        forum = [f"Discourse webhook {base}/channels/forum/discourse"] if fo.webhook_secret else []
+        forum += [f"feed {fo.feed_url} every {fo.feed_interval:g} s"] if fo.feed_url else []
+        out.append("forum: " + ", ".join(forum))
+    else:
+        out.append("forum off (set DISCOURSE_WEBHOOK_SECRET or forum.feed_url)")
     return out
 
 

@@ -151,7 +151,7 @@ class FakeDiscourse:
         self.users: dict[str, dict] = {}  # lower-case username → {"id", "username", "name"}
         self.topics: dict[int, dict] = {}  # id → {"id", "title", "slug", "archetype", "category_id", "recipients" …}
         self.posts: list[dict] = []  # every post created through the API, as answered
-        self.calls: list[dict] = []  # every API request: {"method", "path", "headers", "params", "status", "body"}
+        self.calls: list[dict] = []  # API requests but when down: {"method", "path", "headers", "params", "status" …}
         self.deliveries: list[dict] = []  # every webhook sent: {"url", "headers", "body" (bytes), "status"}
         # controls
         self.down = False
@@ -370,7 +370,9 @@ class FakeDiscourse:
             names = [n.strip() for n in recipients.split(",") if n.strip()]
             if not names:
                 raise _invalid("You must choose a valid user.")
-            self._check_lengths(raw, self.min_personal_message_post_length, title, self.min_personal_message_title_length)
+            self._check_lengths(
+                raw, self.min_personal_message_post_length, title, self.min_personal_message_title_length
+            )
             for name in names:
                 self.add_user(name)
             topic = self.add_topic(title, archetype="private_message", recipients=names, username=username)
@@ -735,9 +737,7 @@ class FeedServer:
     def last_modified(self) -> dtm.datetime:
         return max((item["updated"] for item in self.items), default=self._started)
 
-    def add(
-        self, guid: str, title: str, body: str, author: str, published: dtm.datetime | None = None
-    ) -> dict:
+    def add(self, guid: str, title: str, body: str, author: str, published: dtm.datetime | None = None) -> dict:
         """A new topic; ``updated`` = ``published`` (default: now, or just past Last-Modified)."""
         if any(item["guid"] == guid for item in self.items):
             raise ValueError(f"duplicate guid {guid!r}")
