@@ -39,22 +39,24 @@ from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# KEYS: due zset, recipient list, id marker. ARGV: job JSON, recipient, now, id ttl ('' = no id).
+# KEYS: due zset, recipient list, id marker, the recipient's next allowed send time.
+# ARGV: job JSON, recipient, now, id ttl ('' = no id).
 _ENQUEUE = """
 if ARGV[4] ~= '' then
   if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then return 0 end
 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[2])
+local at = math.max(tonumber(ARGV[3]), tonumber(redis.call('GET', KEYS[4]) or '0'))
+redis.call('ZADD', KEYS[1], 'NX', at, ARGV[2])
 return 1
 """
 
 # Claim up to ARGV[3] due recipients. KEYS: due zset. ARGV: now, lease, batch, per-second cap (0 = none),
 # key prefix of the recipient lists, key of this second's counter.
-# Returns {recipient, head job, …}.
+# Returns {capped (1 when this second's cap stopped the claim), recipient, head job, …}.
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
+local out = {0}
 local cap = tonumber(ARGV[4])
 for _, r in ipairs(due) do
   local head = redis.call('LINDEX', ARGV[5] .. r, 0)
@@ -62,9 +64,8 @@ for _, r in ipairs(due) do
     redis.call('ZREM', KEYS[1], r)
   else
     if cap > 0 then
-      local n = redis.call('INCR', ARGV[6])
-      if n == 1 then redis.call('EXPIRE', ARGV[6], 2) end
-      if n > cap then break end
+      if tonumber(redis.call('GET', ARGV[6]) or '0') >= cap then out[1] = 1 break end
+      if redis.call('INCR', ARGV[6]) == 1 then redis.call('EXPIRE', ARGV[6], 2) end
     end
     redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), r)
     table.insert(out, r)
@@ -74,8 +75,9 @@ end
 return out
 """
 
-# Settle the head job. KEYS: due zset, recipient list, dead list. ARGV: recipient, head as claimed,
-# outcome (done | retry | dead), next due time, replacement head (retry) or dead record (dead).
+# Settle the head job. KEYS: due zset, recipient list, dead list, the recipient's next allowed send time.
+# ARGV: recipient, head as claimed, outcome (done | retry | dead), next due time, replacement head (retry)
+# or dead record (dead), milliseconds the next allowed time is kept (the interval).
 _SETTLE = """
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return 0 end
 if ARGV[3] == 'retry' then
@@ -87,6 +89,9 @@ redis.call('LPOP', KEYS[2])
 if ARGV[3] == 'dead' then
   redis.call('RPUSH', KEYS[3], ARGV[5])
   redis.call('LTRIM', KEYS[3], -1000, -1)
+end
+if tonumber(ARGV[6]) > 0 then  -- a message queued after the list emptied still keeps the interval
+  redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[6])
 end
 if redis.call('LLEN', KEYS[2]) > 0 then
   redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
@@ -172,13 +177,16 @@ class Outbox:
     def queue_key(self, recipient: str) -> str:
         return f"{self._base}q:{recipient}"
 
+    def next_key(self, recipient: str) -> str:
+        return f"{self._base}next:{recipient}"
+
     # ---- enqueue -------------------------------------------------------------------------------
     async def put(self, job: Job, id_ttl: int = 86400) -> bool:
         """Queue ``job``; False when a job with the same id was already queued."""
         job.created = job.created or time.time()
         marker = f"{self._base}id:{job.id}" if job.id else f"{self._base}id:-"
         added = await self._enqueue(
-            keys=[self.due_key, self.queue_key(job.to), marker],
+            keys=[self.due_key, self.queue_key(job.to), marker, self.next_key(job.to)],
             args=[job.dumps(), job.to, time.time(), id_ttl if job.id else ""],
         )  # fmt: skip
         if added:
@@ -207,18 +215,22 @@ class Outbox:
         self._stopping = True
         self._wake.set()
         if self._task:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            done, _ = await asyncio.wait({self._task}, timeout=timeout)
+            if not done:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=timeout)
-        for task in list(self._inflight):
+        for task in list(self._inflight):  # cut off: re-sent by any process once their lease runs out
             task.cancel()
 
     async def _run(self) -> None:
         backoff = 0.1
         while not self._stopping:
+            self._wake.clear()  # before claiming: a put, a settled send or stop() from now on wakes the idle wait
             try:
-                claimed = await self._claim_batch()
+                claimed, capped = await self._claim_batch()
                 backoff = 0.1
             except (aioredis.RedisError, OSError) as exc:
                 log.warning("outbox %s: Redis unavailable (%s); retrying", self.channel, type(exc).__name__)
@@ -227,35 +239,44 @@ class Outbox:
                 continue
             if claimed:
                 continue
-            await self._idle()
+            await self._idle(capped)
 
-    async def _claim_batch(self) -> int:
+    async def _claim_batch(self) -> tuple[int, bool]:
         free = self.policy.concurrency - len(self._inflight)
-        if free <= 0:
-            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-            return 1
+        if free <= 0:  # every slot busy: until one frees, or stop()
+            await self._sleep(1.0)
+            return 0, False
         now = time.time()
         second = f"{self._base}sec:{int(now)}"
         got = await self._claim(
             keys=[self.due_key],
             args=[now, self.policy.lease, free, self.policy.per_second, self._base + "q:", second],
         )  # fmt: skip
-        for i in range(0, len(got), 2):
+        for i in range(1, len(got), 2):
             recipient, head = got[i].decode(), got[i + 1]
             task = asyncio.create_task(self._deliver(recipient, head))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-        return len(got) // 2
+            task.add_done_callback(lambda _: self._wake.set())  # a slot is free again
+        return len(got) // 2, bool(got[0])
 
-    async def _idle(self) -> None:
-        """Sleep until the earliest recipient is due (at most 1 s), or until something is queued here."""
+    async def _idle(self, capped: bool) -> None:
+        """Sleep until the earliest recipient is due (at most 1 s) — or, when this second's cap was reached,
+        until the next second — unless something is queued, a send settles, or the outbox stops."""
+        if capped:
+            await self._sleep(1.0 - time.time() % 1.0 + 0.001)
+            return
         first = await self.redis.zrange(self.due_key, 0, 0, withscores=True)
         wait = 1.0
         if first:
-            wait = min(max(first[0][1] - time.time(), 0.005), 1.0)
-        self._wake.clear()
+            wait = min(max(first[0][1] - time.time(), 0.001), 1.0)
+        await self._sleep(wait)
+
+    async def _sleep(self, seconds: float) -> None:
+        if self._stopping:
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), wait)
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _deliver(self, recipient: str, head: bytes) -> None:
         assert self._send is not None
@@ -280,23 +301,24 @@ class Outbox:
                 log.warning("outbox %s: send raised %s", self.channel, type(exc).__name__, exc_info=True)
         now = time.time()
         labels = self.channel
-        if outcome == "retry":
-            job.attempts += 1
+        if outcome != "done":
+            job.attempts += 1  # tries made
             job.last_error = error[:200]
+        if outcome == "retry":
             if job.attempts >= self.policy.max_attempts:
                 outcome = "dead"
             else:
                 delay = after if after is not None else self._backoff(job.attempts)
                 self.metrics.outbox_retries.labels(labels).inc()
-                log.info("outbox %s: send failed (%s); attempt %d again in %.1f s", self.channel, error,
-                         job.attempts + 1, delay)  # fmt: skip
+                log.info("outbox %s: send failed (%s); try %d in %.1f s", self.channel, error, job.attempts + 1,
+                         delay)  # fmt: skip
                 await self._settle_safely(recipient, head, "retry", now + delay, job.dumps())
                 return
         if outcome == "dead":
-            job.last_error = error[:200]
             record = json.dumps({**asdict(job), "failed_at": now}, ensure_ascii=False)
             self.metrics.outbox_dead.labels(labels).inc()
-            log.warning("outbox %s: message dropped after %d attempt(s): %s", self.channel, job.attempts + 1, error)
+            log.warning("outbox %s: message dropped after %d tr%s: %s", self.channel, job.attempts,
+                        "y" if job.attempts == 1 else "ies", error)  # fmt: skip
             await self._settle_safely(recipient, head, "dead", now, record)
             return
         self.metrics.outbox_sent.labels(labels).inc()
@@ -306,8 +328,11 @@ class Outbox:
     async def _settle_safely(self, recipient: str, head: bytes, outcome: str, due: float, data: str) -> None:
         for attempt in range(5):
             try:
-                await self._settle(keys=[self.due_key, self.queue_key(recipient), self.dead_key],
-                                   args=[recipient, head, outcome, due, data])  # fmt: skip
+                keep_ms = int(self.policy.interval * 1000) if outcome == "done" else 0
+                await self._settle(keys=[self.due_key, self.queue_key(recipient), self.dead_key,
+                                         self.next_key(recipient)],
+                                   args=[recipient, head, outcome, due, data, keep_ms])  # fmt: skip
+                self._wake.set()  # the recipient's next time is set: the worker re-plans its sleep
                 return
             except (aioredis.RedisError, OSError):
                 await asyncio.sleep(0.2 * (attempt + 1))
