@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -36,8 +37,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.metrics import Metrics
+from nlu import mask_phone
 
 log = logging.getLogger(__name__)
+_NUMBER = re.compile(r"\+?\d{7,15}")
 
 # KEYS: due zset, recipient list, id marker, the recipient's next allowed send time.
 # ARGV: job JSON, recipient, now, id ttl ('' = no id).
@@ -303,6 +306,7 @@ class Outbox:
         labels = self.channel
         if outcome != "done":
             job.attempts += 1  # tries made
+            error = _NUMBER.sub(lambda m: mask_phone(m.group()), error)  # a provider may echo the number
             job.last_error = error[:200]
         if outcome == "retry":
             if job.attempts >= self.policy.max_attempts:

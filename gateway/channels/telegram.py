@@ -56,6 +56,8 @@ from nlu import NLUInputError
 # PTB 22 reads durations (RetryAfter.retry_after…) as timedelta only with this set; without it, each read warns
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 log = logging.getLogger(__name__)
+# httpx (PTB's HTTP client) logs every request URL at INFO — and the Bot API's URLs carry the bot token
+logging.getLogger("httpx").setLevel(logging.WARNING)
 CHANNEL = "telegram"
 MAX_BODY = 256 * 1024
 MAX_TEXT = 4096

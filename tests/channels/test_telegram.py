@@ -175,3 +175,14 @@ async def test_webhook_and_commands_are_registered_at_start_up(gateways, telegra
     # Telegram itself now delivers to the registered URL with the secret
     assert await telegram_api.deliver(telegram_api.text_update(9, CHAT, "/start")) == 200
     await telegram_api.wait_for("sendMessage", 1, chat_id=CHAT)
+
+
+async def test_the_bot_token_never_reaches_the_logs(gateways, telegram_api, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    caplog.set_level(logging.INFO)
+    gw = await gateways(**telegram_sections(telegram_api))
+    await Chat(gw, telegram_api).say("/start")
+    secret_part = telegram_api.token.split(":", 1)[1]
+    assert caplog.records and not any(secret_part in r.getMessage() for r in caplog.records)

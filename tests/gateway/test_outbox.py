@@ -598,3 +598,22 @@ async def test_stop_is_prompt_when_it_comes_while_the_worker_talks_to_redis(make
         await outbox.stop()
     assert texts(calls) == ["a1"]
     assert took < 0.3  # nothing is in flight worth waiting for; observed: 1 s
+
+
+async def test_a_providers_error_that_echoes_the_number_is_masked_in_logs_and_the_dead_list(make_outbox, caplog):
+    async def behave(job: Job, tried: int) -> None:
+        raise PermanentFailure("invalid recipient: +8613800138000")
+
+    send, calls = provider(behave)
+    outbox = make_outbox()
+    await outbox.put(Job(to="13800138000", text="x"))
+    outbox.start(send)
+    try:
+        await until(lambda: calls, what="the send")
+        await until(outbox.dead, what="the dead record")
+    finally:
+        await stop(outbox)
+    (dead,) = await outbox.dead()
+    assert dead["last_error"] == "invalid recipient: 138****8000"
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "138****8000" in logged and "13800138000" not in logged
