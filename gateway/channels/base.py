@@ -8,12 +8,16 @@ Rich content degrades to text in one place (``as_text``) for channels without bu
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from bots.engine import Ctx
+from gateway.errors import BadRequest
+from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
+from gateway.outbox import Job, Outbox, OutboxPolicy, random_id
 
 OnMessage = Callable[[InboundMessage], Awaitable[Turn]]
 
@@ -32,6 +36,41 @@ def as_text(message: OutboundMessage) -> str:
         return message.text
     options = "\n".join(f"{i}. {b.title}" for i, b in enumerate(message.buttons, 1))
     return f"{message.text}\n{options}"
+
+
+# ---- what provider channels share ------------------------------------------------------------------------
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body (signatures are over the raw bytes), refused past ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(f"request body is over the size limit of {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise BadRequest(f"request body is over the size limit of {limit} bytes")
+    return body
+
+
+def job_kind(message: OutboundMessage) -> str:
+    return "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
+
+
+async def queue_parts(outbox: Outbox, message: OutboundMessage, parts: list[str], id_: str = "") -> bool:
+    """``message`` as one outbox job per part (a platform's size limit); ids ``<id>:<n>`` when split."""
+    added = False
+    for i, part in enumerate(parts):
+        key = f"{id_}:{i}" if id_ and len(parts) > 1 else id_
+        job = Job(to=message.recipient_id, text=part, id=key or random_id(), kind=job_kind(message),
+                  buttons=[[b.title, b.payload] for b in message.buttons] if i == len(parts) - 1 else [],
+                  conversation_id=message.conversation_id)  # fmt: skip
+        added = await outbox.put(job) or added
+    return added
+
+
+def make_outbox(redis: aioredis.Redis, prefix: str, channel: str, metrics: Metrics, section: Any,
+                interval: float = 0.0, **policy: Any) -> Outbox:  # fmt: skip
+    """A channel's outbox from its settings section (``max_per_second``, ``max_attempts``, ``backoff_base``)."""
+    return Outbox(redis, prefix, channel, metrics, OutboxPolicy(
+        interval=interval, per_second=section.max_per_second, max_attempts=section.max_attempts,
+        backoff_base=section.backoff_base, **policy))  # fmt: skip
 
 
 # ---- commands any channel may use (``InboundMessage.metadata["command"]``) ------------------------------

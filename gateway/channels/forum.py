@@ -41,12 +41,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bots.engine import Ctx
-from gateway.channels.base import CHANNEL_COMMANDS
+from gateway.channels import base
+from gateway.channels.base import CHANNEL_COMMANDS, read_body
 from gateway.errors import BadRequest, Forbidden
 from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
-from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id, random_id
+from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
 from gateway.settings import Settings
 from nlu import NLUInputError
 
@@ -286,9 +287,7 @@ def _pm_title(text: str) -> str:
 # ---- the Discourse webhook ---------------------------------------------------------------------------------
 async def discourse_webhook(request: web.Request) -> web.Response:
     channel = request.config_dict[FORUM]
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
-    body = await request.content.read(MAX_BODY + 1)
+    body = await read_body(request, MAX_BODY)
     sent = request.headers.get("X-Discourse-Event-Signature", "")
     expected = "sha256=" + hmac.new(channel.f.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
     if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
@@ -332,10 +331,7 @@ async def discourse_webhook(request: web.Request) -> web.Response:
 
 
 def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
-    f = settings.forum
-    policy = OutboxPolicy(interval=1.0, per_second=f.max_per_second, max_attempts=f.max_attempts,
-                          backoff_base=f.backoff_base)  # fmt: skip
-    return Outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, policy)
+    return base.make_outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, settings.forum, 1.0)
 
 
 def setup(app: web.Application, settings: Settings) -> None:

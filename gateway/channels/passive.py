@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
+from aiohttp import web
 
+from gateway.channels.base import CHANNEL_COMMANDS
+from gateway.errors import BadRequest
+from gateway.keys import CHANNELS, PIPELINE
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import job_id
+from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 CLAIM_TTL = 600  # seconds: longer than any platform's retries
@@ -85,3 +91,36 @@ class PassiveReplies:
     async def drain(self, timeout: float) -> None:
         if self._background:
             await asyncio.wait(self._background, timeout=timeout)
+
+
+def mount(app: web.Application, settings: Settings, path: str, key: web.AppKey[Any],
+          build: Callable[[web.Application], Any]) -> None:  # fmt: skip
+    """The routes and lifecycle of a push-platform channel (WeChat, Weibo): ``GET path`` answers the URL
+    check (``channel.check(query)``, then the ``echostr``), ``POST path`` takes pushes (``channel.on_push``);
+    the channel's outbox runs with the app, and its slow answers are drained at shutdown."""
+
+    async def verify(request: web.Request) -> web.Response:
+        request.config_dict[key].check(request.query)
+        echo = request.query.get("echostr")
+        if not echo:
+            raise BadRequest("'echostr' is required")
+        return web.Response(text=echo, content_type="text/plain")
+
+    async def push(request: web.Request) -> web.Response:
+        return await request.config_dict[key].on_push(request)  # type: ignore[no-any-return]
+
+    app.add_routes([web.get(path, verify), web.post(path, push)])
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        channel = app[key] = build(app)
+        pipeline = app[PIPELINE]
+        pipeline.commands.update(CHANNEL_COMMANDS)
+        pipeline.pushers[channel.name] = channel.push
+        app[CHANNELS][channel.name] = lambda: "ready"
+        channel.outbox.start(channel.send_job)
+        yield
+        await channel.passive.drain(settings.server.shutdown_timeout)
+        await channel.outbox.stop(settings.server.shutdown_timeout)
+        await channel.close()
+
+    app.cleanup_ctx.append(ctx)

@@ -38,12 +38,13 @@ from twilio.request_validator import RequestValidator
 
 from bots import sms as sms_sizes
 from bots.engine import Ctx
-from gateway.channels.base import as_text
+from gateway.channels import base
+from gateway.channels.base import as_text, job_kind, read_body
 from gateway.errors import BadRequest, Forbidden
 from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS, RKEYS, SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
-from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id, random_id
+from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
 from gateway.settings import Settings, SmsSettings
 from nlu import NLUInputError, mask_phone
 
@@ -334,8 +335,7 @@ class SmsChannel:
         """A late answer, an agent's message, a queue notice: texted."""
         if message.kind == "typing":
             return
-        kind = "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
-        await self.queue(message, kind=kind)
+        await self.queue(message, kind=job_kind(message))
 
     def state(self) -> str:
         provider = self.provider
@@ -418,19 +418,20 @@ class OutboxSms:
 
 def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
     s = settings.sms
-    policy = OutboxPolicy(interval=s.per_number_interval, per_second=s.max_per_second, max_attempts=s.max_attempts,
-                          backoff_base=s.backoff_base, lease=max(30.0, s.smpp_submit_timeout * 2))  # fmt: skip
-    return Outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, policy)
+    return base.make_outbox(
+        redis,
+        settings.redis.key_prefix,
+        CHANNEL,
+        metrics,
+        s,
+        s.per_number_interval,
+        lease=max(30.0, s.smpp_submit_timeout * 2),
+    )
 
 
 # ---- HTTP handlers ----------------------------------------------------------------------------------
 async def _body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
-    return body
+    return await read_body(request, MAX_BODY)
 
 
 def _check_hmac(request: web.Request, body: bytes, secret: str) -> None:

@@ -44,12 +44,13 @@ from telegram.ext import (
     filters,
 )
 
-from gateway.channels.base import CHANNEL_COMMANDS
+from gateway.channels import base
+from gateway.channels.base import CHANNEL_COMMANDS, queue_parts, read_body
 from gateway.errors import BadRequest, Forbidden, GatewayError
 from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
-from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id, random_id
+from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id
 from gateway.settings import Settings
 from nlu import NLUInputError
 
@@ -230,11 +231,7 @@ class TelegramChannel:
 
     # ---- outbound --------------------------------------------------------------------------------
     async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
-        kind = "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
-        job = Job(to=message.recipient_id, text=message.text, id=id_ or random_id(), kind=kind,
-                  buttons=[[b.title, b.payload] for b in message.buttons],
-                  conversation_id=message.conversation_id)  # fmt: skip
-        return await self.outbox.put(job)
+        return await queue_parts(self.outbox, message, [message.text], id_)
 
     async def push(self, message: OutboundMessage) -> None:
         if message.kind == "typing":  # an agent typing: shown now or never
@@ -298,11 +295,7 @@ async def webhook(request: web.Request) -> web.Response:
         sent = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not hmac.compare_digest(sent.encode(), secret.encode()):
             raise Forbidden("X-Telegram-Bot-Api-Secret-Token is missing or wrong")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
+    body = await read_body(request, MAX_BODY)
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -319,9 +312,7 @@ async def webhook(request: web.Request) -> web.Response:
 
 def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
     t = settings.telegram
-    policy = OutboxPolicy(interval=t.per_chat_interval, per_second=t.max_per_second, max_attempts=t.max_attempts,
-                          backoff_base=t.backoff_base)  # fmt: skip
-    return Outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, policy)
+    return base.make_outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, t, t.per_chat_interval)
 
 
 def setup(app: web.Application, settings: Settings) -> None:

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +39,14 @@ from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
-from gateway.channels.base import CHANNEL_COMMANDS, as_text
-from gateway.channels.passive import PassiveReplies
+from gateway.channels import base
+from gateway.channels.base import as_text, queue_parts, read_body
+from gateway.channels.passive import PassiveReplies, mount
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS
+from gateway.keys import METRICS, PIPELINE, REDIS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
-from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, random_id
+from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, random_id
 from gateway.settings import Settings
 from nlu import INTENTS
 from nlu.normalize import has_cjk
@@ -101,7 +101,7 @@ class WeChatChannel:
         return self.app[REDIS]
 
     # ---- verification ------------------------------------------------------------------------------
-    def check_plain(self, query: Any) -> None:
+    def check(self, query: Any) -> None:
         try:
             check_signature(self.w.token, query.get("signature", ""), query.get("timestamp", ""),
                             query.get("nonce", ""))  # fmt: skip
@@ -132,13 +132,13 @@ class WeChatChannel:
     # ---- inbound -----------------------------------------------------------------------------------
     async def on_push(self, request: web.Request) -> web.Response:
         query = request.query
-        body = await _body(request)
+        body = await read_body(request, MAX_BODY)
         safe = query.get("encrypt_type") == "aes"
         crypto: WeChatCrypto | None = None
         if safe:
             xml, crypto = self.decrypt(query, body)
         else:
-            self.check_plain(query)
+            self.check(query)
             xml = body.decode("utf-8", errors="replace")
         try:
             msg = parse_message(xml)
@@ -208,16 +208,7 @@ class WeChatChannel:
         return as_text(message)
 
     async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
-        kind = "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
-        text = self.text_of(message)
-        chunks = _byte_chunks(text, MAX_BYTES)
-        added = False
-        for i, chunk in enumerate(chunks):
-            job_key = f"{id_}:{i}" if id_ and len(chunks) > 1 else id_
-            job = Job(to=message.recipient_id, text=chunk, id=job_key or random_id(), kind=kind,
-                      conversation_id=message.conversation_id)  # fmt: skip
-            added = await self.outbox.put(job) or added
-        return added
+        return await queue_parts(self.outbox, message, _byte_chunks(self.text_of(message), MAX_BYTES), id_)
 
     async def push(self, message: OutboundMessage) -> None:
         if message.kind != "typing":  # WeChat has a "typing" API, but it costs a quota slot: not worth it
@@ -326,33 +317,8 @@ def _byte_chunks(text: str, limit: int) -> list[str]:
     return [*chunks, current] if current else chunks
 
 
-async def _body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
-    return body
-
-
-async def verify(request: web.Request) -> web.Response:
-    channel = request.config_dict[WECHAT]
-    channel.check_plain(request.query)
-    echo = request.query.get("echostr")
-    if not echo:
-        raise BadRequest("'echostr' is required")
-    return web.Response(text=echo, content_type="text/plain")
-
-
-async def push(request: web.Request) -> web.Response:
-    return await request.config_dict[WECHAT].on_push(request)
-
-
 def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
-    w = settings.wechat
-    policy = OutboxPolicy(interval=0.0, per_second=w.max_per_second, max_attempts=w.max_attempts,
-                          backoff_base=w.backoff_base)  # fmt: skip
-    return Outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, policy)
+    return base.make_outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, settings.wechat)
 
 
 def setup(app: web.Application, settings: Settings) -> None:
@@ -360,19 +326,8 @@ def setup(app: web.Application, settings: Settings) -> None:
     if not (w.enabled and w.token):
         return
     menu = load_menu(w.menu or None)
-    app.add_routes([web.get("/channels/wechat", verify), web.post("/channels/wechat", push)])
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        outbox = make_outbox(app[REDIS], settings, app[METRICS])
-        channel = app[WECHAT] = WeChatChannel(app, settings, outbox, menu)
-        pipeline = app[PIPELINE]
-        pipeline.commands.update(CHANNEL_COMMANDS)
-        pipeline.pushers[CHANNEL] = channel.push
-        app[CHANNELS][CHANNEL] = lambda: "ready"
-        outbox.start(channel.send_job)
-        yield
-        await channel.passive.drain(settings.server.shutdown_timeout)
-        await outbox.stop(settings.server.shutdown_timeout)
-        await channel.close()
+    def build(app: web.Application) -> WeChatChannel:
+        return WeChatChannel(app, settings, make_outbox(app[REDIS], settings, app[METRICS]), menu)
 
-    app.cleanup_ctx.append(ctx)
+    mount(app, settings, "/channels/wechat", WECHAT, build)

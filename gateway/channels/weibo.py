@@ -22,7 +22,6 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -30,14 +29,15 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from gateway.channels.base import CHANNEL_COMMANDS, as_text
-from gateway.channels.passive import PassiveReplies
+from gateway.channels import base
+from gateway.channels.base import as_text, queue_parts, read_body
+from gateway.channels.passive import PassiveReplies, mount
 from gateway.channels.wechat import load_menu
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS
+from gateway.keys import METRICS, PIPELINE, REDIS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
-from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, random_id
+from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,9 +94,7 @@ class WeiboChannel:
 
     async def on_push(self, request: web.Request) -> web.Response:
         self.check(request.query)
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise BadRequest(f"request body is over the size limit of {MAX_BODY} bytes")
-        raw = await request.content.read(MAX_BODY + 1)
+        raw = await read_body(request, MAX_BODY)
         try:
             push = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -156,15 +154,7 @@ class WeiboChannel:
 
     # ---- active replies --------------------------------------------------------------------------------
     async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
-        kind = "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
-        added = False
-        parts = chunks(as_text(message))
-        for i, part in enumerate(parts):
-            job_key = f"{id_}:{i}" if id_ and len(parts) > 1 else id_
-            job = Job(to=message.recipient_id, text=part, id=job_key or random_id(), kind=kind,
-                      conversation_id=message.conversation_id)  # fmt: skip
-            added = await self.outbox.put(job) or added
-        return added
+        return await queue_parts(self.outbox, message, chunks(as_text(message)), id_)
 
     async def push(self, message: OutboundMessage) -> None:
         if message.kind != "typing":
@@ -198,44 +188,17 @@ class WeiboChannel:
         await self.session.close()
 
 
-async def verify(request: web.Request) -> web.Response:
-    channel = request.config_dict[WEIBO]
-    channel.check(request.query)
-    echo = request.query.get("echostr")
-    if not echo:
-        raise BadRequest("'echostr' is required")
-    return web.Response(text=echo, content_type="text/plain")
-
-
-async def push(request: web.Request) -> web.Response:
-    return await request.config_dict[WEIBO].on_push(request)
-
-
 def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
-    wb = settings.weibo
-    policy = OutboxPolicy(interval=0.0, per_second=wb.max_per_second, max_attempts=wb.max_attempts,
-                          backoff_base=wb.backoff_base)  # fmt: skip
-    return Outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, policy)
+    return base.make_outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, settings.weibo)
 
 
 def setup(app: web.Application, settings: Settings) -> None:
-    wb = settings.weibo
-    if not (wb.enabled and wb.app_secret):
+    w = settings.weibo
+    if not (w.enabled and w.app_secret):
         return
-    menu = load_menu(wb.menu or None)
-    app.add_routes([web.get("/channels/weibo", verify), web.post("/channels/weibo", push)])
+    menu = load_menu(w.menu or None)
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        outbox = make_outbox(app[REDIS], settings, app[METRICS])
-        channel = app[WEIBO] = WeiboChannel(app, settings, outbox, menu)
-        pipeline = app[PIPELINE]
-        pipeline.commands.update(CHANNEL_COMMANDS)
-        pipeline.pushers[CHANNEL] = channel.push
-        app[CHANNELS][CHANNEL] = lambda: "ready"
-        outbox.start(channel.send_job)
-        yield
-        await channel.passive.drain(settings.server.shutdown_timeout)
-        await outbox.stop(settings.server.shutdown_timeout)
-        await channel.close()
+    def build(app: web.Application) -> WeiboChannel:
+        return WeiboChannel(app, settings, make_outbox(app[REDIS], settings, app[METRICS]), menu)
 
-    app.cleanup_ctx.append(ctx)
+    mount(app, settings, "/channels/weibo", WEIBO, build)
