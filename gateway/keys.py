@@ -11,6 +11,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from gateway.channels.webchat import WebchatHub
     from gateway.metrics import Metrics
+    from gateway.outbox import Outbox
     from gateway.pipeline import Pipeline
     from gateway.rkeys import Keys
     from gateway.settings import Settings
@@ -24,3 +25,4 @@ NLU_ENGINE: web.AppKey[NLU] = web.AppKey("nlu")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 WEBCHAT_HUB: web.AppKey[WebchatHub] = web.AppKey("webchat_hub")
 CHANNELS: web.AppKey[dict[str, Callable[[], str]]] = web.AppKey("channels")  # name → its state, for /healthz
+OUTBOXES: web.AppKey[dict[str, Outbox]] = web.AppKey("outboxes")  # channel → its outbox, for operators

@@ -44,7 +44,7 @@ from bots.engine import Ctx
 from gateway.channels import base
 from gateway.channels.base import CHANNEL_COMMANDS, read_body
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS
+from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
@@ -349,6 +349,7 @@ def setup(app: web.Application, settings: Settings) -> None:
         pipeline.pushers[CHANNEL] = channel.push
         app[CHANNELS][CHANNEL] = lambda: "ready"
         outbox.start(channel.send_job)
+        app[OUTBOXES][CHANNEL] = outbox
         channel.start_feed()
         yield
         await outbox.stop(settings.server.shutdown_timeout)

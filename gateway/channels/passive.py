@@ -27,7 +27,7 @@ from aiohttp import web
 
 from gateway.channels.base import CHANNEL_COMMANDS
 from gateway.errors import BadRequest
-from gateway.keys import CHANNELS, PIPELINE
+from gateway.keys import CHANNELS, OUTBOXES, PIPELINE
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import job_id
 from gateway.settings import Settings
@@ -118,6 +118,7 @@ def mount(app: web.Application, settings: Settings, path: str, key: web.AppKey[A
         pipeline.pushers[channel.name] = channel.push
         app[CHANNELS][channel.name] = lambda: "ready"
         channel.outbox.start(channel.send_job)
+        app[OUTBOXES][channel.name] = channel.outbox
         yield
         await channel.passive.drain(settings.server.shutdown_timeout)
         await channel.outbox.stop(settings.server.shutdown_timeout)

@@ -41,7 +41,7 @@ from bots.engine import Ctx
 from gateway.channels import base
 from gateway.channels.base import as_text, job_kind, read_body
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS, RKEYS, SETTINGS
+from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS, RKEYS, SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
@@ -585,6 +585,7 @@ def setup(app: web.Application, settings: Settings) -> None:
             inbound = SmppInbound(app[REDIS], app[RKEYS], channel)
             await inbound.start(channel.provider)  # type: ignore[arg-type]
         outbox.start(channel.send_job)
+        app[OUTBOXES][CHANNEL] = outbox
         app[CHANNELS][CHANNEL] = channel.state
         yield
         await outbox.stop(settings.server.shutdown_timeout)

@@ -47,7 +47,7 @@ from telegram.ext import (
 from gateway.channels import base
 from gateway.channels.base import CHANNEL_COMMANDS, queue_parts, read_body
 from gateway.errors import BadRequest, Forbidden, GatewayError
-from gateway.keys import CHANNELS, METRICS, PIPELINE, REDIS
+from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id
@@ -333,6 +333,7 @@ def setup(app: web.Application, settings: Settings) -> None:
         pipeline.pushers[CHANNEL] = channel.push
         await channel.start()
         outbox.start(channel.send_job)
+        app[OUTBOXES][CHANNEL] = outbox
         app[CHANNELS][CHANNEL] = lambda: "ready" if channel.ready.is_set() else "starting"
         yield
         await outbox.stop(settings.server.shutdown_timeout)

@@ -121,7 +121,7 @@ async def test_duplicates_forged_signatures_and_malformed_bodies(gateways, http_
     assert len(http_sms.messages) == 2  # one answer per message, whatever was retried
 
 
-async def test_a_provider_outage_loses_nothing_even_across_a_restart(gateways, http_sms):
+async def test_a_provider_outage_loses_nothing_even_across_a_restart(gateways, http_sms, agents):
     sections = http_sms_sections(http_sms)
     gw = await gateways(**sections)
     port = gw.port
@@ -141,6 +141,15 @@ async def test_a_provider_outage_loses_nothing_even_across_a_restart(gateways, h
     await text_in(gw2, http_sms, "LL")
     await eventually(lambda: any("流量" in t for t in http_sms.sent_to(E164)), timeout=5)
     assert await metric(gw2, 'outbox_dead_total{channel="sms"}') == 1
+    # supervisors see what was given up on, numbers masked; agents may not
+    boss, plain = agents(gw2.base, "super1", "demo-super1"), agents(gw2.base)
+    await boss.login()
+    await plain.login()
+    assert (await plain.raw("GET", "/api/outboxes"))[0] == 403
+    view = (await boss.call("GET", "/api/outboxes"))["outboxes"]["sms"]
+    assert view["dead"] == 1 and view["state"] == "ready (http)"
+    (dead,) = view["dead_recent"]
+    assert dead["to"] == "138****8000" and "HTTP 400" in dead["error"] and dead["tries"] == 1
 
 
 async def test_delivery_receipts_are_recorded(gateways, http_sms, redis_url, key_prefix):
