@@ -27,6 +27,7 @@ from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from gateway.keys import METRICS, SETTINGS
 from handoff.agents import Agent
 from handoff.service import Chat, HandoffError, HandoffService
+from nlu import mask_phone
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -405,6 +406,36 @@ JINJA: web.AppKey[Any] = web.AppKey("handoff_jinja")
 SURVEY: web.AppKey[Any] = web.AppKey("handoff_survey")
 
 
+def _callback_view(task: dict[str, Any]) -> dict[str, Any]:
+    """A callback task for the console: the customer shown masked, never the raw sender id."""
+    sender = str(task.get("sender") or "")
+    customer = task.get("phone") or (mask_phone(sender) if sender.lstrip("+").isdigit() and len(sender) >= 7
+                                     else f"{sender[:6]}…" if len(sender) > 8 else sender)  # fmt: skip
+    return {"id": task["id"], "channel": task.get("channel"), "customer": customer, "lang": task.get("lang"),
+            "reason": task.get("reason"), "status": task.get("status"), "text": task.get("text"),
+            "messages": task.get("messages", []), "at": task.get("at"), "handled": task.get("handled")}  # fmt: skip
+
+
+async def callbacks(request: web.Request) -> web.Response:
+    service = request.config_dict[SERVICE]
+    await current_agent(request)
+    tasks = await service.callbacks(include_done=request.query.get("all") in ("1", "true"))
+    return web.json_response({"callbacks": [_callback_view(t) for t in tasks]}, dumps=_dumps)
+
+
+@_handoff_errors
+async def handle_callback(request: web.Request) -> web.Response:
+    """``POST /api/callbacks/{id}/reply {"text", "note"?}`` answers on the customer's channel and closes the task;
+    ``POST /api/callbacks/{id}/done {"note"?}`` closes it (e.g. after a phone call)."""
+    service = request.config_dict[SERVICE]
+    agent, _ = await current_agent(request)
+    body = await _json(request)
+    reply = _text(body) if request.match_info["action"] == "reply" else None
+    note = body.get("note") if isinstance(body.get("note"), str) else ""
+    task = await service.handle_callback(agent, request.match_info["id"], reply, note)
+    return web.json_response(_callback_view(task), dumps=_dumps)
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/agent", console_page),
@@ -421,6 +452,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/chats/{id}/close", close),
         web.get("/api/chats/{id}/canned", canned),
         web.get("/ws/agent", agent_socket),
+        web.get("/api/callbacks", callbacks),
+        web.post("/api/callbacks/{id}/{action:reply|done}", handle_callback),
     ]
 
 

@@ -238,6 +238,7 @@ class HandoffService:
         request_id = await self.tickets.number("CB")
         payload = json.dumps({**entry, "id": request_id}, ensure_ascii=False)
         await self.redis.xadd(self.keys.hk("callbacks"), {"e": payload}, maxlen=10_000)
+        await self.publish({"type": "callbacks_changed"})
         return HandoffResult(status, request_id)
 
     async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> None:
@@ -246,6 +247,52 @@ class HandoffService:
             "id": request_id, "kind": "message", "channel": channel, "sender": sender,
             "phone": mask_phone(phone) if phone else "", "text": text, "at": time.time()}, ensure_ascii=False)},
             maxlen=10_000)  # fmt: skip
+        await self.publish({"type": "callbacks_changed"})
+
+    # ---- callback tasks: what customers asked when no one could answer ---------------------------------
+    async def callbacks(self, include_done: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+        """Callback tasks, newest first: the request (reason, the text that led to it) with the message the
+        customer left, and whether an agent has handled it."""
+        entries = await self.redis.xrevrange(self.keys.hk("callbacks"), count=2000)
+        tasks: dict[str, dict[str, Any]] = {}
+        for _, fields in reversed(entries):  # oldest first: the request, then the customer's message
+            data = json.loads(fields[b"e"])
+            task = tasks.setdefault(data["id"], {"id": data["id"], "messages": []})
+            if data.get("kind") == "message":
+                task["messages"].append({"text": data["text"], "at": data["at"]})
+            else:
+                task.update({k: data.get(k) for k in ("conversation", "channel", "sender", "phone", "lang", "reason",
+                                                      "status", "text", "at")})  # fmt: skip
+        done = await self.redis.hgetall(self.keys.hk("callbacks", "done"))
+        out = []
+        for task in sorted(tasks.values(), key=lambda t: t.get("at") or 0, reverse=True):
+            if "channel" not in task:
+                continue  # its request fell off the stream's end
+            handled = done.get(task["id"].encode())
+            task["handled"] = json.loads(handled) if handled else None
+            if include_done or not handled:
+                out.append(task)
+        return out[:limit]
+
+    async def callback(self, task_id: str) -> dict[str, Any]:
+        for task in await self.callbacks(include_done=True, limit=10_000):
+            if task["id"] == task_id:
+                return task
+        raise HandoffError(404, f"no callback task {task_id}")
+
+    async def handle_callback(self, agent: Agent, task_id: str, reply: str | None, note: str) -> dict[str, Any]:
+        """Mark a callback task handled; with ``reply``, answer the customer on their own channel."""
+        task = await self.callback(task_id)
+        record = {"agent": agent.display_name, "at": time.time(), "reply": bool(reply), "note": note[:500]}
+        if not await self.redis.hsetnx(
+            self.keys.hk("callbacks", "done"), task_id, json.dumps(record, ensure_ascii=False)
+        ):
+            raise HandoffError(409, "this callback task was already handled")
+        if reply:
+            await self.deliver(OutboundMessage(task["channel"], task["sender"], reply, task["conversation"] or "",
+                                               sender="agent", agent=agent.display_name))  # fmt: skip
+        await self.publish({"type": "callbacks_changed"})
+        return {**task, "handled": record}
 
     async def record_survey(self, conversation_id: str, score: int, comment: str | None) -> None:
         raw = await self.redis.hgetall(self.chat_key(conversation_id))

@@ -10,6 +10,8 @@
       loginTitle: "坐席登录", loginName: "账号", loginPassword: "密码", loginSubmit: "登录", loginBusy: "登录中…",
       loginMissing: "请输入账号和密码", loginFailed: "账号或密码错误", expired: "登录已过期，请重新登录",
       connecting: "连接中…", open: "实时连接正常", closed: "连接断开，正在重连…", network: "网络错误，请稍后重试",
+      callbacks: "回电/留言", cbEmpty: "暂无待处理的留言", cbReplyPh: "回复客户（通过客户原渠道发送）…", cbReply: "回复并完成",
+      cbDone: "已电话联系，完成", cbHandled: "已处理",
       queue: "排队队列", queueEmpty: "暂无排队会话", myChats: "我的会话", pickChat: "从左侧队列接起会话，或选择上方的会话",
       accept: "接起", waiting: "等待", overdue: "超时", transfer: "转接", transferTo: "转给",
       transferTargetPh: "坐席账号，或 skill:network", transferNote: "转接备注", transferSubmit: "确认转接", cancel: "取消",
@@ -41,6 +43,8 @@
       loginBusy: "Signing in…", loginMissing: "Enter your username and password", loginFailed: "Wrong username or password",
       expired: "Your session has expired, please sign in again", connecting: "Connecting…", open: "Live",
       closed: "Disconnected, reconnecting…", network: "Network error, please try again",
+      callbacks: "Callbacks", cbEmpty: "No messages waiting for a callback", cbReplyPh: "Reply on the customer's channel…",
+      cbReply: "Reply and close", cbDone: "Called back, close", cbHandled: "Handled",
       queue: "Queue", queueEmpty: "Nobody is waiting", myChats: "My chats",
       pickChat: "Accept a chat from the queue, or pick one of your chats above",
       accept: "Accept", waiting: "Waiting", overdue: "overdue", transfer: "Transfer", transferTo: "Transfer to",
@@ -205,13 +209,14 @@
 
   // Keep DOM nodes whose data did not change (a focused/disabled button survives a snapshot).
   function reconcile(container, items, keyOf, sigOf, build) {
-    const existing = new Map([...container.children].filter((n) => n.dataset.chat).map((n) => [n.dataset.chat, n]));
+    const existing = new Map([...container.children].filter((n) => n.dataset.key).map((n) => [n.dataset.key, n]));
     items.forEach((item, i) => {
       const key = keyOf(item), sig = sigOf(item);
       let node = existing.get(key);
       existing.delete(key);
       if (!node || sigs.get(node) !== sig) {
         const fresh = build(item);
+        fresh.dataset.key = key;
         sigs.set(fresh, sig);
         if (node) node.replaceWith(fresh);
         node = fresh;
@@ -254,6 +259,56 @@
     return li;
   }
 
+  // ---- callback tasks: messages customers left when no one could answer -------------------------------
+  let callbacks = [];
+  function callbackItem(c) {
+    const li = el("li", "queue-item cb-item");
+    li.dataset.callback = str(c.id);
+    const top = el("div", "qi-top");
+    top.append(el("span", "qi-customer", c.customer || "—"), el("span", "tag", label("channels", c.channel)),
+      el("span", "tag", str(c.id)));
+    const reason = el("div", "qi-reason", reasonText(c));
+    const texts = el("div", "cb-texts");
+    if (c.text) texts.append(el("p", "cb-text", c.text));
+    for (const m of c.messages || []) texts.append(el("p", "cb-message", m.text));
+    const meta = el("div", "qi-meta");
+    if (typeof c.at === "number") meta.append(el("span", "qi-wait", fmtClock(c.at)));
+    const box = el("textarea", "cb-reply");
+    box.rows = 2;
+    box.placeholder = t().cbReplyPh;
+    const replyBtn = el("button", "accept-btn cb-reply-btn", t().cbReply);
+    replyBtn.type = "button";
+    replyBtn.addEventListener("click", () => handleCallback(c, "reply", box.value, replyBtn));
+    const doneBtn = el("button", "btn btn-ghost cb-done-btn", t().cbDone);
+    doneBtn.type = "button";
+    doneBtn.addEventListener("click", () => handleCallback(c, "done", "", doneBtn));
+    meta.append(replyBtn, doneBtn);
+    li.append(top, reason, texts, box, meta);
+    return li;
+  }
+
+  function renderCallbacks() {
+    reconcile($("cb-list"), callbacks, (c) => str(c.id), (c) => lang + JSON.stringify(c), callbackItem);
+    $("cb-count").textContent = String(callbacks.length);
+    $("cb-empty").hidden = callbacks.length > 0;
+  }
+
+  async function refreshCallbacks() {
+    if (!me) return;
+    try { callbacks = (await api("GET", "/api/callbacks")).callbacks || []; renderCallbacks(); }
+    catch (err) { fail(err); }
+  }
+
+  async function handleCallback(c, action, text, button) {
+    if (action === "reply" && !text.trim()) return;
+    button.disabled = true;
+    try {
+      await api("POST", `/api/callbacks/${encodeURIComponent(c.id)}/${action}`, action === "reply" ? { text } : {});
+      toast(t().cbHandled, "ok");
+    } catch (err) { fail(err); }
+    finally { button.disabled = false; refreshCallbacks(); }
+  }
+
   function renderQueue() {
     reconcile($("queue-list"), queue, (c) => str(c.id), (c) => lang + JSON.stringify(c), queueItem);
     $("queue-count").textContent = String(queue.length);
@@ -279,6 +334,7 @@
     if (Array.isArray(data.agents)) agents = data.agents;
     if (Array.isArray(data.breaches)) breaches = data.breaches;
     renderQueue();
+    renderCallbacks();
     renderTabs();
     if (selected) renderHead(chats.get(selected));
     renderSupervisor();
@@ -745,6 +801,9 @@
         renderTabs();
         toast(t().slaBreach(chatLabel(frame.chat), label("clocks", frame.clock)), "breach");
         return;
+      case "callbacks_changed":
+        refreshCallbacks();
+        break;
       case "agents":
         if (Array.isArray(frame.agents)) agents = frame.agents;
         if (Array.isArray(frame.breaches)) breaches = frame.breaches;
@@ -821,6 +880,7 @@
   // After a reconnect frames may have been missed: re-read the queue and the open transcript.
   function resync(reconnected) {
     refreshQueue();
+    refreshCallbacks();
     if (!reconnected) return;
     for (const chat of chats.values()) {
       chat.canned = null;
@@ -856,6 +916,7 @@
     $("agent-box").hidden = false;
     renderAll();
     refreshQueue();
+    refreshCallbacks();
     connect();
   }
 
@@ -865,7 +926,7 @@
     if (sock) { try { sock.close(1000); } catch { /* already closed */ } }
     clearTimeout(retryTimer);
     [me, csrf, retryTimer, everOpen, backoff, failures] = [null, "", null, false, 500, 0];
-    [order, queue, selected, agents, breaches] = [[], [], null, [], []];
+    [order, queue, selected, agents, breaches, callbacks] = [[], [], null, [], [], []];
     chats.clear();
     $("console").hidden = true;
     $("agent-box").hidden = true;
@@ -901,6 +962,7 @@
     applyLang();
     renderHeader();
     renderQueue();
+    renderCallbacks();
     renderTabs();
     renderChat();
     renderSupervisor();

@@ -56,3 +56,29 @@ async def test_customer_and_agent_in_two_pages(browser, gateway_url, artifacts, 
     ((_, fields),) = await redis_client.xrange(f"{key_prefix}{{handoff}}:surveys")
     entry = json.loads(fields[b"e"])
     assert entry["score"] == 100 and entry["agent"] == "agent1" and entry["channel"] == "webchat"
+
+
+async def test_a_message_left_when_no_one_was_there_is_answered_from_the_console(browser, gateway_url):
+    customer = await (await browser.new_context(viewport={"width": 390, "height": 780})).new_page()
+    await customer.goto(gateway_url + "?lang=zh")
+    await expect(customer.locator("#chat-status")).to_have_attribute("data-state", "open", timeout=10_000)
+    await customer.fill("#chat-input", "我要转人工客服")
+    await customer.click("#chat-send")
+    await expect(customer.locator(".msg-bot").last).to_contain_text("留言", timeout=10_000)  # nobody online
+    await customer.fill("#chat-input", "明天上午请给我回电话，宽带的事")
+    await customer.press("#chat-input", "Enter")
+    await expect(customer.locator(".msg-bot").last).to_contain_text("留言已记录", timeout=10_000)
+
+    agent = await (await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")).new_page()
+    await agent.goto(gateway_url + "agent?lang=zh")
+    await expect(agent.locator("#login-form")).to_be_visible(timeout=10_000)
+    await agent.fill("#login-name", "agent1")
+    await agent.fill("#login-password", "demo-agent1")
+    await agent.click("#login-submit")
+    task = agent.locator(".cb-item").first
+    await expect(task).to_contain_text("宽带的事", timeout=10_000)
+    await expect(agent.locator("#cb-count")).to_have_text("1")
+    await task.locator(".cb-reply").fill("您好，明天上午十点工程师会联系您。")
+    await task.locator(".cb-reply-btn").click()
+    await expect(agent.locator("#cb-empty")).to_be_visible(timeout=10_000)
+    await expect(customer.locator(".msg-agent").last).to_contain_text("明天上午十点", timeout=10_000)

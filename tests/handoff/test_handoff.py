@@ -258,6 +258,19 @@ async def test_outside_service_hours_the_customer_leaves_a_message(make_gateway,
     assert "留言已记录" in (await customer.expect(lambda f: f.get("from") == "bot"))["text"]
     assert await redis_client.xlen(f"{key_prefix}{{handoff}}:callbacks") == 2
     assert (await a1.call("GET", "/api/queue"))["chats"] == []
+    # the agents see the callback task (customer masked) and answer it on the customer's own channel
+    (task,) = (await a1.call("GET", "/api/callbacks"))["callbacks"]
+    assert task["customer"] == "138****8000" and task["channel"] == "webchat" and task["status"] == "closed"
+    assert [m["text"] for m in task["messages"]] == ["明天上午请给我回电话，宽带的事"] and task["handled"] is None
+    assert (await a1.raw("POST", f"/api/callbacks/{task['id']}/reply", {"text": " "}))[0] == 400
+    assert (await a1.raw("POST", "/api/callbacks/CB-nope/done", {}))[0] == 404
+    done = await a1.call("POST", f"/api/callbacks/{task['id']}/reply", {"text": "您好，明天上午十点给您回电。"})
+    assert done["handled"]["agent"] == "王小明" and done["handled"]["reply"] is True
+    answer = await customer.expect(lambda f: f.get("from") == "agent")
+    assert answer["text"] == "您好，明天上午十点给您回电。"
+    assert (await a1.raw("POST", f"/api/callbacks/{task['id']}/done", {}))[0] == 409  # handled once
+    assert (await a1.call("GET", "/api/callbacks"))["callbacks"] == []
+    assert [t["id"] for t in (await a1.call("GET", "/api/callbacks?all=1"))["callbacks"]] == [task["id"]]
 
 
 async def test_agents_cli(redis_url, key_prefix):
