@@ -34,11 +34,11 @@ def test_production_needs_the_token_secret():
 def test_production_refuses_the_demo_sms_provider_and_an_unsigned_telegram_webhook():
     """The demo SMS provider prints one-time codes to the log: never in production."""
     env = {"GATEWAY_SERVER_PRODUCTION": "true", "WEBCHAT_JWT_SECRET": "x" * 32}
-    with pytest.raises(SettingsError, match="sms.provider is log"):
+    with pytest.raises(SettingsError, match=r"sms\.provider is log"):
         load_settings(env=env)
     with pytest.raises(SettingsError, match="TWILIO_AUTH_TOKEN"):
         load_settings(env={**env, "GATEWAY_SMS_PROVIDER": "twilio", "GATEWAY_SMS_TWILIO_ACCOUNT_SID": "AC1"})
-    with pytest.raises(SettingsError, match="'sms.provider' must be one of"):
+    with pytest.raises(SettingsError, match=r"'sms\.provider' must be one of"):
         load_settings(env={"GATEWAY_SMS_PROVIDER": "carrier-pigeon"})
     env = {**env, "GATEWAY_SMS_ENABLED": "false", "TELEGRAM_BOT_TOKEN": "1:x"}
     with pytest.raises(SettingsError, match="TELEGRAM_WEBHOOK_SECRET"):
