@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -34,6 +35,23 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 CLAIM_TTL = 600  # seconds: longer than any platform's retries
+MAX_SKEW = 300  # seconds a signed push's timestamp may be from now (the platforms retry within ~15 s)
+
+
+def check_fresh(timestamp: str) -> None:
+    """Refuse a push whose signed timestamp is stale or from the future: the platforms' signatures cover the
+    timestamp and nonce but not the body, so an old signature must not be replayable with a new body."""
+    from gateway.errors import Forbidden
+
+    try:
+        value = float(timestamp)
+    except ValueError:
+        raise Forbidden("'timestamp' is not a number") from None
+    if value > 1e11:  # milliseconds (Weibo)
+        value /= 1000
+    if abs(time.time() - value) > MAX_SKEW:
+        raise Forbidden("'timestamp' is more than 5 minutes away from now (a replayed or delayed push)")
+
 
 Queue = Callable[[OutboundMessage, str], Awaitable[bool]]  # (message, job id) → queued through the API
 

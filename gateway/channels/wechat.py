@@ -41,7 +41,7 @@ from wechatpy.utils import check_signature
 
 from gateway.channels import base
 from gateway.channels.base import as_text, queue_parts, read_body
-from gateway.channels.passive import PassiveReplies, mount
+from gateway.channels.passive import PassiveReplies, check_fresh, mount
 from gateway.errors import BadRequest, Forbidden
 from gateway.keys import METRICS, PIPELINE, REDIS
 from gateway.metrics import Metrics
@@ -102,6 +102,7 @@ class WeChatChannel:
 
     # ---- verification ------------------------------------------------------------------------------
     def check(self, query: Any) -> None:
+        check_fresh(query.get("timestamp", ""))
         try:
             check_signature(self.w.token, query.get("signature", ""), query.get("timestamp", ""),
                             query.get("nonce", ""))  # fmt: skip
@@ -112,6 +113,7 @@ class WeChatChannel:
         """The push's XML and the key that opened it (the current one, else the previous one)."""
         if not self.cryptos:
             raise Forbidden("an encrypted push, but WECHAT_AES_KEY is not set")
+        check_fresh(query.get("timestamp", ""))
         try:
             envelope = xmltodict.parse(body)["xml"]
             if not isinstance(envelope, dict) or not envelope.get("Encrypt"):

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from gateway.channels import base
 from gateway.channels.base import as_text, queue_parts, read_body
-from gateway.channels.passive import PassiveReplies, mount
+from gateway.channels.passive import PassiveReplies, check_fresh, mount
 from gateway.channels.wechat import load_menu
 from gateway.errors import BadRequest, Forbidden
 from gateway.keys import METRICS, PIPELINE, REDIS
@@ -88,6 +88,7 @@ class WeiboChannel:
         return self.app[REDIS]
 
     def check(self, query: Any) -> None:
+        check_fresh(query.get("timestamp", ""))
         expected = signature(self.wb.app_secret, query.get("timestamp", ""), query.get("nonce", ""))
         if not hmac.compare_digest(query.get("signature", "").encode(), expected.encode()):
             raise Forbidden("signature does not match (check WEIBO_APP_SECRET)")

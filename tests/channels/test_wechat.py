@@ -191,3 +191,20 @@ async def test_two_gateway_processes_share_one_access_token(gateways, wx):
     await wx.wait_sent(len(fans), timeout=8)
     assert sorted({m["touser"] for m in wx.sent}) == sorted(fans) and len(wx.sent) == len(fans)
     assert wx.token_requests == 1
+
+
+async def test_a_replayed_signature_with_an_old_timestamp_is_refused(gateways, wx):
+    """Plaintext mode signs token, timestamp and nonce, not the body: an old signature must not carry a new body."""
+    import aiohttp
+
+    gw = await gateways(**wechat_sections(wx))
+    url = f"{gw.base}/channels/wechat"
+    old = int(time.time()) - 600
+    async with aiohttp.ClientSession() as session:
+        for safe in (False, True):
+            params, body = wx.push(wx.text_xml(FAN, "查余额", 7001), safe=safe, timestamp=old)
+            async with session.post(url, params=params, data=body) as resp:
+                assert resp.status == 403 and "timestamp" in (await resp.json())["error"], safe
+        params, body = wx.push(wx.text_xml(FAN, "营业厅几点开门", 7002), timestamp=int(time.time()) - 20)
+        async with session.post(url, params=params, data=body) as resp:
+            assert resp.status == 200  # a retry some seconds later is fine

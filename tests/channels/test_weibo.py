@@ -85,3 +85,19 @@ async def test_a_retry_is_answered_once_and_agents_reply_actively(gateways, weib
     await eventually(lambda: metric(gw, 'outbox_retries_total{channel="weibo"}'), timeout=5)
     status, body = await weibo.post(url, weibo.event_push(FAN, "unfollow"))
     assert (status, body) == (200, "")
+
+
+async def test_a_replayed_signature_with_an_old_timestamp_is_refused(gateways, weibo):
+    import json
+    import time
+
+    import aiohttp
+
+    gw = await gateways(**weibo_sections(weibo))
+    stale = weibo.signed_query(timestamp=str(int((time.time() - 600) * 1000)))  # Weibo's are milliseconds
+    body = json.dumps(weibo.text_push(FAN, "查余额"), ensure_ascii=False).encode()
+    url = f"{gw.base}/channels/weibo"
+    async with aiohttp.ClientSession() as session, session.post(url, params=stale, data=body) as resp:
+        assert resp.status == 403 and "timestamp" in (await resp.json())["error"]
+    status, _ = await weibo.post(f"{gw.base}/channels/weibo", weibo.text_push(FAN, "营业厅几点开门"))
+    assert status == 200
