@@ -53,6 +53,7 @@ DEMO_LOG = logging.getLogger("gateway.sms")  # the demo provider's texts (one-ti
 CHANNEL = "sms"
 KEYWORDS = Path(__file__).resolve().parents[2] / "config" / "sms_keywords.yml"
 MAX_BODY = 64 * 1024
+BROADCAST_MAX_PARTS = 4
 _TO_SIMPLIFIED = opencc.OpenCC("t2s")
 _EDGE_PUNCT = re.compile(r"^[\s\W_]+|[\s\W_]+$")
 FINAL_STATUSES = {  # provider words → delivered | failed | expired | rejected
@@ -531,6 +532,9 @@ async def broadcast(request: web.Request) -> web.Response:
         raise BadRequest("'numbers' must be a list of 1 to 10,000 phone numbers")
     if lang not in ("zh", "en"):
         raise BadRequest("'lang' must be zh or en")
+    if sms_sizes.segments(text) > BROADCAST_MAX_PARTS - 1:  # one part kept for the opt-out footer
+        raise BadRequest(f"'text' needs {sms_sizes.segments(text)} SMS parts; a broadcast may use at most "
+                         f"{BROADCAST_MAX_PARTS - 1} (the opt-out footer takes the rest)")  # fmt: skip
     valid, invalid = [], 0
     for raw in numbers:
         try:

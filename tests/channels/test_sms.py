@@ -69,6 +69,8 @@ async def test_opt_out_is_kept_and_enforced_on_broadcasts(gateways, http_sms, ag
     await plain.login()
     body = {"text": "流量月包半价，本周有效。", "numbers": [E164, "13800138001", "13800138001", "not a number"]}
     assert (await plain.raw("POST", "/api/sms/broadcast", body))[0] == 403  # supervisors only
+    status, error = await boss.raw("POST", "/api/sms/broadcast", {**body, "text": "优惠" * 150})
+    assert status == 400 and "SMS parts" in error["error"]
     status, counts = await boss.raw("POST", "/api/sms/broadcast", body)
     assert status == 200 and counts == {"queued": 1, "opted_out": 1, "duplicates": 0, "invalid": 1}
     sent = await http_sms.wait_messages(2)
