@@ -175,7 +175,6 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(policy.concurrency)
-        self.filters: list[Callable[[Job], Awaitable[str | None]]] = []  # checked before each send; a reason skips
 
     def queue_key(self, recipient: str) -> str:
         return f"{self._base}q:{recipient}"
@@ -288,10 +287,6 @@ class Outbox:
         outcome, error, after = "done", "", None
         async with self._slots:
             try:
-                for check in self.filters:
-                    reason = await check(job)
-                    if reason:
-                        raise PermanentFailure(reason)
                 await self._send(job)
             except RetryLater as exc:
                 outcome, error, after = "retry", exc.reason, exc.after

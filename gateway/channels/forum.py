@@ -156,9 +156,7 @@ class ForumChannel:
         text = message.text
         if message.sender == "agent" and message.agent:
             text = f"{text}\n\n—— {message.agent}"
-        kind = "public"
-        if _PHONE.search(text):  # never a number in public, whatever produced it
-            kind, text = "pm", text
+        kind = "pm" if _PHONE.search(text) else "public"  # never a number in public, whatever produced it
         job = Job(to=message.recipient_id, text=text, id=id_ or random_id(), kind=kind,
                   conversation_id=message.conversation_id)  # fmt: skip
         return await self.outbox.put(job)

@@ -45,6 +45,7 @@ import smpplib.exceptions
 import smpplib.smpp
 
 from bots import sms as sms_sizes
+from gateway.errors import BadRequest
 from gateway.outbox import PermanentFailure, RetryLater
 from gateway.rkeys import Keys
 from gateway.settings import SmsSettings
@@ -530,8 +531,6 @@ class SmppInbound:
             await self.channel.receive(f["from"], f["text"], f["id"], float(f.get("at", 0)) or None, provider="smpp")
         except Exception as exc:
             # a bad text (empty, too long) is dropped; anything else is retried by the claim after a minute
-            from gateway.errors import BadRequest
-
             if not isinstance(exc, BadRequest):
                 log.warning("SMPP inbox: a message from %s failed (%s); it will be retried",
                             mask_phone(f.get("from", "")), type(exc).__name__)  # fmt: skip

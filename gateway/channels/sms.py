@@ -39,7 +39,7 @@ from twilio.request_validator import RequestValidator
 from bots import sms as sms_sizes
 from bots.engine import Ctx
 from gateway.channels import base
-from gateway.channels.base import as_text, job_kind, read_body
+from gateway.channels.base import as_text, queue_parts, read_body
 from gateway.errors import BadRequest, Forbidden
 from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS, RKEYS, SETTINGS
 from gateway.metrics import Metrics
@@ -317,7 +317,7 @@ class SmsChannel:
         # a duplicate delivery re-queues the same job ids, which the outbox ignores: answered once, even
         # when the first handling crashed between its turn and its queueing
         for i, reply in enumerate(turn.replies):
-            await self.queue(reply, job_id(CHANNEL, number, message_id, str(i)), kind="message")
+            await self.queue(reply, job_id(CHANNEL, number, message_id, str(i)))
         return turn
 
     # ---- outbound --------------------------------------------------------------------------
@@ -327,16 +327,14 @@ class SmsChannel:
             text = sms_sizes.fit(text, self.settings.bots.sms_max_parts)
         return text
 
-    async def queue(self, message: OutboundMessage, id_: str = "", kind: str = "message") -> bool:
-        job = Job(to=message.recipient_id, text=self.text_of(message), id=id_ or random_id(), kind=kind,
-                  conversation_id=message.conversation_id)  # fmt: skip
-        return await self.outbox.put(job)
+    async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
+        return await queue_parts(self.outbox, message, [self.text_of(message)], id_)
 
     async def push(self, message: OutboundMessage) -> None:
         """A late answer, an agent's message, a queue notice: texted."""
         if message.kind == "typing":
             return
-        await self.queue(message, kind=job_kind(message))
+        await self.queue(message)
 
     def state(self) -> str:
         provider = self.provider
@@ -356,10 +354,12 @@ class SmsChannel:
         provider_id = await self.provider.send(job.to, job.text, job.id)
         self.metrics.sms_parts.inc(max(sms_sizes.segments(job.text), 1))
         if provider_id:
-            await self.redis.hset(self.receipt_prefix + provider_id,
-                                  mapping={"job": job.id, "kind": job.kind, "status": "sent", "sent_at": time.time(),
-                                           "parts": sms_sizes.segments(job.text)})  # fmt: skip
-            await self.redis.expire(self.receipt_prefix + provider_id, 7 * 86400)
+            key = self.receipt_prefix + provider_id
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(key, mapping={"job": job.id, "kind": job.kind, "status": "sent", "sent_at": time.time(),
+                                        "parts": sms_sizes.segments(job.text)})  # fmt: skip
+                pipe.expire(key, 7 * 86400)
+                await pipe.execute()
         return provider_id
 
     async def receipt(self, provider_id: str, status: str, error: str = "") -> bool:

@@ -48,7 +48,7 @@ from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, random_id
 from gateway.settings import Settings
-from nlu import INTENTS
+from nlu import INTENTS, NLUInputError
 from nlu.normalize import has_cjk
 
 log = logging.getLogger(__name__)
@@ -189,18 +189,21 @@ class WeChatChannel:
         pipeline = self.app[PIPELINE]
         try:
             text = pipeline.validate_text(text)
-        except Exception:
+        except NLUInputError:
             text, metadata["command"] = f"[{len(text)} chars]", "channel.too_long"
         # WeChat has no UI language to tell: Chinese, unless the customer writes English
         return InboundMessage(CHANNEL, openid, openid, text, key, time.time(), metadata, lang="zh")
 
     async def customer_wrote(self, openid: str) -> None:
         """The customer wrote: a new 48-hour window; what was held for them goes out now."""
-        window = self.base + f"win:{openid}"
-        await self.redis.hset(window, mapping={"last_in": time.time(), "sent": 0})
-        await self.redis.expire(window, int(self.w.window_hours * 3600) + 86400)
-        held_key = self.base + f"held:{openid}"
-        while raw := await self.redis.lpop(held_key):
+        window, held_key = self.base + f"win:{openid}", self.base + f"held:{openid}"
+        async with self.redis.pipeline(transaction=True) as pipe:  # one round trip; held messages taken once
+            pipe.hset(window, mapping={"last_in": time.time(), "sent": 0})
+            pipe.expire(window, int(self.w.window_hours * 3600) + 86400)
+            pipe.lrange(held_key, 0, -1)
+            pipe.delete(held_key)
+            *_, held, _ = await pipe.execute()
+        for raw in held:
             job = Job.loads(raw)
             job.id, job.attempts = random_id(), 0
             await self.outbox.put(job)

@@ -39,6 +39,7 @@ from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater
 from gateway.settings import Settings
+from nlu import NLUInputError
 
 log = logging.getLogger(__name__)
 CHANNEL = "weibo"
@@ -115,8 +116,8 @@ class WeiboChannel:
         if reply is None:
             return web.Response(text="")
         first, *rest = chunks(as_text(reply))
-        for i, part in enumerate(rest, 1):  # a passive reply carries one message of 300 characters
-            await self.outbox.put(Job(to=fan, text=part, id=f"{key}:p{i}", conversation_id=reply.conversation_id))
+        if rest:  # a passive reply carries one message of 300 characters; the rest through the API
+            await queue_parts(self.outbox, reply, rest, f"{key}:p")
         body = {"result": True, "receiver_id": int(fan) if fan.isdigit() else fan,
                 "sender_id": int(self.wb.uid) if self.wb.uid.isdigit() else self.wb.uid, "type": "text",
                 "data": quote(json.dumps({"text": first}, ensure_ascii=False), safe="")}  # fmt: skip
@@ -149,7 +150,7 @@ class WeiboChannel:
         pipeline = self.app[PIPELINE]
         try:
             text = pipeline.validate_text(text)
-        except Exception:
+        except NLUInputError:
             text, metadata["command"] = f"[{len(text)} chars]", "channel.too_long"
         return InboundMessage(CHANNEL, fan, fan, text, key, time.time(), metadata, lang="zh")
 

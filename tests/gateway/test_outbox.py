@@ -380,31 +380,6 @@ async def test_an_unexpected_exception_is_retried_not_dropped(make_outbox):
     assert sample(outbox.metrics, "outbox_retries_total") == 1
 
 
-async def test_a_filter_reason_drops_the_job_without_sending_it(make_outbox):
-    send, calls = provider()
-    outbox = make_outbox()
-
-    async def opted_out(job: Job) -> str | None:
-        return "recipient opted out of marketing" if job.kind == "marketing" else None
-
-    outbox.filters.append(opted_out)
-    await outbox.put(Job(to="alice", text="promo", kind="marketing"))
-    await outbox.put(Job(to="alice", text="your bill"))
-    outbox.start(send)
-    try:
-        await until(lambda: len(calls) == 1, what="the bill sent")
-        await until(lambda: _drained(outbox, "alice"), what="the queue drained")
-    finally:
-        await stop(outbox)
-    assert texts(calls) == ["your bill"]
-    assert [(d["text"], d["last_error"]) for d in await outbox.dead()] == [
-        ("promo", "recipient opted out of marketing")
-    ]
-
-
-# ---- 6. idempotent enqueue -------------------------------------------------------------------------
-
-
 async def test_the_same_job_id_is_queued_once(make_outbox):
     send, calls = provider()
     outbox = make_outbox()
