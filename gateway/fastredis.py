@@ -17,7 +17,11 @@ from redis.connection import parse_url
 
 
 class FastRedisError(Exception):
-    """A Redis error reply (e.g. NOSCRIPT) or a lost connection."""
+    """A Redis error reply (e.g. NOSCRIPT), or (``lost``) a connection that broke before the reply came."""
+
+    def __init__(self, message: str, lost: bool = False) -> None:
+        super().__init__(message)
+        self.lost = lost
 
 
 def _encode(args: tuple[Any, ...]) -> bytes:
@@ -57,7 +61,7 @@ class _Protocol(asyncio.Protocol):
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
-                future.set_exception(FastRedisError(f"connection lost: {exc or 'closed'}"))
+                future.set_exception(FastRedisError(f"connection lost: {exc or 'closed'}", lost=True))
 
 
 class FastRedis:

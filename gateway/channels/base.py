@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bots.engine import Ctx
-from gateway.errors import BadRequest
+from gateway.edge import read_body  # noqa: F401  (the adapters' one body reader)
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import Job, Outbox, OutboxPolicy, random_id
@@ -39,16 +39,6 @@ def as_text(message: OutboundMessage) -> str:
 
 
 # ---- what provider channels share ------------------------------------------------------------------------
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body (signatures are over the raw bytes), refused past ``limit``."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BadRequest(f"request body is over the size limit of {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise BadRequest(f"request body is over the size limit of {limit} bytes")
-    return body
-
-
 def job_kind(message: OutboundMessage) -> str:
     return "agent" if message.sender == "agent" else "notice" if message.sender == "system" else "message"
 

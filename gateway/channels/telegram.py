@@ -46,7 +46,7 @@ from telegram.ext import (
 
 from gateway.channels import base
 from gateway.channels.base import CHANNEL_COMMANDS, queue_parts, read_body
-from gateway.errors import BadRequest, Forbidden, GatewayError
+from gateway.errors import BadRequest, Forbidden, Unavailable
 from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
@@ -273,10 +273,6 @@ class TelegramChannel:
         except TelegramError as exc:  # NetworkError, TimedOut, a 5xx
             raise RetryLater(f"telegram {type(exc).__name__}") from None
         return message_id
-
-
-class Unavailable(GatewayError):
-    status = 503
 
 
 COMMANDS = {
