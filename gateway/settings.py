@@ -33,6 +33,10 @@ class ServerSettings:
     public_url: str = ""  # how customers reach the gateway, for the start-up line; default http://host:port
     shutdown_timeout: float = 8.0
     production: bool = False
+    secret_key: str = field(default="", repr=False)  # from GATEWAY_SECRET_KEY; else a key file in data_dir
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-Proto/-For are believed
+    metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # who may read /metrics (production)
+    metrics_token: str = field(default="", repr=False)  # from METRICS_TOKEN: a bearer token that also admits
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,8 @@ class WebchatSettings:
     replay_limit: int = 200
     token_secret: str = field(default="", repr=False)  # from WEBCHAT_JWT_SECRET
     cookie_name: str = "gw_vid"
+    max_token_age: int = 86400  # seconds: a customer token valid for longer (exp − iat, or exp − now) is refused
+    session_cookie: str = "gw_rest_session"  # the REST channel's secret session (issued by a one-time-code binding)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +213,8 @@ class Settings:
 
 SECRETS = {
     ("redis", "url"): "REDIS_URL",
+    ("server", "secret_key"): "GATEWAY_SECRET_KEY",
+    ("server", "metrics_token"): "METRICS_TOKEN",
     ("webchat", "token_secret"): "WEBCHAT_JWT_SECRET",
     ("bots", "backend_auth"): "BSS_AUTH_HEADER",
     ("sms", "webhook_secret"): "SMS_WEBHOOK_SECRET",
