@@ -12,6 +12,11 @@ DEDUPE_PENDING = "pending"
 class Keys:
     prefix: str = "gw:"
 
+    def server_key(self) -> str:
+        """String: the key that signs web chat visitor ids when GATEWAY_SECRET_KEY is not set (made once,
+        shared by every process of the deployment). No TTL."""
+        return f"{self.prefix}server-key"
+
     def dedupe(self, channel: str, sender: str, message_id: str) -> str:
         """SET NX EX dedupe_ttl: "pending" while handled, then the stored replies (JSON).
         Tagged with the sender so the accept script touches one Cluster slot."""
@@ -87,3 +92,13 @@ class Keys:
     def visitor_channel(self, visitor: str) -> str:
         """Pub/sub channel: live fan-out of the outbox to whichever process holds the WebSocket."""
         return f"{self.prefix}live:visitor:{visitor}"
+
+    def login_account(self, name: str) -> str:
+        """Hash: n (failed agent sign-ins in a row on this account name), until (locked until, epoch seconds).
+        Deleted by a successful sign-in; EX 30 minutes after the last attempt."""
+        return f"{self.prefix}{{login}}:account:{name}"
+
+    def login_address(self, address: str) -> str:
+        """Hash: n (failed agent sign-ins from this client address), until (locked until). EX 30 minutes after
+        the last attempt. Same hash tag as ``login_account``: one script touches both in one Cluster slot."""
+        return f"{self.prefix}{{login}}:address:{address}"
