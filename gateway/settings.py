@@ -37,6 +37,9 @@ class ServerSettings:
     trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-Proto/-For are believed
     metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # who may read /metrics (production)
     metrics_token: str = field(default="", repr=False)  # from METRICS_TOKEN: a bearer token that also admits
+    login_max_failures: int = 5  # failed agent sign-ins in a row on one account before it is locked
+    login_max_failures_per_address: int = 20  # failed sign-ins from one client address before it is locked
+    login_lockout: float = 15.0  # seconds of the first lockout; each further failure doubles it (at most 900)
 
 
 @dataclass(frozen=True, slots=True)
