@@ -102,3 +102,9 @@ class Keys:
         """Hash: n (failed agent sign-ins from this client address), until (locked until). EX 30 minutes after
         the last attempt. Same hash tag as ``login_account``: one script touches both in one Cluster slot."""
         return f"{self.prefix}{{login}}:address:{address}"
+
+    def webhook_seen(self, channel: str, digest: str) -> str:
+        """String: a signed provider request already seen (replay protection, ``gateway/channels/authn.py``).
+        WeChat/Weibo: SET NX EX 600 per (timestamp, nonce), the value a hash of the body it came with; generic
+        SMS, Twilio, Discourse: the answer given, kept while the request could be replayed (600 s, 7 days)."""
+        return f"{self.prefix}webhook:{channel}:{digest}"
