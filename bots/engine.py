@@ -24,6 +24,7 @@ import json
 import logging
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -82,7 +83,7 @@ class Ctx:
     def __init__(
         self, svc: Services, *, channel: str, sender: str, conversation_id: str, turn_id: str, text: str,
         result: ParseResult, state: BotState, lang: str, proven_phone: str | None = None,
-        bound_phone: str | None = None,
+        bound_phone: str | None = None, new_session: Callable[[], tuple[str, str]] | None = None,
     ) -> None:  # fmt: skip
         self.svc = svc
         self.channel = channel
@@ -95,6 +96,10 @@ class Ctx:
         self.lang = lang
         self.proven_phone = proven_phone
         self.bound_phone = bound_phone
+        # the sender is a client-chosen string (REST): a binding goes to a fresh secret session, not to it;
+        # ``new_session()`` gives (the secret for the client, the sender name the binding is kept under)
+        self.new_session = new_session
+        self.issued_session: str | None = None
         self.replies: list[Reply] = []
         self.events: list[dict[str, Any]] = []
         self.handed_over = False

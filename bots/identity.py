@@ -70,10 +70,11 @@ class Binder:
             await pipe.execute()
         return code
 
-    async def verify(self, channel: str, sender: str, code: str) -> Verification:
+    async def verify(self, channel: str, sender: str, code: str, bind_as: str | None = None) -> Verification:
+        """Check ``code``; on success bind ``bind_as`` (default: the sender itself) to the number."""
         phone = await self.redis.hget(self.keys.otp(channel, sender), "phone")
         status, left = await self._verify(
-            keys=[self.keys.otp(channel, sender), self.keys.binding(channel, sender)],
+            keys=[self.keys.otp(channel, sender), self.keys.binding(channel, bind_as or sender)],
             args=[code, self.binding_ttl, self.max_attempts],
         )  # fmt: skip
         return Verification(status.decode(), int(left), phone.decode() if phone and status == b"ok" else None)

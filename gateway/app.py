@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jinja2
+import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,15 +26,17 @@ from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
 from bots.templates import Renderer
+from gateway import edge
 from gateway.channels import forum, sms, telegram, webchat, wechat, weibo
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, Forbidden, error_middleware
 from gateway.fastredis import FastRedis
-from gateway.keys import CHANNELS, METRICS, NLU_ENGINE, OUTBOXES, PIPELINE, REDIS, RKEYS, SETTINGS
+from gateway.keys import CHANNELS, METRICS, NLU_ENGINE, OUTBOXES, PIPELINE, REDIS, RKEYS, SERVER_KEY, SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
 from gateway.pipeline import Pipeline
 from gateway.rkeys import Keys
+from gateway.security import random_key
 from gateway.settings import Settings
 from handoff import api as handoff_api
 from handoff.config import HandoffConfig, load_handoff_config
@@ -83,16 +86,11 @@ async def outboxes(request: web.Request) -> web.Response:
 
 async def model_parse(request: web.Request) -> web.Response:
     """Rasa-compatible ``POST /model/parse`` ``{"text"}``."""
+    body = await edge.json_body(request, ParseBody, request.config_dict[SETTINGS].webchat.max_body_bytes)
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("request body is not valid JSON") from None
-    if not isinstance(body, dict) or "text" not in body:
-        raise BadRequest("request body must be a JSON object with 'text'")
-    try:
-        result = request.config_dict[PIPELINE].nlu.parse(body["text"])
+        result = request.config_dict[PIPELINE].nlu.parse(body.text)
     except NLUInputError as exc:
-        raise BadRequest(f"'text': {exc}") from None
+        raise BadRequest(f"'text': {exc}", field="text") from None
     return web.json_response(result.to_rasa(), dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
@@ -111,6 +109,7 @@ def _redis_ctx(settings: Settings) -> object:
         client = aioredis.Redis(connection_pool=pool)
         await client.ping()
         app[REDIS] = client
+        app[SERVER_KEY] = await _server_key(client, app[RKEYS], settings)
         app[FAST_REDIS] = FastRedis(settings.redis.url or embedded.url)  # type: ignore[union-attr]
         yield
         await app[FAST_REDIS].aclose()
@@ -120,6 +119,21 @@ def _redis_ctx(settings: Settings) -> object:
             await embedded.stop()
 
     return ctx
+
+
+async def _server_key(client: aioredis.Redis, keys: Keys, settings: Settings) -> bytes:
+    """``GATEWAY_SECRET_KEY``, else a random key made once and kept in Redis (every process shares it)."""
+    if settings.server.secret_key:
+        return settings.server.secret_key.encode()
+    await client.set(keys.server_key(), random_key(), nx=True)
+    return bytes(await client.get(keys.server_key()) or b"")
+
+
+class ParseBody(msgspec.Struct):
+    """``POST /model/parse``"""
+
+    text: str
+    message_id: str | None = None
 
 
 def load_nlu(settings: Settings) -> NLU:

@@ -22,6 +22,7 @@ from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 T = TypeVar("T")
 
 _DIGITS = re.compile(r"-?[0-9]+")
+_MISSING = re.compile(r"Object missing required field `([^`]*)`")
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 # a field's path in msgspec's words: "$.metadata.token" / "$[0].text"
 
@@ -52,13 +53,26 @@ def decode(body: bytes | str, type_: type[T], what: str = "request body") -> T:
     try:
         return msgspec.json.decode(body, type=type_, strict=True)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        field = field_of(exc)
-        raise BadRequest(f"{what}: {text}" if not field else f"'{field}': {_PATH.sub('', text)}", field=field) from None
+        raise _validation_error(exc, what) from None
     except msgspec.DecodeError as exc:
-        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+        raise BadRequest(f"{what} is not valid JSON: {exc}", zh="请求内容不是有效的 JSON") from None
     except RecursionError:  # a decoder that has no depth limit of its own
-        raise BadRequest(f"{what} is nested too deeply") from None
+        raise BadRequest(f"{what} is nested too deeply", zh="请求内容嵌套过深") from None
+
+
+def _validation_error(exc: msgspec.ValidationError, what: str) -> BadRequest:
+    text = str(exc)
+    at = field_of(exc)
+    problem = _PATH.sub("", text)
+    missing = _MISSING.match(problem)
+    if missing:
+        name = f"{at}.{missing.group(1)}" if at else missing.group(1)
+        return BadRequest(f"'{name}' is required", zh=f"缺少必填字段 {name}", field=name)
+    if at:
+        return BadRequest(f"'{at}': {problem}", zh=f"字段 {at} 无效", field=at)
+    if problem.startswith("Expected `object`"):
+        return BadRequest(f"{what} must be a JSON object ({problem})", zh="请求内容须为 JSON 对象")
+    return BadRequest(f"{what}: {problem}")
 
 
 async def json_body(request: web.Request, type_: type[T], limit: int) -> T:

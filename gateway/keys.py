@@ -26,3 +26,4 @@ PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 WEBCHAT_HUB: web.AppKey[WebchatHub] = web.AppKey("webchat_hub")
 CHANNELS: web.AppKey[dict[str, Callable[[], str]]] = web.AppKey("channels")  # name → its state, for /healthz
 OUTBOXES: web.AppKey[dict[str, Outbox]] = web.AppKey("outboxes")  # channel → its outbox, for operators
+SERVER_KEY: web.AppKey[bytes] = web.AppKey("server_key")  # signs visitor ids (GATEWAY_SECRET_KEY or made once)

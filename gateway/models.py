@@ -67,3 +67,4 @@ class Turn:
     lang: str = "zh"
     duplicate: bool = False
     timed_out: bool = False
+    session: str | None = field(default=None, repr=False)  # a REST binding session issued in this turn

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import hashlib
 import itertools
-import json
 import logging
 import os
 import time
@@ -30,30 +29,41 @@ from redis.commands.core import AsyncScript
 
 from bots.engine import Bot, Ctx, Reply, forced_result, reply_lang
 from bots.state import BotState
+from gateway import security
+from gateway.errors import Unavailable
 from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
 from gateway.models import Button, InboundMessage, OutboundMessage, Turn
-from gateway.rkeys import DEDUPE_PENDING, Keys
+from gateway.rkeys import Keys
 from gateway.settings import PipelineSettings
 from nlu import NLU, ParseResult, Ranked, mask_text
 from nlu.normalize import has_cjk, validate
 
 log = logging.getLogger(__name__)
+HEARTBEAT_TTL = 3  # seconds: a process silent this long is dead, and its turns are taken over
 
-# Accept in one round trip: dedupe (SET NX EX), take a ticket, find or start the conversation,
+
+class Busy(Unavailable):
+    """A duplicate of a message whose first delivery is still being handled (503, Retry-After)."""
+
+
+# Accept in one round trip: dedupe, take a ticket, find or start the conversation,
 # read the bot's state, the account binding and any answer that arrived late for this sender.
-# KEYS: dedupe key, sender hash, binding, late list. ARGV: pending ttl, idle timeout, fresh conversation id.
-# "pending" lives only as long as a turn may take: a retry after a crash mid-turn is handled.
+# KEYS: dedupe key, sender hash, binding, late list. ARGV: pending ttl, idle timeout, fresh conversation id,
+# this process's instance id. The dedupe key holds "pending:<instance>:<ticket>" while the turn runs: a
+# retry whose first handling died with its process takes the turn over (see ``_duplicate``).
 # Returns {1, ticket, served, conversation, new, language, bot state, bound phone, late answers,
 # the chat a human holds (handoff)}
 # or, for a duplicate, {0, stored replies, conversation}.
 _ACCEPT = """
-if not redis.call('SET', KEYS[1], 'pending', 'NX', 'EX', ARGV[1]) then
-  return {0, redis.call('GET', KEYS[1]) or '', redis.call('HGET', KEYS[2], 'conv') or ''}
+local seen = redis.call('GET', KEYS[1])
+if seen then
+  return {0, seen, redis.call('HGET', KEYS[2], 'conv') or ''}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
+redis.call('SET', KEYS[1], 'pending:' .. ARGV[4] .. ':' .. ticket, 'EX', ARGV[1])
 local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot', 'human')
 local conv, new = state[2], 0
 if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
@@ -69,6 +79,17 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
 end
 return {1, ticket, tonumber(state[1] or '0'), conv, new, state[4] or '', state[5] or '',
         redis.call('GET', KEYS[3]) or '', late, state[6] or ''}
+"""
+
+# A retry takes over a turn whose process died: only while the dedupe key still holds that turn's mark,
+# release it and mark its ticket served (so later messages of the sender need not wait for it).
+# KEYS: dedupe key, sender hash. ARGV: the dead turn's mark, its ticket.
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
+if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
+return 1
 """
 
 # Mark a ticket served unless a later one already was (a skipped, slow holder may finish late).
@@ -144,6 +165,10 @@ class Pipeline:
         self._serve = redis.register_script(_SERVE)
         self._finish = redis.register_script(_FINISH)
         self._late_script = redis.register_script(_LATE)
+        self._take_over = redis.register_script(_TAKE_OVER)
+        # this process's turns mark their dedupe keys with its instance id; a heartbeat key says it is alive
+        self.instance = os.urandom(8).hex()
+        self._heartbeat: asyncio.Task[None] | None = None
         self._late: set[asyncio.Task[None]] = set()
         self._active = 0
         self._idle = asyncio.Event()
@@ -153,11 +178,21 @@ class Pipeline:
     # ---- public --------------------------------------------------------------------------
     async def handle(self, msg: InboundMessage) -> Turn:
         """Handle one customer message. A turn cut short (its caller cancelled) releases its
-        dedupe mark and its place in the sender's order, so the channel's retry is handled."""
+        dedupe mark and its place in the sender's order, so the channel's retry is handled; a turn
+        whose process died is taken over by the retry. A duplicate gets the recorded replies —
+        never an empty answer: while the first delivery is still being handled past the deadline, it
+        gets ``Busy`` (503, retry shortly)."""
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.ensure_future(self._beat())
         self._active += 1
         self._idle.clear()
         try:
-            return await self._handle(msg)
+            for _ in range(3):
+                turn = await self._handle(msg)
+                if turn is not None:
+                    return turn
+            raise Busy("this message is being handled; retry shortly", zh="消息正在处理，请稍后重试",
+                       headers={"Retry-After": "1"})  # fmt: skip
         finally:
             self._active -= 1
             if not self._active:
@@ -169,12 +204,30 @@ class Pipeline:
             await asyncio.wait_for(self._idle.wait(), timeout)
         if self._late:
             await asyncio.wait(self._late, timeout=timeout)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+
+    async def _beat(self) -> None:
+        """Say every second that this process lives (its turns' marks are not to be taken over)."""
+        key = self.keys.instance(self.instance)
+        while True:
+            with contextlib.suppress(aioredis.RedisError, OSError):
+                await self.redis.set(key, "1", ex=HEARTBEAT_TTL)
+            await asyncio.sleep(1.0)
+
+    async def _alive(self, instance: str) -> bool:
+        if instance == self.instance:
+            return True
+        return bool(await self.redis.exists(self.keys.instance(instance)))
 
     def validate_text(self, text: object) -> str:
         return validate(text, self.settings.max_message_chars)
 
     # ---- the steps ---------------------------------------------------------------------------
-    async def _handle(self, msg: InboundMessage) -> Turn:
+    async def _handle(self, msg: InboundMessage) -> Turn | None:
+        """The turn; None when a retry took over a dead turn's mark (or found it released): handle again."""
         started = time.perf_counter()
         counters = self.metrics.channel(msg.channel)
         counters.messages.inc()
@@ -184,11 +237,13 @@ class Pipeline:
             self._accept,
             [dedupe_key, sender_key, self.keys.binding(msg.channel, msg.sender_id),
              self.keys.late(msg.channel, msg.sender_id)],
-            [self._pending_ttl, self.settings.conversation_idle_timeout, os.urandom(16).hex()],
+            [self._pending_ttl, self.settings.conversation_idle_timeout, os.urandom(16).hex(), self.instance],
         )  # fmt: skip
         if not accepted[0]:
-            counters.duplicates.inc()
-            return await self._duplicate(msg, dedupe_key, accepted[1], accepted[2].decode())
+            turn = await self._duplicate(msg, dedupe_key, sender_key, accepted[1], accepted[2].decode())
+            if turn is not None:
+                counters.duplicates.inc()
+            return turn
         _, ticket, served, conv_id, new, conv_lang, raw_state, bound, late, human = accepted
         conversation = Conversation(conv_id.decode(), bool(new), conv_lang.decode() or None)
         state = BotState.load(raw_state, conversation.id)
@@ -207,7 +262,9 @@ class Pipeline:
         if late:
             earlier = tuple(_out_from_dict(d, msg, conversation.id) for raw in late for d in orjson.loads(raw))
             turn = dataclasses.replace(turn, replies=earlier + turn.replies)
-        payload = orjson.dumps([_out_dict(r) for r in turn.replies])
+        # a turn that issued a binding session keeps no replies for duplicates: whoever repeats its
+        # (client-chosen) sender and message id must not receive the account data it answered with
+        payload = orjson.dumps([] if turn.session else [_out_dict(r) for r in turn.replies])
         log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
         if conversation.new:  # about one message in ten; the meta hash has its own slot, so not in the script
             meta = {"channel": msg.channel, "sender": msg.sender_id, "started_at": msg.received_at, "log": log_key}
@@ -237,14 +294,26 @@ class Pipeline:
             await self.redis.script_load(script.script)  # Redis restarted and forgot it
             return await self.fast.evalsha(script.sha, keys, args)
 
-    async def _duplicate(self, msg: InboundMessage, key: str, stored: bytes, conversation: str) -> Turn:
+    async def _duplicate(self, msg: InboundMessage, key: str, sender_key: str, stored: bytes,
+                         conversation: str) -> Turn | None:  # fmt: skip
+        """The first delivery's recorded replies. While it is still being handled, wait for it (up to the
+        reply deadline; then ``Busy``); if its process died, take its turn over (None: handle it again)."""
         deadline = time.monotonic() + self.settings.reply_deadline
-        while stored == DEDUPE_PENDING.encode() and time.monotonic() < deadline:
+        while stored.startswith(b"pending"):
+            _, _, mark = stored.decode().partition(":")
+            instance, _, ticket = mark.partition(":")
+            if ticket and not await self._alive(instance):
+                await self._take_over(keys=[key, sender_key], args=[stored, ticket])
+                log.warning("channel %s: a message whose turn died with its process is handled again", msg.channel)
+                return None
+            if time.monotonic() >= deadline:
+                raise Busy("this message is still being handled; retry shortly", zh="消息正在处理，请稍后重试",
+                           headers={"Retry-After": "1"})  # fmt: skip
             await asyncio.sleep(0.02)
             stored = await self.redis.get(key) or b""
-        replies: tuple[OutboundMessage, ...] = ()
-        if stored and stored != DEDUPE_PENDING.encode():
-            replies = tuple(_out_from_dict(d, msg, conversation) for d in json.loads(stored))
+        if not stored:  # the first handling was cut short and let go of the message: handle it now
+            return None
+        replies = tuple(_out_from_dict(d, msg, conversation) for d in orjson.loads(stored))
         return Turn(conversation, replies, None, duplicate=True)
 
     async def _wait_turn(self, msg: InboundMessage, sender_key: str, ticket: int) -> None:
@@ -265,7 +334,12 @@ class Pipeline:
         """The bot's answer within the reply deadline; past it, "checking…" now and the answer
         later (pushed, or in front of the next reply on channels that cannot push)."""
         rev = state.rev
-        task = asyncio.ensure_future(self._answer(msg, conversation, state, bound))
+        # REST: a turn that may complete a binding gets its session secret up front, so that the client
+        # receives it even when the answer comes after the deadline (and that answer waits in the session)
+        session = None
+        if msg.metadata.get("issue_session") and state.slot is not None and state.slot.flow == "binding":
+            session = security.new_session()
+        task = asyncio.ensure_future(self._answer(msg, conversation, state, bound, session))
         budget = self.settings.reply_deadline - (time.perf_counter() - started)
         done, _ = await asyncio.wait({task}, timeout=max(budget, 0.0))
         if task in done:
@@ -273,7 +347,7 @@ class Pipeline:
             replies = self._outbound(msg, conversation, ctx.replies)
             entries = _log_entries(msg, ctx.result, replies, ctx.events, time.perf_counter() - started, ticket)
             ctx.state.rev = rev + 1
-            turn = Turn(conversation.id, replies, ctx.result.intent, ctx.lang)
+            turn = Turn(conversation.id, replies, ctx.result.intent, ctx.lang, session=ctx.issued_session)
             return turn, entries, ctx.state
         self.metrics.channel(msg.channel).deadline_misses.inc()
         lang = reply_lang(msg.text, _preferred_lang(msg, conversation))
@@ -284,10 +358,10 @@ class Pipeline:
         late = asyncio.ensure_future(self._deliver_late(task, msg, conversation, rev, lang, started))
         self._late.add(late)
         late.add_done_callback(self._late.discard)
-        return Turn(conversation.id, replies, None, lang, timed_out=True), entries, None
+        return Turn(conversation.id, replies, None, lang, timed_out=True, session=session), entries, None
 
     async def _answer(self, msg: InboundMessage, conversation: Conversation, state: BotState,
-                      bound: str | None) -> Ctx:  # fmt: skip
+                      bound: str | None, session: str | None = None) -> Ctx:  # fmt: skip
         lang = reply_lang(msg.text, _preferred_lang(msg, conversation))
         command = msg.metadata.get("command")
         handler = self.commands.get(command) if command else None
@@ -301,9 +375,15 @@ class Pipeline:
             result = self.parse(msg.text)
         self.metrics.intent(result.intent).inc()
         turn_id = hashlib.sha1(f"{msg.channel}|{msg.sender_id}|{msg.message_id}".encode()).hexdigest()[:16]
+        new_session = None
+        if session:  # the sender is the client's own string (REST): a binding goes to this secret session
+
+            def new_session() -> tuple[str, str]:
+                return session, security.session_sender(msg.sender_id, session)
+
         ctx = Ctx(self.bot.svc, channel=msg.channel, sender=msg.sender_id, conversation_id=conversation.id,
                   turn_id=turn_id, text=msg.text, result=result, state=state, lang=lang, proven_phone=msg.phone,
-                  bound_phone=bound)  # fmt: skip
+                  bound_phone=bound, new_session=new_session)  # fmt: skip
         await (handler(ctx) if handler is not None else self.bot.respond(ctx))
         if not ctx.replies:
             ctx.say("common", "reask")
@@ -332,13 +412,16 @@ class Pipeline:
         entries = [e for e in _log_entries(msg, result, replies, events, seconds, 0)[1:]]
         pusher = self.pushers.get(msg.channel)
         keep = b"" if pusher else orjson.dumps([_out_dict(r) for r in replies])
+        late_key = self.keys.late(msg.channel, msg.sender_id)
+        if not pusher and state is not None and ctx.issued_session:  # bound late: the answer waits in the session
+            late_key = self.keys.late(msg.channel, security.session_sender(msg.sender_id, ctx.issued_session))
+            # (the same hash tag as the sender's keys: one Cluster slot)
         if state is not None:
             state.rev = rev + 1
         expected = rev if state is not None else -1  # a failed answer leaves the state as it was
         await self._late_script(
             keys=[self.keys.sender(msg.channel, msg.sender_id),
-                  self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id),
-                  self.keys.late(msg.channel, msg.sender_id)],
+                  self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id), late_key],
             args=[expected, state.to_json() if state else b"{}", rev + 1, keep, *entries],
         )  # fmt: skip
         if pusher:

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEDUPE_PENDING = "pending"
+
+def _tag(channel: str, sender: str) -> str:
+    """``{sender:<channel>:<sender>}``. A REST session's namespace (``<sender>~<hash>``, see gateway/security.py)
+    keeps its sender's hash tag, so a binding made in the open conversation lands in the same Cluster slot."""
+    base, tilde, rest = sender.partition("~")
+    return f"{{sender:{channel}:{base}}}{tilde}{rest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,23 +22,28 @@ class Keys:
         shared by every process of the deployment). No TTL."""
         return f"{self.prefix}server-key"
 
+    def instance(self, instance: str) -> str:
+        """String, EX 3 s, refreshed every second: a gateway process is alive (its turns are not taken over)."""
+        return f"{self.prefix}instance:{instance}"
+
     def dedupe(self, channel: str, sender: str, message_id: str) -> str:
-        """SET NX EX dedupe_ttl: "pending" while handled, then the stored replies (JSON).
+        """"pending:<instance>:<ticket>" while handled (EX: a turn's longest time), then the stored replies
+        (JSON, EX dedupe_ttl).
         Tagged with the sender so the accept script touches one Cluster slot."""
-        return f"{self.prefix}{{sender:{channel}:{sender}}}:dedupe:{message_id}"
+        return f"{self.prefix}{_tag(channel, sender)}:dedupe:{message_id}"
 
     def sender(self, channel: str, sender: str) -> str:
         """Hash: conv (current conversation id), started, last (activity time), ticket (INCR on
         arrival), served (last ticket whose turn finished). EX conversation_idle_timeout + 1 day."""
-        return f"{self.prefix}{{sender:{channel}:{sender}}}:state"
+        return f"{self.prefix}{_tag(channel, sender)}:state"
 
     def binding(self, channel: str, sender: str) -> str:
         """String: the phone number a social/forum account proved it owns (one-time code). EX binding_ttl."""
-        return f"{self.prefix}{{sender:{channel}:{sender}}}:bind"
+        return f"{self.prefix}{_tag(channel, sender)}:bind"
 
     def otp(self, channel: str, sender: str) -> str:
         """Hash: phone, salt, digest (SHA-1 of salt+code), attempts. EX otp_ttl (5 minutes)."""
-        return f"{self.prefix}{{sender:{channel}:{sender}}}:otp"
+        return f"{self.prefix}{_tag(channel, sender)}:otp"
 
     def otp_rate(self, phone: str) -> str:
         """String, SET NX EX otp_resend_after: one code per number per interval."""
@@ -42,7 +52,7 @@ class Keys:
     def late(self, channel: str, sender: str) -> str:
         """List: answers that arrived after the deadline for a channel that cannot push (REST);
         delivered in front of the sender's next reply."""
-        return f"{self.prefix}{{sender:{channel}:{sender}}}:late"
+        return f"{self.prefix}{_tag(channel, sender)}:late"
 
     def conversation(self, conversation_id: str) -> str:
         """Hash: channel, sender, started_at, log (the log's key): find a conversation by id."""
@@ -51,7 +61,7 @@ class Keys:
     def conversation_log(self, channel: str, sender: str, conversation_id: str) -> str:
         """Stream: one entry per customer message, reply and event, each a JSON field ``e``.
         Tagged with the sender so a turn's whole write is one script in one Cluster slot."""
-        return f"{self.prefix}{{sender:{channel}:{sender}}}:log:{conversation_id}"
+        return f"{self.prefix}{_tag(channel, sender)}:log:{conversation_id}"
 
     def complaint(self, ticket: str) -> str:
         """Hash: a complaint ticket (type, status, owner, channel, text masked, due times, history JSON)."""

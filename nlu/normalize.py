@@ -57,6 +57,10 @@ def validate(text: object, max_length: int) -> str:
         raise NLUInputError("text is empty")
     if len(text) > max_length:
         raise NLUInputError(f"text is too long: {len(text)} characters (limit {max_length})")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NLUInputError("text is not valid Unicode (it holds a lone surrogate)") from None
     return text
 
 

@@ -57,7 +57,8 @@ async def fill(ctx: Any, slot: Any) -> bool:
     match = _CODE.search(ctx.norm)
     if not match:
         return False
-    result = await ctx.svc.binder.verify(ctx.channel, ctx.sender, match.group(1))
+    session, bind_as = ctx.new_session() if ctx.new_session else (None, None)
+    result = await ctx.svc.binder.verify(ctx.channel, ctx.sender, match.group(1), bind_as)
     if result.status == "wrong":
         ctx.say("binding", "wrong_code", left=result.attempts_left)
         ctx.state.slot = slot
@@ -67,6 +68,7 @@ async def fill(ctx: Any, slot: Any) -> bool:
         ctx.say("binding", result.status)  # locked | expired
         return True
     ctx.bound_phone = result.phone
+    ctx.issued_session = session
     ctx.event("bound")
     ctx.say("binding", "bound", phone=result.phone)
     resume = slot.data.get("resume")

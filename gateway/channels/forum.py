@@ -15,7 +15,10 @@ A forum is public, so what the bot may say there is narrower than anywhere else:
 
 Discourse: ``POST /channels/forum/discourse`` takes ``post_created`` / ``topic_created`` webhooks;
 ``X-Discourse-Event-Signature`` (``sha256=`` HMAC-SHA256 of the raw body) is compared in constant
-time (403 otherwise) and ``X-Discourse-Event-Id`` de-duplicates. The feed: every
+time (403 otherwise); the body is read against a declared schema (``DiscourseEvent``, 400 naming the
+field). ``X-Discourse-Event-Id`` de-duplicates, and so does the body itself (the signature covers it,
+not the id): the same body again gets the first answer for a week, and a post older than that is
+not answered (a replay). The feed: every
 ``feed_interval`` seconds, with ``ETag``/``Last-Modified``; entries seen are kept in Redis, so a
 restart neither answers old posts again nor misses new ones; an edited post is not answered twice.
 """
@@ -24,8 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
-import hmac
 import html
 import json
 import logging
@@ -33,18 +36,23 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
 import feedparser
+import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
+from msgspec import Meta
 
 from bots.engine import Ctx
+from gateway import edge
 from gateway.channels import base
+from gateway.channels.authn import LONG_TTL, Replays, hmac_sha256, same
 from gateway.channels.base import CHANNEL_COMMANDS, read_body
+from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS
+from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS, RKEYS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
@@ -283,49 +291,86 @@ def _pm_title(text: str) -> str:
 
 
 # ---- the Discourse webhook ---------------------------------------------------------------------------------
+class DiscoursePost(msgspec.Struct):
+    """The parts of Discourse's ``WebHookPostSerializer`` we read."""
+
+    id: Annotated[int, Meta(ge=1)]
+    topic_id: Annotated[int, Meta(ge=1)]
+    username: Annotated[str, Meta(min_length=1, max_length=256)]
+    post_number: Annotated[int, Meta(ge=1)] | None = None
+    raw: Annotated[str, Meta(max_length=MAX_BODY)] | None = None
+    cooked: Annotated[str, Meta(max_length=MAX_BODY)] | None = None
+    topic_slug: Annotated[str, Meta(max_length=512)] | None = None
+    topic_title: Annotated[str, Meta(max_length=1024)] | None = None
+    created_at: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class DiscourseEvent(msgspec.Struct):
+    """A webhook body: ``{"post": …}`` for post events (others, ``{"topic": …}``, ``{"ping": "OK"}``, are not read)."""
+
+    post: DiscoursePost | None = None
+
+
+def _stale(created_at: str | None) -> bool:
+    """A post older than the replay record's lifetime: a replay (or a very late redelivery), not answered."""
+    if not created_at:
+        return False
+    try:
+        moment = dt.datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return (dt.datetime.now(dt.UTC) - moment).total_seconds() > LONG_TTL
+
+
 async def discourse_webhook(request: web.Request) -> web.Response:
     channel = request.config_dict[FORUM]
     body = await read_body(request, MAX_BODY)
     sent = request.headers.get("X-Discourse-Event-Signature", "")
-    expected = "sha256=" + hmac.new(channel.f.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise Forbidden("X-Discourse-Event-Signature is missing or does not match the body")
-    event = request.headers.get("X-Discourse-Event", "")
-    event_id = request.headers.get("X-Discourse-Event-Id", "")
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object")
-    if event == "ping":
+    if not sent or not same(sent, hmac_sha256(channel.f.webhook_secret, body)):
+        raise Forbidden("X-Discourse-Event-Signature is missing or does not match the body",
+                        field="X-Discourse-Event-Signature")  # fmt: skip
+    event = edge.text(request.headers.get("X-Discourse-Event", ""), "X-Discourse-Event", 64, required=False)
+    event_id = edge.text(request.headers.get("X-Discourse-Event-Id", ""), "X-Discourse-Event-Id", 32, required=False)
+    data = decode(body, DiscourseEvent)
+    if event == "ping" or request.headers.get("X-Discourse-Event-Type") == "ping":
         return web.json_response({"status": "pong"})
+    # the signature covers the body, not the event id: the same body again is a redelivery (or a replay), whatever
+    # id it comes with, and gets the first answer; recorded once handled, so a delivery that died is handled again
+    replays = Replays(channel.redis, request.config_dict[RKEYS], CHANNEL)
+    recorded = await replays.recorded(body)
+    if recorded is not None:
+        return web.json_response({"status": "duplicate"})
     if event_id and not await channel.redis.set(channel.base + f"event:{event_id}", "1", nx=True, ex=7 * 86400):
         return web.json_response({"status": "duplicate"})  # Discourse redelivered an event we have
-    if event != "post_created":
-        return web.json_response(
-            {"status": "ignored", "event": event}
-        )  # a new topic's first post comes as post_created
-    raw = data.get("post")
-    if not isinstance(raw, dict) or "id" not in raw or "topic_id" not in raw:
-        raise BadRequest("'post' with 'id' and 'topic_id' is required for post_created")
-    base = channel.f.discourse_url.rstrip("/")
-    number = int(raw.get("post_number") or 1)
-    text = str(raw.get("raw") or plain(str(raw.get("cooked") or "")))
-    post = Post(id=str(raw["id"]), username=str(raw.get("username") or ""), text=text,
-                url=f"{base}/t/{raw.get('topic_slug') or '-'}/{raw['topic_id']}/{number}",
-                topic_id=int(raw["topic_id"]), post_number=number,
-                title=str(raw.get("topic_title") or "") if number == 1 else "")  # fmt: skip
-    if not post.username:
-        raise BadRequest("'post.username' is required")
     try:
-        answered = await channel.on_post(post)
+        answer = await _discourse_event(channel, event, data)
     except BaseException:
         if event_id:  # not handled: let Discourse's redelivery through
             await channel.redis.delete(channel.base + f"event:{event_id}")
         raise
+    await replays.record(body, answer["status"], LONG_TTL)
+    return web.json_response(answer)
+
+
+async def _discourse_event(channel: ForumChannel, event: str, data: DiscourseEvent) -> dict[str, Any]:
+    if event != "post_created":
+        return {"status": "ignored", "event": event}  # a new topic's first post comes as post_created
+    raw = data.post
+    if raw is None:
+        raise BadRequest("'post' with 'id', 'topic_id' and 'username' is required for post_created", field="post")
+    if _stale(raw.created_at):
+        return {"status": "ignored", "reason": "stale"}
+    base = channel.f.discourse_url.rstrip("/")
+    number = raw.post_number or 1
+    post = Post(id=str(raw.id), username=raw.username, text=raw.raw or plain(raw.cooked or ""),
+                url=f"{base}/t/{raw.topic_slug or '-'}/{raw.topic_id}/{number}",
+                topic_id=raw.topic_id, post_number=number,
+                title=(raw.topic_title or "") if number == 1 else "")  # fmt: skip
+    answered = await channel.on_post(post)
     log.info("forum: post %s in topic %s %s", post.id, post.topic_id, "answered" if answered else "not for us")
-    return web.json_response({"status": "accepted" if answered else "ignored"})
+    return {"status": "accepted" if answered else "ignored"}
 
 
 def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:

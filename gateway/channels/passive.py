@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway import edge
 from gateway.channels.base import CHANNEL_COMMANDS
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, Forbidden
 from gateway.keys import CHANNELS, OUTBOXES, PIPELINE
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import job_id
@@ -35,22 +35,14 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 CLAIM_TTL = 600  # seconds: longer than any platform's retries
-MAX_SKEW = 300  # seconds a signed push's timestamp may be from now (the platforms retry within ~15 s)
 
 
-def check_fresh(timestamp: str) -> None:
-    """Refuse a push whose signed timestamp is stale or from the future: the platforms' signatures cover the
-    timestamp and nonce but not the body, so an old signature must not be replayable with a new body."""
-    from gateway.errors import Forbidden
-
+def param(query: Any, name: str, max_len: int = 128) -> str:
+    """A signature parameter of the query: missing or malformed means the request is not signed (403)."""
     try:
-        value = float(timestamp)
-    except ValueError:
-        raise Forbidden("'timestamp' is not a number") from None
-    if value > 1e11:  # milliseconds (Weibo)
-        value /= 1000
-    if abs(time.time() - value) > MAX_SKEW:
-        raise Forbidden("'timestamp' is more than 5 minutes away from now (a replayed or delayed push)")
+        return edge.text(query.get(name), name, max_len)
+    except BadRequest as exc:
+        raise Forbidden(exc.message, field=name) from None
 
 
 Queue = Callable[[OutboundMessage, str], Awaitable[bool]]  # (message, job id) → queued through the API
@@ -114,14 +106,11 @@ class PassiveReplies:
 def mount(app: web.Application, settings: Settings, path: str, key: web.AppKey[Any],
           build: Callable[[web.Application], Any]) -> None:  # fmt: skip
     """The routes and lifecycle of a push-platform channel (WeChat, Weibo): ``GET path`` answers the URL
-    check (``channel.check(query)``, then the ``echostr``), ``POST path`` takes pushes (``channel.on_push``);
+    check (``channel.verify(query)`` returns the ``echostr``), ``POST path`` takes pushes (``channel.on_push``);
     the channel's outbox runs with the app, and its slow answers are drained at shutdown."""
 
     async def verify(request: web.Request) -> web.Response:
-        request.config_dict[key].check(request.query)
-        echo = request.query.get("echostr")
-        if not echo:
-            raise BadRequest("'echostr' is required")
+        echo = await request.config_dict[key].verify(request.query)
         return web.Response(text=echo, content_type="text/plain")
 
     async def push(request: web.Request) -> web.Response:

@@ -16,30 +16,33 @@ and sent by the configured provider with retries, per-number rate limits and del
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import logging
 import re
 import time
 import unicodedata
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import aiohttp
+import msgspec
 import opencc
 import redis.asyncio as aioredis
 import yaml
 from aiohttp import web
+from msgspec import Meta
 from twilio.request_validator import RequestValidator
 
 from bots import sms as sms_sizes
 from bots.engine import Ctx
+from gateway import edge
 from gateway.channels import base
+from gateway.channels.authn import LONG_TTL, REPLAY_TTL, Replays, hmac_sha256, same, signed_time
 from gateway.channels.base import as_text, queue_parts, read_body
+from gateway.edge import decode, require_json
 from gateway.errors import BadRequest, Forbidden
 from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS, RKEYS, SETTINGS
 from gateway.metrics import Metrics
@@ -63,6 +66,8 @@ FINAL_STATUSES = {  # provider words → delivered | failed | expired | rejected
 }  # fmt: skip
 SMS_OUTBOX: web.AppKey[Outbox] = web.AppKey("sms_outbox")
 SMS_CHANNEL: web.AppKey[SmsChannel] = web.AppKey("sms_channel")
+_SID = re.compile(r"[A-Za-z0-9]{2,64}")  # Twilio's ids: SM/MM + 32 hex
+T = TypeVar("T")
 
 
 # ---- numbers and keywords ---------------------------------------------------------------------------
@@ -292,6 +297,10 @@ class SmsChannel:
     def metrics(self) -> Metrics:
         return self.app[METRICS]
 
+    @property
+    def replays(self) -> Replays:
+        return Replays(self.redis, self.app[RKEYS], CHANNEL)
+
     # ---- inbound ---------------------------------------------------------------------------
     async def receive(self, raw_from: object, text: object, message_id: str, received_at: float | None = None,
                       provider: str = "") -> Turn:  # fmt: skip
@@ -369,6 +378,9 @@ class SmsChannel:
             return False
         word = status.strip().lower()
         final = FINAL_STATUSES.get(word)
+        previous = await self.redis.hget(key, "status")
+        if previous is not None and previous.decode() in FINAL_STATUSES.values():
+            return True  # settled: a repeated or late receipt changes nothing and is not counted again
         await self.redis.hset(key, mapping={"status": final or word, "updated": time.time(), "error": error[:40]})
         if final:
             self.metrics.sms_receipts.labels(final).inc()
@@ -431,6 +443,38 @@ def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> 
 
 
 # ---- HTTP handlers ----------------------------------------------------------------------------------
+# The bodies, as declared schemas (``gateway/edge.py``): a field of the wrong type is a 400 naming it.
+MessageId = Annotated[str, Meta(min_length=1, max_length=128)] | Annotated[int, Meta(ge=0)]
+SignedTime = Annotated[float, Meta(ge=0, lt=1e14)]  # Unix seconds (or milliseconds)
+
+
+class SmsIn(msgspec.Struct):
+    """``POST /channels/sms/webhook``: an incoming text."""
+
+    id: MessageId
+    from_: Annotated[str, Meta(max_length=64)] = msgspec.field(name="from")
+    text: Annotated[str, Meta(max_length=10_000)]
+    timestamp: SignedTime
+    to: Annotated[str, Meta(max_length=64)] = ""
+
+
+class SmsReceipt(msgspec.Struct):
+    """``POST /channels/sms/status``: a delivery receipt."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=128)]
+    status: Annotated[str, Meta(min_length=1, max_length=32)]
+    timestamp: SignedTime
+    error: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class BroadcastIn(msgspec.Struct):
+    """``POST /api/sms/broadcast``."""
+
+    text: Annotated[str, Meta(min_length=1, max_length=2000)]
+    numbers: Annotated[list[Annotated[str, Meta(max_length=32)]], Meta(min_length=1, max_length=10_000)]
+    lang: Literal["zh", "en"] = "zh"
+
+
 async def _body(request: web.Request) -> bytes:
     return await read_body(request, MAX_BODY)
 
@@ -438,43 +482,59 @@ async def _body(request: web.Request) -> bytes:
 def _check_hmac(request: web.Request, body: bytes, secret: str) -> None:
     sent = request.headers.get("X-Signature", "")
     if not sent:
-        raise Forbidden("missing X-Signature header")
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(sent.strip().lower(), expected):
-        raise Forbidden("X-Signature does not match the body")
+        raise Forbidden("missing X-Signature header", field="X-Signature")
+    if not same(sent.strip().lower(), hmac_sha256(secret, body)):
+        raise Forbidden("X-Signature does not match the body", field="X-Signature")
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object")
-    return data
+async def _signed(request: web.Request, type_: type[T]) -> tuple[bytes, T]:
+    """A generic provider request: signature (403), schema (400), signed timestamp within 5 minutes (403)."""
+    body = await _body(request)
+    _check_hmac(request, body, request.config_dict[SMS_CHANNEL].s.webhook_secret)
+    data = decode(body, type_)
+    signed_time(data.timestamp)  # type: ignore[attr-defined]
+    return body, data
+
+
+async def _once(request: web.Request, request_id: bytes, ttl: int, handle: Callable[[], Awaitable[bytes]],
+                duplicate: Callable[[bytes], bytes]) -> bytes:  # fmt: skip
+    """``handle()``'s answer, recorded; the same signed request again gets ``duplicate(recorded answer)``,
+    unhandled — even after the pipeline's dedupe window (recorded after handling: a delivery whose handling
+    died is handled again)."""
+    replays = request.config_dict[SMS_CHANNEL].replays
+    recorded = await replays.recorded(request_id)
+    if recorded is not None:
+        return duplicate(recorded)
+    answer = await handle()
+    await replays.record(request_id, answer, ttl)
+    return answer
 
 
 async def generic_webhook(request: web.Request) -> web.Response:
     channel = request.config_dict[SMS_CHANNEL]
-    body = await _body(request)
-    _check_hmac(request, body, channel.s.webhook_secret)
-    data = _json_object(body)
-    message_id = data.get("id")
-    if not isinstance(message_id, str | int) or not str(message_id).strip():
-        raise BadRequest("'id' (the provider's message id) is required")
-    turn = await channel.receive(data.get("from"), data.get("text"), str(message_id)[:128], provider="http")
-    return web.json_response({"status": "accepted", "duplicate": turn.duplicate, "replies": len(turn.replies)})
+    body, data = await _signed(request, SmsIn)
+
+    async def handle() -> bytes:
+        turn = await channel.receive(data.from_, data.text, str(data.id), provider="http")
+        return json.dumps({"status": "accepted", "duplicate": turn.duplicate, "replies": len(turn.replies)}).encode()
+
+    def duplicate(recorded: bytes) -> bytes:
+        return json.dumps({**json.loads(recorded), "duplicate": True}).encode()
+
+    answer = await _once(request, b"in:" + body, REPLAY_TTL, handle, duplicate)
+    return web.Response(body=answer, content_type="application/json")
 
 
 async def generic_status(request: web.Request) -> web.Response:
     channel = request.config_dict[SMS_CHANNEL]
-    body = await _body(request)
-    _check_hmac(request, body, channel.s.webhook_secret)
-    data = _json_object(body)
-    if not isinstance(data.get("id"), str) or not isinstance(data.get("status"), str):
-        raise BadRequest("'id' and 'status' are required strings")
-    known = await channel.receipt(data["id"], data["status"], str(data.get("error") or ""))
-    return web.json_response({"status": "recorded" if known else "unknown id"})
+    body, data = await _signed(request, SmsReceipt)
+
+    async def handle() -> bytes:
+        known = await channel.receipt(data.id, data.status, data.error or "")
+        return json.dumps({"status": "recorded" if known else "unknown id"}).encode()
+
+    answer = await _once(request, b"receipt:" + body, REPLAY_TTL, handle, lambda recorded: recorded)
+    return web.Response(body=answer, content_type="application/json")
 
 
 async def _twilio_form(request: web.Request) -> dict[str, str]:
@@ -482,26 +542,44 @@ async def _twilio_form(request: web.Request) -> dict[str, str]:
     settings = request.config_dict[SETTINGS]
     if request.content_type != "application/x-www-form-urlencoded":
         raise BadRequest("expected an application/x-www-form-urlencoded body (Twilio's webhook)")
-    try:
-        form = dict(
-            urllib.parse.parse_qsl((await _body(request)).decode(), keep_blank_values=True, strict_parsing=False)
-        )
-    except UnicodeDecodeError:
-        raise BadRequest("form body is not UTF-8") from None
+    try:  # UTF-8 whatever charset the Content-Type names (Twilio's is UTF-8): an unknown one cannot break this
+        form = dict(urllib.parse.parse_qsl((await _body(request)).decode(), keep_blank_values=True,
+                                           max_num_fields=200))  # fmt: skip
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("form body is not UTF-8 form data") from None
     signature = request.headers.get("X-Twilio-Signature", "")
     url = settings.public_url.rstrip("/") + request.path_qs
-    if not signature or not RequestValidator(channel.s.twilio_auth_token).validate(url, form, signature):
-        raise Forbidden("X-Twilio-Signature does not match (check server.public_url is the URL Twilio calls)")
+    try:
+        valid = bool(signature) and RequestValidator(channel.s.twilio_auth_token).validate(url, form, signature)
+    except Exception:  # a URL or value the validator cannot encode: not signed by Twilio
+        valid = False
+    if not valid:
+        raise Forbidden("X-Twilio-Signature does not match (check server.public_url is the URL Twilio calls)",
+                        field="X-Twilio-Signature")  # fmt: skip
     return form
+
+
+def _sid(form: dict[str, str], name: str) -> str:
+    value = edge.text(form.get(name), name, 64)
+    if not _SID.fullmatch(value):
+        raise BadRequest(f"'{name}' is not a Twilio id", field=name)
+    return value
 
 
 async def twilio_webhook(request: web.Request) -> web.Response:
     channel = request.config_dict[SMS_CHANNEL]
     form = await _twilio_form(request)
-    sid = form.get("MessageSid") or form.get("SmsSid")
-    if not sid:
-        raise BadRequest("'MessageSid' is required")
-    await channel.receive(form.get("From"), form.get("Body"), sid, provider="twilio")
+    sid = _sid(form, "MessageSid" if form.get("MessageSid") else "SmsSid")
+    sender = edge.text(form.get("From"), "From", 64)
+    body = edge.text(form.get("Body"), "Body", 10_000, required=False)
+
+    async def handle() -> bytes:
+        await channel.receive(sender, body, sid, provider="twilio")
+        return b"handled"
+
+    # Twilio signs no time: a replay is the same MessageSid, answered once for a week (the pipeline's dedupe
+    # window may be shorter)
+    await _once(request, f"twilio:{sid}".encode(), LONG_TTL, handle, lambda recorded: recorded)
     # replies go through the Messages API (retried, receipts), so the TwiML answer is empty
     return web.Response(text='<?xml version="1.0" encoding="UTF-8"?><Response></Response>', content_type="text/xml")
 
@@ -509,10 +587,9 @@ async def twilio_webhook(request: web.Request) -> web.Response:
 async def twilio_status(request: web.Request) -> web.Response:
     channel = request.config_dict[SMS_CHANNEL]
     form = await _twilio_form(request)
-    sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
-    if not sid or not status:
-        raise BadRequest("'MessageSid' and 'MessageStatus' are required")
-    await channel.receipt(sid, status, form.get("ErrorCode", ""))
+    sid = _sid(form, "MessageSid")
+    status = edge.text(form.get("MessageStatus"), "MessageStatus", 32)
+    await channel.receipt(sid, status, edge.text(form.get("ErrorCode"), "ErrorCode", 40, required=False))
     return web.Response(status=204)
 
 
@@ -523,25 +600,22 @@ async def broadcast(request: web.Request) -> web.Response:
     agent, _ = await current_agent(request)
     if not agent.supervises:
         raise Forbidden("only supervisors and admins may send broadcasts")
+    require_json(request)
     channel = request.config_dict[SMS_CHANNEL]
-    data = _json_object(await _body(request))
-    text, numbers, lang = data.get("text"), data.get("numbers"), data.get("lang", "zh")
-    if not isinstance(text, str) or not text.strip():
-        raise BadRequest("'text' is required and must be a non-empty string")
-    if not isinstance(numbers, list) or not numbers or len(numbers) > 10_000:
-        raise BadRequest("'numbers' must be a list of 1 to 10,000 phone numbers")
-    if lang not in ("zh", "en"):
-        raise BadRequest("'lang' must be zh or en")
-    if sms_sizes.segments(text) > BROADCAST_MAX_PARTS - 1:  # one part kept for the opt-out footer
-        raise BadRequest(f"'text' needs {sms_sizes.segments(text)} SMS parts; a broadcast may use at most "
-                         f"{BROADCAST_MAX_PARTS - 1} (the opt-out footer takes the rest)")  # fmt: skip
+    data = decode(await _body(request), BroadcastIn)
+    text_, lang = data.text.strip(), data.lang
+    if not text_:
+        raise BadRequest("'text' is required and must be a non-empty string", field="text")
+    if sms_sizes.segments(text_) > BROADCAST_MAX_PARTS - 1:  # one part kept for the opt-out footer
+        raise BadRequest(f"'text' needs {sms_sizes.segments(text_)} SMS parts; a broadcast may use at most "
+                         f"{BROADCAST_MAX_PARTS - 1} (the opt-out footer takes the rest)", field="text")  # fmt: skip
     valid, invalid = [], 0
-    for raw in numbers:
+    for raw in data.numbers:
         try:
             valid.append(normalise_number(raw, channel.s.country_code))
         except BadRequest:
             invalid += 1
-    counts = await channel.broadcast(list(dict.fromkeys(valid)), text.strip(), lang)
+    counts = await channel.broadcast(list(dict.fromkeys(valid)), text_, lang)
     log.info("SMS broadcast by %s: %s", agent.name, counts)
     return web.json_response({**counts, "invalid": invalid})
 

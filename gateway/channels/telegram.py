@@ -1,10 +1,13 @@
 """Telegram: python-telegram-bot's ``Application`` without its Updater, inside the aiohttp app.
 
 * ``POST /channels/telegram/webhook`` (the channel's sub-application) takes Telegram's updates.
-  ``X-Telegram-Bot-Api-Secret-Token`` is compared in constant time (403 otherwise). Each update is
-  dispatched by PTB's handlers *before* the response, so a 200 means the message was handled and
-  its replies queued; a failure answers 500 and Telegram delivers the update again. The
-  ``update_id`` is the message id the pipeline de-duplicates on: a redelivery is answered once.
+  ``X-Telegram-Bot-Api-Secret-Token`` is compared in constant time (403 otherwise). The parts of an
+  update our handlers read are checked against declared types (``TgUpdate``) before PTB parses it;
+  an update we cannot use (malformed, wrong types, a handler failing on it) is logged and answered
+  200, so Telegram does not deliver it forever. Each update is dispatched by PTB's handlers *before*
+  the response, so a 200 means the message was handled and its replies queued; a Redis outage
+  answers 503 and Telegram delivers the update again. The ``update_id`` is the message id the
+  pipeline de-duplicates on: a redelivery is answered once.
 * Commands ``/start`` and ``/help`` (what the bot can do, with buttons), ``/human``, ``/bind``,
   ``/unbind``; any other text goes through the NLU. Quick replies are inline keyboards;
   callback queries are answered. Photos, stickers, voice, locations… get a polite "text only".
@@ -20,16 +23,16 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
-import hmac
-import json
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
+from msgspec import Meta
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest as TgBadRequest
 from telegram.error import Forbidden as TgForbidden
@@ -45,8 +48,10 @@ from telegram.ext import (
 )
 
 from gateway.channels import base
+from gateway.channels.authn import same
 from gateway.channels.base import CHANNEL_COMMANDS, queue_parts, read_body
-from gateway.errors import BadRequest, Forbidden, Unavailable
+from gateway.edge import decode
+from gateway.errors import BadRequest, Forbidden, GatewayError, Unavailable, is_outage
 from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
@@ -284,25 +289,85 @@ COMMANDS = {
 
 
 # ---- HTTP --------------------------------------------------------------------------------------------
+# The shape of the parts of an update our handlers read, checked before PTB's ``Update.de_json`` (which trusts
+# its input): a field of the wrong type makes the update unusable instead of failing inside a handler.
+class TgUser(msgspec.Struct):
+    id: int
+    is_bot: bool = False
+    first_name: Annotated[str, Meta(max_length=256)] = ""
+    language_code: Annotated[str, Meta(max_length=35)] | None = None
+
+
+class TgChat(msgspec.Struct):
+    id: int
+    type: Annotated[str, Meta(max_length=32)]
+
+
+class TgEntity(msgspec.Struct):
+    type: Annotated[str, Meta(max_length=64)]
+    offset: Annotated[int, Meta(ge=0, le=1 << 20)]
+    length: Annotated[int, Meta(ge=0, le=1 << 20)]
+
+
+class TgMessage(msgspec.Struct):
+    message_id: int
+    date: int
+    chat: TgChat
+    from_: TgUser | None = msgspec.field(name="from", default=None)
+    text: Annotated[str, Meta(max_length=MAX_TEXT * 4)] | None = None
+    caption: Annotated[str, Meta(max_length=MAX_TEXT * 4)] | None = None
+    entities: list[TgEntity] | None = None
+    caption_entities: list[TgEntity] | None = None
+
+
+class TgCallbackQuery(msgspec.Struct):
+    id: Annotated[str, Meta(max_length=128)]
+    from_: TgUser = msgspec.field(name="from")
+    data: Annotated[str, Meta(max_length=256)] | None = None
+    message: TgMessage | None = None
+
+
+class TgUpdate(msgspec.Struct):
+    update_id: Annotated[int, Meta(ge=0, lt=1 << 53)]
+    message: TgMessage | None = None
+    edited_message: TgMessage | None = None
+    channel_post: TgMessage | None = None
+    edited_channel_post: TgMessage | None = None
+    callback_query: TgCallbackQuery | None = None
+
+
+def _unusable(reason: str) -> web.Response:
+    """An update we cannot use: 200, so Telegram does not deliver it again and again (logged, no content)."""
+    log.warning("telegram: an update we cannot use (%s); answered 200", reason[:160])
+    return web.json_response({"ok": True, "handled": False, "reason": reason[:160]})
+
+
 async def webhook(request: web.Request) -> web.Response:
     channel = request.config_dict[TELEGRAM]
     secret = channel.t.webhook_secret
-    if secret:
-        sent = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not hmac.compare_digest(sent.encode(), secret.encode()):
-            raise Forbidden("X-Telegram-Bot-Api-Secret-Token is missing or wrong")
+    if secret and not same(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), secret):
+        raise Forbidden("X-Telegram-Bot-Api-Secret-Token is missing or wrong", field="X-Telegram-Bot-Api-Secret-Token")
     body = await read_body(request, MAX_BODY)
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("request body is not valid JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-        raise BadRequest("request body must be a Telegram Update object with an integer 'update_id'")
+        data = decode(body, dict[str, Any], "update")
+        decode(body, TgUpdate, "update")  # the parts our handlers read, typed
+    except BadRequest as exc:
+        return _unusable(exc.message)
     try:
         update = Update.de_json(data, channel.application.bot)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadRequest(f"not a Telegram Update: {type(exc).__name__}") from None
-    await channel.process(update)
+    except Exception as exc:  # PTB's own parsing of the parts we do not read
+        return _unusable(f"not a Telegram Update: {type(exc).__name__}")
+    try:
+        await channel.process(update)
+    except GatewayError:
+        raise  # the channel is starting (503): Telegram delivers it again
+    except Exception as exc:
+        if is_outage(exc):
+            raise  # Redis is away: JSON 503 + Retry-After, and Telegram delivers the update again
+        request.config_dict[METRICS].errors.inc()
+        log.error("telegram: update %s failed in a handler (%s)", update.update_id, type(exc).__name__,
+                  exc_info=exc)  # fmt: skip
+        return _unusable(f"a handler failed: {type(exc).__name__}")
     return web.json_response({"ok": True})
 
 

@@ -16,19 +16,21 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jinja2
+import msgspec
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 from yarl import URL
 
-from gateway.errors import BadRequest, Forbidden, GatewayError
-from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS, SETTINGS, WEBCHAT_HUB
+from gateway import edge
+from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage
+from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS, SERVER_KEY, SETTINGS, WEBCHAT_HUB
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.rkeys import Keys
-from gateway.security import verify_customer_token
+from gateway.security import SESSION, check_visitor, new_visitor, session_sender, verify_customer_token
 from gateway.settings import Settings
 from nlu import NLUInputError
 
@@ -37,6 +39,38 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CHANNEL = "webchat"
 REST_CHANNEL = "rest"
 MAX_SENDER = 128
+# a sender or message id names Redis keys: printable, no hash-tag braces, no control characters
+ID_PATTERN = r"^[^{}\x00-\x1f\x7f]+$"
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SENDER, pattern=ID_PATTERN)]
+# "~" is kept for the gateway's own session namespaces (``<sender>~<hash>``)
+Sender = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SENDER, pattern=r"^[^{}~\x00-\x1f\x7f]+$")]
+
+
+class RestMetadata(msgspec.Struct):
+    """What the REST channel reads of ``metadata`` (other keys are the client's own and ignored)."""
+
+    token: str | None = None  # a customer JWT (webchat.token_secret)
+    session: str | None = None  # the secret a one-time-code binding issued
+    message_id: Id | int | None = None
+    lang: str | None = None  # zh | en; anything else is ignored
+
+
+class RestBody(msgspec.Struct):
+    """``POST /webhooks/rest/webhook``: Rasa's REST channel body."""
+
+    sender: Sender
+    message: str
+    metadata: RestMetadata | None = None
+
+
+class ChatFrame(msgspec.Struct):
+    """A customer's WebSocket frame: ``message`` (text, client_id, display, lang), ``typing`` or ``lang``."""
+
+    type: str
+    text: str | None = None
+    client_id: Id | int | None = None
+    display: str | None = None
+    lang: str | None = None
 
 
 class WebchatHub:
@@ -137,7 +171,18 @@ class WebchatHub:
 def _identity(token: str | None, settings: Settings) -> str | None:
     if not token:
         return None
-    return verify_customer_token(token, settings.webchat.token_secret)
+    return verify_customer_token(token, settings.webchat.token_secret, settings.webchat.max_token_age)
+
+
+def _session(request: web.Request, meta: RestMetadata, settings: Settings) -> str | None:
+    """The REST client's binding session: ``metadata.session``, the ``X-Chat-Session`` header or the cookie."""
+    cookie = request.cookies.get(settings.webchat.session_cookie)
+    value = meta.session or request.headers.get("X-Chat-Session") or cookie
+    if not value:
+        return None
+    if not SESSION.match(value):
+        raise BadRequest("'session' is not a session this gateway issued", zh="会话标识无效", field="session")
+    return value
 
 
 def _origin_allowed(request: web.Request, settings: Settings) -> bool:
@@ -160,62 +205,53 @@ def _ui_lang(request: web.Request) -> str:
     return "en" if accept.lower().startswith("en") else "zh"
 
 
-async def _read_json(request: web.Request, limit: int) -> Any:
-    if request.content_length is not None and request.content_length > limit:
-        raise BadRequest(f"request body is over the size limit of {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise BadRequest(f"request body is over the size limit of {limit} bytes")
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("request body is not valid JSON") from None
-
-
-def _check_sender(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest("'sender' is required and must be a non-empty string")
-    if len(value) > MAX_SENDER:
-        raise BadRequest(f"'sender' is longer than {MAX_SENDER} characters")
-    return value
-
-
 # ---- handlers -----------------------------------------------------------------------------------
 async def rest_webhook(request: web.Request) -> web.Response:
     """Rasa REST channel: ``{"sender", "message", "metadata"?}`` → ``[{"recipient_id", "text", "buttons"?}]``."""
     settings = request.config_dict[SETTINGS]
-    body = await _read_json(request, settings.webchat.max_body_bytes)
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object with 'sender' and 'message'")
-    sender = _check_sender(body.get("sender"))
-    if "message" not in body or not isinstance(body["message"], str):
-        raise BadRequest("'message' is required and must be a string")
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise BadRequest("'metadata' must be an object")
+    body = await edge.json_body(request, RestBody, settings.webchat.max_body_bytes)
+    if not body.sender.strip():
+        raise BadRequest("'sender' is required and must be a non-empty string", field="sender")
+    meta = body.metadata or RestMetadata()
     pipeline = request.config_dict[PIPELINE]
     try:
-        text = pipeline.validate_text(body["message"])
+        text = pipeline.validate_text(body.message)
     except NLUInputError as exc:
-        raise BadRequest(f"'message': {exc}") from None
-    phone = _identity(metadata.get("token"), settings)
-    message_id = str(metadata.get("message_id") or uuid.uuid4().hex)
-    lang = metadata.get("lang") if metadata.get("lang") in {"zh", "en"} else None
-    inbound = InboundMessage(REST_CHANNEL, sender, sender, text, message_id, time.time(),
-                             {"message_id": message_id}, phone, lang)  # fmt: skip
+        raise BadRequest(f"'message': {exc}", field="message") from None
+    phone = _identity(meta.token, settings)
+    session = None if phone else _session(request, meta, settings)
+    # a sender is the client's own string: only a session (or a token) carries an account binding
+    sender = session_sender(body.sender, session) if session else body.sender
+    message_id = str(meta.message_id) if meta.message_id is not None else uuid.uuid4().hex
+    if len(message_id) > MAX_SENDER:
+        raise BadRequest(f"'metadata.message_id' is longer than {MAX_SENDER} characters", field="metadata.message_id")
+    lang = meta.lang if meta.lang in {"zh", "en"} else None
+    metadata: dict[str, Any] = {"message_id": message_id}
+    if not phone and not session:
+        metadata["issue_session"] = True  # a one-time-code binding here must hand out a session
+    inbound = InboundMessage(REST_CHANNEL, sender, sender, text, message_id, time.time(), metadata, phone, lang)
     turn = await pipeline.handle(inbound)
-    return web.Response(body=orjson.dumps([r.to_rasa() for r in turn.replies]), content_type="application/json")
+    replies = [{**r.to_rasa(), "recipient_id": body.sender} for r in turn.replies]
+    if turn.session:  # just bound: the session goes back as a custom payload, a header and an HttpOnly cookie
+        replies.append({"recipient_id": body.sender, "custom": {"session": turn.session}})
+    response = web.Response(body=orjson.dumps(replies), content_type="application/json")
+    if turn.session:
+        response.headers["X-Chat-Session"] = turn.session
+        age = settings.bots.binding_ttl_days * 86400
+        response.set_cookie(settings.webchat.session_cookie, turn.session, max_age=age, httponly=True, samesite="Lax",
+                            secure=request.secure)  # fmt: skip
+    return response
 
 
 async def widget_page(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS]
     env = request.config_dict[JINJA]
-    token = request.query.get("token", "")
+    token = edge.text(request.query.get("token"), "token", 4096, required=False)
     html = env.get_template("pages/widget.html").render(lang=_ui_lang(request), token=token, static_prefix="/static")
     response = web.Response(text=html, content_type="text/html")
-    if not request.cookies.get(settings.webchat.cookie_name):
-        response.set_cookie(settings.webchat.cookie_name, uuid.uuid4().hex, max_age=30 * 86400, httponly=True,
-                            samesite="Lax", secure=request.secure)  # fmt: skip
+    if not check_visitor(request.cookies.get(settings.webchat.cookie_name), request.config_dict[SERVER_KEY]):
+        response.set_cookie(settings.webchat.cookie_name, new_visitor(request.config_dict[SERVER_KEY]),
+                            max_age=30 * 86400, httponly=True, samesite="Lax", secure=request.secure)  # fmt: skip
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -228,14 +264,12 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     settings = request.config_dict[SETTINGS]
     if not _origin_allowed(request, settings):
         raise Forbidden(f"origin {request.headers.get('Origin')!r} is not allowed to open the chat")
-    phone = _identity(request.query.get("token"), settings)
-    visitor = request.cookies.get(settings.webchat.cookie_name) or request.query.get("visitor_id") or uuid.uuid4().hex
-    if len(visitor) > MAX_SENDER:
-        raise BadRequest("visitor id is too long")
-    try:
-        last_seq = int(request.query.get("last_seq", "0"))
-    except ValueError:
-        raise BadRequest("'last_seq' must be an integer") from None
+    phone = _identity(edge.text(request.query.get("token"), "token", 4096, required=False), settings)
+    # a visitor id is one this server issued (signed): the cookie, else the query (a client without cookies)
+    key = request.config_dict[SERVER_KEY]
+    visitor = check_visitor(request.cookies.get(settings.webchat.cookie_name), key) or check_visitor(
+        request.query.get("visitor_id"), key) or new_visitor(key)  # fmt: skip
+    last_seq = edge.integer(request.query.get("last_seq", "0"), "last_seq", 0, 2**53)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=settings.webchat.max_body_bytes)
     await ws.prepare(request)
     session = _Session(request, ws, visitor, phone, _ui_lang(request))
@@ -250,6 +284,8 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await session.on_frame(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await session.error("frames are JSON text, not binary", "消息须为 JSON 文本")
                 elif msg.type == WSMsgType.ERROR:
                     break
     finally:
@@ -280,22 +316,21 @@ class _Session:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def error(self, message: str) -> None:
+    async def error(self, message: str, zh: str = "") -> None:
         if not self.ws.closed:
-            await self.ws.send_json({"type": "error", "error": message})
+            await self.ws.send_json({"type": "error", "error": message, "error_zh": zh or "消息格式有误"},
+                                    dumps=lambda o: json.dumps(o, ensure_ascii=False))  # fmt: skip
 
     async def on_frame(self, data: str) -> None:
         try:
-            frame = json.loads(data)
-        except json.JSONDecodeError:
-            return await self.error("frame is not valid JSON")
-        if not isinstance(frame, dict):
-            return await self.error("frame must be a JSON object with a 'type'")
-        kind = frame.get("type")
+            frame = edge.decode(data, ChatFrame, "frame")
+        except GatewayError as exc:
+            return await self.error(exc.message, exc.zh)
+        kind = frame.type
         if kind == "message":
             return await self._message(frame)
-        if kind == "lang" and frame.get("lang") in {"zh", "en"}:
-            self.lang = frame["lang"]
+        if kind == "lang" and frame.lang in {"zh", "en"}:
+            self.lang = frame.lang
             return None
         if kind == "typing":  # reaches the agent when a person holds the conversation
             with contextlib.suppress(Exception):
@@ -303,15 +338,15 @@ class _Session:
             return None
         return await self.error(f"unknown frame type {kind!r}; expected message, typing or lang")
 
-    async def _message(self, frame: dict[str, Any]) -> None:
+    async def _message(self, frame: ChatFrame) -> None:
         pipeline = self.app[PIPELINE]
         try:
-            text = pipeline.validate_text(frame.get("text"))
+            text = pipeline.validate_text(frame.text)
         except NLUInputError as exc:
-            return await self.error(f"message not sent: {exc}")
-        client_id = str(frame.get("client_id") or uuid.uuid4().hex)[:64]
-        lang = frame.get("lang") if frame.get("lang") in {"zh", "en"} else self.lang
-        display = frame.get("display") if isinstance(frame.get("display"), str) else text
+            return await self.error(f"message not sent: {exc}", "消息未发送：内容为空、过长或含无效字符")
+        client_id = str(frame.client_id)[:64] if frame.client_id is not None else uuid.uuid4().hex
+        lang = frame.lang if frame.lang in {"zh", "en"} else self.lang
+        display = frame.display or text
         inbound = InboundMessage(CHANNEL, self.visitor, self.visitor, text, client_id, time.time(),
                                  {"display": display[:200]}, self.phone, lang)  # fmt: skip
         await self.queue.put(inbound)
@@ -336,10 +371,13 @@ class _Session:
                     for reply in turn.replies:
                         await publish_outbound(hub, reply)
             except GatewayError as exc:
-                await self.error(exc.message)
-            except Exception:
-                log.exception("web chat turn failed")
-                await self.error("sorry, something went wrong; please try again")
+                await self.error(exc.message, exc.zh)
+            except Exception as exc:
+                if is_outage(exc):
+                    log.warning("web chat turn failed: Redis unavailable (%s)", type(exc).__name__)
+                else:
+                    log.exception("web chat turn failed")
+                await self.error("sorry, something went wrong; please send it again", "抱歉，出了点问题，请重新发送")
             finally:
                 self.queue.task_done()
 

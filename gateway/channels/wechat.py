@@ -2,9 +2,14 @@
 
 * ``GET /channels/wechat`` — WeChat's URL verification (``signature``, ``timestamp``, ``nonce``,
   ``echostr``): the echo string comes back when the signature is right, 403 otherwise.
-* ``POST /channels/wechat`` — every push is signature-checked: plaintext mode ``signature``; safe
-  mode (``encrypt_type=aes``) ``msg_signature`` and AES with the EncodingAESKey, with the previous
-  key still accepted during a rotation. Messages are parsed by ``wechatpy``.
+* ``POST /channels/wechat`` — every push is signature-checked (403 otherwise): ``signature`` and a
+  timestamp within 5 minutes of now; in safe mode (``encrypt_type=aes``) also ``msg_signature`` and
+  AES with the EncodingAESKey, with the previous key still accepted during a rotation. Once
+  ``WECHAT_AES_KEY`` is set, a plaintext push is refused. The signatures do not cover a plaintext
+  body, so each (timestamp, nonce) is accepted once (``authn.Replays``): again with the same body it
+  is a re-delivery, with another body it is refused. The XML is read against a declared schema
+  (``WxMessage``); a signed push we cannot use is logged and answered "success" (WeChat would
+  otherwise deliver the garbage again).
 * Text goes to the pipeline; ``subscribe`` gets the welcome and the menu of what the bot can do;
   ``unsubscribe`` stops every send to the follower; menu ``CLICK`` keys map to intents
   (``config/wechat_menu.yml``); images, voice, locations… get a polite "text only".
@@ -26,24 +31,27 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import aiohttp
+import msgspec
 import redis.asyncio as aioredis
 import xmltodict
 import yaml
 from aiohttp import web
-from wechatpy import parse_message
+from msgspec import Meta
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
+from gateway import edge
 from gateway.channels import base
+from gateway.channels.authn import Replays, signed_time
 from gateway.channels.base import as_text, queue_parts, read_body
-from gateway.channels.passive import PassiveReplies, check_fresh, mount
+from gateway.channels.passive import PassiveReplies, mount, param
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import METRICS, PIPELINE, REDIS
+from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, random_id
@@ -79,6 +87,56 @@ def load_menu(path: Path | str | None = None) -> dict[str, str]:
     return menu
 
 
+_ID = r"^[A-Za-z0-9_\-]{1,128}$"  # openids (o…, base64url) and original ids (gh_…)
+
+
+class WxMessage(msgspec.Struct):
+    """The fields of a push we use (xmltodict's view of ``<xml>``: text, or None for an empty element). Integers
+    arrive as text and are checked as integers: not digits, too long or out of range → unusable."""
+
+    ToUserName: Annotated[str, Meta(pattern=_ID)]
+    FromUserName: Annotated[str, Meta(pattern=_ID)]
+    CreateTime: Annotated[int, Meta(ge=0, le=2**40)]
+    MsgType: Annotated[str, Meta(min_length=1, max_length=32)]
+    MsgId: Annotated[int, Meta(ge=0)] | None = None
+    Content: Annotated[str, Meta(max_length=20_000)] | None = None
+    Event: Annotated[str, Meta(max_length=64)] | None = None
+    EventKey: Annotated[str, Meta(max_length=1024)] | None = None
+
+
+def _xml_root(raw: str | bytes) -> Any:
+    """``<xml>…</xml>`` as xmltodict's dict (entities refused), or None."""
+    try:
+        doc = xmltodict.parse(raw, disable_entities=True)
+    except Exception:  # expat errors, entities, an unknown encoding declaration…
+        return None
+    root = doc.get("xml") if isinstance(doc, dict) else None
+    return root if isinstance(root, dict) else None
+
+
+def _envelope(body: bytes) -> dict[str, Any] | None:
+    root = _xml_root(body)
+    encrypted = root.get("Encrypt") if root else None
+    if not isinstance(encrypted, str) or not 0 < len(encrypted) <= 2 * MAX_BODY:
+        return None
+    return {**root, "Encrypt": encrypted}
+
+
+def parse(xml: str) -> WxMessage | None:
+    """The push's message, or None (logged) when the XML is not a WeChat message we can read."""
+    root = _xml_root(xml)
+    if root is None:
+        log.warning("wechat: a signed push whose body is not WeChat XML; answered success")
+        return None
+    try:
+        msg = msgspec.convert(root, WxMessage, strict=False)
+        edge.clean_strings([msg.Content, msg.Event, msg.EventKey, msg.MsgType])
+    except (msgspec.ValidationError, BadRequest) as exc:
+        log.warning("wechat: a signed push with an unusable message (%s); answered success", str(exc)[:120])
+        return None
+    return msg
+
+
 class WeChatChannel:
     name = CHANNEL
 
@@ -89,6 +147,7 @@ class WeChatChannel:
         self.outbox = outbox
         self.menu = menu
         keys = [k for k in (self.w.aes_key, self.w.previous_aes_key) if k]
+        self.replays = Replays(self.redis, app[RKEYS], CHANNEL)
         self.cryptos = [WeChatCrypto(self.w.token, k, self.w.appid) for k in keys]
         base = f"{settings.redis.key_prefix}{{wechat}}:"
         self.token_key, self.lock_key, self.base = base + "token", base + "token:lock", base
@@ -101,71 +160,88 @@ class WeChatChannel:
         return self.app[REDIS]
 
     # ---- verification ------------------------------------------------------------------------------
-    def check(self, query: Any) -> None:
-        check_fresh(query.get("timestamp", ""))
+    def _signed(self, query: Any) -> tuple[str, str]:
+        """(timestamp, nonce) of a request whose ``signature`` (token, timestamp, nonce) is right and whose
+        timestamp is within 5 minutes of now; 403 otherwise."""
+        timestamp, nonce, sent = param(query, "timestamp", 20), param(query, "nonce"), param(query, "signature", 64)
+        signed_time(timestamp)
         try:
-            check_signature(self.w.token, query.get("signature", ""), query.get("timestamp", ""),
-                            query.get("nonce", ""))  # fmt: skip
+            check_signature(self.w.token, sent, timestamp, nonce)
         except InvalidSignatureException:
-            raise Forbidden("signature does not match (check WECHAT_TOKEN)") from None
+            raise Forbidden("signature does not match (check WECHAT_TOKEN)", field="signature") from None
+        return timestamp, nonce
 
-    def decrypt(self, query: Any, body: bytes) -> tuple[str, WeChatCrypto]:
-        """The push's XML and the key that opened it (the current one, else the previous one)."""
-        if not self.cryptos:
-            raise Forbidden("an encrypted push, but WECHAT_AES_KEY is not set")
-        check_fresh(query.get("timestamp", ""))
-        try:
-            envelope = xmltodict.parse(body)["xml"]
-            if not isinstance(envelope, dict) or not envelope.get("Encrypt"):
-                raise ValueError
-        except Exception:
-            raise BadRequest("encrypted push is not a WeChat <xml><Encrypt> envelope") from None
+    async def verify(self, query: Any) -> str:
+        """WeChat's URL check: the ``echostr`` when signed. A (timestamp, nonce) is used once."""
+        timestamp, nonce = self._signed(query)
+        echo = edge.text(query.get("echostr"), "echostr", 512)
+        await self.replays.once(f"{timestamp}:{nonce}", b"GET " + echo.encode())
+        return echo
+
+    def decrypt(self, query: Any, envelope: dict[str, Any], timestamp: str, nonce: str) -> tuple[str, WeChatCrypto]:
+        """The push's XML and the key that opened it (the current one, else the previous one); 403 when
+        ``msg_signature`` (token, timestamp, nonce, ciphertext) does not match or no key opens it."""
+        msg_signature = param(query, "msg_signature", 64)
         for crypto in self.cryptos:
             try:
-                xml = crypto.decrypt_message(envelope, query.get("msg_signature", ""), query.get("timestamp", ""),
-                                             query.get("nonce", ""))  # fmt: skip
+                xml = crypto.decrypt_message(envelope, msg_signature, timestamp, nonce)
                 return str(xml), crypto
             except InvalidSignatureException:
-                raise Forbidden("msg_signature does not match (check WECHAT_TOKEN)") from None
+                raise Forbidden("msg_signature does not match (check WECHAT_TOKEN)", field="msg_signature") from None
             except Exception:  # a wrong key fails in several ways (struct.error, InvalidAppIdException…)
                 continue  # the previous key, during a rotation
         raise Forbidden("cannot decrypt the push with the current or the previous EncodingAESKey")
 
     # ---- inbound -----------------------------------------------------------------------------------
     async def on_push(self, request: web.Request) -> web.Response:
+        """403 for anything not signed by WeChat (or replayed with another body); a signed push whose body we
+        cannot use is logged and answered "success", so WeChat does not deliver the garbage again."""
         query = request.query
         body = await read_body(request, MAX_BODY)
-        safe = query.get("encrypt_type") == "aes"
+        timestamp, nonce = self._signed(query)
+        mode = query.get("encrypt_type", "")
+        if self.cryptos and mode != "aes":  # safe mode: WeChat encrypts every push, a plaintext one is forged
+            raise Forbidden("a plaintext push, but this account is in safe mode (WECHAT_AES_KEY): pushes must be "
+                            "encrypted (encrypt_type=aes)", field="encrypt_type")  # fmt: skip
+        if mode not in ("", "raw", "aes"):
+            raise Forbidden("'encrypt_type' must be aes (safe mode) or raw (plaintext)", field="encrypt_type")
+        if mode == "aes" and not self.cryptos:
+            raise Forbidden("an encrypted push, but WECHAT_AES_KEY is not set", field="encrypt_type")
         crypto: WeChatCrypto | None = None
-        if safe:
-            xml, crypto = self.decrypt(query, body)
+        if mode == "aes":
+            envelope = _envelope(body)
+            if envelope is None:
+                log.warning("wechat: a signed push that is not an <xml><Encrypt> envelope; answered success")
+                return success()
+            xml, crypto = self.decrypt(query, envelope, timestamp, nonce)
         else:
-            self.check(query)
             xml = body.decode("utf-8", errors="replace")
-        try:
-            msg = parse_message(xml)
-        except Exception:
-            raise BadRequest("body is not a WeChat XML message") from None
-        if msg is None or not getattr(msg, "source", None):
-            raise BadRequest("body is not a WeChat XML message (no FromUserName)")
-        openid = str(msg.source)
-        event = getattr(msg, "event", None) if msg.type == "event" else None
-        key = str(msg.id) if msg.type != "event" and msg.id else f"{openid}:{msg.create_time}:{event}"
+        # the signatures cover the timestamp and nonce (and, in safe mode, the ciphertext), not what a plaintext
+        # body says: a (timestamp, nonce) comes once; again with the same body, it is a re-delivery
+        await self.replays.once(f"{timestamp}:{nonce}", body)
+        msg = parse(xml)
+        if msg is None:
+            return success()
+        openid = msg.FromUserName
+        kind = msg.MsgType.lower()
+        event = (msg.Event or "").lower() if kind == "event" else None
+        key = str(msg.MsgId) if kind != "event" and msg.MsgId else f"{openid}:{msg.CreateTime}:{event}"
         if await self.passive.answered(key):
             return success()  # WeChat's retry of a message already answered or being answered
-        inbound = await self._inbound(msg, openid, key, event)
+        inbound = await self._inbound(msg, kind, key, event)
         if inbound is None:
             return success()
         reply = await self.passive.answer(inbound, key)
         if reply is None:
             return success()
         content = self.text_of(reply).replace("]]>", "]] >")  # would end wechatpy's CDATA section
-        xml_reply = TextReply(source=msg.target, target=msg.source, content=content).render()
+        xml_reply = TextReply(source=msg.ToUserName, target=openid, content=content).render()
         if crypto is not None:
-            xml_reply = crypto.encrypt_message(xml_reply, query.get("nonce", os.urandom(8).hex()))
+            xml_reply = crypto.encrypt_message(xml_reply, nonce)
         return web.Response(text=xml_reply, content_type="application/xml")
 
-    async def _inbound(self, msg: Any, openid: str, key: str, event: str | None) -> InboundMessage | None:
+    async def _inbound(self, msg: WxMessage, kind: str, key: str, event: str | None) -> InboundMessage | None:
+        openid = msg.FromUserName
         metadata: dict[str, Any] = {}
         text = ""
         if event is not None:
@@ -176,15 +252,16 @@ class WeChatChannel:
                 await self.redis.delete(self.base + f"unsub:{openid}")
                 text, metadata["command"] = "[subscribe]", "channel.welcome"
             elif event == "click":
-                target = self.menu.get(str(msg.key), "welcome")
-                text, metadata["menu"] = "[menu]", str(msg.key)
+                menu_key = msg.EventKey or ""
+                target = self.menu.get(menu_key, "welcome")
+                text, metadata["menu"] = "[menu]", menu_key
                 metadata["command"] = "channel.welcome" if target == "welcome" else f"/{target}"
             else:
                 return None  # VIEW, LOCATION reports, template-send results…: nothing to answer
-        elif msg.type == "text":
-            text = str(msg.content or "")
+        elif kind == "text":
+            text = msg.Content or ""
         else:
-            text, metadata["command"] = f"[{msg.type if msg.type in MEDIA else 'other'}]", "channel.text_only"
+            text, metadata["command"] = f"[{kind if kind in MEDIA else 'other'}]", "channel.text_only"
         await self.customer_wrote(openid)
         pipeline = self.app[PIPELINE]
         try:

@@ -3,10 +3,14 @@ active replies.
 
 * ``GET /channels/weibo`` — the URL check: ``signature = sha1(sorted(app_secret, timestamp,
   nonce))``; the ``echostr`` comes back when it matches, 403 otherwise.
-* ``POST /channels/weibo`` — every push is signed the same way (403 otherwise); the body is JSON
-  ``{"type", "receiver_id", "sender_id", "created_at", "text", "data"}``. Text goes to the pipeline;
-  ``follow``/``subscribe`` get the welcome; ``unfollow``/``unsubscribe`` stop sends; menu ``click``
-  keys map to intents (the WeChat menu file's keys); images, voice and positions get "text only".
+* ``POST /channels/weibo`` — every push is signed the same way, with a timestamp within 5 minutes
+  of now (403 otherwise); the signature does not cover the body, so each (timestamp, nonce) is
+  accepted once (again with the same body: a re-delivery; with another: 403). The body is JSON
+  ``{"type", "receiver_id", "sender_id", "created_at", "text", "data"}`` (``WeiboPush``); a signed
+  push we cannot use is logged and answered with an empty 200, so Weibo does not push it again.
+  Text goes to the pipeline; ``follow``/``subscribe`` get the welcome; ``unfollow``/``unsubscribe``
+  stop sends; menu ``click`` keys map to intents (the WeChat menu file's keys); images, voice and
+  positions get "text only".
 * Weibo waits 5 seconds and pushes again: as on WeChat (``PassiveReplies``), the answer goes back in
   the response (``{"result": true, "receiver_id", "sender_id", "type": "text", "data": <URL-encoded
   JSON>}``) when it is ready within ``passive_budget``, else an empty 200 at once and the answer
@@ -18,23 +22,27 @@ active replies.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import aiohttp
+import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
+from msgspec import Meta
 
+from gateway import edge
 from gateway.channels import base
+from gateway.channels.authn import Replays, same, signed_time
 from gateway.channels.base import as_text, queue_parts, read_body
-from gateway.channels.passive import PassiveReplies, check_fresh, mount
+from gateway.channels.passive import PassiveReplies, mount, param
 from gateway.channels.wechat import load_menu
+from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import METRICS, PIPELINE, REDIS
+from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater
@@ -70,6 +78,24 @@ def chunks(text: str, limit: int = MAX_TEXT) -> list[str]:
     return out or [""]
 
 
+class WeiboData(msgspec.Struct):
+    """What we read of a push's ``data`` (an event's subtype and menu key; media ids are not used)."""
+
+    subtype: Annotated[str, Meta(max_length=64)] = ""
+    key: Annotated[str, Meta(max_length=1024)] = ""
+
+
+class WeiboPush(msgspec.Struct):
+    """A push's JSON body. ``sender_id`` is a uid: a number, or its digits as text."""
+
+    type: Annotated[str, Meta(pattern=r"^[a-z_]{1,32}$")]
+    sender_id: Annotated[int, Meta(ge=1)] | Annotated[str, Meta(pattern=r"^[0-9]{1,20}$")]
+    created_at: Annotated[str, Meta(max_length=64)] = ""
+    text: Annotated[str, Meta(max_length=20_000)] = ""
+    receiver_id: int | str | None = None
+    data: WeiboData | None = None
+
+
 class WeiboChannel:
     name = CHANNEL
 
@@ -80,6 +106,7 @@ class WeiboChannel:
         self.outbox = outbox
         self.menu = menu
         self.base = f"{settings.redis.key_prefix}{{weibo}}:"
+        self.replays = Replays(self.redis, app[RKEYS], CHANNEL)
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         self.passive = PassiveReplies(self.redis, settings.redis.key_prefix, CHANNEL, self.wb.passive_budget,
                                       self.queue, app[PIPELINE].handle)  # fmt: skip
@@ -88,25 +115,37 @@ class WeiboChannel:
     def redis(self) -> aioredis.Redis:
         return self.app[REDIS]
 
-    def check(self, query: Any) -> None:
-        check_fresh(query.get("timestamp", ""))
-        expected = signature(self.wb.app_secret, query.get("timestamp", ""), query.get("nonce", ""))
-        if not hmac.compare_digest(query.get("signature", "").encode(), expected.encode()):
-            raise Forbidden("signature does not match (check WEIBO_APP_SECRET)")
+    def _signed(self, query: Any) -> tuple[str, str]:
+        """(timestamp, nonce) of a request signed with the app secret, timestamp within 5 minutes; 403 otherwise."""
+        timestamp, nonce, sent = param(query, "timestamp", 20), param(query, "nonce"), param(query, "signature", 64)
+        signed_time(timestamp)
+        if not same(sent, signature(self.wb.app_secret, timestamp, nonce)):
+            raise Forbidden("signature does not match (check WEIBO_APP_SECRET)", field="signature")
+        return timestamp, nonce
+
+    async def verify(self, query: Any) -> str:
+        """The URL check: the ``echostr`` when signed. A (timestamp, nonce) is used once."""
+        timestamp, nonce = self._signed(query)
+        echo = edge.text(query.get("echostr"), "echostr", 512)
+        await self.replays.once(f"{timestamp}:{nonce}", b"GET " + echo.encode())
+        return echo
 
     async def on_push(self, request: web.Request) -> web.Response:
-        self.check(request.query)
+        """403 for anything not signed (or replayed with another body: the signature covers the timestamp and
+        nonce only, so each pair is accepted once); a signed push we cannot use is logged and answered with an
+        empty 200, as a push we have nothing to say to, so Weibo does not push the garbage again."""
         raw = await read_body(request, MAX_BODY)
+        timestamp, nonce = self._signed(request.query)
+        await self.replays.once(f"{timestamp}:{nonce}", raw)
         try:
-            push = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadRequest("request body is not valid JSON") from None
-        if not isinstance(push, dict) or not push.get("sender_id") or not push.get("type"):
-            raise BadRequest("a Weibo push needs 'type' and 'sender_id'")
-        fan = str(push["sender_id"])
-        text = str(push.get("text") or "")
+            push = decode(raw, WeiboPush, "push")
+        except BadRequest as exc:
+            log.warning("weibo: a signed push we cannot use (%s); answered with an empty 200", exc.message[:120])
+            return web.Response(text="")
+        fan = str(push.sender_id)
+        text = push.text
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-        key = f"{fan}:{push.get('created_at', '')}:{push['type']}:{digest}"
+        key = f"{fan}:{push.created_at}:{push.type}:{digest}"
         if await self.passive.answered(key):
             return web.Response(text="")
         inbound = await self._inbound(push, fan, text, key)
@@ -118,17 +157,17 @@ class WeiboChannel:
         first, *rest = chunks(as_text(reply))
         if rest:  # a passive reply carries one message of 300 characters; the rest through the API
             await queue_parts(self.outbox, reply, rest, f"{key}:p")
-        body = {"result": True, "receiver_id": int(fan) if fan.isdigit() else fan,
-                "sender_id": int(self.wb.uid) if self.wb.uid.isdigit() else self.wb.uid, "type": "text",
+        body = {"result": True, "receiver_id": int(fan),
+                "sender_id": int(self.wb.uid) if self.wb.uid.isdecimal() else self.wb.uid, "type": "text",
                 "data": quote(json.dumps({"text": first}, ensure_ascii=False), safe="")}  # fmt: skip
         return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
-    async def _inbound(self, push: dict[str, Any], fan: str, text: str, key: str) -> InboundMessage | None:
-        kind = str(push["type"])
-        data = push.get("data") if isinstance(push.get("data"), dict) else {}
+    async def _inbound(self, push: WeiboPush, fan: str, text: str, key: str) -> InboundMessage | None:
+        kind = push.type
+        data = push.data or WeiboData()
         metadata: dict[str, Any] = {}
         if kind == "event":
-            subtype = str(data.get("subtype", ""))
+            subtype = data.subtype
             if subtype in ("unfollow", "unsubscribe"):
                 await self.redis.set(self.base + f"unsub:{fan}", "1", ex=365 * 86400)
                 return None
@@ -136,8 +175,8 @@ class WeiboChannel:
                 await self.redis.delete(self.base + f"unsub:{fan}")
                 text, metadata["command"] = "[follow]", "channel.welcome"
             elif subtype == "click":
-                target = self.menu.get(str(data.get("key", "")), "welcome")
-                text, metadata["menu"] = "[menu]", str(data.get("key", ""))
+                target = self.menu.get(data.key, "welcome")
+                text, metadata["menu"] = "[menu]", data.key
                 metadata["command"] = "channel.welcome" if target == "welcome" else f"/{target}"
             else:
                 return None

@@ -37,18 +37,26 @@ class Customer:
         self.sender = sender
         self.token = mint_customer_token(phone, SECRET) if phone else None
         self.lang = lang
+        self.session: str | None = None  # what a one-time-code binding issued; sent back like a real client
         self.last: list[dict[str, Any]] = []
 
     async def say(self, text: str, message_id: str | None = None, status: int = 200) -> list[dict[str, Any]]:
         metadata: dict[str, Any] = {"message_id": message_id or uuid.uuid4().hex}
         if self.token:
             metadata["token"] = self.token
+        if self.session:
+            metadata["session"] = self.session
         if self.lang:
             metadata["lang"] = self.lang
         resp = await self.client.post("/webhooks/rest/webhook",
                                       json={"sender": self.sender, "message": text, "metadata": metadata})  # fmt: skip
         body = await resp.json()
         assert resp.status == status, body
+        issued = [r["custom"]["session"] for r in body if "session" in r.get("custom", {})] if status == 200 else []
+        if issued:
+            assert resp.headers["X-Chat-Session"] == issued[0]
+            self.session = issued[0]
+            body = [r for r in body if "custom" not in r]
         self.last = body
         return body
 

@@ -135,3 +135,60 @@ async def test_fallback_asks_once_then_offers_a_human(customer):
     second = await c.text("那个")
     assert "需要为您转人工客服吗" in second
     assert "留言" in await c.text("1")
+
+
+async def test_a_rest_sender_alone_never_carries_the_binding(customer, bot_client, caplog):
+    """The REST sender is the client's own string: the binding belongs to the session the code issued."""
+    from tests.bots.conftest import Customer
+
+    caplog.set_level(logging.WARNING, logger="gateway.sms")
+    owner = customer(phone=None)
+    await owner.text("查话费")
+    await owner.text("13800138001")
+    code_message = "m-" + owner.sender
+    reply = await owner.text(await code_from(caplog), message_id=code_message)
+    balance = f"{demo('13800138001')['balance']:.2f}"
+    assert balance in reply and owner.session
+    assert balance in await owner.text("查话费")  # the session carries the binding
+
+    bot_client.session.cookie_jar.clear()  # the intruder is another client: no cookie of the owner's
+    intruder = Customer(bot_client, owner.sender, None)  # same sender, no session
+    for text in ("查话费", "查流量", "我的账单"):
+        reply = await intruder.text(text)
+        assert "138****8001" not in reply and balance not in reply
+    # the binding turn's replies are not handed to whoever repeats its sender and message id
+    replayed = await intruder.say("000000", message_id=code_message)
+    assert balance not in str(replayed)
+    # a made-up session is just an empty namespace; a malformed one is refused
+    intruder.session = "x" * 43
+    assert balance not in await intruder.text("查话费")
+    intruder.session = "not a session!"
+    body = await intruder.say("查话费", status=400)
+    assert body["field"] == "session"
+
+
+async def test_the_session_cookie_binds_a_browser_client(customer, bot_client, caplog):
+    caplog.set_level(logging.WARNING, logger="gateway.sms")
+    owner = customer(phone=None)
+    await owner.text("绑定")
+    await owner.text("13800138002")
+    await owner.text(await code_from(caplog))
+    session = owner.session
+    owner.session = None  # a browser sends only its cookie (the test client keeps the jar)
+    cookie = bot_client.session.cookie_jar.filter_cookies(bot_client.make_url("/"))
+    assert cookie["gw_rest_session"].value == session
+    assert "138****8002" in await owner.text("查话费")
+
+
+async def test_tokens_with_a_lifetime_over_the_limit_are_refused(bot_client):
+    now = int(time.time())
+    for claims in ({"sub": "13800138000", "exp": now + 10 * 365 * 86400},
+                   {"sub": "13800138000", "iat": now - 10, "exp": now + 2 * 86400}):  # fmt: skip
+        token = jwt.encode(claims, SECRET, algorithm="HS256")
+        resp = await bot_client.post("/webhooks/rest/webhook", json={"sender": "x", "message": "查话费",
+                                                                     "metadata": {"token": token}})  # fmt: skip
+        assert resp.status == 401 and "lifetime" in (await resp.json())["error"]
+    ok = jwt.encode({"sub": "13800138000", "iat": now, "exp": now + 3600}, SECRET, algorithm="HS256")
+    resp = await bot_client.post("/webhooks/rest/webhook", json={"sender": "x", "message": "查话费",
+                                                                 "metadata": {"token": ok}})  # fmt: skip
+    assert resp.status == 200 and "138****8000" in str(await resp.json())

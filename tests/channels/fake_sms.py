@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -389,8 +390,9 @@ class FakeHttpSms(_Server):
     "callback_url"}`` and the auth header → 200 ``{"id", "segments"}``; errors are ``{"error": "..."}``.
 
     What it sends to the gateway (the gateway's generic SMS webhooks): delivery receipts ``{"id", "status",
-    "reference", "to"[, "error"]}`` to the message's ``callback_url`` and incoming SMS ``{"from", "to", "text",
-    "id"}``, as JSON with ``X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` when ``webhook_secret`` is set."""
+    "reference", "to"[, "error"], "timestamp"}`` to the message's ``callback_url`` and incoming SMS ``{"from", "to",
+    "text", "id", "timestamp"}`` (``timestamp``: Unix seconds when sent, covered by the signature), as JSON with
+    ``X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` when ``webhook_secret`` is set."""
 
     def __init__(self, auth_header: str = "Authorization: Bearer sms-key", webhook_secret: str | None = None) -> None:
         super().__init__()
@@ -462,7 +464,8 @@ class FakeHttpSms(_Server):
             raise AssertionError("FakeHttpSms(webhook_secret=...) is needed to sign")
         return "sha256=" + hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
 
-    def _signed(self, payload: dict) -> tuple[bytes, dict[str, str]]:
+    def _signed(self, payload: dict, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+        payload = {**payload, "timestamp": int(time.time()) if timestamp is None else timestamp}
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self.webhook_secret:
@@ -470,16 +473,17 @@ class FakeHttpSms(_Server):
         return body, headers
 
     def report_body(
-        self, message_id: str, status: str = "delivered", *, error: str | None = None
+        self, message_id: str, status: str = "delivered", *, error: str | None = None, timestamp: int | None = None
     ) -> tuple[bytes, dict[str, str]]:
-        """(raw JSON body, headers) of a delivery receipt ``{"id", "status", "reference", "to"[, "error"]}``."""
+        """(raw JSON body, headers) of a delivery receipt ``{"id", "status", "reference", "to"[, "error"],
+        "timestamp"}`` (``timestamp``: now unless given)."""
         stored = next((m for m in self.messages if m["id"] == message_id), {})
         payload: dict[str, Any] = {"id": message_id, "status": status}
         if stored:
             payload.update(reference=stored["reference"], to=stored["to"])
         if error is not None:
             payload["error"] = error
-        return self._signed(payload)
+        return self._signed(payload, timestamp)
 
     async def post_report(
         self, message_id: str, status: str = "delivered", *, error: str | None = None, url: str | None = None
@@ -493,10 +497,12 @@ class FakeHttpSms(_Server):
         return await _post_raw(target, body, headers)
 
     def inbound_body(
-        self, from_: str, to: str, text: str, message_id: str | None = None
+        self, from_: str, to: str, text: str, message_id: str | None = None, *, timestamp: int | None = None
     ) -> tuple[bytes, dict[str, str]]:
-        """(raw JSON body, headers) of an incoming SMS ``{"from", "to", "text", "id"}``."""
-        return self._signed({"from": from_, "to": to, "text": text, "id": message_id or uuid.uuid4().hex})
+        """(raw JSON body, headers) of an incoming SMS ``{"from", "to", "text", "id", "timestamp"}`` (``timestamp``:
+        now unless given)."""
+        payload = {"from": from_, "to": to, "text": text, "id": message_id or uuid.uuid4().hex}
+        return self._signed(payload, timestamp)
 
     async def post_inbound(self, url: str, from_: str, to: str, text: str, message_id: str | None = None) -> int:
         body, headers = self.inbound_body(from_, to, text, message_id)

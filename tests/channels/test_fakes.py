@@ -11,6 +11,7 @@ import hmac
 import json
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -535,11 +536,13 @@ async def test_http_sms(http_sms: FakeHttpSms, receiver) -> None:
     assert answer["segments"] == 2 and answer["id"] == messages[0]["id"]
     assert http_sms.sent_to("+8613800138000") == [CHINESE_100, "ok"]
     assert await http_sms.post_report(messages[1]["id"], "delivered") == 200
+    assert all(abs(r.pop("timestamp") - time.time()) < 5 for r in reports)  # signed with the body
     assert reports == [{"id": messages[1]["id"], "status": "delivered", "reference": "r2", "to": "+8613800138000"}]
     assert await http_sms.post_report("unknown", "failed", error="absent", url=callback) == 200
-    assert reports[-1] == {"id": "unknown", "status": "failed", "error": "absent"}
+    assert reports[-1].pop("timestamp") and reports[-1] == {"id": "unknown", "status": "failed", "error": "absent"}
     assert await http_sms.post_inbound(callback, "+8613800138000", "10001", "CXYE", "in-1") == 200
-    assert reports[-1] == {"from": "+8613800138000", "to": "10001", "text": "CXYE", "id": "in-1"}
+    assert reports[-1].pop("timestamp") and reports[-1] == {"from": "+8613800138000", "to": "10001", "text": "CXYE",
+                                                            "id": "in-1"}  # fmt: skip
     with pytest.raises(AssertionError, match=r"expected 3"):
         await http_sms.wait_messages(3, timeout=0.05)
 

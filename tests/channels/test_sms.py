@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any
 
 import aiohttp
@@ -113,9 +114,11 @@ async def test_duplicates_forged_signatures_and_malformed_bodies(gateways, http_
         for bad_headers, expected in ((forged, "does not match"), ({"Content-Type": "application/json"}, "missing")):
             async with session.post(f"{gw.base}/channels/sms/webhook", data=raw, headers=bad_headers) as resp:
                 assert resp.status == 403 and expected in (await resp.json())["error"]
-        for body, problem in ((b"{not json", "not valid JSON"), (b'{"from": "+8613800138000", "text": "YE"}', "'id'"),
-                              (b'{"from": "call me", "text": "YE", "id": "x1"}', "phone number"),
-                              (b'{"from": "+8613800138000", "text": "  ", "id": "x2"}', "empty")):  # fmt: skip
+        now = int(time.time())
+        for body, problem in ((b"{not json", "not valid JSON"), (b'{"from": "+8613800138000", "text": "YE"}', "`id`"),
+                              (b'{"from": "call me", "text": "YE", "id": "x1", "timestamp": %d}' % now, "phone number"),
+                              (b'{"from": "+8613800138000", "text": "  ", "id": "x2", "timestamp": %d}' % now,
+                               "empty")):  # fmt: skip
             signed = {"X-Signature": http_sms.sign(body), "Content-Type": "application/json"}
             async with session.post(f"{gw.base}/channels/sms/webhook", data=body, headers=signed) as resp:
                 assert resp.status == 400 and problem in (await resp.json())["error"], body

@@ -20,9 +20,11 @@ from tests.channels.fake_wechat import FakeWeChat, new_aes_key, openid
 FAN = openid(1)
 
 
-def wechat_sections(wx: FakeWeChat, **extra: Any) -> dict[str, Any]:
-    return {"wechat": {"appid": wx.appid, "token": wx.token, "app_secret": wx.secret, "aes_key": wx.encoding_aes_key,
-                       "api_base_url": wx.api_base, "backoff_base": 0.2, **extra}}  # fmt: skip
+def wechat_sections(wx: FakeWeChat, aes: bool = False, **extra: Any) -> dict[str, Any]:
+    """A plaintext-mode account, or (``aes``) a safe-mode one, which takes encrypted pushes only."""
+    return {"wechat": {"appid": wx.appid, "token": wx.token, "app_secret": wx.secret,
+                       "aes_key": wx.encoding_aes_key if aes else "", "api_base_url": wx.api_base, "backoff_base": 0.2,
+                       **extra}}  # fmt: skip
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ async def slow_backend(aiohttp_server: Any, redis_url: str, key_prefix: str) -> 
 
 
 async def test_url_verification_and_forged_pushes(gateways, wx):
-    gw = await gateways(**wechat_sections(wx))
+    gw = await gateways(**wechat_sections(wx, aes=True))
     url = f"{gw.base}/channels/wechat"
     assert await wx.verify(url, "echo-123") == (200, "echo-123")
     import aiohttp
@@ -77,30 +79,31 @@ async def test_url_verification_and_forged_pushes(gateways, wx):
 
 async def test_text_events_and_media_answered_passively_in_both_modes(gateways, wx):
     old_key = new_aes_key()
-    gw = await gateways(**wechat_sections(wx, previous_aes_key=old_key))
-    url = f"{gw.base}/channels/wechat"
-    status, body, seconds = await wx.post(url, wx.event_xml(FAN, "subscribe"))
+    plain = await gateways(**wechat_sections(wx))
+    status, body, seconds = await wx.post(f"{plain.base}/channels/wechat", wx.event_xml(FAN, "subscribe"))
     assert status == 200 and "智能客服" in wx.reply_text(body) and seconds < 4
     msg = wx.reply_message(body)
     assert msg.target == FAN and msg.source == wx.original_id
+    gw = await gateways(**wechat_sections(wx, aes=True, previous_aes_key=old_key))
+    url = f"{gw.base}/channels/wechat"
     status, body, _ = await wx.post(url, wx.text_xml(FAN, "朝阳区现在有网络故障吗", 2001), safe=True)
     answer = wx.reply_text(body)  # decrypted with the current key after checking MsgSignature
     assert status == 200 and "朝阳" in answer and "故障" in answer
     # a push encrypted with the previous key (a rotation in progress) is still accepted
     status, body, _ = await wx.post(url, wx.text_xml(FAN, "营业厅几点开门", 2002), safe=True, key=old_key)
     assert status == 200 and wx.reply_text(body, key=old_key)
-    status, body, _ = await wx.post(url, wx.image_xml(FAN, 2003))
+    status, body, _ = await wx.post(url, wx.image_xml(FAN, 2003), safe=True)
     assert "暂时无法识别图片" in wx.reply_text(body)
-    status, body, _ = await wx.post(url, wx.event_xml(FAN, "CLICK", "BALANCE"))
+    status, body, _ = await wx.post(url, wx.event_xml(FAN, "CLICK", "BALANCE"), safe=True)
     assert "手机号" in wx.reply_text(body)  # an account question: first the number, then a code by SMS
-    status, body, _ = await wx.post(url, wx.event_xml(FAN, "VIEW", "https://example.com"))
+    status, body, _ = await wx.post(url, wx.event_xml(FAN, "VIEW", "https://example.com"), safe=True)
     assert body == "success"
 
 
 async def test_a_retry_during_a_slow_answer_gets_one_answer_through_the_api(gateways, wx, slow_backend):
     backend_url, delay = slow_backend
     gw = await gateways(bots={"backend": "http", "backend_url": backend_url, "backend_timeout": 5},
-                        **wechat_sections(wx, passive_budget=1.0))  # fmt: skip
+                        **wechat_sections(wx, aes=True, passive_budget=1.0))  # fmt: skip
     url = f"{gw.base}/channels/wechat"
     delay[0] = 2.5  # slower than the passive budget (and than WeChat's wait)
     started = time.monotonic()
@@ -197,7 +200,7 @@ async def test_a_replayed_signature_with_an_old_timestamp_is_refused(gateways, w
     """Plaintext mode signs token, timestamp and nonce, not the body: an old signature must not carry a new body."""
     import aiohttp
 
-    gw = await gateways(**wechat_sections(wx))
+    gw = await gateways(**wechat_sections(wx, aes=True))
     url = f"{gw.base}/channels/wechat"
     old = int(time.time()) - 600
     async with aiohttp.ClientSession() as session:
@@ -205,6 +208,6 @@ async def test_a_replayed_signature_with_an_old_timestamp_is_refused(gateways, w
             params, body = wx.push(wx.text_xml(FAN, "查余额", 7001), safe=safe, timestamp=old)
             async with session.post(url, params=params, data=body) as resp:
                 assert resp.status == 403 and "timestamp" in (await resp.json())["error"], safe
-        params, body = wx.push(wx.text_xml(FAN, "营业厅几点开门", 7002), timestamp=int(time.time()) - 20)
+        params, body = wx.push(wx.text_xml(FAN, "营业厅几点开门", 7002), safe=True, timestamp=int(time.time()) - 20)
         async with session.post(url, params=params, data=body) as resp:
             assert resp.status == 200  # a retry some seconds later is fine

@@ -63,7 +63,7 @@ async def test_bad_requests_get_400_naming_the_problem(client, body, needle):
 
 async def test_body_over_the_size_limit_is_refused(client):
     resp = await post(client, {"sender": "v", "message": "a" * 900, "metadata": {"pad": "b" * 20000}})
-    assert resp.status == 400
+    assert resp.status == 413
     assert "size limit" in (await resp.json())["error"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import aiohttp
 import pytest
@@ -33,7 +34,9 @@ def bot_reply(frame):
 async def test_message_echo_and_bot_reply(client):
     async with client.ws_connect("/ws/chat?visitor_id=w1&lang=zh") as ws:
         hello = json.loads((await ws.receive()).data)
-        assert hello == {"type": "hello", "visitor_id": "w1", "last_seq": 0}
+        # a visitor id is the server's own (signed), never one the client picked
+        assert hello["type"] == "hello" and hello["last_seq"] == 0
+        assert re.fullmatch(r"[0-9a-f]{32}\.[0-9a-f]{20}", hello["visitor_id"])
         await ws.send_json({"type": "message", "text": "你好", "client_id": "c-1", "lang": "zh"})
         seen = await frames_until(ws, bot_reply)
     echo = next(f for f in seen if f.get("from") == "customer")
@@ -55,18 +58,18 @@ async def test_quick_reply_display_text_is_echoed(client):
 
 
 async def test_reconnect_replays_what_was_missed(client):
-    async with client.ws_connect("/ws/chat?visitor_id=w3") as ws:
-        await ws.receive()
+    async with client.ws_connect("/ws/chat") as ws:
+        w3 = json.loads((await ws.receive()).data)["visitor_id"]
         await ws.send_json({"type": "message", "text": "查一下余额", "client_id": "c-3"})
         await ws.send_json({"type": "message", "text": "还有流量", "client_id": "c-4"})
         # close at once: both messages are still handled and kept for the visitor
     await asyncio.sleep(0)
-    async with client.ws_connect("/ws/chat?visitor_id=w3&last_seq=0") as ws:
+    async with client.ws_connect(f"/ws/chat?visitor_id={w3}&last_seq=0") as ws:
         await ws.receive()
         seen = await frames_until(ws, lambda f: f.get("seq") == 4)
     assert [f["seq"] for f in seen] == [1, 2, 3, 4]
     assert [f["from"] for f in seen] == ["customer", "bot", "customer", "bot"]
-    async with client.ws_connect("/ws/chat?visitor_id=w3&last_seq=2") as ws:
+    async with client.ws_connect(f"/ws/chat?visitor_id={w3}&last_seq=2") as ws:
         await ws.receive()
         seen = await frames_until(ws, lambda f: f.get("seq") == 4)
     assert [f["seq"] for f in seen] == [3, 4]
@@ -77,7 +80,10 @@ async def test_bad_frames_get_error_frames(client):
         await ws.receive()
         for bad, needle in [
             ("not json", "not valid JSON"),
-            ("[1]", "JSON object"),
+            ("[1]", "object"),
+            ('{"type": "message", "text": "\\ud800"}', "not valid JSON"),
+            ('{"type": "message", "text": ["x"]}', "text"),
+            ('{"type": "message", "text": "hi", "client_id": {"a": 1}}', "client_id"),
             ('{"type": "dance"}', "unknown frame"),
             ('{"type": "message", "text": ""}', "empty"),
             (json.dumps({"type": "message", "text": "x" * 1001}), "too long"),
@@ -122,11 +128,11 @@ async def test_two_processes_share_visitors_through_redis(aiohttp_client, settin
     """Customer on process A; a frame published by process B reaches them."""
     a = await aiohttp_client(create_app(settings, nlu=nlu_engine))
     b = await aiohttp_client(create_app(settings, nlu=nlu_engine))
-    async with a.ws_connect("/ws/chat?visitor_id=w6") as ws:
-        await ws.receive()
+    async with a.ws_connect("/ws/chat") as ws:
+        w6 = json.loads((await ws.receive()).data)["visitor_id"]
         await asyncio.sleep(0.1)  # let A's subscription reach Redis
         await b.app[WEBCHAT_HUB].publish(
-            "w6", {"type": "message", "from": "agent", "text": "您好，我是客服小王", "agent": "小王"}
+            w6, {"type": "message", "from": "agent", "text": "您好，我是客服小王", "agent": "小王"}
         )
         frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
     assert frame["from"] == "agent" and frame["agent"] == "小王"
@@ -144,3 +150,15 @@ async def test_a_resent_message_is_answered_once(client):
         seen = await frames_until(ws, bot_reply)
     customer = [f for f in seen if f.get("from") == "customer"]
     assert [f["client_id"] for f in customer] == ["c-78"]  # the resend produced nothing new
+
+
+async def test_a_visitor_id_not_issued_by_the_server_is_not_adopted(client):
+    """Someone who learns or guesses a visitor's id cannot open that visitor's conversation by naming it."""
+    async with client.ws_connect("/ws/chat") as ws:
+        real = json.loads((await ws.receive()).data)["visitor_id"]
+    raw, mac = real.split(".")
+    for forged in ("victim", f"{raw}.{'0' * 20}", f"{'a' * 32}.{mac}"):
+        async with client.ws_connect(f"/ws/chat?visitor_id={forged}") as ws:
+            assert json.loads((await ws.receive()).data)["visitor_id"] not in (forged, real)
+    async with client.ws_connect(f"/ws/chat?visitor_id={real}") as ws:  # the genuine id reconnects
+        assert json.loads((await ws.receive()).data)["visitor_id"] == real

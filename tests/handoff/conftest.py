@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -82,7 +81,7 @@ class WebCustomer:
 
     def __init__(self, base: str, phone: str | None = "13800138000") -> None:
         self.base = base
-        self.visitor = f"v-{uuid.uuid4().hex[:10]}"
+        self.visitor = ""  # the server issues it (signed) in its hello; kept for reconnects
         self.token = mint_customer_token(phone, SECRET) if phone else ""
         self.session = aiohttp.ClientSession()
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -93,6 +92,9 @@ class WebCustomer:
     async def connect(self) -> None:
         query = f"visitor_id={self.visitor}" + (f"&token={self.token}" if self.token else "")
         self.ws = await self.session.ws_connect(f"{self.base}/ws/chat?{query}")
+        hello = json.loads((await self.ws.receive()).data)
+        assert hello["type"] == "hello"
+        self.visitor = hello["visitor_id"]
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
