@@ -64,6 +64,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
 redis.call('SET', KEYS[1], 'pending:' .. ARGV[4] .. ':' .. ticket, 'EX', ARGV[1])
+redis.call('HSET', KEYS[2], 'o' .. ticket, ARGV[4])
 local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot', 'human')
 local conv, new = state[2], 0
 if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
@@ -87,6 +88,7 @@ return {1, ticket, tonumber(state[1] or '0'), conv, new, state[4] or '', state[5
 _TAKE_OVER = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], 'o' .. ARGV[2])
 local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
 if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
 return 1
@@ -95,6 +97,7 @@ return 1
 # Mark a ticket served unless a later one already was (a skipped, slow holder may finish late).
 # KEYS: sender hash. ARGV: ticket.
 _SERVE = """
+redis.call('HDEL', KEYS[1], 'o' .. ARGV[1])
 local cur = tonumber(redis.call('HGET', KEYS[1], 'served') or '0')
 if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'served', ARGV[1]) end
 return cur
@@ -108,6 +111,7 @@ _FINISH = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 redis.call('HSET', KEYS[2], 'lang', ARGV[4])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], 'bot', ARGV[5], 'botrev', ARGV[6]) end
+redis.call('HDEL', KEYS[2], 'o' .. ARGV[2])
 local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
 if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
 for i = 7, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
@@ -317,13 +321,22 @@ class Pipeline:
         return Turn(conversation, replies, None, duplicate=True)
 
     async def _wait_turn(self, msg: InboundMessage, sender_key: str, ticket: int) -> None:
+        """Wait for the sender's earlier tickets; one whose process died (``o<ticket>`` names the process
+        that holds it) is skipped at once instead of after ``order_wait``."""
         deadline = time.monotonic() + self.settings.order_wait
         delay = 0.001
+        checked = time.monotonic()
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.02)
-            if int(await self.redis.hget(sender_key, "served") or 0) >= ticket - 1:
+            served = int(await self.redis.hget(sender_key, "served") or 0)
+            if served >= ticket - 1:
                 return
+            if time.monotonic() - checked > 0.5:
+                checked = time.monotonic()
+                holder = await self.redis.hget(sender_key, f"o{served + 1}")
+                if holder and not await self._alive(holder.decode()):
+                    await self._script(self._serve, [sender_key], [served + 1])
         log.warning("channel %s: an earlier message's turn did not finish in %.1f s; going on", msg.channel,
                     self.settings.order_wait)  # fmt: skip
 
