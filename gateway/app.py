@@ -26,7 +26,7 @@ from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
 from bots.templates import Renderer
-from gateway import edge
+from gateway import edge, websec
 from gateway.channels import forum, sms, telegram, webchat, wechat, weibo
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, Forbidden, error_middleware
@@ -259,7 +259,8 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
 def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: HandoffConfig | None = None
                ) -> web.Application:  # fmt: skip
     """The gateway. ``nlu`` may be passed in (tests share one); otherwise it loads or trains at start-up."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=max(settings.webchat.max_body_bytes, 1024**2))
+    app = web.Application(middlewares=[websec.middleware(settings), error_middleware],
+                          client_max_size=max(settings.webchat.max_body_bytes, 1024**2))  # fmt: skip
     app[SETTINGS] = settings
     app[RKEYS] = Keys(settings.redis.key_prefix)
     app[CHANNELS] = {"rest": lambda: "ready", "webchat": lambda: "ready"}
@@ -269,7 +270,7 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     app.cleanup_ctx.append(_core_ctx(settings, nlu))  # type: ignore[arg-type]
     app.add_routes([
         web.get("/healthz", healthz),
-        web.get("/metrics", metrics),
+        web.get("/metrics", websec.guard_metrics(metrics)),
         web.post("/model/parse", model_parse),
         web.get("/api/outboxes", outboxes),
     ])  # fmt: skip

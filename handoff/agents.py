@@ -1,23 +1,94 @@
-"""Agent accounts and presence in Redis. Passwords are bcrypt hashes; roles agent | supervisor | admin."""
+"""Agent accounts and presence in Redis. Passwords are bcrypt hashes; roles agent | supervisor | admin.
+
+bcrypt takes ~60 ms of CPU per check: it runs in a small thread pool (bcrypt releases the GIL) so the event
+loop keeps serving, and the pool's queue is bounded — past it a sign-in is refused at once (``HasherBusy``)
+instead of piling up. bcrypt reads at most 72 bytes of a password, so a longer one is refused outright
+(never silently truncated).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
+import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import bcrypt
 import redis.asyncio as aioredis
 
 from gateway.rkeys import Keys
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 ROLES = ("agent", "supervisor", "admin")
 _DUMMY = b"$2b$10$.XpRKVMYlsDscScn4dEbMu5E2sNesabfQfn.stYc/chGL9ocKhF0y"
 NAME = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
+MAX_PASSWORD_BYTES = 72  # bcrypt's limit
 
 
 class AgentError(ValueError):
     pass
+
+
+class HasherBusy(Exception):
+    """The password-hashing queue is full: answer 503 with Retry-After, do not wait."""
+
+
+class Hasher:
+    """A bounded thread pool for bcrypt: ``workers`` threads (one core is left to the event loop) and at
+    most ``queue`` checks waiting or running; more than that raises ``HasherBusy`` at once."""
+
+    def __init__(self, workers: int | None = None, queue: int | None = None) -> None:
+        self.workers = workers or max(1, min(4, (os.cpu_count() or 2) - 1))
+        self.limit = queue or self.workers * 16
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="bcrypt")
+        self.pending = 0  # touched only on the event loop's thread (submit and the done callback's hop)
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        if self.pending >= self.limit:
+            raise HasherBusy
+        loop = asyncio.get_running_loop()
+        self.pending += 1
+        future = self._pool.submit(fn, *args)
+        # counted until the thread is done, even if the request that asked is cancelled meanwhile
+        future.add_done_callback(lambda _: self._done(loop))
+        return await asyncio.wrap_future(future)
+
+    def _done(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.call_soon_threadsafe(self._release)
+        except RuntimeError:  # the loop is gone (shutdown): nobody waits any more
+            self.pending = 0
+
+    def _release(self) -> None:
+        self.pending -= 1
+
+
+HASHER = Hasher()
+
+
+def password_bytes(password: str) -> bytes:
+    """The password as bcrypt takes it; ``AgentError`` when it cannot be (over 72 bytes, not text)."""
+    try:
+        raw = password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AgentError("the password is not valid Unicode text") from None
+    if len(raw) > MAX_PASSWORD_BYTES:
+        raise AgentError(f"the password may have at most {MAX_PASSWORD_BYTES} bytes (UTF-8); bcrypt ignores the rest")
+    return raw
+
+
+def _check(password: bytes, digest: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, digest)
+    except ValueError:  # a stored hash that is not bcrypt
+        log.error("an agent's stored password hash is malformed; reset it with `gateway agents add`")
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +127,10 @@ class AgentStore:
             raise AgentError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         if len(password) < 8:
             raise AgentError("the password must have at least 8 characters")
+        raw = password_bytes(password)
         if not 1 <= capacity <= 50:
             raise AgentError("capacity must be between 1 and 50")
-        digest = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+        digest = (await HASHER.run(bcrypt.hashpw, raw, bcrypt.gensalt(rounds=10))).decode()
         agent = Agent(name, display_name or name, role, tuple(s.strip() for s in skills if s.strip()), capacity, demo)
         await self.redis.hset(self.keys.hk("agent", name), mapping={
             "name": name, "display_name": agent.display_name, "role": role, "skills": ",".join(agent.skills),
@@ -93,11 +165,14 @@ class AgentStore:
         return [_agent(r) for r in rows if r]
 
     async def verify(self, name: str, password: str) -> Agent | None:
-        raw = await self.redis.hgetall(self.keys.hk("agent", name))
+        """The account when ``password`` is its password. ``AgentError`` for a password bcrypt cannot take,
+        ``HasherBusy`` when too many checks are waiting."""
+        secret = password_bytes(password)
+        raw = await self.redis.hgetall(self.keys.hk("agent", name)) if NAME.match(name) else {}
         if not raw:
-            bcrypt.checkpw(password.encode(), _DUMMY)  # as slow as a real check: no name probing by timing
+            await HASHER.run(_check, secret, _DUMMY)  # as slow as a real check: no name probing by timing
             return None
-        if not bcrypt.checkpw(password.encode(), raw[b"password"]):
+        if not await HASHER.run(_check, secret, raw[b"password"]):
             return None
         return _agent(raw)
 

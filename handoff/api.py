@@ -1,8 +1,12 @@
 """The agents' HTTP API, their WebSocket ``/ws/agent`` and the console page ``/agent``.
 
-Sessions: ``POST /api/agent/login`` sets an HttpOnly, SameSite=Strict cookie (Secure over HTTPS)
-naming a session kept in Redis; every other POST needs the session's CSRF token in
-``X-CSRF-Token``. Unauthenticated → 401, wrong role or not your chat → 403, a JSON error each time.
+Sessions: ``POST /api/agent/login`` (JSON only, from the gateway's own pages: ``Origin`` checked; throttled
+per account and per client address) sets an HttpOnly, SameSite=Strict cookie (Secure when the request came
+over HTTPS, directly or through a trusted proxy) naming a session kept in Redis; every other POST needs the
+session's CSRF token in ``X-CSRF-Token``. Unauthenticated → 401, wrong role or not your chat → 403, a bad
+body → 400 naming the field, a JSON error in English and Chinese each time. Every body is decoded against
+its own schema (``msgspec.Struct``) below. A chat's transcript, notes and canned replies are for the agent
+it is assigned to (and supervisors); the queue's summaries are for every agent with the skills.
 Events reach agents through Redis pub/sub, so an agent and a customer may be on different processes.
 """
 
@@ -13,20 +17,25 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
-from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
+from gateway import websec
+from gateway.edge import decode, is_utf8, json_body, require_json
+from gateway.errors import BadRequest, Forbidden, GatewayError, TooManyRequests, Unauthorized, Unavailable
 from gateway.keys import METRICS, SETTINGS
-from handoff.agents import Agent
+from handoff.agents import HASHER, Agent, AgentError, HasherBusy, password_bytes
 from handoff.service import Chat, HandoffError, HandoffService
+from handoff.throttle import Policy
 from nlu import mask_phone
 
 log = logging.getLogger(__name__)
@@ -36,6 +45,50 @@ SESSION_TTL = 12 * 3600
 SNAPSHOT_DELAY = 0.5  # full snapshots: at most two a second; single events go out at once
 SERVICE: web.AppKey[HandoffService] = web.AppKey("handoff_service")
 HUB: web.AppKey[AgentHub] = web.AppKey("agent_hub")
+BODY_LIMIT = 64 * 1024  # the largest body an agent endpoint reads (413 past it)
+ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # chat ids (conversation ids) and callback task ids
+SID = re.compile(r"[A-Za-z0-9_-]{16,128}")  # a session cookie's shape
+
+
+# ---- request bodies: one schema each ----------------------------------------------------------------------
+Text = Annotated[str, msgspec.Meta(max_length=4000)]
+Note = Annotated[str, msgspec.Meta(max_length=500)]
+Short = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class LoginIn(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class StatusIn(msgspec.Struct):
+    status: Literal["online", "away"]
+
+
+class TextIn(msgspec.Struct):
+    text: Text
+
+
+class TransferIn(msgspec.Struct):
+    to_agent: Short | None = None
+    to_skill: Short | None = None
+    note: Note = ""
+
+
+class CloseIn(msgspec.Struct):
+    disposition: Literal["resolved", "follow_up", "complaint_registered"]
+
+
+class CallbackIn(msgspec.Struct):
+    text: Text | None = None
+    note: Note = ""
+
+
+class FrameIn(msgspec.Struct):
+    """A frame the console sends on ``/ws/agent``: ``heartbeat`` or ``typing`` (with ``chat``)."""
+
+    type: Literal["heartbeat", "typing"]
+    chat: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
 class AgentHub:
@@ -68,8 +121,13 @@ class AgentHub:
             try:
                 async for message in self._pubsub.listen():
                     if message["type"] == "message":
-                        data = json.loads(message["data"])
-                        await self.route(data["to"], data["event"])
+                        try:
+                            data = json.loads(message["data"])
+                            await self.route(data["to"], data["event"])
+                        except (aioredis.ConnectionError, OSError):
+                            raise
+                        except Exception:  # one bad event must not stop every console's updates
+                            log.exception("agent event could not be delivered")
             except asyncio.CancelledError:
                 raise
             except (aioredis.ConnectionError, OSError):
@@ -154,62 +212,86 @@ async def queue_view(service: HandoffService) -> list[dict[str, Any]]:
 async def current_agent(request: web.Request, csrf: bool = True) -> tuple[Agent, dict[str, str]]:
     service = request.config_dict[SERVICE]
     sid = request.cookies.get(COOKIE, "")
-    raw = await service.redis.hgetall(service.keys.hk("session", sid)) if sid else {}
+    raw = await service.redis.hgetall(service.keys.hk("session", sid)) if SID.fullmatch(sid) else {}
     if not raw:
-        raise Unauthorized("not logged in")
+        raise Unauthorized("not logged in", zh="未登录或登录已过期")
     session = {k.decode(): v.decode() for k, v in raw.items()}
-    if csrf and request.method == "POST":
-        sent = request.headers.get("X-CSRF-Token", "")
-        if not hmac.compare_digest(sent, session["csrf"]):
-            raise Forbidden("missing or wrong X-CSRF-Token header")
+    if csrf and request.method not in ("GET", "HEAD", "OPTIONS"):
+        sent = request.headers.get("X-CSRF-Token", "").encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(sent, session["csrf"].encode()):
+            raise Forbidden("missing or wrong X-CSRF-Token header", zh="缺少或错误的 X-CSRF-Token 请求头",
+                            field="X-CSRF-Token")  # fmt: skip
     agent = await service.agents.get(session["agent"])
     if agent is None:
-        raise Unauthorized("this agent account no longer exists")
+        raise Unauthorized("this agent account no longer exists", zh="该坐席账号已不存在")
     service.spawn(service.agents.heartbeat(agent.name))  # any request shows the agent is there
     return agent, session
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    return body
+def path_id(request: web.Request, name: str = "id") -> str:
+    """A chat or callback id from the path: letters, digits and ``_.:-`` (at most 128), else 400."""
+    value = request.match_info[name]
+    if not ID.fullmatch(value):
+        raise BadRequest(f"'{name}' is not a valid id", zh="编号格式无效", field=name)
+    return value
 
 
-def _text(body: dict[str, Any], key: str = "text", limit: int = 4000) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"'{key}' is required and must be a non-empty string")
-    if len(value) > limit:
-        raise BadRequest(f"'{key}' is longer than {limit} characters")
+def _text(value: str, name: str = "text") -> str:
+    if not value.strip():
+        raise BadRequest(f"'{name}' must not be empty", zh="内容不能为空", field=name)
     return value.strip()
 
 
-def _handoff_errors(handler: Any) -> Any:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)  # type: ignore[no-any-return]
-        except HandoffError as exc:
-            return web.json_response({"error": str(exc)}, status=exc.status)
+def _can_read(agent: Agent, chat: Chat) -> bool:
+    """A chat's transcript, notes and canned replies: its agent's (now or when it closed) and supervisors'."""
+    return agent.supervises or (chat.agent == agent.name and chat.state in ("assigned", "closed"))
 
-    return wrapped
+
+async def _readable_chat(service: HandoffService, agent: Agent, chat_id: str) -> Chat:
+    chat = await service.chat(chat_id)
+    if not _can_read(agent, chat):
+        raise HandoffError(403, "this chat is not yours", zh="这不是您的会话")
+    return chat
 
 
 # ---- handlers ---------------------------------------------------------------------------------------------
+def _busy() -> Unavailable:
+    return Unavailable("too many sign-ins are being checked; retry in a moment", zh="登录请求过多，请稍后重试",
+                       headers={"Retry-After": "1"})  # fmt: skip
+
+
 async def login(request: web.Request) -> web.Response:
+    """``POST /api/agent/login {"name", "password"}``: JSON only (415), from this gateway's own pages (403),
+    throttled (429 + Retry-After), bcrypt off the event loop in a bounded pool (503 + Retry-After when full)."""
     service, settings = request.config_dict[SERVICE], request.config_dict[SETTINGS]
-    body = await _json(request)
-    name, password = body.get("name"), body.get("password")
-    if not isinstance(name, str) or not isinstance(password, str):
-        raise BadRequest("'name' and 'password' are required strings")
-    agent = await service.agents.verify(name, password)
+    require_json(request)
+    websec.check_origin(request)
+    body = await json_body(request, LoginIn, BODY_LIMIT)
+    try:
+        password_bytes(body.password)
+    except AgentError as exc:
+        raise BadRequest(str(exc), zh="密码最长 72 字节（UTF-8）", field="password") from None
+    if HASHER.pending >= HASHER.limit:
+        raise _busy()
+    server = settings.server
+    policy = Policy(server.login_max_failures, server.login_max_failures_per_address, server.login_lockout)
+    address = websec.client_key(request)
+    wait = await service.login_guard.begin(body.name, address, policy)
+    if wait:
+        zh = f"登录失败次数过多，请 {wait} 秒后再试"
+        raise TooManyRequests(
+            f"too many failed sign-ins; try again in {wait} s", zh=zh, headers={"Retry-After": str(wait)}
+        )
+    try:
+        agent = await service.agents.verify(body.name, body.password)
+    except HasherBusy:
+        raise _busy() from None
     if agent is None:
-        raise Unauthorized("wrong name or password")
+        raise Unauthorized("wrong name or password", zh="账号或密码错误")
+    await service.login_guard.succeeded(body.name, address, policy)
     if agent.demo and settings.server.production:
-        raise Forbidden("demo agent accounts are refused when server.production is set")
+        raise Forbidden("demo agent accounts are refused when server.production is set",
+                        zh="生产环境不允许使用演示坐席账号")  # fmt: skip
     sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     key = service.keys.hk("session", sid)
     await service.redis.hset(key, mapping={"agent": agent.name, "csrf": csrf, "created": time.time()})
@@ -218,8 +300,8 @@ async def login(request: web.Request) -> web.Response:
     if service.timers:
         await service.timers.watch_agent(agent.name, time.time() + service.config.heartbeat_timeout)
     response = web.json_response({"agent": agent.to_json(), "csrf": csrf})
-    response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", secure=request.secure, max_age=SESSION_TTL,
-                        path="/")  # fmt: skip
+    response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", secure=websec.is_secure(request),
+                        max_age=SESSION_TTL, path="/")  # fmt: skip
     service.spawn(service.dispatch())
     service.spawn(service.publish_agents())
     return response
@@ -231,7 +313,7 @@ async def logout(request: web.Request) -> web.Response:
     await service.redis.delete(service.keys.hk("session", request.cookies[COOKIE]))
     await service.agent_gone(agent.name)
     response = web.json_response({})
-    response.del_cookie(COOKIE, path="/")
+    response.del_cookie(COOKIE, path="/", secure=websec.is_secure(request), httponly=True, samesite="Strict")
     return response
 
 
@@ -246,9 +328,7 @@ async def me(request: web.Request) -> web.Response:
 async def set_status(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     agent, _ = await current_agent(request)
-    status = (await _json(request)).get("status")
-    if status not in ("online", "away"):
-        raise BadRequest("'status' must be online or away")
+    status = (await json_body(request, StatusIn, BODY_LIMIT)).status
     await service.agents.set_status(agent.name, status)
     if status == "online":
         service.spawn(service.dispatch())
@@ -271,7 +351,10 @@ async def queue(request: web.Request) -> web.Response:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+    text = json.dumps(obj, ensure_ascii=False)
+    if not is_utf8(text):  # a stored lone surrogate: escaped, so the response can still be sent
+        return json.dumps(obj)
+    return text
 
 
 async def _detail(service: HandoffService, chat: Chat, agent: Agent) -> dict[str, Any]:
@@ -284,78 +367,71 @@ async def _detail(service: HandoffService, chat: Chat, agent: Agent) -> dict[str
     return {**view, "transcript": await service.transcript(chat), "profile": profile}
 
 
-@_handoff_errors
 async def chat_detail(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     agent, _ = await current_agent(request)
-    chat = await service.chat(request.match_info["id"])
-    if not agent.supervises and chat.agent != agent.name and not (chat.state == "queued" and agent.serves(chat.skills)):
-        raise HandoffError(403, "this chat is not yours")
+    chat = await _readable_chat(service, agent, path_id(request))
     return web.json_response(await _detail(service, chat, agent), dumps=_dumps)
 
 
-@_handoff_errors
 async def accept(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     agent, _ = await current_agent(request)
-    chat = await service.accept(agent, request.match_info["id"])
+    chat = await service.accept(agent, path_id(request))
     return web.json_response({"chat": await _detail(service, chat, agent)}, dumps=_dumps)
 
 
-@_handoff_errors
 async def send_message(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     agent, _ = await current_agent(request)
-    entry = await service.agent_message(agent, request.match_info["id"], _text(await _json(request)))
+    chat_id = path_id(request)
+    text = _text((await json_body(request, TextIn, BODY_LIMIT)).text)
+    entry = await service.agent_message(agent, chat_id, text)
     return web.json_response({"entry": entry}, dumps=_dumps)
 
 
-@_handoff_errors
 async def add_note(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     agent, _ = await current_agent(request)
-    entry = await service.note(agent, request.match_info["id"], _text(await _json(request)))
+    chat_id = path_id(request)
+    text = _text((await json_body(request, TextIn, BODY_LIMIT)).text)
+    entry = await service.note(agent, chat_id, text)
     return web.json_response({"entry": entry}, dumps=_dumps)
 
 
-@_handoff_errors
 async def transfer(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     agent, _ = await current_agent(request)
-    body = await _json(request)
-    to_agent, to_skill = body.get("to_agent"), body.get("to_skill")
-    if not (isinstance(to_agent, str) and to_agent) and not (isinstance(to_skill, str) and to_skill):
-        raise BadRequest("give 'to_agent' (an agent's name) or 'to_skill' (a skill)")
-    note = body.get("note") if isinstance(body.get("note"), str) else ""
-    chat = await service.transfer(agent, request.match_info["id"], to_agent or None, to_skill or None, note)
+    chat_id = path_id(request)
+    body = await json_body(request, TransferIn, BODY_LIMIT)
+    to_agent, to_skill = (body.to_agent or "").strip(), (body.to_skill or "").strip()
+    if not to_agent and not to_skill:
+        raise BadRequest("give 'to_agent' (an agent's name) or 'to_skill' (a skill)",
+                         zh="请指定转接坐席（to_agent）或技能组（to_skill）", field="to_agent")  # fmt: skip
+    chat = await service.transfer(agent, chat_id, to_agent or None, to_skill or None, body.note.strip())
     return web.json_response({"chat": chat.summary()}, dumps=_dumps)
 
 
-@_handoff_errors
 async def close(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     agent, _ = await current_agent(request)
-    disposition = (await _json(request)).get("disposition")
-    if not isinstance(disposition, str):
-        raise BadRequest("'disposition' is required: resolved, follow_up or complaint_registered")
-    chat = await service.close(agent, request.match_info["id"], disposition, request.config_dict[SURVEY])
+    chat_id = path_id(request)
+    disposition = (await json_body(request, CloseIn, BODY_LIMIT)).disposition
+    chat = await service.close(agent, chat_id, disposition, request.config_dict[SURVEY])
     return web.json_response({"chat": chat.summary()}, dumps=_dumps)
 
 
-@_handoff_errors
 async def canned(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     agent, _ = await current_agent(request)
-    chat = await service.chat(request.match_info["id"])
+    chat = await _readable_chat(service, agent, path_id(request))
     return web.json_response(service.canned(chat, agent), dumps=_dumps)
 
 
 async def agent_socket(request: web.Request) -> web.WebSocketResponse:
     service, hub, metrics = request.config_dict[SERVICE], request.config_dict[HUB], request.config_dict[METRICS]
     agent, _ = await current_agent(request, csrf=False)
-    origin = request.headers.get("Origin")
-    if origin and origin.split("://", 1)[-1] != request.host:
-        raise Forbidden(f"origin {origin!r} may not open the agent console")
+    websec.check_origin(request)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=8192)
     await ws.prepare(request)
     hub.sockets[agent.name].add(ws)
@@ -374,14 +450,18 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
-            with contextlib.suppress(json.JSONDecodeError, HandoffError, GatewayError):
-                frame = json.loads(msg.data)
-                if frame.get("type") == "heartbeat":
-                    await service.agents.heartbeat(agent.name)
-                    if service.timers:
-                        await service.timers.watch_agent(agent.name, time.time() + service.config.heartbeat_timeout)
-                elif frame.get("type") == "typing" and isinstance(frame.get("chat"), str):
-                    await service.agent_typing(agent, frame["chat"])
+            try:
+                frame = decode(msg.data, FrameIn, "frame")
+            except GatewayError as exc:  # answered, never fatal: the console keeps its socket
+                await ws.send_str(_dumps({"type": "error", "error": exc.message, "error_zh": "消息格式无效"}))
+                continue
+            if frame.type == "heartbeat":
+                await service.agents.heartbeat(agent.name)
+                if service.timers:
+                    await service.timers.watch_agent(agent.name, time.time() + service.config.heartbeat_timeout)
+            elif frame.chat and ID.fullmatch(frame.chat):
+                with contextlib.suppress(HandoffError):  # typing in a chat that just moved on: nothing to do
+                    await service.agent_typing(agent, frame.chat)
     finally:
         hub.sockets[agent.name].discard(ws)
         if not hub.sockets[agent.name]:
@@ -423,16 +503,15 @@ async def callbacks(request: web.Request) -> web.Response:
     return web.json_response({"callbacks": [_callback_view(t) for t in tasks]}, dumps=_dumps)
 
 
-@_handoff_errors
 async def handle_callback(request: web.Request) -> web.Response:
     """``POST /api/callbacks/{id}/reply {"text", "note"?}`` answers on the customer's channel and closes the task;
     ``POST /api/callbacks/{id}/done {"note"?}`` closes it (e.g. after a phone call)."""
     service = request.config_dict[SERVICE]
     agent, _ = await current_agent(request)
-    body = await _json(request)
-    reply = _text(body) if request.match_info["action"] == "reply" else None
-    note = body.get("note") if isinstance(body.get("note"), str) else ""
-    task = await service.handle_callback(agent, request.match_info["id"], reply, note)
+    task_id = path_id(request)
+    body = await json_body(request, CallbackIn, BODY_LIMIT)
+    reply = _text(body.text or "") if request.match_info["action"] == "reply" else None
+    task = await service.handle_callback(agent, task_id, reply, body.note.strip())
     return web.json_response(_callback_view(task), dumps=_dumps)
 
 

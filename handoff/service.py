@@ -23,11 +23,13 @@ import redis.asyncio as aioredis
 
 from bots.ports import Complaint, HandoffRequest, HandoffResult
 from bots.templates import Renderer
+from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.models import Button, OutboundMessage
 from gateway.rkeys import Keys
 from handoff.agents import Agent, AgentStore
 from handoff.config import HandoffConfig
+from handoff.throttle import LoginThrottle
 from handoff.tickets import ComplaintTickets
 from nlu import mask_phone
 
@@ -64,10 +66,11 @@ TELL_EVERY = 10.0  # seconds between queue-position notices to one customer (exc
 Deliver = Callable[[OutboundMessage], Awaitable[object]]
 
 
-class HandoffError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class HandoffError(GatewayError):
+    """A refusal of the human side: a JSON error with ``status``, in English and Chinese."""
+
+    def __init__(self, status: int, message: str, zh: str = "", field: str | None = None) -> None:
+        super().__init__(message, zh=zh, field=field, status=status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,7 @@ class HandoffService:
         self.tier_of = tier_of
         self.profile_of = profile_of
         self.agents = AgentStore(redis, keys)
+        self.login_guard = LoginThrottle(redis, keys)
         self.tickets = ComplaintTickets(redis, keys, tz=config.timezone,
                                        first_response=int(config.clocks["complaint_first_response"].breach),
                                        solution=int(config.complaint_solution))  # fmt: skip
@@ -278,7 +282,7 @@ class HandoffService:
         for task in await self.callbacks(include_done=True, limit=10_000):
             if task["id"] == task_id:
                 return task
-        raise HandoffError(404, f"no callback task {task_id}")
+        raise HandoffError(404, f"no callback task {task_id}", zh=f"没有编号为 {task_id} 的回电任务")
 
     async def handle_callback(self, agent: Agent, task_id: str, reply: str | None, note: str) -> dict[str, Any]:
         """Mark a callback task handled; with ``reply``, answer the customer on their own channel."""
@@ -287,7 +291,7 @@ class HandoffService:
         if not await self.redis.hsetnx(
             self.keys.hk("callbacks", "done"), task_id, json.dumps(record, ensure_ascii=False)
         ):
-            raise HandoffError(409, "this callback task was already handled")
+            raise HandoffError(409, "this callback task was already handled", zh="该回电任务已被处理")
         if reply:
             await self.deliver(OutboundMessage(task["channel"], task["sender"], reply, task["conversation"] or "",
                                                sender="agent", agent=agent.display_name))  # fmt: skip
@@ -321,7 +325,7 @@ class HandoffService:
     async def chat(self, chat_id: str) -> Chat:
         raw = await self.redis.hgetall(self.chat_key(chat_id))
         if not raw:
-            raise HandoffError(404, f"no chat {chat_id!r}")
+            raise HandoffError(404, f"no chat {chat_id!r}", zh="会话不存在")
         return Chat.from_redis(raw)
 
     async def queued(self, limit: int = 200) -> list[Chat]:
@@ -413,13 +417,18 @@ class HandoffService:
     async def accept(self, agent: Agent, chat_id: str) -> Chat:
         chat = await self.chat(chat_id)
         if not agent.serves(chat.skills) and not agent.supervises:
-            raise HandoffError(403, "this chat needs skills you do not have: " + ", ".join(chat.skills))
+            raise HandoffError(403, "this chat needs skills you do not have: " + ", ".join(chat.skills),
+                               zh="该会话需要您不具备的技能：" + "、".join(chat.skills))  # fmt: skip
         if chat.state != "queued":
-            raise HandoffError(409, "chat already taken" if chat.state == "assigned" else f"chat is {chat.state}")
+            if chat.state == "assigned":
+                raise HandoffError(409, "chat already taken", zh="会话已被其他坐席接起")
+            zh = "会话已结束" if chat.state == "closed" else "会话状态已变化"
+            raise HandoffError(409, f"chat is {chat.state}", zh=zh)
         if not await self._assign(chat, agent):
             if await self.agents.load(agent.name) >= agent.capacity:
-                raise HandoffError(409, f"you already have {agent.capacity} chats (your capacity)")
-            raise HandoffError(409, "chat already taken")
+                raise HandoffError(409, f"you already have {agent.capacity} chats (your capacity)",
+                                   zh=f"您已有 {agent.capacity} 个会话（已达上限）")  # fmt: skip
+            raise HandoffError(409, "chat already taken", zh="会话已被其他坐席接起")
         return await self.chat(chat_id)
 
     async def tell_positions(self) -> None:
@@ -478,7 +487,7 @@ class HandoffService:
         if chat.state != "assigned" or chat.agent != agent.name:
             if agent.supervises and chat.state == "assigned":
                 return chat
-            raise HandoffError(403, "this chat is not assigned to you")
+            raise HandoffError(403, "this chat is not assigned to you", zh="该会话未分配给您")
         return chat
 
     async def agent_message(self, agent: Agent, chat_id: str, text: str) -> dict[str, Any]:
@@ -510,9 +519,9 @@ class HandoffService:
         if to_agent:
             target = await self.agents.get(to_agent)
             if target is None:
-                raise HandoffError(404, f"no agent {to_agent!r}")
+                raise HandoffError(404, f"no agent {to_agent!r}", zh="没有该坐席", field="to_agent")
             if await self.agents.load(target.name) >= target.capacity:
-                raise HandoffError(409, f"{target.name} is at capacity")
+                raise HandoffError(409, f"{target.name} is at capacity", zh=f"坐席 {target.name} 的会话数已满")
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.srem(self.agent_chats(chat.agent or ""), chat.id)
                 pipe.sadd(self.agent_chats(target.name), chat.id)
@@ -529,7 +538,7 @@ class HandoffService:
                                                agent=target.display_name, kind="agent_joined"))  # fmt: skip
             return moved
         if not to_skill:
-            raise HandoffError(400, "give 'to_agent' or 'to_skill'")
+            raise HandoffError(400, "give 'to_agent' or 'to_skill'", zh="请指定转接坐席（to_agent）或技能组")
         skills = tuple(dict.fromkeys([chat.skills[0] if chat.skills else chat.lang, to_skill]))
         await self.redis.hset(self.chat_key(chat.id), "skills", ",".join(skills))
         await self._requeue(chat, chat.agent or agent.name, front=True)
@@ -573,7 +582,8 @@ class HandoffService:
         self, agent: Agent, chat_id: str, disposition: str, set_survey: Callable[[Chat], Awaitable[None]]
     ) -> Chat:
         if disposition not in DISPOSITIONS:
-            raise HandoffError(400, f"'disposition' must be one of {', '.join(DISPOSITIONS)}")
+            raise HandoffError(400, f"'disposition' must be one of {', '.join(DISPOSITIONS)}", field="disposition",
+                               zh="结束原因须为 resolved、follow_up 或 complaint_registered")  # fmt: skip
         chat = await self._own(agent, chat_id)
         now = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:

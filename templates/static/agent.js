@@ -144,7 +144,9 @@
     let data = null;
     try { data = await res.json(); } catch { data = null; }
     if (!res.ok) {
-      const message = data && data.error ? str(data.error) : `HTTP ${res.status}`;
+      // errors come in both languages: {"error": English, "error_zh": 中文}
+      const text = data && (lang === "zh" && data.error_zh ? data.error_zh : data.error);
+      const message = text ? str(text) : `HTTP ${res.status}`;
       if (res.status === 401 && me && path !== "/api/agent/login") loggedOut(true);
       throw Object.assign(new Error(message), { status: res.status });
     }

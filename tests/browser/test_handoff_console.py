@@ -1,18 +1,30 @@
 """Two real browser pages: a customer in the widget asks for a human; an agent logs in to the
-console, takes the chat, they write both ways, the agent closes, the customer answers the survey."""
+console, takes the chat, they write both ways, the agent closes, the customer answers the survey.
+Both pages run under the gateway's Content-Security-Policy without a violation; the chat page can be framed
+by the operator's site (webchat.allowed_origins) and by no other, the console by none."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
-from playwright.async_api import expect
+from aiohttp import web
+from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser
 
 
+def csp_watch(page: Page) -> list[str]:
+    """Console messages about the Content-Security-Policy (Chromium reports every violation there)."""
+    seen: list[str] = []
+    page.on("console", lambda m: seen.append(m.text) if "Content Security Policy" in m.text else None)
+    return seen
+
+
 async def test_customer_and_agent_in_two_pages(browser, gateway_url, artifacts, redis_client, key_prefix):
     agent = await (await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")).new_page()
+    agent_csp = csp_watch(agent)
     await agent.goto(gateway_url + "agent?lang=zh")
     await expect(agent.locator("#login-form")).to_be_visible(timeout=10_000)
     await agent.fill("#login-name", "agent1")
@@ -22,6 +34,7 @@ async def test_customer_and_agent_in_two_pages(browser, gateway_url, artifacts, 
     await expect(agent.locator("#agent-name")).to_contain_text("王小明")
 
     customer = await (await browser.new_context(viewport={"width": 390, "height": 780})).new_page()
+    customer_csp = csp_watch(customer)
     await customer.goto(gateway_url + "?lang=zh")
     await expect(customer.locator("#chat-status")).to_have_attribute("data-state", "open", timeout=10_000)
     await customer.fill("#chat-input", "我要转人工客服")
@@ -56,6 +69,44 @@ async def test_customer_and_agent_in_two_pages(browser, gateway_url, artifacts, 
     ((_, fields),) = await redis_client.xrange(f"{key_prefix}{{handoff}}:surveys")
     entry = json.loads(fields[b"e"])
     assert entry["score"] == 100 and entry["agent"] == "agent1" and entry["channel"] == "webchat"
+    assert agent_csp == [] and customer_csp == []  # everything worked under the CSP, nothing was refused
+
+
+async def test_the_chat_page_is_framed_only_by_the_operators_site_and_the_console_by_none(
+    browser, aiohttp_server, make_settings, nlu_engine
+):
+    from gateway.app import create_app
+
+    gateway: dict[str, str] = {}
+
+    async def host_page(request: web.Request) -> web.Response:  # the operator's site, embedding the gateway
+        base = gateway["url"]
+        html = (f'<!doctype html><iframe name="chat" src="{base}/?lang=zh"></iframe>'
+                f'<iframe name="console" src="{base}/agent"></iframe>')  # fmt: skip
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", host_page)
+    operator, stranger = await aiohttp_server(app), await aiohttp_server(app)  # two origins (two ports)
+    origin = str(operator.make_url("")).rstrip("/")
+    settings = make_settings(webchat={"allowed_origins": (origin,)})
+    server = await aiohttp_server(create_app(settings, nlu=nlu_engine))
+    gateway["url"] = str(server.make_url("")).rstrip("/")
+
+    async def frames_on(site: Any) -> tuple[Any, Any, list[str]]:
+        page = await (await browser.new_context()).new_page()
+        refused = csp_watch(page)
+        await page.goto(str(site.make_url("/")))
+        await page.wait_for_timeout(1500)
+        return page.frame(name="chat"), page.frame(name="console"), refused
+
+    chat, console, refused = await frames_on(operator)
+    await expect(chat.locator("#chat-status")).to_have_attribute("data-state", "open", timeout=10_000)
+    assert await console.locator("#login-form").count() == 0  # the console refuses every frame
+    assert any("frame-ancestors 'none'" in m for m in refused), refused
+    chat, console, refused = await frames_on(stranger)
+    assert await chat.locator("#chat-status").count() == 0 and await console.locator("#login-form").count() == 0
+    assert any("frame-ancestors 'self' " + origin in m for m in refused), refused
 
 
 async def test_a_message_left_when_no_one_was_there_is_answered_from_the_console(browser, gateway_url):

@@ -133,7 +133,8 @@ def make_gateway(aiohttp_server: Any, make_settings: Any, nlu_engine: Any, hando
     """A gateway process (its own app and port) on the test's Redis and key prefix; ``.base`` is its URL."""
 
     async def make(config: Any = None, **sections: Any) -> Any:
-        settings = make_settings(webchat={"token_secret": SECRET}, **sections)
+        webchat = {"token_secret": SECRET, **sections.pop("webchat", {})}
+        settings = make_settings(webchat=webchat, **sections)
         server = await aiohttp_server(create_app(settings, nlu=nlu_engine, handoff_config=config or handoff_config))
         server.base = str(server.make_url("")).rstrip("/")
         return server

@@ -85,7 +85,7 @@ async def test_two_agents_accept_the_same_chat_at_once(make_gateway, people, han
                                    a2.raw("POST", f"/api/chats/{chat_id}/accept"))  # fmt: skip
     assert sorted(status for status, _ in results) == [200, 409]
     loser = next(body for status, body in results if status == 409)
-    assert loser == {"error": "chat already taken"}
+    assert loser == {"error": "chat already taken", "error_zh": "会话已被其他坐席接起"}
     winner = next(a for a, (status, _) in zip((a1, a2), results, strict=True) if status == 200)
     assert [c["id"] for c in (await winner.call("GET", "/api/queue"))["mine"]] == [chat_id]
     await customer.expect(is_("agent_joined"))
@@ -95,7 +95,7 @@ async def test_authentication_roles_and_ownership(make_gateway, people, handoff_
     gw = await make_gateway(handoff_config.replace(push=False))
     stranger = people("agent", gw.base, "agent1", "wrong-password")
     status, body = await stranger.raw("POST", "/api/agent/login", {"name": "agent1", "password": "wrong-password"})
-    assert status == 401 and body == {"error": "wrong name or password"}
+    assert status == 401 and body == {"error": "wrong name or password", "error_zh": "账号或密码错误"}
     assert (await stranger.raw("GET", "/api/queue"))[0] == 401
     a1, a2 = people("agent", gw.base, "agent1", "demo-agent1"), people("agent", gw.base, "agent2", "demo-agent2")
     boss = people("agent", gw.base, "super1", "demo-super1")
