@@ -22,7 +22,7 @@ import jinja2
 import msgspec
 import orjson
 import redis.asyncio as aioredis
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
 from gateway import edge
@@ -275,8 +275,8 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     session = _Session(request, ws, visitor, phone, _ui_lang(request))
     hub, metrics = request.config_dict[WEBCHAT_HUB], request.config_dict[METRICS]
     metrics.websockets.inc()
-    await hub.attach(visitor, ws, last_seq)
-    try:
+    try:  # past the upgrade nothing may escape as an HTTP response: the socket says what went wrong and closes
+        await hub.attach(visitor, ws, last_seq)
         await ws.send_json({"type": "hello", "visitor_id": visitor, "last_seq": last_seq})
         for frame in await hub.replay(visitor, last_seq):
             await hub.deliver(ws, frame)
@@ -288,8 +288,18 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
                     await session.error("frames are JSON text, not binary", "消息须为 JSON 文本")
                 elif msg.type == WSMsgType.ERROR:
                     break
+    except Exception as exc:
+        if not is_outage(exc):
+            log.exception("web chat socket failed")
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+        else:  # Redis is away: the widget reconnects (and replays) once it is back
+            log.warning("web chat socket closed: Redis unavailable (%s)", type(exc).__name__)
+            with contextlib.suppress(ConnectionResetError):
+                await session.error("the chat is unavailable for a moment; reconnecting", "服务暂时不可用，正在重连")
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"store unavailable")
     finally:
-        await hub.detach(visitor, ws)
+        with contextlib.suppress(aioredis.RedisError, OSError):
+            await hub.detach(visitor, ws)
         metrics.websockets.dec()
     return ws
 
