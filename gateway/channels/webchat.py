@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
-from gateway import edge
+from gateway import edge, websec
 from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage
 from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS, SERVER_KEY, SETTINGS, WEBCHAT_HUB
 from gateway.models import InboundMessage, OutboundMessage
@@ -239,7 +239,7 @@ async def rest_webhook(request: web.Request) -> web.Response:
         response.headers["X-Chat-Session"] = turn.session
         age = settings.bots.binding_ttl_days * 86400
         response.set_cookie(settings.webchat.session_cookie, turn.session, max_age=age, httponly=True, samesite="Lax",
-                            secure=request.secure)  # fmt: skip
+                            secure=websec.is_secure(request))  # fmt: skip
     return response
 
 
@@ -249,9 +249,10 @@ async def widget_page(request: web.Request) -> web.Response:
     token = edge.text(request.query.get("token"), "token", 4096, required=False)
     html = env.get_template("pages/widget.html").render(lang=_ui_lang(request), token=token, static_prefix="/static")
     response = web.Response(text=html, content_type="text/html")
-    if not check_visitor(request.cookies.get(settings.webchat.cookie_name), request.config_dict[SERVER_KEY]):
-        response.set_cookie(settings.webchat.cookie_name, new_visitor(request.config_dict[SERVER_KEY]),
-                            max_age=30 * 86400, httponly=True, samesite="Lax", secure=request.secure)  # fmt: skip
+    key = request.config_dict[SERVER_KEY]
+    if not check_visitor(request.cookies.get(settings.webchat.cookie_name), key):
+        response.set_cookie(settings.webchat.cookie_name, new_visitor(key), max_age=30 * 86400, httponly=True,
+                            samesite="Lax", secure=websec.is_secure(request))  # fmt: skip
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -162,3 +162,12 @@ async def test_a_visitor_id_not_issued_by_the_server_is_not_adopted(client):
             assert json.loads((await ws.receive()).data)["visitor_id"] not in (forged, real)
     async with client.ws_connect(f"/ws/chat?visitor_id={real}") as ws:  # the genuine id reconnects
         assert json.loads((await ws.receive()).data)["visitor_id"] == real
+
+
+async def test_visitor_cookie_is_secure_behind_a_trusted_tls_proxy(aiohttp_client, make_settings, nlu_engine):
+    for proxies, secure in (((), False), (("127.0.0.1/32",), True)):
+        settings = make_settings(server={"trusted_proxies": proxies})
+        client = await aiohttp_client(create_app(settings, nlu=nlu_engine))
+        resp = await client.get("/", headers={"X-Forwarded-Proto": "https"})
+        cookie = resp.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and ("Secure" in cookie) == secure, (proxies, cookie)
