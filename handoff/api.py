@@ -285,6 +285,7 @@ async def login(request: web.Request) -> web.Response:
     try:
         agent = await service.agents.verify(body.name, body.password)
     except HasherBusy:
+        await service.login_guard.give_back(body.name, address, policy)  # never judged: not a failure
         raise _busy() from None
     if agent is None:
         raise Unauthorized("wrong name or password", zh="账号或密码错误")

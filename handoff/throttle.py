@@ -44,14 +44,19 @@ end
 return '0'
 """
 
-# A success: the account starts afresh; the address gives this attempt back (and is unlocked if that
-# takes it under its limit). KEYS: account, address. ARGV: address limit.
-_SUCCEEDED = """
-redis.call('DEL', KEYS[1])
-local n = redis.call('HINCRBY', KEYS[2], 'n', -1)
-if n < tonumber(ARGV[1]) then redis.call('HDEL', KEYS[2], 'until') end
-if n <= 0 then redis.call('DEL', KEYS[2]) end
-return n
+# An attempt that was not a failure is given back: each counter is decremented (and unlocked if that takes it
+# under its limit). A success first deletes the account's counter: it starts afresh.
+# KEYS: account, address. ARGV: account limit, address limit, "1" for a success.
+_GIVE_BACK = """
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+for i = 1, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local n = redis.call('HINCRBY', KEYS[i], 'n', -1)
+    if n < tonumber(ARGV[i]) then redis.call('HDEL', KEYS[i], 'until') end
+    if n <= 0 then redis.call('DEL', KEYS[i]) end
+  end
+end
+return 1
 """
 
 
@@ -66,7 +71,7 @@ class LoginThrottle:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.keys = keys
         self._begin = redis.register_script(_BEGIN)
-        self._succeeded = redis.register_script(_SUCCEEDED)
+        self._give_back = redis.register_script(_GIVE_BACK)
 
     def _keys(self, name: str, address: str) -> list[str]:
         return [self.keys.login_account(name), self.keys.login_address(address)]
@@ -74,10 +79,18 @@ class LoginThrottle:
     async def begin(self, name: str, address: str, policy: Policy) -> int:
         """0 when the attempt may go ahead (it is counted as a failure until ``succeeded``), else the whole
         seconds to wait before the next attempt."""
-        args = [time.time(), max(policy.account_limit, 1), max(policy.address_limit, 1), policy.lockout,
-                MAX_LOCKOUT, WINDOW]  # fmt: skip
+        args = [time.time(), *self._limits(policy), policy.lockout, MAX_LOCKOUT, WINDOW]
         wait = float(await self._begin(keys=self._keys(name, address), args=args))
         return math.ceil(wait) if wait > 0 else 0
 
     async def succeeded(self, name: str, address: str, policy: Policy) -> None:
-        await self._succeeded(keys=self._keys(name, address), args=[max(policy.address_limit, 1)])
+        """The right password: the account's counter goes, the address gets this attempt back."""
+        await self._give_back(keys=self._keys(name, address), args=[*self._limits(policy), "1"])
+
+    async def give_back(self, name: str, address: str, policy: Policy) -> None:
+        """An attempt that was never judged (the hashing pool was full): it does not count."""
+        await self._give_back(keys=self._keys(name, address), args=[*self._limits(policy), "0"])
+
+    @staticmethod
+    def _limits(policy: Policy) -> list[int]:
+        return [max(policy.account_limit, 1), max(policy.address_limit, 1)]
