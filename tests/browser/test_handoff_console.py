@@ -70,6 +70,8 @@ async def test_customer_and_agent_in_two_pages(browser, gateway_url, artifacts, 
     entry = json.loads(fields[b"e"])
     assert entry["score"] == 100 and entry["agent"] == "agent1" and entry["channel"] == "webchat"
     assert agent_csp == [] and customer_csp == []  # everything worked under the CSP, nothing was refused
+    for page in (agent, customer):  # their sockets closed now, the gateway stops at once
+        await page.context.close()
 
 
 async def test_the_chat_page_is_framed_only_by_the_operators_site_and_the_console_by_none(
@@ -92,9 +94,11 @@ async def test_the_chat_page_is_framed_only_by_the_operators_site_and_the_consol
     settings = make_settings(webchat={"allowed_origins": (origin,)})
     server = await aiohttp_server(create_app(settings, nlu=nlu_engine))
     gateway["url"] = str(server.make_url("")).rstrip("/")
+    pages: list[Page] = []
 
     async def frames_on(site: Any) -> tuple[Any, Any, list[str]]:
         page = await (await browser.new_context()).new_page()
+        pages.append(page)
         refused = csp_watch(page)
         await page.goto(str(site.make_url("/")))
         await page.wait_for_timeout(1500)
@@ -107,6 +111,8 @@ async def test_the_chat_page_is_framed_only_by_the_operators_site_and_the_consol
     chat, console, refused = await frames_on(stranger)
     assert await chat.locator("#chat-status").count() == 0 and await console.locator("#login-form").count() == 0
     assert any("frame-ancestors 'self' " + origin in m for m in refused), refused
+    for page in pages:
+        await page.context.close()
 
 
 async def test_a_message_left_when_no_one_was_there_is_answered_from_the_console(browser, gateway_url):
@@ -133,3 +139,5 @@ async def test_a_message_left_when_no_one_was_there_is_answered_from_the_console
     await task.locator(".cb-reply-btn").click()
     await expect(agent.locator("#cb-empty")).to_be_visible(timeout=10_000)
     await expect(customer.locator(".msg-agent").last).to_contain_text("明天上午十点", timeout=10_000)
+    for page in (agent, customer):  # their sockets closed now, the gateway stops at once
+        await page.context.close()
