@@ -11,7 +11,7 @@ import datetime as dtm
 import json
 import time
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -20,27 +20,13 @@ from tests.channels.conftest import TG_SECRET, eventually, http_sms_sections, me
 from tests.channels.fake_forum import FakeDiscourse
 from tests.channels.fake_wechat import FakeWeChat, openid
 from tests.channels.fake_weibo import FakeWeibo
+from tests.channels.rawhttp import raw_request
 
 NUMBER = "+8613800138000"
 FAN = openid(77)
 WEIBO_FAN = 5566778800
 DISCOURSE_SECRET = "discourse-webhook-secret"
 pytestmark = pytest.mark.timeout(60)
-
-
-async def raw_request(base: str, method: str, target: str, headers: list[tuple[bytes, bytes]] | None = None,
-                      body: bytes = b"") -> tuple[int, bytes]:  # fmt: skip
-    """One HTTP/1.1 request written byte for byte (header values any bytes, e.g. not UTF-8); (status, body)."""
-    url = urlsplit(base)
-    reader, writer = await asyncio.open_connection(url.hostname, url.port)
-    head = [f"{method} {target} HTTP/1.1".encode(), f"Host: {url.netloc}".encode(), b"Connection: close",
-            b"Content-Length: %d" % len(body), *(name + b": " + value for name, value in headers or [])]  # fmt: skip
-    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-    await writer.drain()
-    data = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    status = int(data.split(b" ", 2)[1])
-    return status, data.partition(b"\r\n\r\n")[2]
 
 
 async def post(url: str, body: bytes | dict, headers: dict[str, str] | None = None,
