@@ -30,6 +30,11 @@ MAX_SKEW = 300  # seconds a signed timestamp may be away from now (the platforms
 REPLAY_TTL = 2 * MAX_SKEW  # a timestamp accepted at any moment of its window stays remembered until it expires
 LONG_TTL = 7 * 86400  # requests that carry no timestamp (Twilio, Discourse): remembered a week
 _DIGITS = re.compile(r"[0-9]{1,20}")
+# SET NX, or the value already there, in one step (SET … NX GET needs Redis 7; the embedded server is 6.2)
+_ONCE = """local previous = redis.call('GET', KEYS[1])
+if previous then return previous end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return false"""
 
 
 def as_bytes(value: str | bytes) -> bytes:
@@ -89,7 +94,7 @@ class Replays:
         """True the first time ``request_id`` (e.g. timestamp + nonce) is seen; False when it comes again with
         the same body (the platform delivering the same push again); 403 when it comes with another body."""
         body_hash = digest(body)
-        previous = await self.redis.set(self._key(request_id), body_hash, nx=True, ex=ttl, get=True)
+        previous = await self.redis.eval(_ONCE, 1, self._key(request_id), body_hash, ttl)
         if previous is None:
             return True
         if hmac.compare_digest(as_bytes(previous), body_hash.encode()):
