@@ -2,11 +2,14 @@
 
 The sender's number is the customer's identity. Routes live in the ``/channels/sms/`` sub-application:
 
-* ``POST /channels/sms/webhook`` — generic JSON ``{"from", "to", "text", "id"}`` with
+* ``POST /channels/sms/webhook`` — generic JSON ``{"from", "to", "text", "id", "timestamp"}`` with
   ``X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` (``SMS_WEBHOOK_SECRET``).
-* ``POST /channels/sms/status`` — generic delivery receipt ``{"id", "status"}``, signed the same way.
+* ``POST /channels/sms/status`` — generic delivery receipt ``{"id", "status", "timestamp"}``, signed the
+  same way. The signed ``timestamp`` must be within 5 minutes of now, and the same signed request again
+  gets the recorded answer unhandled (``authn.Replays``): a captured request cannot be replayed.
 * ``POST /channels/sms/twilio`` and ``/channels/sms/twilio/status`` — Twilio's form webhooks,
-  checked with ``X-Twilio-Signature`` by the ``twilio`` package's request validator.
+  checked with ``X-Twilio-Signature`` by the ``twilio`` package's request validator; a ``MessageSid``
+  is answered once for a week (Twilio signs no time).
 * SMPP (``gateway/channels/smpp.py``) hands its messages to the same ``SmsChannel.receive``.
 
 Replies never go out inside the request: they are queued in the SMS outbox (``gateway/outbox.py``)
