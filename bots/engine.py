@@ -37,8 +37,9 @@ from bots.ports import Handoff, HandoffRequest, SmsSender
 from bots.state import BotState, Pending, Slot
 from bots.templates import Renderer
 from gateway.models import Button
+from gateway.privacy import mask_text
 from gateway.rkeys import Keys
-from nlu import INTENTS, ParseResult, Ranked, mask_text
+from nlu import INTENTS, ParseResult, Ranked
 from nlu.entities import Entity
 from nlu.normalize import has_cjk
 

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from nlu import mask_phone
+from gateway.privacy import mask_phone
 
 log = logging.getLogger("gateway.sms")
 

@@ -19,7 +19,7 @@ import yaml
 
 from bots import sms
 from gateway.models import Button
-from nlu import mask_phone
+from gateway.privacy import mask_phone
 
 ROOT = Path(__file__).resolve().parent.parent / "templates" / "bots"
 LANGS = ("zh", "en")

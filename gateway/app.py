@@ -35,6 +35,7 @@ from gateway.keys import CHANNELS, METRICS, NLU_ENGINE, OUTBOXES, PIPELINE, REDI
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
 from gateway.pipeline import Pipeline
+from gateway.privacy import mask_phone, mask_text
 from gateway.rkeys import Keys
 from gateway.security import random_key
 from gateway.settings import Settings
@@ -42,7 +43,7 @@ from handoff import api as handoff_api
 from handoff.config import HandoffConfig, load_handoff_config
 from handoff.service import Chat, HandoffService
 from handoff.sla import Timers
-from nlu import NLU, NLUConfig, NLUInputError, mask_phone, mask_text
+from nlu import NLU, NLUConfig, NLUInputError
 from nlu.data import DATA_DIR, data_files
 from nlu.engine import artifact_key
 

@@ -37,7 +37,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gateway.metrics import Metrics
-from nlu import mask_phone
+from gateway.privacy import mask_phone
 
 log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"\+?\d{7,15}")

@@ -34,9 +34,10 @@ from gateway.errors import Unavailable
 from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
 from gateway.models import Button, InboundMessage, OutboundMessage, Turn
+from gateway.privacy import mask_text
 from gateway.rkeys import Keys
 from gateway.settings import PipelineSettings
-from nlu import NLU, ParseResult, Ranked, mask_text
+from nlu import NLU, ParseResult, Ranked
 from nlu.normalize import has_cjk, validate
 
 log = logging.getLogger(__name__)

@@ -33,10 +33,10 @@ from gateway import websec
 from gateway.edge import decode, is_utf8, json_body, require_json
 from gateway.errors import BadRequest, Forbidden, GatewayError, TooManyRequests, Unauthorized, Unavailable
 from gateway.keys import METRICS, SETTINGS
+from gateway.privacy import mask_phone
 from handoff.agents import HASHER, Agent, AgentError, HasherBusy, password_bytes
 from handoff.service import Chat, HandoffError, HandoffService
 from handoff.throttle import Policy
-from nlu import mask_phone
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

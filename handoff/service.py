@@ -26,12 +26,12 @@ from bots.templates import Renderer
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.models import Button, OutboundMessage
+from gateway.privacy import mask_phone
 from gateway.rkeys import Keys
 from handoff.agents import Agent, AgentStore
 from handoff.config import HandoffConfig
 from handoff.throttle import LoginThrottle
 from handoff.tickets import ComplaintTickets
-from nlu import mask_phone
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from bots.bss.base import (
     Vas,
     Window,
 )  # fmt: skip
-from nlu import mask_phone
+from gateway.privacy import mask_phone
 
 log = logging.getLogger(__name__)
 _PHONE = re.compile(r"1[3-9]\d{9}")

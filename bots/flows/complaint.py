@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bots.ports import HandoffRequest
-from nlu import mask_text
+from gateway.privacy import mask_text
 
 INTENT = "complaint"
 

@@ -47,9 +47,9 @@ import smpplib.smpp
 from bots import sms as sms_sizes
 from gateway.errors import BadRequest
 from gateway.outbox import PermanentFailure, RetryLater
+from gateway.privacy import mask_phone
 from gateway.rkeys import Keys
 from gateway.settings import SmsSettings
-from nlu import mask_phone
 
 if TYPE_CHECKING:
     from gateway.channels.sms import SmsChannel

@@ -51,8 +51,9 @@ from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS, RKEYS, SE
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
+from gateway.privacy import mask_phone
 from gateway.settings import Settings, SmsSettings
-from nlu import NLUInputError, mask_phone
+from nlu import NLUInputError
 
 log = logging.getLogger(__name__)
 DEMO_LOG = logging.getLogger("gateway.sms")  # the demo provider's texts (one-time codes), numbers masked
