@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from bots import sms
+from gateway import sms_units as sms
 from gateway.models import Button
 from gateway.privacy import mask_phone
 

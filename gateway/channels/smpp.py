@@ -44,49 +44,23 @@ import smpplib.consts as C
 import smpplib.exceptions
 import smpplib.smpp
 
-from bots import sms as sms_sizes
+from gateway import sms_units as sms_sizes
 from gateway.errors import BadRequest
 from gateway.outbox import PermanentFailure, RetryLater
 from gateway.privacy import mask_phone
 from gateway.rkeys import Keys
 from gateway.settings import SmsSettings
+from gateway.sms_units import gsm_decode, gsm_encode
 
 if TYPE_CHECKING:
     from gateway.channels.sms import SmsChannel
 
 log = logging.getLogger(__name__)
 
-# GSM 03.38 default alphabet (index = septet) and its extension table (after 0x1B)
-GSM_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_EXT = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~", 0x3E: "]", 0x40: "|",
-           0x65: "€"}  # fmt: skip
-_GSM_ENC = {ch: bytes([i]) for i, ch in enumerate(GSM_BASIC) if ch != "\x1b"}
-_GSM_ENC.update({ch: bytes([0x1B, code]) for code, ch in GSM_EXT.items()})
-
 TEMPORARY = {C.SMPP_ESME_RTHROTTLED, C.SMPP_ESME_RMSGQFUL, C.SMPP_ESME_RSYSERR, C.SMPP_ESME_RX_T_APPN,
              C.SMPP_ESME_RINVBNDSTS}  # fmt: skip
 RECEIPT_STATES = {1: "enroute", 2: "delivered", 3: "expired", 4: "deleted", 5: "undeliverable", 6: "accepted",
                   7: "unknown", 8: "rejected"}  # fmt: skip
-
-
-def gsm_encode(text: str) -> bytes:
-    return b"".join(_GSM_ENC[ch] for ch in text)
-
-
-def gsm_decode(data: bytes) -> str:
-    out, escape = [], False
-    for b in data:
-        if escape:
-            out.append(GSM_EXT.get(b, " "))
-            escape = False
-        elif b == 0x1B:
-            escape = True
-        else:
-            out.append(GSM_BASIC[b & 0x7F])
-    return "".join(out)
 
 
 def decode(data: bytes, data_coding: int) -> str:
@@ -103,7 +77,7 @@ def split_text(text: str, ref: int) -> tuple[int, list[bytes]]:
     """(data_coding, short_messages): one part, or parts with a concatenation UDH (8-bit reference),
     never splitting a GSM escape or a UTF-16 surrogate pair."""
     if sms_sizes.encoding(text) == "gsm7":
-        coding, units = 0, [_GSM_ENC[ch] for ch in text]
+        coding, units = 0, [gsm_encode(ch) for ch in text]
         single, per_part = 160, 153
     else:
         coding = 8

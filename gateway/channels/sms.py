@@ -39,9 +39,9 @@ from aiohttp import web
 from msgspec import Meta
 from twilio.request_validator import RequestValidator
 
-from bots import sms as sms_sizes
 from bots.engine import Ctx
 from gateway import edge
+from gateway import sms_units as sms_sizes
 from gateway.channels import base
 from gateway.channels.authn import LONG_TTL, REPLAY_TTL, Replays, hmac_sha256, same, signed_time
 from gateway.channels.base import as_text, queue_parts, read_body

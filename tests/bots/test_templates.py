@@ -9,9 +9,9 @@ import re
 import jinja2.nodes
 import pytest
 
-from bots import sms
 from bots.bss.base import Bill, BillItem, Store
 from bots.templates import LANGS, ROOT, Renderer
+from gateway import sms_units as sms
 from nlu import INTENTS
 
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bots import sms as sms_sizes
+from gateway import sms_units as sms_sizes
 from tests.channels.conftest import eventually
 
 NUMBER = "13800138000"

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from bots import sms as sms_sizes
+from gateway import sms_units as sms_sizes
 from tests.channels.conftest import eventually, http_sms_sections, metric
 
 NUMBER = "13800138000"  # 张伟, demo data: balance 86.50

@@ -1,4 +1,6 @@
-"""SMS text sizes: GSM-7 (160 per message, 153 per part of a long one) or UCS-2 (70 / 67).
+"""SMS units, one definition for everyone (a leaf: imports nothing of ours): the GSM 03.38 alphabet and its
+extension table, which texts are GSM-7 (160 per message, 153 per part of a long one) or UCS-2 (70 / 67), how
+many parts a text needs, how to cut one to fit, and the GSM-7 codec SMPP uses.
 
 A Chinese reply is UCS-2; characters outside the BMP (emoji) take two UCS-2 units; GSM-7
 extension characters (``{}[]~^|€\\``) take two septets.
@@ -8,11 +10,19 @@ from __future__ import annotations
 
 import re
 
-GSM7_BASIC = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+# GSM 03.38 default alphabet (index = septet) and its extension table (after 0x1B)
+GSM_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-GSM7_EXTENDED = set("^{}\\[~]|€\f")
+GSM_EXT = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~", 0x3E: "]", 0x40: "|",
+           0x65: "€"}  # fmt: skip
+_GSM_ENC = {ch: bytes([i]) for i, ch in enumerate(GSM_BASIC) if ch != "\x1b"}
+_GSM_ENC.update({ch: bytes([0x1B, code]) for code, ch in GSM_EXT.items()})
+GSM7_BASIC = set(GSM_BASIC) - {"\x1b"}
+GSM7_EXTENDED = set(GSM_EXT.values())
+
+
 _BREAK = re.compile(r"(?<=[。！？；.!?;\n])")
 
 
@@ -54,3 +64,20 @@ def fit(text: str, max_parts: int, ellipsis: str = "…") -> str:
                 break
             out += word
     return out.rstrip() + ellipsis
+
+
+def gsm_encode(text: str) -> bytes:
+    return b"".join(_GSM_ENC[ch] for ch in text)
+
+
+def gsm_decode(data: bytes) -> str:
+    out, escape = [], False
+    for b in data:
+        if escape:
+            out.append(GSM_EXT.get(b, " "))
+            escape = False
+        elif b == 0x1B:
+            escape = True
+        else:
+            out.append(GSM_BASIC[b & 0x7F])
+    return "".join(out)
