@@ -26,16 +26,15 @@ from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
 from bots.templates import Renderer
-from gateway import edge, websec
+from gateway import edge, operators, websec
 from gateway.channels import forum, sms, telegram, webchat, wechat, weibo
 from gateway.embedded import EmbeddedRedis
-from gateway.errors import BadRequest, Forbidden, error_middleware
+from gateway.errors import BadRequest, error_middleware
 from gateway.fastredis import FastRedis
 from gateway.keys import CHANNELS, METRICS, NLU_ENGINE, OUTBOXES, PIPELINE, REDIS, RKEYS, SERVER_KEY, SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
 from gateway.pipeline import Pipeline
-from gateway.privacy import mask_phone, mask_text
 from gateway.rkeys import Keys
 from gateway.security import random_key
 from gateway.settings import Settings
@@ -66,23 +65,6 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.config_dict[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def outboxes(request: web.Request) -> web.Response:
-    """``GET /api/outboxes`` (supervisors): per provider channel, what waits to be sent and what was given up
-    on (the dead list, newest first; numbers and texts masked)."""
-    agent, _ = await handoff_api.current_agent(request)
-    if not agent.supervises:
-        raise Forbidden("only supervisors and admins may see the outboxes")
-    out = {}
-    for name, outbox in request.config_dict[OUTBOXES].items():
-        dead = await outbox.dead()
-        recent = [{"to": mask_phone(d["to"]) if d["to"].lstrip("+").isdigit() else d["to"], "kind": d["kind"],
-                   "text": mask_text(d["text"], ())[:200], "error": d["last_error"], "tries": d["attempts"],
-                   "failed_at": d.get("failed_at")} for d in reversed(dead[-20:])]  # fmt: skip
-        out[name] = {"state": request.config_dict[CHANNELS][name](), "waiting": await outbox.depth(),
-                     "dead": len(dead), "dead_recent": recent}  # fmt: skip
-    return web.json_response({"outboxes": out}, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 async def model_parse(request: web.Request) -> web.Response:
@@ -273,11 +255,11 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
         web.get("/healthz", healthz),
         web.get("/metrics", websec.guard_metrics(metrics)),
         web.post("/model/parse", model_parse),
-        web.get("/api/outboxes", outboxes),
     ])  # fmt: skip
     app[HANDOFF_CONFIG] = handoff_config or load_handoff_config()
     app[handoff_api.JINJA] = jinja2.Environment(loader=jinja2.FileSystemLoader(handoff_api.TEMPLATES), autoescape=True)
     app.add_routes(handoff_api.routes())
+    app.add_routes(operators.routes())
     webchat.setup(app, settings)
     app.cleanup_ctx.append(handoff_api.hub_ctx)
     sms.setup(app, settings)

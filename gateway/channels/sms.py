@@ -28,7 +28,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import aiohttp
 import msgspec
@@ -45,7 +45,7 @@ from gateway import sms_units as sms_sizes
 from gateway.channels import base
 from gateway.channels.authn import LONG_TTL, REPLAY_TTL, Replays, hmac_sha256, same, signed_time
 from gateway.channels.base import as_text, queue_parts, read_body
-from gateway.edge import decode, require_json
+from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
 from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS, RKEYS, SETTINGS
 from gateway.metrics import Metrics
@@ -471,14 +471,6 @@ class SmsReceipt(msgspec.Struct):
     error: Annotated[str, Meta(max_length=200)] | None = None
 
 
-class BroadcastIn(msgspec.Struct):
-    """``POST /api/sms/broadcast``."""
-
-    text: Annotated[str, Meta(min_length=1, max_length=2000)]
-    numbers: Annotated[list[Annotated[str, Meta(max_length=32)]], Meta(min_length=1, max_length=10_000)]
-    lang: Literal["zh", "en"] = "zh"
-
-
 async def _body(request: web.Request) -> bytes:
     return await read_body(request, MAX_BODY)
 
@@ -597,33 +589,6 @@ async def twilio_status(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def broadcast(request: web.Request) -> web.Response:
-    """``POST /api/sms/broadcast`` (a supervisor's session): ``{"text", "numbers": [...], "lang"?}``."""
-    from handoff.api import current_agent
-
-    agent, _ = await current_agent(request)
-    if not agent.supervises:
-        raise Forbidden("only supervisors and admins may send broadcasts")
-    require_json(request)
-    channel = request.config_dict[SMS_CHANNEL]
-    data = decode(await _body(request), BroadcastIn)
-    text_, lang = data.text.strip(), data.lang
-    if not text_:
-        raise BadRequest("'text' is required and must be a non-empty string", field="text")
-    if sms_sizes.segments(text_) > BROADCAST_MAX_PARTS - 1:  # one part kept for the opt-out footer
-        raise BadRequest(f"'text' needs {sms_sizes.segments(text_)} SMS parts; a broadcast may use at most "
-                         f"{BROADCAST_MAX_PARTS - 1} (the opt-out footer takes the rest)", field="text")  # fmt: skip
-    valid, invalid = [], 0
-    for raw in data.numbers:
-        try:
-            valid.append(normalise_number(raw, channel.s.country_code))
-        except BadRequest:
-            invalid += 1
-    counts = await channel.broadcast(list(dict.fromkeys(valid)), text_, lang)
-    log.info("SMS broadcast by %s: %s", agent.name, counts)
-    return web.json_response({**counts, "invalid": invalid})
-
-
 def make_provider(settings: Settings) -> Provider:
     s = settings.sms
     base = settings.public_url.rstrip("/") + "/channels/sms"
@@ -649,7 +614,6 @@ def setup(app: web.Application, settings: Settings) -> None:
     if s.twilio_auth_token:
         sub.add_routes([web.post("/twilio", twilio_webhook), web.post("/twilio/status", twilio_status)])
     app.add_subapp("/channels/sms/", sub)
-    app.router.add_post("/api/sms/broadcast", broadcast)
     keywords = Keywords.load(s.keywords or None)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
