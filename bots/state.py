@@ -8,16 +8,43 @@ arrives after the deadline only lands when nothing else changed the state in bet
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import orjson
+
+
+class FlowId(StrEnum):
+    """A flow's name as stored in Redis with a question (``Slot.flow``) or a confirmation
+    (``Pending.flow``). Conversations in progress carry these strings across an upgrade, so a value
+    never changes, whatever the flow's module is called; a new flow adds a member."""
+
+    BALANCE = "balance"
+    BILL = "bill"
+    BINDING = "binding"
+    BROADBAND = "broadband"
+    CHANGE_PLAN = "change_plan"
+    COMPLAINT = "complaint"
+    COMPLAINT_STATUS = "complaint_status"
+    DATA_USAGE = "data_usage"
+    HUMAN = "human"
+    NETWORK = "network"
+    PLAN = "plan"
+    PORTING = "porting"
+    RECHARGE = "recharge"
+    ROAMING = "roaming"
+    SIM = "sim"
+    SMALLTALK = "smalltalk"
+    STORES = "stores"
+    SURVEY = "survey"
+    UNSUBSCRIBE = "unsubscribe"
 
 
 @dataclass(slots=True)
 class Slot:
     """A question the bot asked and waits for: ``flow`` continues with the answer."""
 
-    flow: str
+    flow: FlowId
     name: str
     data: dict[str, Any] = field(default_factory=dict)
     tries: int = 0
@@ -28,7 +55,7 @@ class Pending:
     """An action that needs the customer's explicit "yes" before ``expires`` (epoch seconds)."""
 
     id: str
-    flow: str
+    flow: FlowId
     action: str
     args: dict[str, Any]
     expires: float
@@ -66,7 +93,21 @@ class BotState:
             return cls(conv=conversation_id)
         if data.get("conv") != conversation_id:
             return cls(conv=conversation_id, rev=int(data.get("rev", 0)))
-        slot = Slot(**data["slot"]) if data.get("slot") else None
-        pending = Pending(**data["pending"]) if data.get("pending") else None
+        slot = _known(Slot, data.get("slot"))
+        pending = _known(Pending, data.get("pending"))
         return cls(conversation_id, slot, pending, data.get("options", []), int(data.get("misses", 0)),
                    bool(data.get("human_offered")), int(data.get("rev", 0)))  # fmt: skip
+
+
+_T = TypeVar("_T", Slot, Pending)
+
+
+def _known(kind: type[_T], data: dict[str, Any] | None) -> _T | None:
+    """A stored question or confirmation; None when there is none, or when its flow no longer exists (the
+    conversation goes on as if nothing were pending)."""
+    if not data:
+        return None
+    try:
+        return kind(**{**data, "flow": FlowId(data["flow"])})
+    except (KeyError, TypeError, ValueError):
+        return None

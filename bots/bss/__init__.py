@@ -18,9 +18,10 @@ from bots.bss.base import (
     Subscriber,
     Vas,
     Window,
+    month_key,
 )  # fmt: skip
 
 __all__ = [
     "BSS", "BSSError", "BSSUnavailable", "Balance", "Bill", "Bucket", "NotFound", "Order", "Outage", "Plan",
-    "PortingCheck", "Rejected", "RoamingRate", "Store", "Subscriber", "Vas", "Window",
+    "PortingCheck", "Rejected", "RoamingRate", "Store", "Subscriber", "Vas", "Window", "month_key",
 ]  # fmt: skip

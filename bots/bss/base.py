@@ -17,6 +17,12 @@ from typing import Any, Protocol
 Names = dict[str, str]  # {"zh": …, "en": …}
 
 
+def month_key(today: dt.date, months_back: int) -> str:
+    """``YYYY-MM`` of the month ``months_back`` before ``today``'s (how bills are named)."""
+    year, month = divmod(today.year * 12 + today.month - 1 - months_back, 12)
+    return f"{year:04d}-{month + 1:02d}"
+
+
 class BSSError(Exception):
     """The back end answered, but not with what the flow asked for."""
 

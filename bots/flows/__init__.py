@@ -1,15 +1,14 @@
 """One module per conversation flow, and the router from intent to flow.
 
-A flow module defines ``INTENT`` and ``async start(ctx)``; it may define ``fill(ctx, slot) ->
-bool`` (an answer to a question it asked; False when the message is not one), ``reask(ctx,
-slot)``, and ``execute(ctx, pending)`` (an action the customer confirmed).
+A flow module defines its steps and ends with ``FLOW = Flow(FlowId.<ID>, start, intents, fill=…, reask=…,
+execute=…, account=…)`` (``bots.context.Flow``). ``FlowId`` is what Redis keeps with a question or a
+confirmation: a module may be renamed, its id stays. Adding a flow: a module here, a ``FlowId`` member, a
+line in ``_ALL`` below, and its templates (``templates/bots/<lang>/<intent>.j2``).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any
-
+from bots.context import Flow
 from bots.flows import (
     balance,
     bill,
@@ -31,42 +30,27 @@ from bots.flows import (
     survey,
     unsubscribe,
 )  # fmt: skip
-from bots.state import Pending, Slot
+from bots.state import FlowId
+
+_ALL: tuple[Flow, ...] = (
+    balance.FLOW, bill.FLOW, binding.FLOW, broadband.FLOW, change_plan.FLOW, complaint.FLOW, complaint_status.FLOW,
+    data_usage.FLOW, human.FLOW, network.FLOW, plan.FLOW, porting.FLOW, recharge.FLOW, roaming.FLOW, sim.FLOW,
+    smalltalk.FLOW, stores.FLOW, survey.FLOW, unsubscribe.FLOW,
+)  # fmt: skip
 
 
-class Flow:
-    """A flow module with the optional steps filled in."""
-
-    def __init__(self, module: ModuleType) -> None:
-        self.module = module
-        self.INTENT: str = module.INTENT
-        self.start = module.start
-
-    async def fill(self, ctx: Any, slot: Slot) -> bool:
-        fill = getattr(self.module, "fill", None)
-        return bool(await fill(ctx, slot)) if fill else False
-
-    async def reask(self, ctx: Any, slot: Slot) -> None:
-        reask = getattr(self.module, "reask", None)
-        if reask:
-            await reask(ctx, slot)
-        else:
-            ctx.say("common", "reask")
-
-    async def execute(self, ctx: Any, pending: Pending) -> None:
-        await self.module.execute(ctx, pending)
-
-    async def bind(self, ctx: Any) -> None:
-        await self.module.bind(ctx)
-
-    async def unbind(self, ctx: Any) -> None:
-        await self.module.unbind(ctx)
+def _index() -> tuple[dict[FlowId, Flow], dict[str, Flow]]:
+    flows: dict[FlowId, Flow] = {}
+    routes: dict[str, Flow] = {}
+    for flow in _ALL:
+        if flow.id in flows:
+            raise ValueError(f"two flows with the id {flow.id!r}")
+        flows[flow.id] = flow
+        for intent in flow.intents:
+            if intent in routes:
+                raise ValueError(f"intent {intent!r} routed to both {routes[intent].id!r} and {flow.id!r}")
+            routes[intent] = flow
+    return flows, routes
 
 
-_MODULES = (balance, bill, binding, broadband, change_plan, complaint, complaint_status, data_usage, human, network,
-            plan, porting, recharge, roaming, sim, smalltalk, stores, survey, unsubscribe)  # fmt: skip
-FLOWS: dict[str, Flow] = {m.__name__.rsplit(".", 1)[1]: Flow(m) for m in _MODULES}
-ROUTES: dict[str, Flow] = {}
-for _flow in FLOWS.values():
-    for _intent in getattr(_flow.module, "INTENTS", (_flow.INTENT,)):
-        ROUTES[_intent] = _flow
+FLOWS, ROUTES = _index()

@@ -4,20 +4,20 @@ from today)."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from bots.bss import NotFound
-from bots.bss.demo import month_key
+from bots.bss import NotFound, month_key
+from bots.context import Ctx, Flow
+from bots.state import FlowId, Slot
 
 INTENT = "query_bill"
 _MONTH_ONLY = re.compile(r"^(\d{1,2})$")
 
 
-def _recent(ctx: Any) -> list[str]:
+def _recent(ctx: Ctx) -> list[str]:
     return [month_key(ctx.now.date(), n) for n in (1, 2, 3)]
 
 
-async def start(ctx: Any, month: str | None = None) -> None:
+async def start(ctx: Ctx, month: str | None = None) -> None:
     month = month or ctx.entity("month")
     phone = await ctx.need_phone(INTENT)
     if not phone:
@@ -28,14 +28,14 @@ async def start(ctx: Any, month: str | None = None) -> None:
     await _answer(ctx, phone, str(month))
 
 
-async def reask(ctx: Any, slot: Any) -> None:
+async def reask(ctx: Ctx, slot: Slot | None) -> None:
     months = _recent(ctx)
     ctx.say(INTENT, "ask_month", *(ctx.button(INTENT, f'/{INTENT}{{"month":"{m}"}}', ctx.render(INTENT, "month_label",
             month=m)) for m in months))  # fmt: skip
-    ctx.ask("bill", "month", tries=slot.tries if slot else 0)
+    ctx.ask(FlowId.BILL, "month", tries=slot.tries if slot else 0)
 
 
-async def fill(ctx: Any, slot: Any) -> bool:
+async def fill(ctx: Ctx, slot: Slot) -> bool:
     month = ctx.entity("month")
     m = _MONTH_ONLY.match(ctx.norm)
     if not month and m and 1 <= int(m.group(1)) <= 12:  # "10": the most recent October
@@ -47,7 +47,7 @@ async def fill(ctx: Any, slot: Any) -> bool:
     return True
 
 
-async def _answer(ctx: Any, phone: str, month: str) -> None:
+async def _answer(ctx: Ctx, phone: str, month: str) -> None:
     current = f"{ctx.now.year:04d}-{ctx.now.month:02d}"
     if month >= current:
         ctx.say(INTENT, "not_issued", month=month)
@@ -59,3 +59,6 @@ async def _answer(ctx: Any, phone: str, month: str) -> None:
         return
     ctx.say(INTENT, "answer", *([ctx.button("recharge")] if bill.status == "unpaid" else []),
             phone=phone, bill=bill)  # fmt: skip
+
+
+FLOW = Flow(FlowId.BILL, start, (INTENT,), fill=fill, reask=reask, account=True)

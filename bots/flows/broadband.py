@@ -3,14 +3,13 @@ repair order (once per choice, even if the message is repeated) with its number.
 
 from __future__ import annotations
 
-from typing import Any
-
-from bots.bss import Rejected
+from bots.context import Ctx, Flow, answered_by
+from bots.state import FlowId, Slot
 
 INTENT = "broadband_repair"
 
 
-async def start(ctx: Any, window: str | None = None) -> None:
+async def start(ctx: Ctx, window: str | None = None) -> None:
     window = window or ctx.entity("window")
     phone = await ctx.need_phone(INTENT)
     if not phone:
@@ -27,24 +26,15 @@ async def start(ctx: Any, window: str | None = None) -> None:
                    for w in windows]  # fmt: skip
         ctx.say(INTENT, "choose", *buttons, account=sub.broadband.account, address=sub.broadband.address,
                 outages=outages)  # fmt: skip
-        ctx.ask("broadband", "window")
+        ctx.ask(FlowId.BROADBAND, "window")
         return
-    try:
-        order = await ctx.svc.bss.create_repair(phone, chosen.key, ctx.write_key("repair"))
-    except Rejected as exc:
-        ctx.say("change_package", "rejected", reason=exc.code)
-        return
-    ctx.event("write", action="repair", order=order.order_id)
-    ctx.say(INTENT, "created", order=order, window=chosen, address=sub.broadband.address)
+    order = await ctx.write("repair", lambda key: ctx.svc.bss.create_repair(phone, chosen.key, key))
+    if order:
+        ctx.say(INTENT, "created", order=order, window=chosen, address=sub.broadband.address)
 
 
-async def fill(ctx: Any, slot: Any) -> bool:
-    window = ctx.entity("window")
-    if not window:
-        return False
-    await start(ctx, str(window))
-    return True
-
-
-async def reask(ctx: Any, slot: Any) -> None:
+async def reask(ctx: Ctx, slot: Slot) -> None:
     await start(ctx)
+
+
+FLOW = Flow(FlowId.BROADBAND, start, (INTENT,), fill=answered_by("window", start), reask=reask, account=True)

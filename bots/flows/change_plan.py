@@ -3,14 +3,15 @@ explicit "yes", then change it — once, however often the "yes" arrives."""
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
 
-from bots.bss import Rejected
+from bots.context import Ctx, Flow, answered_by
+from bots.state import FlowId, Pending, Slot
 
 INTENT = "change_package"
 
 
-async def start(ctx: Any, target: str | None = None) -> None:
+async def start(ctx: Ctx, target: str | None = None) -> None:
     target = target or ctx.entity("plan")
     phone = await ctx.need_phone(INTENT)
     if not phone:
@@ -30,42 +31,30 @@ async def start(ctx: Any, target: str | None = None) -> None:
                    for p in eligible]  # fmt: skip
         ctx.say(INTENT, "choose", *buttons, current=current, plans=eligible,
                 closed=plans.get(target) if target else None)  # fmt: skip
-        ctx.ask("change_plan", "plan")
+        ctx.ask(FlowId.CHANGE_PLAN, "plan")
         return
     plan = plans[target]
-    effective = _next_month(ctx)
-    ctx.confirm("change_plan", "change_plan", plan=plan.id)
-    ctx.say(INTENT, "confirm", *ctx.yes_no(INTENT),
-            current=current, plan=plan, effective=effective, minutes=ctx.svc.config.confirm_ttl // 60)  # fmt: skip
+    ctx.confirm(FlowId.CHANGE_PLAN, "change_plan", plan=plan.id)
+    ctx.say(INTENT, "confirm", *ctx.yes_no(INTENT), current=current, plan=plan, effective=_next_month(ctx),
+            minutes=ctx.svc.config.confirm_ttl // 60)  # fmt: skip
 
 
-async def fill(ctx: Any, slot: Any) -> bool:
-    target = ctx.entity("plan")
-    if not target:
-        return False
-    await start(ctx, str(target))
-    return True
-
-
-async def reask(ctx: Any, slot: Any) -> None:
+async def reask(ctx: Ctx, slot: Slot) -> None:
     await start(ctx)
 
 
-async def execute(ctx: Any, pending: Any) -> None:
-    phone = ctx.phone
-    if not phone:
-        ctx.say("common", "need_login")
-        return
+async def execute(ctx: Ctx, pending: Pending, phone: str) -> None:
     plans = {p.id: p for p in await ctx.svc.bss.plans()}
-    try:
-        order = await ctx.svc.bss.change_plan(phone, pending.args["plan"], f"{ctx.conversation_id}:{pending.id}")
-    except Rejected as exc:
-        ctx.say(INTENT, "rejected", reason=exc.code)
-        return
-    ctx.event("write", action="change_plan", order=order.order_id)
-    ctx.say(INTENT, "done", plan=plans[pending.args["plan"]], order=order)
+    target = pending.args["plan"]
+    order = await ctx.write("change_plan", lambda key: ctx.svc.bss.change_plan(phone, target, key), confirmed=pending)
+    if order:
+        ctx.say(INTENT, "done", plan=plans[target], order=order)
 
 
-def _next_month(ctx: Any) -> Any:
+def _next_month(ctx: Ctx) -> dt.date:
     today = ctx.now.date()
     return today.replace(year=today.year + today.month // 12, month=today.month % 12 + 1, day=1)
+
+
+FLOW = Flow(FlowId.CHANGE_PLAN, start, (INTENT,), fill=answered_by("plan", start), reask=reask, execute=execute,
+            account=True)  # fmt: skip

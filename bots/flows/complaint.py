@@ -3,21 +3,17 @@ promised times, and pass it to people through the handoff interface."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
-from bots.ports import HandoffRequest
-from gateway.privacy import mask_text
+from bots.context import Ctx, Flow
+from bots.state import FlowId
 
 INTENT = "complaint"
 
 
-async def start(ctx: Any) -> None:
+async def start(ctx: Ctx) -> None:
     kind = ctx.result.complaint_type or "other"
-    request = HandoffRequest(
-        conversation_id=ctx.conversation_id, channel=ctx.channel, sender=ctx.sender, phone=ctx.phone,
-        reason="complaint", lang=ctx.lang, text=mask_text(ctx.text, ctx.result.entities),
-        urgency=ctx.result.urgency, complaint_type=kind,
-    )  # fmt: skip
+    request = dataclasses.replace(ctx.handoff_request("complaint"), complaint_type=kind)
     ticket = await ctx.svc.handoff.register_complaint(request)
     ctx.event("complaint", ticket=ticket.ticket, complaint_type=kind)
     buttons = [ctx.button("network_status")] if kind == "network" else []
@@ -27,3 +23,6 @@ async def start(ctx: Any) -> None:
     tier = await ctx.tier() if ctx.phone else "normal"
     if ctx.svc.handoff.wants_human("complaint", kind, ctx.result.urgency, tier):
         await ctx.hand_over("complaint", ticket=ticket.ticket)
+
+
+FLOW = Flow(FlowId.COMPLAINT, start, (INTENT,))

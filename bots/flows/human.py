@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from bots.context import Ctx, Flow
+from bots.state import FlowId, Slot
 
 INTENT = "request_human"
 
 
-async def start(ctx: Any) -> None:
+async def start(ctx: Ctx) -> None:
     await ctx.hand_over("request_human")
 
 
-async def fill(ctx: Any, slot: Any) -> bool:
+async def fill(ctx: Ctx, slot: Slot) -> bool:
     """What the customer writes now is their message for the callback — unless it is clearly a new
     request the bot can answer ("查话费", "投诉进度")."""
     if ctx.result.confidence >= 0.8 and ctx.intent not in ("complaint", "request_human", "nlu_fallback",
@@ -21,3 +22,6 @@ async def fill(ctx: Any, slot: Any) -> bool:
     ctx.event("callback_message", request_id=slot.data["request_id"])
     ctx.say("request_human", "message_recorded", request_id=slot.data["request_id"])
     return True
+
+
+FLOW = Flow(FlowId.HUMAN, start, (INTENT,), fill=fill)

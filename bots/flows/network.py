@@ -3,18 +3,19 @@ one on their account — with what happened and when it should be fixed."""
 
 from __future__ import annotations
 
-from typing import Any
+from bots.context import Ctx, Flow, answered_by
+from bots.state import FlowId, Slot
 
 INTENT = "network_status"
 
 
-async def start(ctx: Any, district: str | None = None) -> None:
+async def start(ctx: Ctx, district: str | None = None) -> None:
     district = district or ctx.entity("district")
     if not district and ctx.phone:
         district = (await ctx.svc.bss.subscriber(ctx.phone)).district
     if not district:
         ctx.say(INTENT, "ask_district")
-        ctx.ask("network", "district")
+        ctx.ask(FlowId.NETWORK, "district")
         return
     outages = await ctx.svc.bss.outages(district)
     if outages:
@@ -24,14 +25,9 @@ async def start(ctx: Any, district: str | None = None) -> None:
         ctx.say(INTENT, "nothing", ctx.button("broadband_repair"), ctx.button("request_human"), district=district)
 
 
-async def fill(ctx: Any, slot: Any) -> bool:
-    district = ctx.entity("district")
-    if not district:
-        return False
-    await start(ctx, str(district))
-    return True
-
-
-async def reask(ctx: Any, slot: Any) -> None:
+async def reask(ctx: Ctx, slot: Slot) -> None:
     ctx.say(INTENT, "ask_district")
     ctx.state.slot = slot
+
+
+FLOW = Flow(FlowId.NETWORK, start, (INTENT,), fill=answered_by("district", start), reask=reask)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from bots.context import Ctx, Flow
+from bots.state import FlowId
 
 INTENT = "query_package"
 
 
-async def start(ctx: Any) -> None:
+async def start(ctx: Ctx) -> None:
     phone = await ctx.need_phone(INTENT)
     if not phone:
         return
@@ -16,3 +17,6 @@ async def start(ctx: Any) -> None:
     pending = plans.get(sub.pending_plan) if sub.pending_plan else None
     ctx.say(INTENT, "answer", ctx.button("change_package"), ctx.button("query_data_usage"),
             phone=phone, plan=plans[sub.plan], pending=pending, contract_end=sub.contract_end)  # fmt: skip
+
+
+FLOW = Flow(FlowId.PLAN, start, (INTENT,), account=True)

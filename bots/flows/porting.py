@@ -3,12 +3,13 @@ the steps."""
 
 from __future__ import annotations
 
-from typing import Any
+from bots.context import Ctx, Flow
+from bots.state import FlowId
 
 INTENT = "number_porting"
 
 
-async def start(ctx: Any) -> None:
+async def start(ctx: Ctx) -> None:
     if not ctx.phone:
         buttons = [ctx.button("greet", "/bind", ctx.render(INTENT, "bind_label"))] if ctx.can_bind else []
         ctx.say(INTENT, "general", *buttons)
@@ -20,3 +21,6 @@ async def start(ctx: Any) -> None:
     else:
         ctx.say(INTENT, "not_eligible", ctx.button("request_human"), phone=ctx.phone, reasons=check.reasons,
                 contract_end=sub.contract_end)  # fmt: skip
+
+
+FLOW = Flow(FlowId.PORTING, start, (INTENT,), account=True)

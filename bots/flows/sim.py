@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from bots.bss import Rejected
+from bots.context import Ctx, Flow
+from bots.state import FlowId, Pending, Slot
 
 INTENT = "sim_service"
 ACTIONS = ("lost", "replace", "puk")
@@ -16,7 +15,7 @@ _KEYWORDS = {
 }
 
 
-def _action(ctx: Any) -> str | None:
+def _action(ctx: Ctx) -> str | None:
     forced = ctx.entity("action")
     if forced in ACTIONS:
         return str(forced)
@@ -27,13 +26,13 @@ def _action(ctx: Any) -> str | None:
     return None
 
 
-async def start(ctx: Any, action: str | None = None) -> None:
+async def start(ctx: Ctx, action: str | None = None) -> None:
     action = action or _action(ctx)
     if action is None:
         buttons = [ctx.button(INTENT, f'/{INTENT}{{"action":"{a}"}}', ctx.render(INTENT, "action_label", action=a))
                    for a in ACTIONS]  # fmt: skip
         ctx.say(INTENT, "choose", *buttons)
-        ctx.ask("sim", "action")
+        ctx.ask(FlowId.SIM, "action")
         return
     if action == "replace":
         ctx.say(INTENT, "replace", ctx.button("store_hours"))
@@ -50,12 +49,12 @@ async def start(ctx: Any, action: str | None = None) -> None:
     if sub.status != "active":
         ctx.say(INTENT, "already_suspended", ctx.button("request_human"), phone=phone)
         return
-    ctx.confirm("sim", "suspend", reason="lost")
+    ctx.confirm(FlowId.SIM, "suspend", reason="lost")
     ctx.say(INTENT, "confirm_suspend", *ctx.yes_no(INTENT), phone=phone,
             minutes=ctx.svc.config.confirm_ttl // 60)  # fmt: skip
 
 
-async def fill(ctx: Any, slot: Any) -> bool:
+async def fill(ctx: Ctx, slot: Slot) -> bool:
     action = _action(ctx)
     if action is None:
         return False
@@ -63,15 +62,11 @@ async def fill(ctx: Any, slot: Any) -> bool:
     return True
 
 
-async def execute(ctx: Any, pending: Any) -> None:
-    phone = ctx.phone
-    if not phone:
-        ctx.say("common", "need_login")
-        return
-    try:
-        order = await ctx.svc.bss.suspend(phone, pending.args["reason"], f"{ctx.conversation_id}:{pending.id}")
-    except Rejected as exc:
-        ctx.say("change_package", "rejected", reason=exc.code)
-        return
-    ctx.event("write", action="suspend", order=order.order_id)
-    ctx.say(INTENT, "suspended", ctx.button("store_hours"), phone=phone, order=order)
+async def execute(ctx: Ctx, pending: Pending, phone: str) -> None:
+    reason = pending.args["reason"]
+    order = await ctx.write("suspend", lambda key: ctx.svc.bss.suspend(phone, reason, key), confirmed=pending)
+    if order:
+        ctx.say(INTENT, "suspended", ctx.button("store_hours"), phone=phone, order=order)
+
+
+FLOW = Flow(FlowId.SIM, start, (INTENT,), fill=fill, execute=execute, account=True)

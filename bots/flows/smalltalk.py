@@ -3,14 +3,14 @@ steering back to what the bot can do."""
 
 from __future__ import annotations
 
-from typing import Any
+from bots.context import Ctx, Flow
+from bots.state import FlowId
 
-INTENT = "greet"
 INTENTS = ("greet", "goodbye", "thanks", "affirm", "deny", "out_of_scope")
 MENU = ("query_balance", "query_data_usage", "query_bill", "network_status", "request_human")
 
 
-async def start(ctx: Any) -> None:
+async def start(ctx: Ctx) -> None:
     menu = [ctx.button(i) for i in MENU]
     if ctx.intent == "greet":
         ctx.say("greet", "answer", *menu, phone=ctx.phone or "")
@@ -18,3 +18,6 @@ async def start(ctx: Any) -> None:
         ctx.say("out_of_scope", "answer", *menu)
     else:
         ctx.say(ctx.intent, "answer")
+
+
+FLOW = Flow(FlowId.SMALLTALK, start, INTENTS)

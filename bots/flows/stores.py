@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from bots.context import Ctx, Flow, answered_by
+from bots.state import FlowId, Slot
 
 INTENT = "store_hours"
 
 
-async def start(ctx: Any, district: str | None = None) -> None:
+async def start(ctx: Ctx, district: str | None = None) -> None:
     district = district or ctx.entity("district")
     if not district:
         ctx.say(INTENT, "ask_district")
-        ctx.ask("stores", "district")
+        ctx.ask(FlowId.STORES, "district")
         return
     stores = await ctx.svc.bss.stores(str(district))
     if stores:
@@ -19,17 +20,12 @@ async def start(ctx: Any, district: str | None = None) -> None:
         return
     covered = sorted({s.district for s in await ctx.svc.bss.stores(None)})
     ctx.say(INTENT, "nothing", district=district, covered=covered)
-    ctx.ask("stores", "district")
+    ctx.ask(FlowId.STORES, "district")
 
 
-async def fill(ctx: Any, slot: Any) -> bool:
-    district = ctx.entity("district")
-    if not district:
-        return False
-    await start(ctx, str(district))
-    return True
-
-
-async def reask(ctx: Any, slot: Any) -> None:
+async def reask(ctx: Ctx, slot: Slot) -> None:
     ctx.say(INTENT, "ask_district")
     ctx.state.slot = slot
+
+
+FLOW = Flow(FlowId.STORES, start, (INTENT,), fill=answered_by("district", start), reask=reask)

@@ -1,17 +1,22 @@
 """The satisfaction survey after an agent closes a chat: five levels (非常满意 … 非常不满意) on a
-100-point scale — 100, 80, 60, 40, 20 — then an optional comment."""
+100-point scale — 100, 80, 60, 40, 20 — then an optional comment. Not routed from an intent: the
+human side gives the conversation back waiting for ``FIRST_QUESTION``."""
 
 from __future__ import annotations
 
-from typing import Any
+from bots.context import Ctx, Flow
+from bots.state import FlowId, Slot
 
-INTENT = "greet"
-INTENTS: tuple[str, ...] = ()  # not routed: started by the bind command or by an agent closing a chat
 WORDS = {
     "非常满意": 100, "很满意": 100, "满意": 80, "一般": 60, "不满意": 40, "非常不满意": 20, "很不满意": 20,
     "very satisfied": 100, "satisfied": 80, "neutral": 60, "ok": 60, "dissatisfied": 40, "very dissatisfied": 20,
 }  # fmt: skip
 SKIP = {"跳过", "不用了", "没有", "无", "skip", "no", "none", "no thanks"}
+
+
+def first_question() -> Slot:
+    """The slot a conversation waits in when an agent closes the chat (the agent's side asks the question)."""
+    return Slot(FlowId.SURVEY, "score", {})
 
 
 def _score(text: str) -> int | None:
@@ -23,12 +28,12 @@ def _score(text: str) -> int | None:
     return None
 
 
-async def start(ctx: Any) -> None:  # pragma: no cover - the survey starts when an agent closes a chat
+async def start(ctx: Ctx) -> None:  # pragma: no cover - the survey starts when an agent closes a chat
     ctx.say("survey", "ask")
-    ctx.ask("survey", "score")
+    ctx.ask(FlowId.SURVEY, "score")
 
 
-async def fill(ctx: Any, slot: Any) -> bool:
+async def fill(ctx: Ctx, slot: Slot) -> bool:
     if slot.name == "score":
         score = _score(ctx.norm)
         if score is None:
@@ -37,7 +42,7 @@ async def fill(ctx: Any, slot: Any) -> bool:
         ctx.event("survey", score=score)
         skip = ctx.render("survey", "skip_label")
         ctx.say("survey", "ask_comment", ctx.button("deny", skip, skip), score=score)
-        ctx.ask("survey", "comment", score=score)
+        ctx.ask(FlowId.SURVEY, "comment", score=score)
         return True
     if ctx.norm not in SKIP:
         await ctx.svc.handoff.record_survey(ctx.conversation_id, int(slot.data["score"]), ctx.text)
@@ -45,5 +50,8 @@ async def fill(ctx: Any, slot: Any) -> bool:
     return True
 
 
-async def reask(ctx: Any, slot: Any) -> None:
+async def reask(ctx: Ctx, slot: Slot) -> None:
     ctx.say("survey", "ask")
+
+
+FLOW = Flow(FlowId.SURVEY, start, fill=fill, reask=reask)
