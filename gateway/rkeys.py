@@ -13,6 +13,19 @@ def _tag(channel: str, sender: str) -> str:
     return f"{{sender:{channel}:{base}}}{tilde}{rest}"
 
 
+# ---- expiry times and lengths (seconds / entries) ---------------------------------------------------
+SEQ_TTL = 3 * 86400  # ``counter``: a day's sequence outlives its day
+LOGIN_TTL = 1800  # ``login_account`` / ``login_address``: forgotten 30 minutes after the last attempt
+HANDOFF_REQUESTS_MAXLEN = 100_000  # ``handoff_requests`` (approximate)
+HANDOFF_SESSION_TTL = 12 * 3600  # ``handoff_session``: an agent signs in once per shift
+HANDOFF_CLOCKS_TTL = 7 * 86400  # ``handoff_clocks``
+HANDOFF_BREACHES_KEPT = 200  # ``handoff_breaches``
+HANDOFF_CALLBACKS_MAXLEN = 10_000  # ``handoff_callbacks``
+HANDOFF_SURVEY_TTL = 400 * 86400  # ``handoff_survey``: a year of reports, and a month to spare
+BSS_IDEMPOTENCY_TTL = 86400  # ``bss_idempotency``: a write's first result, for its retries
+BSS_IDEMPOTENCY_PENDING_TTL = 60  # ``bss_idempotency`` while the write runs (a crashed writer frees it)
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "gw:"
@@ -81,12 +94,66 @@ class Keys:
 
     # ---- handoff: one hash tag, so each handoff script touches one Redis Cluster slot ----------
     def hk(self, *parts: str) -> str:
-        """A handoff key: ``{prefix}{handoff}:<parts>``. Agents: ``agent:<name>`` (hash: role, skills,
-        capacity, password hash, demo), ``agents`` (set), ``agent:<name>:chats`` (set), ``presence:<name>``
-        (hash: status, seen, conns); chats: ``chat:<conversation>`` (hash), ``queue`` (sorted set, score =
-        entered − priority credit), ``timers`` (sorted set of SLA/presence timers by due time),
-        ``breaches`` (list), ``callbacks`` (stream), ``surveys`` (stream), ``session:<id>`` (hash)."""
+        """The builder of every handoff key, ``{prefix}{handoff}:<parts>``; use the named methods below."""
         return f"{self.prefix}{{handoff}}:" + ":".join(parts)
+
+    def handoff_agent(self, name: str) -> str:
+        """Hash: an agent account (name, display_name, role, skills, capacity, password hash, demo). No TTL."""
+        return self.hk("agent", name)
+
+    def handoff_agents(self) -> str:
+        """Set: every agent account's name. No TTL."""
+        return self.hk("agents")
+
+    def handoff_agent_chats(self, name: str) -> str:
+        """Set: the ids of the chats an agent holds (its load, against its capacity). No TTL."""
+        return self.hk("agent", name, "chats")
+
+    def handoff_presence(self, name: str) -> str:
+        """Hash: status (online | away | offline), seen (last sign of life), conns (open console sockets)."""
+        return self.hk("presence", name)
+
+    def handoff_session(self, sid: str) -> str:
+        """Hash: an agent's console session (agent, csrf, created). EX ``HANDOFF_SESSION_TTL``."""
+        return self.hk("session", sid)
+
+    def handoff_chat(self, chat_id: str) -> str:
+        """Hash: a chat with people (its id is the conversation's): customer, skills, state, agent, clock times,
+        the log's key. No TTL (closed chats stay for their surveys and reports)."""
+        return self.hk("chat", chat_id)
+
+    def handoff_queue(self) -> str:
+        """Sorted set: queued chat ids, score = entered − priority credit (lowest first)."""
+        return self.hk("queue")
+
+    def handoff_timers(self) -> str:
+        """Sorted set: ``clock|id|stage`` SLA and presence timers by due time (epoch seconds)."""
+        return self.hk("timers")
+
+    def handoff_clocks(self, chat_id: str) -> str:
+        """Hash: a chat's running SLA clocks, clock → JSON [warn_at, due_at, breached]. EX ``HANDOFF_CLOCKS_TTL``."""
+        return self.hk("clocks", chat_id)
+
+    def handoff_breaches(self) -> str:
+        """List: the latest SLA breaches (JSON), newest first, trimmed to ``HANDOFF_BREACHES_KEPT``."""
+        return self.hk("breaches")
+
+    def handoff_callbacks(self) -> str:
+        """Stream: callback requests and the messages customers left (JSON field ``e``), MAXLEN
+        ``HANDOFF_CALLBACKS_MAXLEN``."""
+        return self.hk("callbacks")
+
+    def handoff_callbacks_done(self) -> str:
+        """Hash: callback task id → JSON of who handled it, when, how. No TTL."""
+        return self.hk("callbacks", "done")
+
+    def handoff_survey(self, conversation_id: str) -> str:
+        """Hash: a conversation's satisfaction survey (each field JSON). EX ``HANDOFF_SURVEY_TTL``."""
+        return self.hk("survey", conversation_id)
+
+    def handoff_surveys(self) -> str:
+        """Stream: every survey score as it is given (JSON field ``e``), for reports."""
+        return self.hk("surveys")
 
     def live_agents(self) -> str:
         """Pub/sub: every agent-side event, fanned out to whichever process holds the agent's WebSocket."""
@@ -118,3 +185,17 @@ class Keys:
         WeChat/Weibo: SET NX EX 600 per (timestamp, nonce), the value a hash of the body it came with; generic
         SMS, Twilio, Discourse: the answer given, kept while the request could be replayed (600 s, 7 days)."""
         return f"{self.prefix}webhook:{channel}:{digest}"
+
+    # ---- the demo operator back end (bots/bss/demo.py): writes over the read-only demo data ----------
+    def bss_subscriber(self, phone: str) -> str:
+        """Hash: what demo writes changed on a subscriber (status, pending_plan, vas_cancelled JSON). No TTL."""
+        return f"{self.prefix}bss:{{sub:{phone}}}"
+
+    def bss_idempotency(self, key: str) -> str:
+        """String: "pending" while a demo write runs (EX ``BSS_IDEMPOTENCY_PENDING_TTL``), then its order (JSON,
+        EX ``BSS_IDEMPOTENCY_TTL``): the same idempotency key always gets the first result."""
+        return f"{self.prefix}bss:idem:{key}"
+
+    def bss_orders(self) -> str:
+        """Integer: the demo back end's order sequence (INCR). No TTL."""
+        return f"{self.prefix}bss:orders"

@@ -290,9 +290,12 @@ def _section(cls: type, raw: Mapping[str, Any], name: str, source: str, env: Map
 
 
 def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Read ``path`` (default ``config/gateway.yml``), apply the environment, then ``overrides``."""
+    """Read ``path`` (default ``config/gateway.yml``; a folder means its ``gateway.yml``), apply the environment,
+    then ``overrides``. The folder also holds routing.yml, sla.yml and canned.yml (``handoff/config.py``)."""
     env = os.environ if env is None else env
     path = Path(path) if path else DEFAULT_CONFIG
+    if path.is_dir():
+        path = path / "gateway.yml"
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
