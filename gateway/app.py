@@ -11,7 +11,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import jinja2
 import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -26,11 +25,12 @@ from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
 from bots.templates import Renderer
-from gateway import edge, operators, websec
-from gateway.channels import forum, sms, telegram, webchat, wechat, weibo
+from gateway import edge, operators, registry, websec
+from gateway.channels import forum, sms
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
 from gateway.fastredis import FastRedis
+from gateway.host import AppHost
 from gateway.keys import CHANNELS, METRICS, NLU_ENGINE, OUTBOXES, PIPELINE, REDIS, RKEYS, SERVER_KEY, SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
@@ -40,8 +40,7 @@ from gateway.security import random_key
 from gateway.settings import Settings
 from handoff import api as handoff_api
 from handoff.config import HandoffConfig, load_handoff_config
-from handoff.service import Chat, HandoffService
-from handoff.sla import Timers
+from handoff.service import HandoffService
 from nlu import NLU, NLUConfig, NLUInputError
 from nlu.data import DATA_DIR, data_files
 from nlu.engine import artifact_key
@@ -51,6 +50,7 @@ EMBEDDED: web.AppKey[EmbeddedRedis] = web.AppKey("embedded_redis")
 FAST_REDIS: web.AppKey[FastRedis] = web.AppKey("fast_redis")
 HANDOFF_CONFIG: web.AppKey[HandoffConfig] = web.AppKey("handoff_config")
 DEMO_AGENTS: web.AppKey[list[tuple[str, str, str]]] = web.AppKey("demo_agents")
+HOST: web.AppKey[AppHost] = web.AppKey("host")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -159,8 +159,9 @@ def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS, re
 
 
 def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: Renderer) -> HandoffService:
-    """The human side: queue, agents, SLA timers. What agents write reaches customers through the
-    pipeline (``app[PIPELINE].deliver``), which is built next."""
+    """The human side: queue, agents, SLA timers. What agents write reaches customers through the pipeline,
+    which is built after the bot, which is built after this: ``PipelineCustomers`` (``handoff.ports.Customers``)
+    finds ``app[PIPELINE]`` when it is used."""
 
     async def tier_of(phone: str) -> str:
         try:
@@ -175,15 +176,15 @@ def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: R
         return {"tier": sub.tier, "plan": plan.name.get(lang) if plan else sub.plan, "district": sub.district,
                 "name": sub.name.get(lang)}  # fmt: skip
 
-    async def deliver(message: OutboundMessage) -> None:
-        await app[PIPELINE].deliver(message)
+    class PipelineCustomers:
+        async def deliver(self, message: OutboundMessage) -> None:
+            await app[PIPELINE].deliver(message)
 
-    service = HandoffService(
-        app[REDIS], app[RKEYS], app[HANDOFF_CONFIG], renderer, app[METRICS], deliver,
-        production=settings.server.production, conversation_log=app[RKEYS].conversation_log, tier_of=tier_of,
-        profile_of=profile_of,
-    )  # fmt: skip
-    service.timers = Timers(service)
+        async def await_survey(self, channel: str, sender: str, conversation_id: str) -> None:
+            await app[PIPELINE].set_slot(channel, sender, conversation_id, Slot("survey", "score", {}))
+
+    service = HandoffService(app[REDIS], app[RKEYS], app[HANDOFF_CONFIG], renderer, app[METRICS], PipelineCustomers(),
+                             tier_of=tier_of, profile_of=profile_of)  # fmt: skip
     app[handoff_api.SERVICE] = service
     return service
 
@@ -213,26 +214,20 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
         renderer = Renderer(sms_max_parts=settings.bots.sms_max_parts)
         handoff = make_handoff(app, settings, bss, renderer)
         sms_sender = None
-        if settings.sms.enabled:  # one-time codes are texted through the SMS outbox
-            outbox = app[sms.SMS_OUTBOX] = sms.make_outbox(app[REDIS], settings, app[METRICS])
-            sms_sender = sms.OutboxSms(outbox)
+        if settings.sms.enabled:  # one-time codes are texted through the SMS channel's outbox
+            sms_sender = sms.OutboxSms(sms.outbox_of(app[HOST], settings))
         bot = make_bot(settings, app[REDIS], app[RKEYS], bss, renderer, handoff, sms_sender)
         pipeline = app[PIPELINE] = Pipeline(
             app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS], bot, fast=app[FAST_REDIS],
             late_answer_timeout=settings.bots.late_answer_timeout,
         )  # fmt: skip
         pipeline.handoff = handoff
-
-        async def survey(chat: Chat) -> None:  # a closed chat goes back to the bot, which asks the survey
-            await pipeline.set_slot(chat.channel, chat.sender, chat.id, Slot("survey", "score", {}))
-
-        app[handoff_api.SURVEY] = survey
         app[DEMO_AGENTS] = await _demo_agents(handoff, settings)
-        handoff.timers.start()
+        handoff.start()
         gc.collect()
         gc.freeze()  # the model's vocabulary lives for the process: keep it out of every GC pass
         yield
-        await handoff.timers.stop()
+        await handoff.stop()
         await pipeline.drain(settings.server.shutdown_timeout)
         await bss.close()
 
@@ -256,15 +251,13 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
         web.get("/metrics", websec.guard_metrics(metrics)),
         web.post("/model/parse", model_parse),
     ])  # fmt: skip
-    app[HANDOFF_CONFIG] = handoff_config or load_handoff_config()
-    app[handoff_api.JINJA] = jinja2.Environment(loader=jinja2.FileSystemLoader(handoff_api.TEMPLATES), autoescape=True)
-    app.add_routes(handoff_api.routes())
+    app[HANDOFF_CONFIG] = handoff_config or load_handoff_config(settings.source)
+    app[handoff_api.JINJA] = handoff_api.jinja()
+    app.add_routes(handoff_api.page_routes())
+    app.add_subapp("/api", handoff_api.api_app())
     app.add_routes(operators.routes())
-    webchat.setup(app, settings)
+    app[HOST] = AppHost(app, settings)
+    registry.mount(app, settings, app[HOST])
     app.cleanup_ctx.append(handoff_api.hub_ctx)
-    sms.setup(app, settings)
-    telegram.setup(app, settings)
-    wechat.setup(app, settings)
-    weibo.setup(app, settings)
     forum.setup(app, settings)
     return app

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import redis.exceptions
 from aiohttp import web
 
-from gateway.keys import METRICS
+from gateway.metrics import METRICS
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway.metrics import METRICS
+
 if TYPE_CHECKING:
-    from gateway.channels.webchat import WebchatHub
-    from gateway.metrics import Metrics
     from gateway.outbox import Outbox
     from gateway.pipeline import Pipeline
     from gateway.rkeys import Keys
@@ -20,10 +20,9 @@ if TYPE_CHECKING:
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 RKEYS: web.AppKey[Keys] = web.AppKey("rkeys")
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 NLU_ENGINE: web.AppKey[NLU] = web.AppKey("nlu")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
-WEBCHAT_HUB: web.AppKey[WebchatHub] = web.AppKey("webchat_hub")
 CHANNELS: web.AppKey[dict[str, Callable[[], str]]] = web.AppKey("channels")  # name → its state, for /healthz
 OUTBOXES: web.AppKey[dict[str, Outbox]] = web.AppKey("outboxes")  # channel → its outbox, for operators
+__all__ = ["CHANNELS", "METRICS", "NLU_ENGINE", "OUTBOXES", "PIPELINE", "REDIS", "RKEYS", "SERVER_KEY", "SETTINGS"]
 SERVER_KEY: web.AppKey[bytes] = web.AppKey("server_key")  # signs visitor ids (GATEWAY_SECRET_KEY or made once)

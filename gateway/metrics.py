@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REPLY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 7.5, 10.0)
@@ -103,3 +104,6 @@ class Metrics:
                 self.reply_seconds.labels(name), self.late_answer_seconds.labels(name),
             )  # fmt: skip
         return found
+
+
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # the application's metrics (also exported by gateway.keys)

@@ -83,8 +83,9 @@ return {1, ticket, tonumber(state[1] or '0'), conv, new, state[4] or '', state[5
         redis.call('GET', KEYS[3]) or '', late, state[6] or ''}
 """
 
-# A retry takes over a turn whose process died: only while the dedupe key still holds that turn's mark,
-# release it and mark its ticket served (so later messages of the sender need not wait for it).
+# Let go of a turn — a retry taking over one whose process died, or a turn that failed releasing its own —
+# only while the dedupe key still holds that turn's mark (a finish that landed keeps its replies): release
+# it and mark its ticket served (so later messages of the sender need not wait for it).
 # KEYS: dedupe key, sender hash. ARGV: the dead turn's mark, its ticket.
 _TAKE_OVER = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -260,29 +261,41 @@ class Pipeline:
             else:
                 turn, entries, new_state = await self._turn(msg, conversation, state, bound.decode() or None, started,
                                                             ticket)  # fmt: skip
+            if late:
+                earlier = tuple(_out_from_dict(d, msg, conversation.id) for raw in late for d in orjson.loads(raw))
+                turn = dataclasses.replace(turn, replies=earlier + turn.replies)
+            # a turn that issued a binding session keeps no replies for duplicates: whoever repeats its
+            # (client-chosen) sender and message id must not receive the account data it answered with
+            payload = orjson.dumps([] if turn.session else [_out_dict(r) for r in turn.replies])
+            log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
+            if conversation.new:  # about one message in ten; the meta hash has its own slot, so not in the script
+                meta = {"channel": msg.channel, "sender": msg.sender_id, "started_at": msg.received_at,
+                        "log": log_key}  # fmt: skip
+                await self._command("HSET", self.keys.conversation(conversation.id), *itertools.chain(*meta.items()))
+            state_json = new_state.to_json() if new_state else b""
+            await self._script(
+                self._finish,
+                [dedupe_key, sender_key, log_key],
+                [payload, ticket, self.settings.dedupe_ttl, turn.lang, state_json, new_state.rev if new_state else 0,
+                 *entries],
+            )  # fmt: skip
         except BaseException:
-            await self.redis.delete(dedupe_key)  # not handled: let the provider's retry through
-            await self._script(self._serve, [sender_key], [ticket])
+            await self._release(msg, dedupe_key, sender_key, ticket, late)
             raise
-        if late:
-            earlier = tuple(_out_from_dict(d, msg, conversation.id) for raw in late for d in orjson.loads(raw))
-            turn = dataclasses.replace(turn, replies=earlier + turn.replies)
-        # a turn that issued a binding session keeps no replies for duplicates: whoever repeats its
-        # (client-chosen) sender and message id must not receive the account data it answered with
-        payload = orjson.dumps([] if turn.session else [_out_dict(r) for r in turn.replies])
-        log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
-        if conversation.new:  # about one message in ten; the meta hash has its own slot, so not in the script
-            meta = {"channel": msg.channel, "sender": msg.sender_id, "started_at": msg.received_at, "log": log_key}
-            await self._command("HSET", self.keys.conversation(conversation.id), *itertools.chain(*meta.items()))
-        state_json = new_state.to_json() if new_state else b""
-        await self._script(
-            self._finish,
-            [dedupe_key, sender_key, log_key],
-            [payload, ticket, self.settings.dedupe_ttl, turn.lang, state_json, new_state.rev if new_state else 0,
-             *entries],
-        )  # fmt: skip
         counters.reply_seconds.observe(time.perf_counter() - started)
         return turn
+
+    async def _release(self, msg: InboundMessage, dedupe_key: str, sender_key: str, ticket: int,
+                       late: list[bytes]) -> None:  # fmt: skip
+        """A turn that did not finish lets go of its message (unless the finish did land and only its answer was
+        lost): the channel's retry is handled, later messages need not wait, late answers are kept."""
+        mark = f"pending:{self.instance}:{ticket}"
+        try:
+            await self._take_over(keys=[dedupe_key, sender_key], args=[mark, ticket])
+            if late:
+                await self.redis.lpush(self.keys.late(msg.channel, msg.sender_id), *reversed(late))
+        except (aioredis.RedisError, OSError, FastRedisError) as exc:  # Redis is away: the mark expires by itself
+            log.warning("channel %s: could not release an unfinished turn (%s)", msg.channel, type(exc).__name__)
 
     async def _command(self, *args: Any) -> Any:
         return await (self.fast.execute(*args) if self.fast else self.redis.execute_command(*args))
@@ -474,6 +487,21 @@ class Pipeline:
         chat_id = await self.redis.hget(self.keys.sender(channel, sender), "human")
         if chat_id:
             await self.handoff.customer_typing(chat_id.decode())
+
+    async def note(self, channel: str, sender: str, text: str) -> bool:
+        """A note on the chat a person holds with this sender (False when none)."""
+        if self.handoff is None:
+            return False
+        chat_id = await self.redis.hget(self.keys.sender(channel, sender), "human")
+        if not chat_id:
+            return False
+        chat = await self.handoff.chat(chat_id.decode())
+        await self.handoff.log_entry(chat, {"kind": "note", "agent": channel, "text": text})
+        return True
+
+    def render(self, group: str, key: str, lang: str, channel: str, **values: Any) -> str:
+        """A template text for a channel (its footers and notices)."""
+        return self.bot.svc.renderer.text(group, key, lang, channel, **values)
 
     def _outbound(self, msg: InboundMessage, conversation: Conversation,
                   replies: Sequence[Reply]) -> tuple[OutboundMessage, ...]:  # fmt: skip

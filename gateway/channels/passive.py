@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway import edge
-from gateway.channels.base import CHANNEL_COMMANDS
+from gateway.channels.base import NO_COMMANDS, Capabilities
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import CHANNELS, OUTBOXES, PIPELINE
 from gateway.models import InboundMessage, OutboundMessage, Turn
-from gateway.outbox import job_id
+from gateway.outbox import Job, Outbox, job_id
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,11 +103,9 @@ class PassiveReplies:
             await asyncio.wait(self._background, timeout=timeout)
 
 
-def mount(app: web.Application, settings: Settings, path: str, key: web.AppKey[Any],
-          build: Callable[[web.Application], Any]) -> None:  # fmt: skip
-    """The routes and lifecycle of a push-platform channel (WeChat, Weibo): ``GET path`` answers the URL
-    check (``channel.verify(query)`` returns the ``echostr``), ``POST path`` takes pushes (``channel.on_push``);
-    the channel's outbox runs with the app, and its slow answers are drained at shutdown."""
+def routes(key: web.AppKey[Any]) -> list[web.RouteDef]:
+    """A push platform's one URL: ``GET`` answers the URL check (``channel.verify(query)`` returns the
+    ``echostr``), ``POST`` takes pushes (``channel.on_push``); the running channel is found under ``key``."""
 
     async def verify(request: web.Request) -> web.Response:
         echo = await request.config_dict[key].verify(request.query)
@@ -116,19 +114,30 @@ def mount(app: web.Application, settings: Settings, path: str, key: web.AppKey[A
     async def push(request: web.Request) -> web.Response:
         return await request.config_dict[key].on_push(request)  # type: ignore[no-any-return]
 
-    app.add_routes([web.get(path, verify), web.post(path, push)])
+    return [web.get("", verify), web.post("", push)]
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        channel = app[key] = build(app)
-        pipeline = app[PIPELINE]
-        pipeline.commands.update(CHANNEL_COMMANDS)
-        pipeline.pushers[channel.name] = channel.push
-        app[CHANNELS][channel.name] = lambda: "ready"
-        channel.outbox.start(channel.send_job)
-        app[OUTBOXES][channel.name] = channel.outbox
-        yield
-        await channel.passive.drain(settings.server.shutdown_timeout)
-        await channel.outbox.stop(settings.server.shutdown_timeout)
-        await channel.close()
 
-    app.cleanup_ctx.append(ctx)
+class PassiveChannel:
+    """What WeChat and Weibo share: an outbox for what misses the response, slow answers drained at shutdown."""
+
+    name: str
+    capabilities = Capabilities(push=True, buttons=False)
+    commands = NO_COMMANDS
+    outbox: Outbox
+    passive: PassiveReplies
+    session: aiohttp.ClientSession
+    settings: Settings
+
+    def state(self) -> str:
+        return "ready"
+
+    async def start(self) -> None:
+        self.outbox.start(self.send_job)
+
+    async def send_job(self, job: Job) -> str | None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        await self.passive.drain(self.settings.server.shutdown_timeout)
+        await self.outbox.stop(self.settings.server.shutdown_timeout)
+        await self.session.close()

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import smpplib.client
@@ -52,8 +52,12 @@ from gateway.rkeys import Keys
 from gateway.settings import SmsSettings
 from gateway.sms_units import gsm_decode, gsm_encode
 
-if TYPE_CHECKING:
-    from gateway.channels.sms import SmsChannel
+
+class Receiver(Protocol):
+    """Where an SMPP text goes (the SMS channel's ``receive``)."""
+
+    async def receive(self, raw_from: object, text: object, message_id: str, received_at: float | None = None,
+                      provider: str = "") -> Any: ...  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +401,7 @@ class SmppInbound:
     GROUP = "gateway"
     WINDOW = 120
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, channel: SmsChannel) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, channel: Receiver) -> None:
         self.redis = redis
         self.channel = channel
         base = f"{keys.prefix}{{smpp}}:"

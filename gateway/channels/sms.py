@@ -25,7 +25,7 @@ import re
 import time
 import unicodedata
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
@@ -39,21 +39,19 @@ from aiohttp import web
 from msgspec import Meta
 from twilio.request_validator import RequestValidator
 
-from bots.engine import Ctx
 from gateway import edge
 from gateway import sms_units as sms_sizes
-from gateway.channels import base
 from gateway.channels.authn import LONG_TTL, REPLAY_TTL, Replays, hmac_sha256, same, signed_time
-from gateway.channels.base import as_text, queue_parts, read_body
+from gateway.channels.base import Adapter, Capabilities, Command, CommandContext, Host, as_text, queue_parts, read_body
+from gateway.channels.smpp import SmppInbound, SmppProvider
 from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS, RKEYS, SETTINGS
+from gateway.keys import SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
 from gateway.privacy import mask_phone
 from gateway.settings import Settings, SmsSettings
-from nlu import NLUInputError
 
 log = logging.getLogger(__name__)
 DEMO_LOG = logging.getLogger("gateway.sms")  # the demo provider's texts (one-time codes), numbers masked
@@ -68,7 +66,6 @@ FINAL_STATUSES = {  # provider words → delivered | failed | expired | rejected
     "undelivered": "failed", "undeliv": "failed", "failed": "failed", "unknown": "failed",
     "expired": "expired", "rejectd": "rejected", "rejected": "rejected", "deleted": "failed",
 }  # fmt: skip
-SMS_OUTBOX: web.AppKey[Outbox] = web.AppKey("sms_outbox")
 SMS_CHANNEL: web.AppKey[SmsChannel] = web.AppKey("sms_channel")
 _SID = re.compile(r"[A-Za-z0-9]{2,64}")  # Twilio's ids: SM/MM + 32 hex
 T = TypeVar("T")
@@ -112,9 +109,7 @@ class Keywords:
 
     ACTIONS = ("opt_out", "opt_in", "help")
 
-    def __init__(self, entries: list[dict[str, Any]], source: str = "") -> None:
-        from nlu import INTENTS
-
+    def __init__(self, entries: list[dict[str, Any]], source: str = "", intents: frozenset[str] = frozenset()) -> None:
         self.by_word: dict[str, Keyword] = {}
         self.listed: list[Keyword] = []
         for i, entry in enumerate(entries):
@@ -124,7 +119,7 @@ class Keywords:
                 raise ValueError(f"{where}: 'words' must be a non-empty list")
             if bool(intent) == bool(action):
                 raise ValueError(f"{where}: give exactly one of 'intent' or 'action'")
-            if intent and intent not in INTENTS:
+            if intent and intent not in intents:
                 raise ValueError(f"{where}: unknown intent {intent!r}")
             if action and action not in self.ACTIONS:
                 raise ValueError(f"{where}: action must be one of {', '.join(self.ACTIONS)}")
@@ -139,10 +134,10 @@ class Keywords:
                 self.listed.append(first)
 
     @classmethod
-    def load(cls, path: Path | str | None = None) -> Keywords:
+    def load(cls, path: Path | str | None, intents: frozenset[str]) -> Keywords:
         path = Path(path) if path else KEYWORDS
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return cls(data.get("keywords") or [], str(path))
+        return cls(data.get("keywords") or [], str(path), intents)
 
     @staticmethod
     def key(text: str) -> str:
@@ -281,40 +276,56 @@ def _retry_after(data: dict[str, Any]) -> float | None:
 # ---- the channel ------------------------------------------------------------------------------------
 class SmsChannel:
     name = CHANNEL
+    # the sender's number is proven by the network; replies are sized for SMS
+    capabilities = Capabilities(push=True, buttons=False, proven_identity=True, variant="sms")
 
-    def __init__(self, app: web.Application, settings: Settings, outbox: Outbox, keywords: Keywords) -> None:
-        self.app = app
+    def __init__(self, host: Host, settings: Settings) -> None:
+        self.host = host
         self.settings = settings
         self.s = settings.sms
-        self.outbox = outbox
-        self.keywords = keywords
+        self.outbox = outbox_of(host, settings)
+        self.keywords = Keywords.load(self.s.keywords or None, host.intents)
         prefix = settings.redis.key_prefix
         self.optout_key = f"{prefix}sms:optout"
         self.receipt_prefix = f"{prefix}sms:receipt:"
         self.provider: Provider | None = None
+        self.inbound: SmppInbound | None = None
+        self.commands: dict[str, Command] = {"sms.opt_out": self.cmd_opt_out, "sms.opt_in": self.cmd_opt_in,
+                                             "sms.help": self.cmd_help}  # fmt: skip
 
     @property
     def redis(self) -> aioredis.Redis:
-        return self.app[REDIS]
+        return self.host.redis
 
     @property
     def metrics(self) -> Metrics:
-        return self.app[METRICS]
+        return self.host.metrics
 
     @property
     def replays(self) -> Replays:
-        return Replays(self.redis, self.app[RKEYS], CHANNEL)
+        return Replays(self.redis, self.host.keys, CHANNEL)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.provider = make_provider(self.settings)
+        if isinstance(self.provider, SmppProvider):
+            self.inbound = SmppInbound(self.redis, self.host.keys, self)
+            await self.inbound.start(self.provider)
+        self.outbox.start(self.send_job)
+
+    async def close(self) -> None:
+        await self.outbox.stop(self.settings.server.shutdown_timeout)
+        if self.inbound:
+            await self.inbound.stop()
+        if self.provider:
+            await self.provider.close()
 
     # ---- inbound ---------------------------------------------------------------------------
     async def receive(self, raw_from: object, text: object, message_id: str, received_at: float | None = None,
                       provider: str = "") -> Turn:  # fmt: skip
         """One text from a customer: keyword or NLU, then the replies queued for sending."""
         number = normalise_number(raw_from, self.s.country_code)
-        pipeline = self.app[PIPELINE]
-        try:
-            text = pipeline.validate_text(text)
-        except NLUInputError as exc:
-            raise BadRequest(f"'text': {exc}") from None
+        text = self.host.check_text(text)
         keyword = self.keywords.match(text)
         metadata: dict[str, Any] = {"provider": provider}
         lang = None
@@ -326,7 +337,7 @@ class SmsChannel:
             lang = self.s.default_lang  # "1", "?!", a code: no language of its own
         inbound = InboundMessage(CHANNEL, number, number, text, message_id, received_at or time.time(), metadata,
                                  number, lang)  # fmt: skip
-        turn = await pipeline.handle(inbound)
+        turn = await self.host.handle(inbound)
         # a duplicate delivery re-queues the same job ids, which the outbox ignores: answered once, even
         # when the first handling crashed between its turn and its queueing
         for i, reply in enumerate(turn.replies):
@@ -391,24 +402,23 @@ class SmsChannel:
         return True
 
     # ---- commands (answered instead of the bot, logged like any turn) ------------------------
-    async def cmd_opt_out(self, ctx: Ctx) -> None:
+    async def cmd_opt_out(self, ctx: CommandContext) -> None:
         await self.redis.hset(self.optout_key, ctx.sender, str(time.time()))
         ctx.event("sms_opt_out")
         ctx.say("channel", "opted_out")
 
-    async def cmd_opt_in(self, ctx: Ctx) -> None:
+    async def cmd_opt_in(self, ctx: CommandContext) -> None:
         await self.redis.hdel(self.optout_key, ctx.sender)
         ctx.event("sms_opt_in")
         ctx.say("channel", "opted_in")
 
-    async def cmd_help(self, ctx: Ctx) -> None:
+    async def cmd_help(self, ctx: CommandContext) -> None:
         ctx.say("channel", "sms_help", items=self.keywords.help_items(ctx.lang))
 
     # ---- broadcasts ------------------------------------------------------------------------
     async def broadcast(self, numbers: list[str], text: str, lang: str) -> dict[str, int]:
         """Queue a marketing text to each number that has not opted out, with the opt-out footer."""
-        renderer = self.app[PIPELINE].bot.svc.renderer
-        footer = renderer.text("channel", "marketing_footer", lang, CHANNEL)
+        footer = self.host.text("channel", "marketing_footer", lang, CHANNEL)
         if footer not in text:
             text = f"{text}{'' if lang == 'zh' else ' '}{footer}"
         counts = {"queued": 0, "opted_out": 0, "duplicates": 0}
@@ -433,17 +443,10 @@ class OutboxSms:
         await self.outbox.put(Job(to=phone, text=text, id=random_id(), kind="otp"))
 
 
-def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
+def outbox_of(host: Host, settings: Settings) -> Outbox:
+    """The SMS outbox (one per deployment): the channel's replies and the bot's one-time codes share it."""
     s = settings.sms
-    return base.make_outbox(
-        redis,
-        settings.redis.key_prefix,
-        CHANNEL,
-        metrics,
-        s,
-        s.per_number_interval,
-        lease=max(30.0, s.smpp_submit_timeout * 2),
-    )
+    return host.outbox(CHANNEL, s, s.per_number_interval, lease=max(30.0, s.smpp_submit_timeout * 2))
 
 
 # ---- HTTP handlers ----------------------------------------------------------------------------------
@@ -597,49 +600,21 @@ def make_provider(settings: Settings) -> Provider:
     if s.provider == "http":
         return HttpProvider(s, base + "/status")
     if s.provider == "smpp":
-        from gateway.channels.smpp import SmppProvider
-
         return SmppProvider(s)
     return LogProvider()
 
 
-def setup(app: web.Application, settings: Settings) -> None:
-    """Routes and lifecycle of the SMS channel (when ``sms.enabled``)."""
+def _routes(settings: Settings) -> list[web.RouteDef]:
     s = settings.sms
-    if not s.enabled:
-        return
-    sub = web.Application()
+    routes = []
     if s.webhook_secret:
-        sub.add_routes([web.post("/webhook", generic_webhook), web.post("/status", generic_status)])
+        routes += [web.post("/webhook", generic_webhook), web.post("/status", generic_status)]
     if s.twilio_auth_token:
-        sub.add_routes([web.post("/twilio", twilio_webhook), web.post("/twilio/status", twilio_status)])
-    app.add_subapp("/channels/sms/", sub)
-    keywords = Keywords.load(s.keywords or None)
+        routes += [web.post("/twilio", twilio_webhook), web.post("/twilio/status", twilio_status)]
+    return routes
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        outbox = app[SMS_OUTBOX]
-        channel = app[SMS_CHANNEL] = SmsChannel(app, settings, outbox, keywords)
-        pipeline = app[PIPELINE]
-        pipeline.commands.update({"sms.opt_out": channel.cmd_opt_out, "sms.opt_in": channel.cmd_opt_in,
-                                  "sms.help": channel.cmd_help})  # fmt: skip
-        pipeline.pushers[CHANNEL] = channel.push
-        channel.provider = make_provider(settings)
-        inbound = None
-        if s.provider == "smpp":
-            from gateway.channels.smpp import SmppInbound
 
-            inbound = SmppInbound(app[REDIS], app[RKEYS], channel)
-            await inbound.start(channel.provider)  # type: ignore[arg-type]
-        outbox.start(channel.send_job)
-        app[OUTBOXES][CHANNEL] = outbox
-        app[CHANNELS][CHANNEL] = channel.state
-        yield
-        await outbox.stop(settings.server.shutdown_timeout)
-        if inbound:
-            await inbound.stop()
-        await channel.provider.close()
-
-    app.cleanup_ctx.append(ctx)
+ADAPTER = Adapter(CHANNEL, SMS_CHANNEL, lambda s: s.sms.enabled, SmsChannel, _routes, prefix="/channels/sms/")
 
 
 def basic_auth_header(user: str, password: str) -> str:

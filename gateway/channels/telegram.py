@@ -26,7 +26,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -47,17 +47,13 @@ from telegram.ext import (
     filters,
 )
 
-from gateway.channels import base
 from gateway.channels.authn import same
-from gateway.channels.base import CHANNEL_COMMANDS, queue_parts, read_body
+from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host, queue_parts, read_body
 from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden, GatewayError, Unavailable, is_outage
-from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS
-from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id
 from gateway.settings import Settings
-from nlu import NLUInputError
 
 # PTB 22 reads durations (RetryAfter.retry_after…) as timedelta only with this set; without it, each read warns
 os.environ.setdefault("PTB_TIMEDELTA", "1")
@@ -89,11 +85,14 @@ def ui_lang(code: str | None) -> str | None:
 class TelegramChannel:
     name = CHANNEL
 
-    def __init__(self, app: web.Application, settings: Settings, outbox: Outbox) -> None:
-        self.app = app
+    capabilities = Capabilities(push=True, buttons=True, max_chars=MAX_TEXT)
+    commands = NO_COMMANDS
+
+    def __init__(self, host: Host, settings: Settings) -> None:
+        self.host = host
         self.settings = settings
         self.t = settings.telegram
-        self.outbox = outbox
+        self.outbox: Outbox = host.outbox(CHANNEL, self.t, self.t.per_chat_interval)
         self.callback_prefix = f"{settings.redis.key_prefix}tg:cb:"
         self.failures: dict[int, BaseException] = {}
         self.ready = asyncio.Event()
@@ -102,7 +101,7 @@ class TelegramChannel:
 
     @property
     def redis(self) -> aioredis.Redis:
-        return self.app[REDIS]
+        return self.host.redis
 
     def _build(self) -> Application:  # type: ignore[type-arg]
         application = (
@@ -120,6 +119,14 @@ class TelegramChannel:
     # ---- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         self._init_task = asyncio.create_task(self._initialize())
+        self.outbox.start(self.send_job)
+
+    def state(self) -> str:
+        return "ready" if self.ready.is_set() else "starting"
+
+    async def close(self) -> None:
+        await self.outbox.stop(self.settings.server.shutdown_timeout)
+        await self.stop()
 
     async def _initialize(self) -> None:
         """getMe (PTB's initialize), then setWebhook when configured; retried while Telegram is away,
@@ -176,12 +183,11 @@ class TelegramChannel:
         chat = update.effective_chat
         user = update.effective_user
         assert chat is not None
-        pipeline = self.app[PIPELINE]
         lang = ui_lang(user.language_code if user else None)
         try:
-            text = pipeline.validate_text(text)
-        except NLUInputError:
-            limit = pipeline.settings.max_message_chars
+            text = self.host.check_text(text)
+        except BadRequest:
+            limit = self.settings.pipeline.max_message_chars
             command, text = "channel.too_long", f"[{min(len(text), 99999)} chars > {limit}]"
         metadata: dict[str, Any] = {"update_id": update.update_id}
         if command:
@@ -191,7 +197,7 @@ class TelegramChannel:
         sender = str(chat.id)
         message_id = str(update.update_id)
         inbound = InboundMessage(CHANNEL, sender, sender, text, message_id, time.time(), metadata, None, lang)
-        turn = await pipeline.handle(inbound)
+        turn = await self.host.handle(inbound)
         for i, reply in enumerate(turn.replies):  # a redelivery queues the same ids again: ignored
             await self.queue(reply, job_id(CHANNEL, sender, message_id, str(i)))
 
@@ -364,40 +370,19 @@ async def webhook(request: web.Request) -> web.Response:
     except Exception as exc:
         if is_outage(exc):
             raise  # Redis is away: JSON 503 + Retry-After, and Telegram delivers the update again
-        request.config_dict[METRICS].errors.inc()
+        channel.host.metrics.errors.inc()
         log.error("telegram: update %s failed in a handler (%s)", update.update_id, type(exc).__name__,
                   exc_info=exc)  # fmt: skip
         return _unusable(f"a handler failed: {type(exc).__name__}")
     return web.json_response({"ok": True})
 
 
-def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
+def _enabled(settings: Settings) -> bool:
     t = settings.telegram
-    return base.make_outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, t, t.per_chat_interval)
-
-
-def setup(app: web.Application, settings: Settings) -> None:
-    t = settings.telegram
-    if not (t.enabled and t.token):
-        return
-    if not t.webhook_secret:
+    if t.enabled and t.token and not t.webhook_secret:
         log.warning("telegram: TELEGRAM_WEBHOOK_SECRET is not set; anyone who finds the webhook URL can post updates")
-    sub = web.Application()
-    sub.add_routes([web.post("/webhook", webhook)])
-    app.add_subapp("/channels/telegram/", sub)
+    return bool(t.enabled and t.token)
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        outbox = make_outbox(app[REDIS], settings, app[METRICS])
-        channel = app[TELEGRAM] = TelegramChannel(app, settings, outbox)
-        pipeline = app[PIPELINE]
-        pipeline.commands.update(CHANNEL_COMMANDS)
-        pipeline.pushers[CHANNEL] = channel.push
-        await channel.start()
-        outbox.start(channel.send_job)
-        app[OUTBOXES][CHANNEL] = outbox
-        app[CHANNELS][CHANNEL] = lambda: "ready" if channel.ready.is_set() else "starting"
-        yield
-        await outbox.stop(settings.server.shutdown_timeout)
-        await channel.stop()
 
-    app.cleanup_ctx.append(ctx)
+ADAPTER = Adapter(CHANNEL, TELEGRAM, _enabled, TelegramChannel, lambda _s: [web.post("/webhook", webhook)],
+                  prefix="/channels/telegram/")  # fmt: skip

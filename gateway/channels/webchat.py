@@ -26,13 +26,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
 from gateway import edge, websec
+from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host
 from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage
-from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS, SERVER_KEY, SETTINGS, WEBCHAT_HUB
+from gateway.keys import METRICS, SERVER_KEY, SETTINGS
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.rkeys import Keys
 from gateway.security import SESSION, check_visitor, new_visitor, session_sender, verify_customer_token
 from gateway.settings import Settings
-from nlu import NLUInputError
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -164,6 +164,9 @@ class WebchatHub:
             except (aioredis.ConnectionError, OSError):
                 log.warning("web chat pub/sub connection lost; reconnecting")
                 await asyncio.sleep(0.5)
+            except Exception:  # one bad frame must not stop delivery to every socket of this process
+                log.exception("web chat pub/sub reader failed; going on")
+                await asyncio.sleep(0.1)
                 # a reconnect replays nothing by itself: clients ask for what they missed on reconnect
 
 
@@ -213,11 +216,8 @@ async def rest_webhook(request: web.Request) -> web.Response:
     if not body.sender.strip():
         raise BadRequest("'sender' is required and must be a non-empty string", field="sender")
     meta = body.metadata or RestMetadata()
-    pipeline = request.config_dict[PIPELINE]
-    try:
-        text = pipeline.validate_text(body.message)
-    except NLUInputError as exc:
-        raise BadRequest(f"'message': {exc}", field="message") from None
+    channel = request.config_dict[WEBCHAT]
+    text = channel.host.check_text(body.message, "message")
     phone = _identity(meta.token, settings)
     session = None if phone else _session(request, meta, settings)
     # a sender is the client's own string: only a session (or a token) carries an account binding
@@ -230,7 +230,7 @@ async def rest_webhook(request: web.Request) -> web.Response:
     if not phone and not session:
         metadata["issue_session"] = True  # a one-time-code binding here must hand out a session
     inbound = InboundMessage(REST_CHANNEL, sender, sender, text, message_id, time.time(), metadata, phone, lang)
-    turn = await pipeline.handle(inbound)
+    turn = await channel.host.handle(inbound)
     replies = [{**r.to_rasa(), "recipient_id": body.sender} for r in turn.replies]
     if turn.session:  # just bound: the session goes back as a custom payload, a header and an HttpOnly cookie
         replies.append({"recipient_id": body.sender, "custom": {"session": turn.session}})
@@ -245,7 +245,7 @@ async def rest_webhook(request: web.Request) -> web.Response:
 
 async def widget_page(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS]
-    env = request.config_dict[JINJA]
+    env = _JINJA
     token = edge.text(request.query.get("token"), "token", 4096, required=False)
     html = env.get_template("pages/widget.html").render(lang=_ui_lang(request), token=token, static_prefix="/static")
     response = web.Response(text=html, content_type="text/html")
@@ -274,7 +274,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=settings.webchat.max_body_bytes)
     await ws.prepare(request)
     session = _Session(request, ws, visitor, phone, _ui_lang(request))
-    hub, metrics = request.config_dict[WEBCHAT_HUB], request.config_dict[METRICS]
+    hub, metrics = request.config_dict[WEBCHAT].hub, request.config_dict[METRICS]
     metrics.websockets.inc()
     try:  # past the upgrade nothing may escape as an HTTP response: the socket says what went wrong and closes
         await hub.attach(visitor, ws, last_seq)
@@ -345,16 +345,15 @@ class _Session:
             return None
         if kind == "typing":  # reaches the agent when a person holds the conversation
             with contextlib.suppress(Exception):
-                await self.app[PIPELINE].customer_typing(CHANNEL, self.visitor)
+                await self.app[WEBCHAT].host.customer_typing(CHANNEL, self.visitor)
             return None
         return await self.error(f"unknown frame type {kind!r}; expected message, typing or lang")
 
     async def _message(self, frame: ChatFrame) -> None:
-        pipeline = self.app[PIPELINE]
         try:
-            text = pipeline.validate_text(frame.text)
-        except NLUInputError as exc:
-            return await self.error(f"message not sent: {exc}", "消息未发送：内容为空、过长或含无效字符")
+            text = self.app[WEBCHAT].host.check_text(frame.text)
+        except BadRequest as exc:
+            return await self.error(f"message not sent: {exc.message}", "消息未发送：内容为空、过长或含无效字符")
         client_id = str(frame.client_id)[:64] if frame.client_id is not None else uuid.uuid4().hex
         lang = frame.lang if frame.lang in {"zh", "en"} else self.lang
         display = frame.display or text
@@ -364,11 +363,12 @@ class _Session:
         return None
 
     async def _work(self) -> None:
-        hub, pipeline = self.app[WEBCHAT_HUB], self.app[PIPELINE]
+        channel = self.app[WEBCHAT]
+        hub = channel.hub
         while True:
             inbound = await self.queue.get()
             try:
-                turn = await pipeline.handle(inbound)
+                turn = await channel.host.handle(inbound)
                 if not turn.duplicate:
                     await hub.publish(
                         self.visitor,
@@ -397,37 +397,52 @@ async def publish_outbound(hub: WebchatHub, message: OutboundMessage) -> int:
     return await hub.publish(message.recipient_id, message.to_dict())
 
 
-JINJA: web.AppKey[jinja2.Environment] = web.AppKey("webchat_jinja")
+class WebChat:
+    """The web chat channel: customer WebSockets (fed through Redis, so any process can deliver) and, without
+    a pusher of its own, the Rasa REST channel, whose late answers wait for the sender's next request."""
+
+    name = CHANNEL
+    capabilities = Capabilities(push=True, buttons=True)
+    commands = NO_COMMANDS
+    outbox = None
+
+    def __init__(self, host: Host, settings: Settings) -> None:
+        self.host = host
+        self.hub = WebchatHub(host.redis, host.keys, settings.webchat.replay_limit)
+
+    def state(self) -> str:
+        return "ready"
+
+    async def start(self) -> None:
+        await self.hub.start()
+
+    async def shutdown(self) -> None:
+        """Close every customer WebSocket first (they reconnect to another process and replay)."""
+        await self.hub.close_all()
+
+    async def close(self) -> None:
+        await self.hub.stop()
+
+    async def push(self, message: OutboundMessage) -> int:
+        """A late answer or an agent's message reaches the visitor; typing is not kept for replay."""
+        if message.kind == "typing":
+            await self.hub.publish_ephemeral(message.recipient_id, message.to_dict())
+            return 0
+        return await publish_outbound(self.hub, message)
 
 
-def setup(app: web.Application, settings: Settings) -> None:
-    app[JINJA] = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
-    app.add_routes([
+WEBCHAT: web.AppKey[WebChat] = web.AppKey("webchat_channel")
+_JINJA = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+
+
+def _routes(_settings: Settings) -> list[web.RouteDef]:
+    return [
         web.post("/webhooks/rest/webhook", rest_webhook),
         web.get("/ws/chat", chat_socket),
         web.get("/", widget_page),
         web.get("/widget.js", widget_js),
-        web.static("/static", TEMPLATES / "static"),
-    ])  # fmt: skip
+        web.static("/static", TEMPLATES / "static"),  # type: ignore[list-item]
+    ]
 
-    async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
-        hub = WebchatHub(app[REDIS], app[RKEYS], settings.webchat.replay_limit)
-        app[WEBCHAT_HUB] = hub
-        await hub.start()
 
-        async def push(message: OutboundMessage) -> int:  # a late answer or an agent's message reaches the visitor
-            if message.kind == "typing":
-                await hub.publish_ephemeral(message.recipient_id, message.to_dict())
-                return 0
-            return await publish_outbound(hub, message)
-
-        app[PIPELINE].pushers[CHANNEL] = push
-        yield
-        await hub.stop()
-
-    async def close_sockets(app: web.Application) -> None:
-        if WEBCHAT_HUB in app:
-            await app[WEBCHAT_HUB].close_all()
-
-    app.cleanup_ctx.append(hub_ctx)
-    app.on_shutdown.append(close_sockets)
+ADAPTER = Adapter(CHANNEL, WEBCHAT, lambda _s: True, WebChat, _routes)

@@ -46,18 +46,13 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
 from gateway import edge
-from gateway.channels import base
 from gateway.channels.authn import Replays, signed_time
-from gateway.channels.base import as_text, queue_parts, read_body
-from gateway.channels.passive import PassiveReplies, mount, param
+from gateway.channels.base import Adapter, Host, as_text, queue_parts, read_body
+from gateway.channels.passive import PassiveChannel, PassiveReplies, param, routes
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS
-from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
-from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, random_id
+from gateway.outbox import Job, PermanentFailure, RetryLater, random_id
 from gateway.settings import Settings
-from nlu import INTENTS, NLUInputError
-from nlu.normalize import has_cjk
 
 log = logging.getLogger(__name__)
 CHANNEL = "wechat"
@@ -77,14 +72,18 @@ MEDIA = {"image", "voice", "video", "shortvideo", "location", "link", "file"}
 WECHAT: web.AppKey[WeChatChannel] = web.AppKey("wechat_channel")
 
 
-def load_menu(path: Path | str | None = None) -> dict[str, str]:
+def load_menu(path: Path | str | None, intents: frozenset[str]) -> dict[str, str]:
     path = Path(path) if path else MENU
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     menu = {str(k): str(v) for k, v in (data.get("menu") or {}).items()}
     for key, target in menu.items():
-        if target != "welcome" and target not in INTENTS:
+        if target != "welcome" and target not in intents:
             raise ValueError(f"{path}: menu key {key!r} names an unknown intent {target!r}")
     return menu
+
+
+def has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text)
 
 
 _ID = r"^[A-Za-z0-9_\-]{1,128}$"  # openids (o…, base64url) and original ids (gh_…)
@@ -137,27 +136,27 @@ def parse(xml: str) -> WxMessage | None:
     return msg
 
 
-class WeChatChannel:
+class WeChatChannel(PassiveChannel):
     name = CHANNEL
 
-    def __init__(self, app: web.Application, settings: Settings, outbox: Outbox, menu: dict[str, str]) -> None:
-        self.app = app
+    def __init__(self, host: Host, settings: Settings) -> None:
+        self.host = host
         self.settings = settings
         self.w = settings.wechat
-        self.outbox = outbox
-        self.menu = menu
+        self.outbox = host.outbox(CHANNEL, self.w)
+        self.menu = load_menu(self.w.menu or None, host.intents)
         keys = [k for k in (self.w.aes_key, self.w.previous_aes_key) if k]
-        self.replays = Replays(self.redis, app[RKEYS], CHANNEL)
+        self.replays = Replays(self.redis, host.keys, CHANNEL)
         self.cryptos = [WeChatCrypto(self.w.token, k, self.w.appid) for k in keys]
         base = f"{settings.redis.key_prefix}{{wechat}}:"
         self.token_key, self.lock_key, self.base = base + "token", base + "token:lock", base
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         self.passive = PassiveReplies(self.redis, settings.redis.key_prefix, CHANNEL, self.w.passive_budget,
-                                      self.queue, self.app[PIPELINE].handle)  # fmt: skip
+                                      self.queue, host.handle)  # fmt: skip
 
     @property
     def redis(self) -> aioredis.Redis:
-        return self.app[REDIS]
+        return self.host.redis
 
     # ---- verification ------------------------------------------------------------------------------
     def _signed(self, query: Any) -> tuple[str, str]:
@@ -263,10 +262,9 @@ class WeChatChannel:
         else:
             text, metadata["command"] = f"[{kind if kind in MEDIA else 'other'}]", "channel.text_only"
         await self.customer_wrote(openid)
-        pipeline = self.app[PIPELINE]
         try:
-            text = pipeline.validate_text(text)
-        except NLUInputError:
+            text = self.host.check_text(text)
+        except BadRequest:
             text, metadata["command"] = f"[{len(text)} chars]", "channel.too_long"
         # WeChat has no UI language to tell: Chinese, unless the customer writes English
         return InboundMessage(CHANNEL, openid, openid, text, key, time.time(), metadata, lang="zh")
@@ -308,7 +306,7 @@ class WeChatChannel:
         text = job.text
         if sent == self.w.window_quota - 1:  # the last message this window allows: more may follow
             lang = "zh" if has_cjk(text) else "en"
-            text += "\n\n" + self.app[PIPELINE].bot.svc.renderer.text("channel", "write_again", lang, CHANNEL)
+            text += "\n\n" + self.host.text("channel", "write_again", lang, CHANNEL)
         body = {"touser": job.to, "msgtype": "text", "text": {"content": text}}
         data = await self._api_post("message/custom/send", body)
         code = int(data.get("errcode", 0))
@@ -383,10 +381,6 @@ class WeChatChannel:
         if cached is not None and cached.decode() == token:  # not one another process just fetched
             await self.redis.delete(self.token_key)
 
-    async def close(self) -> None:
-        await self.session.close()
-
-
 def _byte_chunks(text: str, limit: int) -> list[str]:
     if len(text.encode()) <= limit:
         return [text]
@@ -399,17 +393,5 @@ def _byte_chunks(text: str, limit: int) -> list[str]:
     return [*chunks, current] if current else chunks
 
 
-def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
-    return base.make_outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, settings.wechat)
-
-
-def setup(app: web.Application, settings: Settings) -> None:
-    w = settings.wechat
-    if not (w.enabled and w.token):
-        return
-    menu = load_menu(w.menu or None)
-
-    def build(app: web.Application) -> WeChatChannel:
-        return WeChatChannel(app, settings, make_outbox(app[REDIS], settings, app[METRICS]), menu)
-
-    mount(app, settings, "/channels/wechat", WECHAT, build)
+ADAPTER = Adapter(CHANNEL, WECHAT, lambda s: bool(s.wechat.enabled and s.wechat.token), WeChatChannel,
+                  lambda _s: routes(WECHAT), prefix="/channels/wechat")  # fmt: skip

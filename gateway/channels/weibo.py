@@ -35,19 +35,15 @@ from aiohttp import web
 from msgspec import Meta
 
 from gateway import edge
-from gateway.channels import base
 from gateway.channels.authn import Replays, same, signed_time
-from gateway.channels.base import as_text, queue_parts, read_body
-from gateway.channels.passive import PassiveReplies, mount, param
+from gateway.channels.base import Adapter, Host, as_text, queue_parts, read_body
+from gateway.channels.passive import PassiveChannel, PassiveReplies, param, routes
 from gateway.channels.wechat import load_menu
 from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS
-from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
-from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater
+from gateway.outbox import Job, PermanentFailure, RetryLater
 from gateway.settings import Settings
-from nlu import NLUInputError
 
 log = logging.getLogger(__name__)
 CHANNEL = "weibo"
@@ -96,24 +92,24 @@ class WeiboPush(msgspec.Struct):
     data: WeiboData | None = None
 
 
-class WeiboChannel:
+class WeiboChannel(PassiveChannel):
     name = CHANNEL
 
-    def __init__(self, app: web.Application, settings: Settings, outbox: Outbox, menu: dict[str, str]) -> None:
-        self.app = app
+    def __init__(self, host: Host, settings: Settings) -> None:
+        self.host = host
         self.settings = settings
         self.wb = settings.weibo
-        self.outbox = outbox
-        self.menu = menu
+        self.outbox = host.outbox(CHANNEL, self.wb)
+        self.menu = load_menu(self.wb.menu or None, host.intents)
         self.base = f"{settings.redis.key_prefix}{{weibo}}:"
-        self.replays = Replays(self.redis, app[RKEYS], CHANNEL)
+        self.replays = Replays(self.redis, host.keys, CHANNEL)
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         self.passive = PassiveReplies(self.redis, settings.redis.key_prefix, CHANNEL, self.wb.passive_budget,
-                                      self.queue, app[PIPELINE].handle)  # fmt: skip
+                                      self.queue, host.handle)  # fmt: skip
 
     @property
     def redis(self) -> aioredis.Redis:
-        return self.app[REDIS]
+        return self.host.redis
 
     def _signed(self, query: Any) -> tuple[str, str]:
         """(timestamp, nonce) of a request signed with the app secret, timestamp within 5 minutes; 403 otherwise."""
@@ -186,10 +182,9 @@ class WeiboChannel:
             return None  # a public @mention: answered (if at all) in public by people, not privately by the bot
         else:
             text, metadata["command"] = f"[{kind}]", "channel.text_only"
-        pipeline = self.app[PIPELINE]
         try:
-            text = pipeline.validate_text(text)
-        except NLUInputError:
+            text = self.host.check_text(text)
+        except BadRequest:
             text, metadata["command"] = f"[{len(text)} chars]", "channel.too_long"
         return InboundMessage(CHANNEL, fan, fan, text, key, time.time(), metadata, lang="zh")
 
@@ -225,21 +220,7 @@ class WeiboChannel:
             raise RetryLater(f"weibo HTTP {status} error {code}")
         raise PermanentFailure(f"weibo HTTP {status} error {code}")
 
-    async def close(self) -> None:
-        await self.session.close()
 
 
-def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
-    return base.make_outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, settings.weibo)
-
-
-def setup(app: web.Application, settings: Settings) -> None:
-    w = settings.weibo
-    if not (w.enabled and w.app_secret):
-        return
-    menu = load_menu(w.menu or None)
-
-    def build(app: web.Application) -> WeiboChannel:
-        return WeiboChannel(app, settings, make_outbox(app[REDIS], settings, app[METRICS]), menu)
-
-    mount(app, settings, "/channels/weibo", WEIBO, build)
+ADAPTER = Adapter(CHANNEL, WEIBO, lambda s: bool(s.weibo.enabled and s.weibo.app_secret), WeiboChannel,
+                  lambda _s: routes(WEIBO), prefix="/channels/weibo")  # fmt: skip

@@ -29,6 +29,7 @@ from gateway.security import mint_customer_token
 from tests.bots.conftest import SECRET
 from tests.bots.test_backend import Faults
 from tests.gateway.test_server_process import free_port
+from tests.security.harness import seed_nlu
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONES = ["13800138000", "13800138001", "13800138002", "13800138003"]
@@ -57,7 +58,9 @@ async def send(http: aiohttp.ClientSession, url: str, sender: str, phone: str, m
 
 
 @pytest.mark.slow
-async def test_sigkill_mid_run_loses_nothing_and_answers_once(aiohttp_server, redis_url, key_prefix, tmp_path):
+async def test_sigkill_mid_run_loses_nothing_and_answers_once(aiohttp_server, redis_url, key_prefix, tmp_path,
+                                                              nlu_engine):  # fmt: skip
+    seed_nlu(tmp_path / "var")  # the tests' trained model: the gateway starts in seconds instead of training
     redis = aioredis.from_url(redis_url)
     faults = Faults()
     bss = create_bss_app(DemoBSS(redis, key_prefix))

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from gateway.app import create_app
-from gateway.keys import WEBCHAT_HUB
+from gateway.channels.webchat import WEBCHAT
 
 
 async def frames_until(ws, predicate, limit=20, timeout=5.0):
@@ -131,7 +131,7 @@ async def test_two_processes_share_visitors_through_redis(aiohttp_client, settin
     async with a.ws_connect("/ws/chat") as ws:
         w6 = json.loads((await ws.receive()).data)["visitor_id"]
         await asyncio.sleep(0.1)  # let A's subscription reach Redis
-        await b.app[WEBCHAT_HUB].publish(
+        await b.app[WEBCHAT].hub.publish(
             w6, {"type": "message", "from": "agent", "text": "您好，我是客服小王", "agent": "小王"}
         )
         frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
