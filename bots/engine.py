@@ -3,7 +3,7 @@
 Order of decisions for a message:
 
 1. ``取消/cancel`` drops a question or a confirmation in progress; ``绑定/bind`` and
-   ``解绑/unbind`` manage the account binding on any channel.
+   ``解绑/unbind`` manage the account binding (never on a public channel: ``Ctx.can_bind``).
 2. A bare number picks one of the quick replies just offered (for channels without buttons).
 3. A pending confirmation: yes → do it (once, even if the message is repeated), no → nothing
    changes, past its expiry → say so; anything else drops it and is handled as new.
@@ -33,6 +33,7 @@ from gateway.models import Button
 from nlu import FALLBACK_INTENT
 from nlu.normalize import has_cjk
 
+# the turn's types stay importable from here for callers not yet moved to ``bots.context``
 __all__ = ["Bot", "BotConfig", "Ctx", "Reply", "Services", "forced_result", "reply_lang"]
 
 log = logging.getLogger(__name__)

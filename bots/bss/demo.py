@@ -36,19 +36,15 @@ from bots.bss.base import (
     Subscriber,
     Vas,
     Window,
+    month_key,
 )  # fmt: skip
+from gateway.rkeys import BSS_IDEMPOTENCY_PENDING_TTL, BSS_IDEMPOTENCY_TTL, Keys
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "config" / "demo_bss.yml"
-IDEMPOTENCY_TTL = 86400
 
 
 class DemoDataError(ValueError):
     """The demo data file is malformed; the message names the file and the entry."""
-
-
-def month_key(today: dt.date, months_back: int) -> str:
-    year, month = divmod(today.year * 12 + today.month - 1 - months_back, 12)
-    return f"{year:04d}-{month + 1:02d}"
 
 
 class DemoBSS:
@@ -57,7 +53,7 @@ class DemoBSS:
         pay_url: str = "https://pay.example.com/order/",
     ) -> None:  # fmt: skip
         self.redis = redis
-        self.prefix = f"{prefix}bss:"
+        self.keys = Keys(prefix)
         self.tz = ZoneInfo(tz)
         self.pay_url = pay_url
         self.path = path
@@ -99,11 +95,8 @@ class DemoBSS:
         return dt.datetime.now(self.tz).date()
 
     # ---- overlay (writes) ----------------------------------------------------------------------
-    def _key(self, phone: str) -> str:
-        return f"{self.prefix}{{sub:{phone}}}"
-
     async def _overlay(self, phone: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(self._key(phone))
+        raw = await self.redis.hgetall(self.keys.bss_subscriber(phone))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def _raw(self, phone: str) -> dict[str, Any]:
@@ -114,15 +107,15 @@ class DemoBSS:
 
     async def _once(self, key: str, write: Callable[[], Awaitable[Order]]) -> Order:
         """Run ``write`` once per idempotency key; later calls get the first result."""
-        rkey = f"{self.prefix}idem:{key}"
+        rkey = self.keys.bss_idempotency(key)
         for _ in range(250):
-            if await self.redis.set(rkey, "pending", nx=True, ex=60):
+            if await self.redis.set(rkey, "pending", nx=True, ex=BSS_IDEMPOTENCY_PENDING_TTL):
                 try:
                     order = await write()
                 except BaseException:
                     await self.redis.delete(rkey)
                     raise
-                await self.redis.set(rkey, json.dumps(codec.dump(order)), ex=IDEMPOTENCY_TTL)
+                await self.redis.set(rkey, json.dumps(codec.dump(order)), ex=BSS_IDEMPOTENCY_TTL)
                 return order
             stored = await self.redis.get(rkey)
             if stored and stored != b"pending":
@@ -131,7 +124,7 @@ class DemoBSS:
         raise Rejected("busy", "the same request is still being processed")
 
     async def _order_id(self, kind: str) -> str:
-        n = await self.redis.incr(f"{self.prefix}orders")
+        n = await self.redis.incr(self.keys.bss_orders())
         return f"{kind}{self.today():%Y%m%d}{int(n):05d}"
 
     # ---- reads ------------------------------------------------------------------------------------
@@ -226,7 +219,7 @@ class DemoBSS:
                 raise Rejected("suspended", "the line is suspended")
             today = self.today()
             effective = dt.date(today.year + today.month // 12, today.month % 12 + 1, 1)
-            await self.redis.hset(self._key(phone), "pending_plan", plan_id)
+            await self.redis.hset(self.keys.bss_subscriber(phone), "pending_plan", plan_id)
             order_id = await self._order_id("PC")
             return Order(order_id, "plan_change", effective, details={"from": sub.plan, "to": plan_id})
 
@@ -235,7 +228,7 @@ class DemoBSS:
     async def suspend(self, phone: str, reason: str, idempotency_key: str) -> Order:
         async def write() -> Order:
             self._raw(phone)
-            await self.redis.hset(self._key(phone), "status", "suspended")
+            await self.redis.hset(self.keys.bss_subscriber(phone), "status", "suspended")
             return Order(await self._order_id("SU"), "suspension", self.today(), details={"reason": reason})
 
         return await self._once(idempotency_key, write)
@@ -259,7 +252,7 @@ class DemoBSS:
                 raise Rejected("not_subscribed", f"not subscribed to {vas_id}")
             over = await self._overlay(phone)
             cancelled = [*json.loads(over.get("vas_cancelled", "[]")), vas_id]
-            await self.redis.hset(self._key(phone), "vas_cancelled", json.dumps(cancelled))
+            await self.redis.hset(self.keys.bss_subscriber(phone), "vas_cancelled", json.dumps(cancelled))
             return Order(await self._order_id("VC"), "vas_cancellation", self.today(), details={"vas": vas_id})
 
         return await self._once(idempotency_key, write)
