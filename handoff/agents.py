@@ -21,7 +21,7 @@ from typing import TypeVar
 import bcrypt
 import redis.asyncio as aioredis
 
-from gateway.rkeys import Keys
+from gateway.rkeys import HANDOFF_SESSION_TTL, Keys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -132,10 +132,10 @@ class AgentStore:
             raise AgentError("capacity must be between 1 and 50")
         digest = (await HASHER.run(bcrypt.hashpw, raw, bcrypt.gensalt(rounds=10))).decode()
         agent = Agent(name, display_name or name, role, tuple(s.strip() for s in skills if s.strip()), capacity, demo)
-        await self.redis.hset(self.keys.hk("agent", name), mapping={
+        await self.redis.hset(self.keys.handoff_agent(name), mapping={
             "name": name, "display_name": agent.display_name, "role": role, "skills": ",".join(agent.skills),
             "capacity": capacity, "password": digest, "demo": int(demo)})  # fmt: skip
-        await self.redis.sadd(self.keys.hk("agents"), name)
+        await self.redis.sadd(self.keys.handoff_agents(), name)
         self._cache = None
         return agent
 
@@ -145,7 +145,7 @@ class AgentStore:
             for agent in await self.all():
                 if agent.name == name:
                     return agent
-        raw = await self.redis.hgetall(self.keys.hk("agent", name))
+        raw = await self.redis.hgetall(self.keys.handoff_agent(name))
         return _agent(raw) if raw else None
 
     async def all(self) -> list[Agent]:
@@ -157,10 +157,10 @@ class AgentStore:
         return agents
 
     async def _read_all(self) -> list[Agent]:
-        names = sorted(n.decode() for n in await self.redis.smembers(self.keys.hk("agents")))
+        names = sorted(n.decode() for n in await self.redis.smembers(self.keys.handoff_agents()))
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.hgetall(self.keys.hk("agent", name))
+                pipe.hgetall(self.keys.handoff_agent(name))
             rows = await pipe.execute()
         return [_agent(r) for r in rows if r]
 
@@ -168,7 +168,7 @@ class AgentStore:
         """The account when ``password`` is its password. ``AgentError`` for a password bcrypt cannot take,
         ``HasherBusy`` when too many checks are waiting."""
         secret = password_bytes(password)
-        raw = await self.redis.hgetall(self.keys.hk("agent", name)) if NAME.match(name) else {}
+        raw = await self.redis.hgetall(self.keys.handoff_agent(name)) if NAME.match(name) else {}
         if not raw:
             await HASHER.run(_check, secret, _DUMMY)  # as slow as a real check: no name probing by timing
             return None
@@ -176,19 +176,45 @@ class AgentStore:
             return None
         return _agent(raw)
 
-    # ---- presence -----------------------------------------------------------------------------
-    async def set_status(self, name: str, status: str) -> None:
-        await self.redis.hset(self.keys.hk("presence", name), mapping={"status": status, "seen": time.time()})
+    # ---- console sessions -------------------------------------------------------------------------
+    async def open_session(self, sid: str, name: str, csrf: str) -> None:
+        key = self.keys.handoff_session(sid)
+        await self.redis.hset(key, mapping={"agent": name, "csrf": csrf, "created": time.time()})
+        await self.redis.expire(key, HANDOFF_SESSION_TTL)
 
-    async def heartbeat(self, name: str) -> None:
-        await self.redis.hset(self.keys.hk("presence", name), "seen", time.time())
-
-    async def presence(self, name: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(self.keys.hk("presence", name))
+    async def session(self, sid: str) -> dict[str, str]:
+        """The session's fields (agent, csrf, created), or {} when it does not exist (or expired)."""
+        raw = await self.redis.hgetall(self.keys.handoff_session(sid))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    async def end_session(self, sid: str) -> None:
+        await self.redis.delete(self.keys.handoff_session(sid))
+
+    # ---- presence -----------------------------------------------------------------------------
+    async def set_status(self, name: str, status: str) -> None:
+        await self.redis.hset(self.keys.handoff_presence(name), mapping={"status": status, "seen": time.time()})
+
+    async def heartbeat(self, name: str) -> None:
+        await self.redis.hset(self.keys.handoff_presence(name), "seen", time.time())
+
+    async def presence(self, name: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(self.keys.handoff_presence(name))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def presences(self, names: list[str]) -> list[tuple[str, float]]:
+        """Each agent's status (``offline`` when never seen) and last sign of life (one round trip)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hmget(self.keys.handoff_presence(name), "status", "seen")
+            rows = await pipe.execute()
+        return [((status or b"offline").decode(), float(seen or 0)) for status, seen in rows]
+
+    async def connected(self, name: str, change: int) -> None:
+        """A console socket of the agent opened (+1) or closed (−1)."""
+        await self.redis.hincrby(self.keys.handoff_presence(name), "conns", change)
+
     async def load(self, name: str) -> int:
-        return int(await self.redis.scard(self.keys.hk("agent", name, "chats")))
+        return int(await self.redis.scard(self.keys.handoff_agent_chats(name)))
 
 
 def _agent(raw: dict[bytes, bytes]) -> Agent:

@@ -1,5 +1,6 @@
-"""Routing (``config/routing.yml``), SLA clocks (``config/sla.yml``) and canned responses
-(``config/canned.yml``), read once into frozen objects; a malformed file names itself and the key."""
+"""Routing (``routing.yml``), SLA clocks (``sla.yml``) and canned responses (``canned.yml``) from the
+configuration folder (the one holding the gateway.yml given with ``--config``; a file it lacks comes from the
+packaged ``config/``), read once into frozen objects; a malformed file names itself and the key."""
 
 from __future__ import annotations
 
@@ -93,8 +94,28 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_handoff_config(folder: Path = CONFIG) -> HandoffConfig:
-    routing_path, sla_path = folder / "routing.yml", folder / "sla.yml"
+def config_folder(source: str | Path | None) -> Path:
+    """The folder of a configuration: ``source`` is a folder, or a file in one (``Settings.source``, the
+    gateway.yml the settings were read from); the packaged ``config/`` when it is neither."""
+    path = Path(source) if source else None
+    if path is not None and path.is_dir():
+        return path
+    if path is not None and path.is_file():
+        return path.parent
+    return CONFIG
+
+
+def _pick(folder: Path, name: str) -> Path:
+    """``folder/name``, or the packaged file when the folder does not have it."""
+    path = folder / name
+    return path if path.is_file() else CONFIG / name
+
+
+def load_handoff_config(folder: Path | str | None = None) -> HandoffConfig:
+    """``routing.yml``, ``sla.yml`` and ``canned.yml`` from ``folder`` (a configuration folder, or a file in
+    one), each file the folder lacks from the packaged ``config/``."""
+    where = config_folder(folder)
+    routing_path, sla_path, canned_path = (_pick(where, n) for n in ("routing.yml", "sla.yml", "canned.yml"))
     r, s = _read(routing_path), _read(sla_path)
     try:
         clocks = {name: Clock(float(s[name]["warn"]), float(s[name]["breach"]))
@@ -124,7 +145,7 @@ def load_handoff_config(folder: Path = CONFIG) -> HandoffConfig:
             demo_agents=tuple(DemoAgent(str(a["name"]), str(a["password"]), str(a["display_name"]), str(a["role"]),
                                         tuple(a["skills"]), int(a["capacity"])) for a in r.get("demo_agents") or ()),
             clocks=clocks, complaint_solution=float(s["complaint_solution"]),
-            canned=_read(folder / "canned.yml") if (folder / "canned.yml").exists() else {},
+            canned=_read(canned_path) if canned_path.exists() else {},
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise HandoffConfigError(f"{routing_path} / {sla_path}: {type(exc).__name__}: {exc}") from None

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from gateway.rkeys import Keys
+from gateway.rkeys import LOGIN_TTL, Keys
 
 MAX_LOCKOUT = 900.0
-WINDOW = 1800
+WINDOW = LOGIN_TTL
 
 # KEYS: account, address. ARGV: now, account limit, address limit, lockout, max lockout, window.
 # Returns "0" (go ahead; counted) or the seconds still to wait (as text: Lua numbers become integers).

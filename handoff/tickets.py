@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 
 from bots.ports import Complaint, HandoffRequest
-from gateway.rkeys import Keys
+from gateway.rkeys import HANDOFF_REQUESTS_MAXLEN, SEQ_TTL, Keys
 
 
 class ComplaintTickets:
@@ -33,7 +33,7 @@ class ComplaintTickets:
         key = self.keys.counter(f"{kind}:{day}")
         n = int(await self.redis.incr(key))
         if n == 1:
-            await self.redis.expire(key, 3 * 86400)
+            await self.redis.expire(key, SEQ_TTL)
         return f"{kind}{day}{n:05d}"
 
     @staticmethod
@@ -58,7 +58,7 @@ class ComplaintTickets:
                 "type": "complaint", "ticket": ticket, "conversation": request.conversation_id,
                 "channel": request.channel, "complaint_type": complaint.complaint_type, "text": request.text,
                 "urgency": request.urgency, "at": now}, ensure_ascii=False)},
-                maxlen=100_000, approximate=True)  # fmt: skip
+                maxlen=HANDOFF_REQUESTS_MAXLEN, approximate=True)  # fmt: skip
             await pipe.execute()
         return complaint
 

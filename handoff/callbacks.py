@@ -1,0 +1,96 @@
+"""Callback tasks: what customers asked when no one could answer (outside service hours, or no agent with the
+skills online) and the message they left; an agent answers on the customer's own channel or marks the task done
+(e.g. after a phone call). One stream of requests and messages, one hash of handled tasks."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bots.ports import HandoffRequest, HandoffResult
+from gateway.errors import Conflict, NotFound
+from gateway.models import OutboundMessage
+from gateway.privacy import mask_phone
+from gateway.rkeys import HANDOFF_CALLBACKS_MAXLEN, Keys
+from handoff.agents import Agent
+from handoff.ports import Customers
+from handoff.store import ChatStore
+from handoff.tickets import ComplaintTickets
+
+TASK_FIELDS = ("conversation", "channel", "sender", "phone", "lang", "reason", "status", "text", "at")
+READ_BACK = 2000  # stream entries read to list the tasks
+
+
+class Callbacks:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, store: ChatStore, tickets: ComplaintTickets,
+                 customers: Customers) -> None:  # fmt: skip
+        self.redis = redis
+        self.keys = keys
+        self.store = store
+        self.tickets = tickets
+        self.customers = customers
+
+    async def _add(self, entry: dict[str, Any]) -> None:
+        await self.redis.xadd(self.keys.handoff_callbacks(), {"e": json.dumps(entry, ensure_ascii=False)},
+                              maxlen=HANDOFF_CALLBACKS_MAXLEN)  # fmt: skip
+        await self.store.publish({"type": "callbacks_changed"})
+
+    async def request(self, request: HandoffRequest, status: str) -> HandoffResult:
+        """A callback task instead of a queued chat; ``status`` is ``closed`` or ``no_agents``."""
+        request_id = await self.tickets.number("CB")
+        await self._add({"conversation": request.conversation_id, "channel": request.channel,
+                         "sender": request.sender, "phone": mask_phone(request.phone) if request.phone else "",
+                         "lang": request.lang, "reason": request.reason, "status": status, "text": request.text,
+                         "at": time.time(), "id": request_id})  # fmt: skip
+        return HandoffResult(status, request_id)
+
+    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> None:
+        """The customer's message for a callback task."""
+        await self._add({"id": request_id, "kind": "message", "channel": channel, "sender": sender,
+                         "phone": mask_phone(phone) if phone else "", "text": text, "at": time.time()})  # fmt: skip
+
+    async def tasks(self, include_done: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+        """Callback tasks, newest first: the request (reason, the text that led to it) with the messages the
+        customer left, and whether an agent has handled it."""
+        entries = await self.redis.xrevrange(self.keys.handoff_callbacks(), count=READ_BACK)
+        tasks: dict[str, dict[str, Any]] = {}
+        for _, fields in reversed(entries):  # oldest first: the request, then the customer's messages
+            data = json.loads(fields[b"e"])
+            task = tasks.setdefault(data["id"], {"id": data["id"], "messages": []})
+            if data.get("kind") == "message":
+                task["messages"].append({"text": data["text"], "at": data["at"]})
+            else:
+                task.update({k: data.get(k) for k in TASK_FIELDS})
+        done = await self.redis.hgetall(self.keys.handoff_callbacks_done())
+        out = []
+        for task in sorted(tasks.values(), key=lambda t: t.get("at") or 0, reverse=True):
+            if "channel" not in task:
+                continue  # its request fell off the stream's end
+            handled = done.get(task["id"].encode())
+            task["handled"] = json.loads(handled) if handled else None
+            if include_done or not handled:
+                out.append(task)
+        return out[:limit]
+
+    async def get(self, task_id: str) -> dict[str, Any]:
+        for task in await self.tasks(include_done=True, limit=10_000):
+            if task["id"] == task_id:
+                return task
+        raise NotFound(f"no callback task {task_id}", zh=f"没有编号为 {task_id} 的回电任务")
+
+    async def handle(self, agent: Agent, task_id: str, reply: str | None, note: str) -> dict[str, Any]:
+        """Mark a callback task handled (once: 409 after); with ``reply``, answer the customer on their channel."""
+        task = await self.get(task_id)
+        record = {"agent": agent.display_name, "at": time.time(), "reply": bool(reply), "note": note[:500]}
+        if not await self.redis.hsetnx(self.keys.handoff_callbacks_done(), task_id,
+                                       json.dumps(record, ensure_ascii=False)):  # fmt: skip
+            raise Conflict("this callback task was already handled", zh="该回电任务已被处理")
+        if reply:
+            await self.customers.deliver(OutboundMessage(task["channel"], task["sender"], reply,
+                                                         task["conversation"] or "", sender="agent",
+                                                         agent=agent.display_name))  # fmt: skip
+        await self.store.publish({"type": "callbacks_changed"})
+        return {**task, "handled": record}

@@ -1,0 +1,43 @@
+"""What the human side needs from the rest of the gateway, as small interfaces the core fills in, and the
+background-task holder its parts share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from gateway.models import OutboundMessage
+
+TierOf = Callable[[str], Awaitable[str]]  # phone → the customer's tier (normal, gold, …)
+ProfileOf = Callable[[str, str], Awaitable[dict[str, Any]]]  # phone, lang → what the console shows of them
+
+
+class Texts(Protocol):
+    """Customer-facing texts (``bots.templates.Renderer``): a template's macro in a language, fitted to a channel."""
+
+    def text(self, name: str, macro: str, lang: str, channel: str = "", **args: Any) -> str: ...
+
+
+class Customers(Protocol):
+    """The way back to customers (the core's outbound side)."""
+
+    async def deliver(self, message: OutboundMessage) -> None:
+        """Send on the customer's channel: pushed where it can push, else kept for their next reply."""
+        ...
+
+    async def await_survey(self, channel: str, sender: str, conversation_id: str) -> None:
+        """The conversation goes back to the bot, which waits for the satisfaction score."""
+        ...
+
+
+class Background:
+    """Coroutines run in the background, each referenced until it ends."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
