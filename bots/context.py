@@ -47,13 +47,14 @@ class BotConfig:
 @dataclass(frozen=True, slots=True)
 class Services:
     bss: BSS
-    redis: aioredis.Redis  # unused by the flows (the binder and the back end hold their own): to go
-    keys: Keys
     renderer: Renderer
     handoff: Handoff
     sms: SmsSender
     binder: Binder
     config: BotConfig = field(default_factory=BotConfig)
+    # unused by the flows (the binder and the back end hold their own); kept until the app stops passing them
+    redis: aioredis.Redis | None = None
+    keys: Keys | None = None
 
 
 class Ctx:
