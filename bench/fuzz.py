@@ -110,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(tallies))
     print(f"/healthz afterwards: {health}; {time.monotonic() - started:.0f} s in all")
+    plain = Counter[str]()
+    for t in tallies:
+        plain.update(t.not_json_kinds)
+    if plain:
+        print("4xx answered without a JSON body (status, Content-Type): "
+              + ", ".join(f"{k} ×{n}" for k, n in plain.most_common(6)))  # fmt: skip
     failing = [t for t in tallies if t.failures or t.errors]
     for t in failing:
         print()

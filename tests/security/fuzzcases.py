@@ -154,7 +154,8 @@ class Case:
     sign_mode: str = "good"
     auth: str = ""
     encrypt: str = ""
-    chunked: bool = False
+    chunked: bool = False  # the body sent with Transfer-Encoding: chunked
+    encoding: str = ""  # the body compressed on the wire: gzip | deflate | bomb | gzip-truncated
     frames: list[Frame] = field(default_factory=list)
     ws: bool = False  # a WebSocket handshake (and frames when ``frames``)
 
@@ -392,6 +393,7 @@ HEADER_FUZZ: list[tuple[str, list[tuple[bytes, bytes]]]] = [
     ("Content-Encoding gzip", [(b"Content-Encoding", b"gzip")]),
     ("Content-Encoding br", [(b"Content-Encoding", b"br")]),
     ("Content-Encoding unknown", [(b"Content-Encoding", b"klingon")]),
+    ("Content-Encoding deflate", [(b"Content-Encoding", b"deflate")]),
     ("Expect 100-continue", [(b"Expect", b"100-continue")]), ("Accept odd", [(b"Accept", b"\xff/\xff")]),
     ("Authorization garbage", [(b"Authorization", b"Bearer \xed\xa0\x80")]),
     ("X-CSRF-Token non-ASCII", [(b"X-CSRF-Token", b"\xe4\xbd\xa0\xed\xa0\x80")]),
@@ -1443,7 +1445,20 @@ def request_variants(base: Case) -> list[Case]:
                   else XML_TYPES)  # fmt: skip
         out += [replace(base, label=f"ct={label}", content_type=ct) for label, ct in family if ct != base.content_type]
     out += [replace(base, label=f"method={m.decode('latin-1')!r}", method=m.decode("latin-1")) for m in METHODS]
+    if not base.ws and base.method == "POST":
+        out += [replace(base, label=f"body {label}", headers=[*base.headers, *headers], encoding=encoding)
+                for label, headers, encoding in ENCODINGS]  # fmt: skip
+        out.append(replace(base, label="body sent chunked", chunked=True))
     return out
+
+
+ENCODINGS = [  # (label, headers, how finalize encodes the body on the wire)
+    ("gzip-compressed", [(b"Content-Encoding", b"gzip")], "gzip"),
+    ("deflate-compressed", [(b"Content-Encoding", b"deflate")], "deflate"),
+    ("not deflate-compressed (Content-Encoding deflate)", [(b"Content-Encoding", b"deflate")], ""),
+    ("gzip bomb (100 MB of zeros)", [(b"Content-Encoding", b"gzip")], "bomb"),
+    ("gzip, truncated", [(b"Content-Encoding", b"gzip")], "gzip-truncated"),
+]
 
 
 # ---- the endpoints ---------------------------------------------------------------------------------------------

@@ -160,6 +160,27 @@ class Gateway:
         return data.decode("utf-8", "replace")
 
 
+_BOMB: list[bytes] = []
+
+
+def encode_body(body: bytes, encoding: str) -> bytes:
+    """The body as it goes on the wire (signatures are over ``body``, what the server reads after decoding)."""
+    import gzip
+    import zlib
+
+    if encoding == "gzip":
+        return gzip.compress(body)
+    if encoding == "deflate":
+        return zlib.compress(body)
+    if encoding == "gzip-truncated":
+        return gzip.compress(body)[:-12]
+    if encoding == "bomb":
+        if not _BOMB:
+            _BOMB.append(gzip.compress(b"\0" * (100 * 1024 * 1024), 9))
+        return _BOMB[0]
+    return body
+
+
 # ---- tracebacks in a log --------------------------------------------------------------------------------------
 _RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (\w+) ([\w.]+): (.*)$")
 
@@ -425,6 +446,7 @@ class Outcome:
     detail: str = ""  # what it answered (first bytes), for the report
     ws_close: int | None = None
     json_error: bool = True  # a 4xx answered JSON
+    content_type: str = ""
 
     @property
     def bucket(self) -> str:
@@ -447,8 +469,9 @@ def http_verdict(case: Case, resp: Response, hang: float) -> Outcome:
         out.failure = resp.error
     elif resp.status is not None and resp.status >= 500:
         out.failure = f"HTTP {resp.status}"
+    out.content_type = resp.headers.get("content-type", "").split(";")[0]
     if resp.status and 400 <= resp.status < 500 and case.method not in ("HEAD",):
-        out.json_error = resp.headers.get("content-type", "").startswith("application/json")
+        out.json_error = out.content_type == "application/json"
     return out
 
 
@@ -623,11 +646,16 @@ class Harness:
         else:
             headers.append((b"Connection", b"close"))
         headers += case.headers
-        if body or case.method in ("POST", "PUT", "PATCH"):
-            headers.append((b"Content-Length", str(len(body)).encode()))
+        wire = encode_body(body, case.encoding)
+        if case.chunked:
+            headers.append((b"Transfer-Encoding", b"chunked"))
+            wire = b"".join(b"%x\r\n%s\r\n" % (len(wire[i : i + 7]), wire[i : i + 7]) for i in range(0, len(wire), 7))
+            wire += b"0\r\n\r\n"
+        elif wire or case.method in ("POST", "PUT", "PATCH"):
+            headers.append((b"Content-Length", str(len(wire)).encode()))
         head = case.method.encode("latin-1") + b" " + target + b" HTTP/1.1\r\n"
         head += b"".join(k + b": " + v + b"\r\n" for k, v in headers)
-        return head + b"\r\n" + body
+        return head + b"\r\n" + wire
 
     def _query(self, case: Case) -> bytes:
         if case.raw_query is not None:
@@ -813,6 +841,7 @@ class Tally:
     buckets: Counter[str] = field(default_factory=Counter)
     failures: list[Outcome] = field(default_factory=list)
     not_json: int = 0
+    not_json_kinds: Counter[str] = field(default_factory=Counter)
     ws_abnormal: int = 0
     slowest: float = 0.0
     seconds: float = 0.0
@@ -826,6 +855,7 @@ class Tally:
         self.slowest = max(self.slowest, out.seconds)
         if not out.json_error:
             self.not_json += 1
+            self.not_json_kinds[f"{out.status} {out.content_type or 'no body type'}"] += 1
         if out.failure:
             self.failures.append(out)
             if out.failure.startswith("ws abnormal"):
