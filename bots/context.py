@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import redis.asyncio as aioredis
-
 from bots.bss import BSS, Order, Rejected
 from bots.identity import Binder
 from bots.ports import Handoff, HandoffRequest, SmsSender
@@ -26,7 +24,6 @@ from bots.state import BotState, FlowId, Pending, Slot
 from bots.templates import Renderer
 from gateway.models import Button
 from gateway.privacy import mask_text
-from gateway.rkeys import Keys
 from nlu import INTENTS, ParseResult, Ranked
 from nlu.entities import Entity
 
@@ -52,9 +49,6 @@ class Services:
     sms: SmsSender
     binder: Binder
     config: BotConfig = field(default_factory=BotConfig)
-    # unused by the flows (the binder and the back end hold their own); kept until the app stops passing them
-    redis: aioredis.Redis | None = None
-    keys: Keys | None = None
 
 
 class Ctx:

@@ -20,7 +20,8 @@ from redis.asyncio.connection import UnixDomainSocketConnection
 from bots.bss import BSS, BSSError
 from bots.bss.demo import DEMO_DATA, DemoBSS
 from bots.bss.http import HttpBSS
-from bots.engine import Bot, BotConfig, Services
+from bots.context import BotConfig, Services
+from bots.engine import Bot
 from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
@@ -152,7 +153,7 @@ def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS, re
     binder = Binder(redis, keys, code_ttl=b.otp_ttl, max_attempts=b.otp_attempts, resend_after=b.otp_resend_after,
                     binding_ttl=b.binding_ttl_days * 86400)  # fmt: skip
     services = Services(
-        bss=bss, redis=redis, keys=keys, renderer=renderer, handoff=handoff, sms=sms or ConsoleSms(), binder=binder,
+        bss=bss, renderer=renderer, handoff=handoff, sms=sms or ConsoleSms(), binder=binder,
         config=BotConfig(confirm_ttl=b.confirm_ttl, timezone=b.timezone),
     )  # fmt: skip
     return Bot(services)
