@@ -34,7 +34,7 @@ from nlu import FALLBACK_INTENT
 from nlu.normalize import has_cjk
 
 # the turn's types stay importable from here for callers not yet moved to ``bots.context``
-__all__ = ["Bot", "BotConfig", "Ctx", "Reply", "Services", "forced_result", "reply_lang"]
+__all__ = ["FOR_PEOPLE", "Bot", "BotConfig", "Ctx", "Reply", "Services", "forced_result", "reply_lang"]
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,10 @@ class Bot:
 
     def _menu(self, ctx: Ctx) -> list[Button]:
         return [ctx.button(i) for i in ("query_balance", "query_data_usage", "query_bill")]
+
+
+# on a channel the bot cannot answer on (a forum read through its feed), what still goes on: to people
+FOR_PEOPLE = frozenset({"complaint", "request_human"})
 
 
 def reply_lang(text: str, preferred: str | None) -> str:

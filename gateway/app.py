@@ -27,7 +27,7 @@ from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.state import Slot
 from bots.templates import Renderer
 from gateway import edge, operators, registry, websec
-from gateway.channels import forum, sms
+from gateway.channels import sms
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
 from gateway.fastredis import FastRedis
@@ -260,5 +260,4 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     app[HOST] = AppHost(app, settings)
     registry.mount(app, settings, app[HOST])
     app.cleanup_ctx.append(handoff_api.hub_ctx)
-    forum.setup(app, settings)
     return app

@@ -9,6 +9,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from bots.engine import FOR_PEOPLE
 from gateway.channels.base import make_outbox
 from gateway.errors import BadRequest
 from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS
@@ -53,6 +54,9 @@ class AppHost:
 
     def text(self, group: str, key: str, lang: str, channel: str, **values: Any) -> str:
         return self._app[PIPELINE].render(group, key, lang, channel, **values)
+
+    async def for_people(self, text: str) -> bool:
+        return self._app[PIPELINE].parse(text).intent in FOR_PEOPLE
 
     async def customer_typing(self, channel: str, sender: str) -> None:
         await self._app[PIPELINE].customer_typing(channel, sender)

@@ -24,6 +24,12 @@ class InboundMessage:
     metadata: dict[str, Any] = field(default_factory=dict)
     phone: str | None = field(default=None, repr=False)  # proven identity, when the channel has one
     lang: str | None = None  # the customer's chosen UI language, if the channel knows it
+    # what the channel tells the core about this message (typed; ``metadata`` keeps the provider's extras)
+    command: str | None = field(default=None, kw_only=True)  # a channel command, or "/intent" a keyword names
+    reply_lang: str | None = field(default=None, kw_only=True)  # the command's own language (SMS "HELP": en)
+    display: str | None = field(default=None, kw_only=True)  # what the transcript shows (a button's title)
+    public: bool = field(default=False, kw_only=True)  # the answer is seen by everyone (a forum post)
+    issue_session: bool = field(default=False, kw_only=True)  # the sender is the client's own string (REST)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -40,6 +46,7 @@ class OutboundMessage:
     agent: str | None = None
     kind: str = "message"  # message | queued | agent_joined | agent_left | typing
     meta: dict[str, Any] = field(default_factory=dict, compare=False)  # extra frame fields, e.g. queue position
+    private: bool = False  # for the customer alone, on a public channel (a forum's private message)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.kind, "from": self.sender, "text": self.text}

@@ -27,8 +27,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from bots.engine import Bot, Ctx, Reply, forced_result, reply_lang
-from bots.state import BotState
+from bots.context import Ctx, Reply, forced_result
+from bots.engine import Bot, reply_lang
+from bots.state import BotState, FlowId
 from gateway import security
 from gateway.errors import Unavailable
 from gateway.fastredis import FastRedis, FastRedisError
@@ -164,7 +165,7 @@ class Pipeline:
         self.late_answer_timeout = late_answer_timeout
         self.pushers: dict[str, Pusher] = {}  # channel → deliver a message outside a reply (late answers)
         self.handoff: Any = None  # handoff.service.HandoffService, when the human side is running
-        # a channel's own commands (``InboundMessage.metadata["command"]``), answered instead of the bot
+        # a channel's own commands (``InboundMessage.command``), answered instead of the bot
         # but deduplicated, ordered and logged like any turn
         self.commands: dict[str, Callable[[Ctx], Awaitable[None]]] = {}
         self._accept = redis.register_script(_ACCEPT)
@@ -364,7 +365,7 @@ class Pipeline:
         # REST: a turn that may complete a binding gets its session secret up front, so that the client
         # receives it even when the answer comes after the deadline (and that answer waits in the session)
         session = None
-        if msg.metadata.get("issue_session") and state.slot is not None and state.slot.flow == "binding":
+        if msg.issue_session and state.slot is not None and state.slot.flow == FlowId.BINDING:
             session = security.new_session()
         task = asyncio.ensure_future(self._answer(msg, conversation, state, bound, session))
         budget = self.settings.reply_deadline - (time.perf_counter() - started)
@@ -390,7 +391,7 @@ class Pipeline:
     async def _answer(self, msg: InboundMessage, conversation: Conversation, state: BotState,
                       bound: str | None, session: str | None = None) -> Ctx:  # fmt: skip
         lang = reply_lang(msg.text, _preferred_lang(msg, conversation))
-        command = msg.metadata.get("command")
+        command = msg.command
         handler = self.commands.get(command) if command else None
         if handler is not None:  # a channel's own command (an SMS opt-out, Telegram's /start)
             result = ParseResult(msg.text, command, 1.0, (Ranked(command, 1.0),), None, None, lang, (), 0)
@@ -410,7 +411,7 @@ class Pipeline:
 
         ctx = Ctx(self.bot.svc, channel=msg.channel, sender=msg.sender_id, conversation_id=conversation.id,
                   turn_id=turn_id, text=msg.text, result=result, state=state, lang=lang, proven_phone=msg.phone,
-                  bound_phone=bound, new_session=new_session)  # fmt: skip
+                  bound_phone=bound, new_session=new_session, public=msg.public)  # fmt: skip
         await (handler(ctx) if handler is not None else self.bot.respond(ctx))
         if not ctx.replies:
             ctx.say("common", "reask")
@@ -505,7 +506,8 @@ class Pipeline:
 
     def _outbound(self, msg: InboundMessage, conversation: Conversation,
                   replies: Sequence[Reply]) -> tuple[OutboundMessage, ...]:  # fmt: skip
-        return tuple(OutboundMessage(msg.channel, msg.sender_id, r.text, conversation.id, r.buttons) for r in replies)
+        return tuple(OutboundMessage(msg.channel, msg.sender_id, r.text, conversation.id, r.buttons, private=r.private)
+                     for r in replies)  # fmt: skip
 
     def parse(self, text: str) -> ParseResult:
         """NLU, except that a quick-reply payload ``/intent`` or ``/intent{"entity": value}`` names
@@ -521,7 +523,7 @@ class Pipeline:
 def _preferred_lang(msg: InboundMessage, conversation: Conversation) -> str | None:
     """A channel command's own language (an SMS keyword: "HELP" is English, "YE" Chinese) comes first,
     then the language the conversation was answered in, then the channel's UI language."""
-    return msg.metadata.get("lang") or conversation.lang or msg.lang
+    return msg.reply_lang or conversation.lang or msg.lang
 
 
 def _log_entries(
@@ -548,10 +550,14 @@ def _log_entries(
 
 
 def _out_dict(out: OutboundMessage) -> dict[str, object]:
-    return {"text": out.text, "buttons": [[b.title, b.payload] for b in out.buttons], "from": out.sender}
+    buttons = [[b.title, b.payload] for b in out.buttons]
+    data: dict[str, object] = {"text": out.text, "buttons": buttons, "from": out.sender}
+    if out.private:
+        data["private"] = True
+    return data
 
 
 def _out_from_dict(data: dict[str, object], msg: InboundMessage, conversation: str) -> OutboundMessage:
     buttons = tuple(Button(str(t), str(p)) for t, p in data.get("buttons", []))  # type: ignore[misc, union-attr]
     return OutboundMessage(msg.channel, msg.sender_id, str(data["text"]), conversation, buttons,
-                           str(data.get("from", "bot")))  # fmt: skip
+                           str(data.get("from", "bot")), private=bool(data.get("private")))  # fmt: skip

@@ -95,6 +95,10 @@ class Host(Protocol):
 
     async def customer_typing(self, channel: str, sender: str) -> None: ...
 
+    async def for_people(self, text: str) -> bool:
+        """On a channel the gateway cannot answer on: is ``text`` for people (a complaint, a request for one)?"""
+        ...
+
     async def note(self, channel: str, sender: str, text: str) -> bool:
         """A note on the conversation's chat with a person, when one is open (False otherwise)."""
         ...

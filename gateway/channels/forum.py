@@ -34,7 +34,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -45,27 +44,19 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from msgspec import Meta
 
-from bots.engine import Ctx
 from gateway import edge
-from gateway.channels import base
 from gateway.channels.authn import LONG_TTL, Replays, hmac_sha256, same
-from gateway.channels.base import CHANNEL_COMMANDS, read_body
+from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host, read_body
 from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
-from gateway.keys import CHANNELS, METRICS, OUTBOXES, PIPELINE, REDIS, RKEYS
-from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
 from gateway.settings import Settings
-from nlu import NLUInputError
 
 log = logging.getLogger(__name__)
 CHANNEL = "forum"
 MAX_BODY = 512 * 1024
 MIN_POST = 20  # Discourse's default minimum post length
-# answers that need the customer's account: never in public
-ACCOUNT_INTENTS = {"query_balance", "query_bill", "query_data_usage", "query_package", "change_package", "recharge",
-                   "sim_service", "unsubscribe", "complaint_status", "broadband_repair", "number_porting"}  # fmt: skip
 _PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|\d{3}\*{4}\d{4}")
 _TAGS = re.compile(r"<[^>]+>")
 FORUM: web.AppKey[ForumChannel] = web.AppKey("forum_channel")
@@ -98,11 +89,15 @@ def plain(cooked: str) -> str:
 class ForumChannel:
     name = CHANNEL
 
-    def __init__(self, app: web.Application, settings: Settings, outbox: Outbox) -> None:
-        self.app = app
+    # everyone reads what is answered: the bots keep account data out of it and answer that privately
+    capabilities = Capabilities(push=True, buttons=False, public=True, variant="forum")
+    commands = NO_COMMANDS
+
+    def __init__(self, host: Host, settings: Settings) -> None:
+        self.host = host
         self.settings = settings
         self.f = settings.forum
-        self.outbox = outbox
+        self.outbox: Outbox = host.outbox(CHANNEL, self.f, 1.0)
         self.base = f"{settings.redis.key_prefix}{{forum}}:"
         headers = {"Api-Key": self.f.api_key, "Api-Username": self.f.api_username}
         self.session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=15))
@@ -110,61 +105,41 @@ class ForumChannel:
 
     @property
     def redis(self) -> aioredis.Redis:
-        return self.app[REDIS]
+        return self.host.redis
 
     # ---- one new post, from either source -----------------------------------------------------------
     async def on_post(self, post: Post) -> bool:
         """Classify and answer ``post``; False when it is not ours to answer."""
         if post.username.lower() in {u.lower() for u in (*self.f.ignore_users, self.f.api_username)}:
             return False
-        pipeline = self.app[PIPELINE]
         text = f"{post.title}\n{post.text}".strip() if post.title else post.text
         try:
-            text = pipeline.validate_text(text[: pipeline.settings.max_message_chars])
-        except NLUInputError:
+            text = self.host.check_text(text[: self.settings.pipeline.max_message_chars])
+        except BadRequest:
             return False
+        if post.source == "feed" and not await self.host.for_people(text):
+            return False  # no write API for this forum: only what needs a person (a complaint) goes on, to agents
         sender = post.sender
         await self.redis.hset(self.base + f"topic:{sender}", mapping={
             "topic_id": post.topic_id or "", "post_number": post.post_number or "", "url": post.url,
             "username": post.username, "source": post.source})  # fmt: skip
-        result = pipeline.parse(text)
-        metadata: dict[str, Any] = {"url": post.url}
-        if result.intent in ACCOUNT_INTENTS:
-            metadata["command"] = "forum.account"
-        elif post.source == "feed" and result.intent not in ("complaint", "request_human"):
-            return False  # no write API for this forum: only complaints and requests for a person go on (to agents)
-        inbound = InboundMessage(CHANNEL, sender, sender, text, f"post:{post.id}", time.time(), metadata)
-        turn = await pipeline.handle(inbound)
-        chat_id = await self.redis.hget(self.app[PIPELINE].keys.sender(CHANNEL, sender), "human")
-        if chat_id and not turn.duplicate:
-            await self._link_note(chat_id.decode(), post)
+        inbound = InboundMessage(CHANNEL, sender, sender, text, f"post:{post.id}", time.time(), {"url": post.url},
+                                 public=True)  # fmt: skip
+        turn = await self.host.handle(inbound)
+        if not turn.duplicate:  # an agent holding the conversation sees where it was posted
+            await self.host.note(CHANNEL, sender, f"论坛帖子 / forum post: {post.url}")
         if post.source == "discourse":
-            public = [r for r in turn.replies if r.text]
-            for i, reply in enumerate(public):
+            for i, reply in enumerate(r for r in turn.replies if r.text):
                 await self.queue(reply, job_id(CHANNEL, sender, post.id, str(i)))
         return True
-
-    async def _link_note(self, chat_id: str, post: Post) -> None:
-        handoff = self.app[PIPELINE].handoff
-        if handoff is None:
-            return
-        chat = await handoff.chat(chat_id)
-        await handoff.log_entry(chat, {"kind": "note", "agent": "forum", "text": f"论坛帖子 / forum post: {post.url}"})
-
-    async def cmd_account(self, ctx: Ctx) -> None:
-        """An account question in public: say so publicly, tell where to ask privately."""
-        ctx.event("forum_private", intent=ctx.intent)
-        ctx.say("channel", "forum_public_private")
-        pm = ctx.render("channel", "forum_pm")
-        await self.outbox.put(Job(to=ctx.sender, text=pm, id=job_id(CHANNEL, ctx.sender, ctx.turn_id, "pm"), kind="pm",
-                                  conversation_id=ctx.conversation_id))  # fmt: skip
 
     # ---- out -------------------------------------------------------------------------------------------
     async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
         text = message.text
         if message.sender == "agent" and message.agent:
             text = f"{text}\n\n—— {message.agent}"
-        kind = "pm" if _PHONE.search(text) else "public"  # never a number in public, whatever produced it
+        # for the customer alone, or (whatever produced it) a number: a private message, never in public
+        kind = "pm" if message.private or _PHONE.search(text) else "public"
         job = Job(to=message.recipient_id, text=text, id=id_ or random_id(), kind=kind,
                   conversation_id=message.conversation_id)  # fmt: skip
         return await self.outbox.put(job)
@@ -277,7 +252,15 @@ class ForumChannel:
         await self.redis.hset(self.base + "feed:http", mapping={"etag": etag, "modified": modified})
         return handled
 
+    def state(self) -> str:
+        return "ready"
+
+    async def start(self) -> None:
+        self.outbox.start(self.send_job)
+        self.start_feed()
+
     async def close(self) -> None:
+        await self.outbox.stop(self.settings.server.shutdown_timeout)
         if self._poller:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -338,7 +321,7 @@ async def discourse_webhook(request: web.Request) -> web.Response:
         return web.json_response({"status": "pong"})
     # the signature covers the body, not the event id: the same body again is a redelivery (or a replay), whatever
     # id it comes with, and gets the first answer; recorded once handled, so a delivery that died is handled again
-    replays = Replays(channel.redis, request.config_dict[RKEYS], CHANNEL)
+    replays = Replays(channel.redis, channel.host.keys, CHANNEL)
     recorded = await replays.recorded(body)
     if recorded is not None:
         return web.json_response({"status": "duplicate"})
@@ -373,29 +356,9 @@ async def _discourse_event(channel: ForumChannel, event: str, data: DiscourseEve
     return {"status": "accepted" if answered else "ignored"}
 
 
-def make_outbox(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Outbox:
-    return base.make_outbox(redis, settings.redis.key_prefix, CHANNEL, metrics, settings.forum, 1.0)
+def _routes(settings: Settings) -> list[web.RouteDef]:
+    return [web.post("/discourse", discourse_webhook)] if settings.forum.webhook_secret else []
 
 
-def setup(app: web.Application, settings: Settings) -> None:
-    f = settings.forum
-    if not (f.enabled and (f.webhook_secret or f.feed_url)):
-        return
-    if f.webhook_secret:
-        app.router.add_post("/channels/forum/discourse", discourse_webhook)
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        outbox = make_outbox(app[REDIS], settings, app[METRICS])
-        channel = app[FORUM] = ForumChannel(app, settings, outbox)
-        pipeline = app[PIPELINE]
-        pipeline.commands.update({**CHANNEL_COMMANDS, "forum.account": channel.cmd_account})
-        pipeline.pushers[CHANNEL] = channel.push
-        app[CHANNELS][CHANNEL] = lambda: "ready"
-        outbox.start(channel.send_job)
-        app[OUTBOXES][CHANNEL] = outbox
-        channel.start_feed()
-        yield
-        await outbox.stop(settings.server.shutdown_timeout)
-        await channel.close()
-
-    app.cleanup_ctx.append(ctx)
+ADAPTER = Adapter(CHANNEL, FORUM, lambda s: bool(s.forum.enabled and (s.forum.webhook_secret or s.forum.feed_url)),
+                  ForumChannel, _routes, prefix="/channels/forum/")  # fmt: skip

@@ -328,15 +328,15 @@ class SmsChannel:
         text = self.host.check_text(text)
         keyword = self.keywords.match(text)
         metadata: dict[str, Any] = {"provider": provider}
-        lang = None
+        lang = command = reply_lang = None
         if keyword:
-            metadata["command"] = f"/{keyword.intent}" if keyword.intent else f"sms.{keyword.action}"
+            command = f"/{keyword.intent}" if keyword.intent else f"sms.{keyword.action}"
             metadata["keyword"] = keyword.word
-            lang = metadata["lang"] = keyword.lang
+            lang = reply_lang = keyword.lang
         elif not any(ch.isalpha() for ch in text):
             lang = self.s.default_lang  # "1", "?!", a code: no language of its own
         inbound = InboundMessage(CHANNEL, number, number, text, message_id, received_at or time.time(), metadata,
-                                 number, lang)  # fmt: skip
+                                 number, lang, command=command, reply_lang=reply_lang)  # fmt: skip
         turn = await self.host.handle(inbound)
         # a duplicate delivery re-queues the same job ids, which the outbox ignores: answered once, even
         # when the first handling crashed between its turn and its queueing

@@ -190,13 +190,10 @@ class TelegramChannel:
             limit = self.settings.pipeline.max_message_chars
             command, text = "channel.too_long", f"[{min(len(text), 99999)} chars > {limit}]"
         metadata: dict[str, Any] = {"update_id": update.update_id}
-        if command:
-            metadata["command"] = command
-        if display:
-            metadata["display"] = display
         sender = str(chat.id)
         message_id = str(update.update_id)
-        inbound = InboundMessage(CHANNEL, sender, sender, text, message_id, time.time(), metadata, None, lang)
+        inbound = InboundMessage(CHANNEL, sender, sender, text, message_id, time.time(), metadata, None, lang,
+                                 command=command, display=display)  # fmt: skip
         turn = await self.host.handle(inbound)
         for i, reply in enumerate(turn.replies):  # a redelivery queues the same ids again: ignored
             await self.queue(reply, job_id(CHANNEL, sender, message_id, str(i)))

@@ -226,10 +226,9 @@ async def rest_webhook(request: web.Request) -> web.Response:
     if len(message_id) > MAX_SENDER:
         raise BadRequest(f"'metadata.message_id' is longer than {MAX_SENDER} characters", field="metadata.message_id")
     lang = meta.lang if meta.lang in {"zh", "en"} else None
-    metadata: dict[str, Any] = {"message_id": message_id}
-    if not phone and not session:
-        metadata["issue_session"] = True  # a one-time-code binding here must hand out a session
-    inbound = InboundMessage(REST_CHANNEL, sender, sender, text, message_id, time.time(), metadata, phone, lang)
+    # without a token or a session, a one-time-code binding here must hand out a session
+    inbound = InboundMessage(REST_CHANNEL, sender, sender, text, message_id, time.time(), {"message_id": message_id},
+                             phone, lang, issue_session=not phone and not session)  # fmt: skip
     turn = await channel.host.handle(inbound)
     replies = [{**r.to_rasa(), "recipient_id": body.sender} for r in turn.replies]
     if turn.session:  # just bound: the session goes back as a custom payload, a header and an HttpOnly cookie
@@ -357,8 +356,8 @@ class _Session:
         client_id = str(frame.client_id)[:64] if frame.client_id is not None else uuid.uuid4().hex
         lang = frame.lang if frame.lang in {"zh", "en"} else self.lang
         display = frame.display or text
-        inbound = InboundMessage(CHANNEL, self.visitor, self.visitor, text, client_id, time.time(),
-                                 {"display": display[:200]}, self.phone, lang)  # fmt: skip
+        inbound = InboundMessage(CHANNEL, self.visitor, self.visitor, text, client_id, time.time(), {}, self.phone,
+                                 lang, display=display[:200])  # fmt: skip
         await self.queue.put(inbound)
         return None
 
@@ -375,7 +374,7 @@ class _Session:
                         {
                             "type": "message",
                             "from": "customer",
-                            "text": inbound.metadata["display"],
+                            "text": inbound.display or inbound.text,
                             "client_id": inbound.message_id,
                         },
                     )

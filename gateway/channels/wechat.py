@@ -267,7 +267,8 @@ class WeChatChannel(PassiveChannel):
         except BadRequest:
             text, metadata["command"] = f"[{len(text)} chars]", "channel.too_long"
         # WeChat has no UI language to tell: Chinese, unless the customer writes English
-        return InboundMessage(CHANNEL, openid, openid, text, key, time.time(), metadata, lang="zh")
+        command = metadata.pop("command", None)
+        return InboundMessage(CHANNEL, openid, openid, text, key, time.time(), metadata, lang="zh", command=command)
 
     async def customer_wrote(self, openid: str) -> None:
         """The customer wrote: a new 48-hour window; what was held for them goes out now."""

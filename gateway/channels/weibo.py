@@ -186,7 +186,8 @@ class WeiboChannel(PassiveChannel):
             text = self.host.check_text(text)
         except BadRequest:
             text, metadata["command"] = f"[{len(text)} chars]", "channel.too_long"
-        return InboundMessage(CHANNEL, fan, fan, text, key, time.time(), metadata, lang="zh")
+        command = metadata.pop("command", None)
+        return InboundMessage(CHANNEL, fan, fan, text, key, time.time(), metadata, lang="zh", command=command)
 
     # ---- active replies --------------------------------------------------------------------------------
     async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
