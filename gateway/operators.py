@@ -20,11 +20,11 @@ from msgspec import Meta
 
 from gateway.channels.sms import BROADCAST_MAX_PARTS, MAX_BODY, SMS_CHANNEL, normalise_number
 from gateway.edge import decode, read_body, require_json
-from gateway.errors import BadRequest, Forbidden, Unavailable
+from gateway.errors import BadRequest, Unavailable
 from gateway.keys import CHANNELS, OUTBOXES
 from gateway.privacy import mask_phone, mask_text
 from gateway.sms_units import segments
-from handoff import api as handoff_api
+from handoff.auth import agent_of, requires
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,8 @@ class BroadcastIn(msgspec.Struct):
     lang: Literal["zh", "en"] = "zh"
 
 
-async def _supervisor(request: web.Request, what: str, zh: str) -> str:
-    agent, _ = await handoff_api.current_agent(request)
-    if not agent.supervises:
-        raise Forbidden(f"only supervisors and admins may {what}", zh=zh)
-    return str(agent.name)
-
-
+@requires("supervisor", "see the outboxes", "仅主管和管理员可查看发送队列")
 async def outboxes(request: web.Request) -> web.Response:
-    await _supervisor(request, "see the outboxes", "仅主管和管理员可查看发送队列")
     out = {}
     for name, outbox in request.config_dict[OUTBOXES].items():
         dead = await outbox.dead()
@@ -57,9 +50,10 @@ async def outboxes(request: web.Request) -> web.Response:
     return web.json_response({"outboxes": out}, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
+@requires("supervisor", "send broadcasts", "仅主管和管理员可群发短信")
 async def broadcast(request: web.Request) -> web.Response:
     """``{"text", "numbers": [...], "lang"?}`` → how many were queued, skipped (opted out) and invalid."""
-    name = await _supervisor(request, "send broadcasts", "仅主管和管理员可群发短信")
+    name = agent_of(request).name
     channel = request.config_dict.get(SMS_CHANNEL)
     if channel is None:
         raise Unavailable("the SMS channel is not enabled (sms.enabled)", zh="短信渠道未启用")
@@ -84,4 +78,5 @@ async def broadcast(request: web.Request) -> web.Response:
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get("/api/outboxes", outboxes), web.post("/api/sms/broadcast", broadcast)]
+    """Routes of the ``/api`` sub-application (behind the agents' sign-in, ``handoff.api.api_app``)."""
+    return [web.get("/outboxes", outboxes), web.post("/sms/broadcast", broadcast)]

@@ -214,8 +214,3 @@ def jinja() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
 
 
-async def current_agent(request: web.Request, csrf: bool = True) -> tuple[Any, dict[str, str]]:
-    """Kept only for ``GET /api/outboxes`` (gateway/app.py) and ``POST /api/sms/broadcast``
-    (gateway/channels/sms.py) until they move to ``gateway/operator.py``; use ``require_agent`` instead."""
-    agent = await require_agent(request, csrf=csrf)
-    return agent, auth.session_of(request)
