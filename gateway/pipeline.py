@@ -30,12 +30,12 @@ from redis.commands.core import AsyncScript
 from bots.context import Ctx, Reply, forced_result
 from bots.engine import Bot, reply_lang
 from bots.state import BotState, FlowId
-from gateway import security
+from gateway import security, turnlog
+from gateway import turn_scripts as scripts
 from gateway.errors import Unavailable
 from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
-from gateway.models import Button, InboundMessage, OutboundMessage, Turn
-from gateway.privacy import mask_text
+from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.rkeys import Keys
 from gateway.settings import PipelineSettings
 from nlu import NLU, ParseResult, Ranked
@@ -47,97 +47,6 @@ HEARTBEAT_TTL = 3  # seconds: a process silent this long is dead, and its turns 
 
 class Busy(Unavailable):
     """A duplicate of a message whose first delivery is still being handled (503, Retry-After)."""
-
-
-# Accept in one round trip: dedupe, take a ticket, find or start the conversation,
-# read the bot's state, the account binding and any answer that arrived late for this sender.
-# KEYS: dedupe key, sender hash, binding, late list. ARGV: pending ttl, idle timeout, fresh conversation id,
-# this process's instance id. The dedupe key holds "pending:<instance>:<ticket>" while the turn runs: a
-# retry whose first handling died with its process takes the turn over (see ``_duplicate``).
-# Returns {1, ticket, served, conversation, new, language, bot state, bound phone, late answers,
-# the chat a human holds (handoff)}
-# or, for a duplicate, {0, stored replies, conversation}.
-_ACCEPT = """
-local seen = redis.call('GET', KEYS[1])
-if seen then
-  return {0, seen, redis.call('HGET', KEYS[2], 'conv') or ''}
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
-redis.call('SET', KEYS[1], 'pending:' .. ARGV[4] .. ':' .. ticket, 'EX', ARGV[1])
-redis.call('HSET', KEYS[2], 'o' .. ticket, ARGV[4])
-local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot', 'human')
-local conv, new = state[2], 0
-if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
-  conv, new = ARGV[3], 1
-  redis.call('HSET', KEYS[2], 'conv', conv, 'started', tostring(now))
-end
-redis.call('HSET', KEYS[2], 'last', tostring(now))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) + 86400)
-local late = {}
-if redis.call('EXISTS', KEYS[4]) == 1 then
-  late = redis.call('LRANGE', KEYS[4], 0, -1)
-  redis.call('DEL', KEYS[4])
-end
-return {1, ticket, tonumber(state[1] or '0'), conv, new, state[4] or '', state[5] or '',
-        redis.call('GET', KEYS[3]) or '', late, state[6] or ''}
-"""
-
-# Let go of a turn — a retry taking over one whose process died, or a turn that failed releasing its own —
-# only while the dedupe key still holds that turn's mark (a finish that landed keeps its replies): release
-# it and mark its ticket served (so later messages of the sender need not wait for it).
-# KEYS: dedupe key, sender hash. ARGV: the dead turn's mark, its ticket.
-_TAKE_OVER = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HDEL', KEYS[2], 'o' .. ARGV[2])
-local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
-if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
-return 1
-"""
-
-# Mark a ticket served unless a later one already was (a skipped, slow holder may finish late).
-# KEYS: sender hash. ARGV: ticket.
-_SERVE = """
-redis.call('HDEL', KEYS[1], 'o' .. ARGV[1])
-local cur = tonumber(redis.call('HGET', KEYS[1], 'served') or '0')
-if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'served', ARGV[1]) end
-return cur
-"""
-
-# Finish a turn in one round trip: store the replies for duplicates, the language and the bot's
-# state, mark the ticket served, append the log entries. KEYS: dedupe key, sender hash,
-# conversation log (one slot: the sender's hash tag). ARGV: stored replies, ticket, dedupe ttl,
-# reply language, bot state ('' = unchanged), bot state rev, log entries (JSON) …
-_FINISH = """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-redis.call('HSET', KEYS[2], 'lang', ARGV[4])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], 'bot', ARGV[5], 'botrev', ARGV[6]) end
-redis.call('HDEL', KEYS[2], 'o' .. ARGV[2])
-local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
-if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
-for i = 7, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
-return cur
-"""
-
-# An answer that arrived after the deadline: its bot state lands only if nothing changed the
-# state since (rev); it is kept for the next turn when the channel cannot push.
-# KEYS: sender hash, conversation log, late list. ARGV: expected rev, bot state, new rev,
-# replies to keep ('' = pushed), log entries …
-_LATE = """
-local applied = 0
-if tonumber(redis.call('HGET', KEYS[1], 'botrev') or '0') == tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'bot', ARGV[2], 'botrev', ARGV[3])
-  applied = 1
-end
-if ARGV[4] ~= '' then
-  redis.call('RPUSH', KEYS[3], ARGV[4])
-  redis.call('EXPIRE', KEYS[3], 86400)
-end
-for i = 5, #ARGV do redis.call('XADD', KEYS[2], '*', 'e', ARGV[i]) end
-return applied
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +77,11 @@ class Pipeline:
         # a channel's own commands (``InboundMessage.command``), answered instead of the bot
         # but deduplicated, ordered and logged like any turn
         self.commands: dict[str, Callable[[Ctx], Awaitable[None]]] = {}
-        self._accept = redis.register_script(_ACCEPT)
-        self._serve = redis.register_script(_SERVE)
-        self._finish = redis.register_script(_FINISH)
-        self._late_script = redis.register_script(_LATE)
-        self._take_over = redis.register_script(_TAKE_OVER)
+        self._accept = redis.register_script(scripts.ACCEPT)
+        self._serve = redis.register_script(scripts.SERVE)
+        self._finish = redis.register_script(scripts.FINISH)
+        self._late_script = redis.register_script(scripts.LATE)
+        self._take_over = redis.register_script(scripts.TAKE_OVER)
         # this process's turns mark their dedupe keys with its instance id; a heartbeat key says it is alive
         self.instance = os.urandom(8).hex()
         self._heartbeat: asyncio.Task[None] | None = None
@@ -263,11 +172,13 @@ class Pipeline:
                 turn, entries, new_state = await self._turn(msg, conversation, state, bound.decode() or None, started,
                                                             ticket)  # fmt: skip
             if late:
-                earlier = tuple(_out_from_dict(d, msg, conversation.id) for raw in late for d in orjson.loads(raw))
+                earlier = tuple(
+                    turnlog.out_from_dict(d, msg, conversation.id) for raw in late for d in orjson.loads(raw)
+                )
                 turn = dataclasses.replace(turn, replies=earlier + turn.replies)
             # a turn that issued a binding session keeps no replies for duplicates: whoever repeats its
             # (client-chosen) sender and message id must not receive the account data it answered with
-            payload = orjson.dumps([] if turn.session else [_out_dict(r) for r in turn.replies])
+            payload = orjson.dumps([] if turn.session else [turnlog.out_dict(r) for r in turn.replies])
             log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
             if conversation.new:  # about one message in ten; the meta hash has its own slot, so not in the script
                 meta = {"channel": msg.channel, "sender": msg.sender_id, "started_at": msg.received_at,
@@ -332,7 +243,7 @@ class Pipeline:
             stored = await self.redis.get(key) or b""
         if not stored:  # the first handling was cut short and let go of the message: handle it now
             return None
-        replies = tuple(_out_from_dict(d, msg, conversation) for d in orjson.loads(stored))
+        replies = tuple(turnlog.out_from_dict(d, msg, conversation) for d in orjson.loads(stored))
         return Turn(conversation, replies, None, duplicate=True)
 
     async def _wait_turn(self, msg: InboundMessage, sender_key: str, ticket: int) -> None:
@@ -373,7 +284,7 @@ class Pipeline:
         if task in done:
             ctx = task.result()
             replies = self._outbound(msg, conversation, ctx.replies)
-            entries = _log_entries(msg, ctx.result, replies, ctx.events, time.perf_counter() - started, ticket)
+            entries = turnlog.log_entries(msg, ctx.result, replies, ctx.events, time.perf_counter() - started, ticket)
             ctx.state.rev = rev + 1
             turn = Turn(conversation.id, replies, ctx.result.intent, ctx.lang, session=ctx.issued_session)
             return turn, entries, ctx.state
@@ -381,7 +292,7 @@ class Pipeline:
         lang = reply_lang(msg.text, _preferred_lang(msg, conversation))
         text = self.bot.svc.renderer.text("common", "checking", lang, msg.channel)
         replies = (OutboundMessage(msg.channel, msg.sender_id, text, conversation.id),)
-        entries = _log_entries(msg, None, replies, [{"kind": "event", "event": "deadline"}],
+        entries = turnlog.log_entries(msg, None, replies, [{"kind": "event", "event": "deadline"}],
                                time.perf_counter() - started, ticket)  # fmt: skip
         late = asyncio.ensure_future(self._deliver_late(task, msg, conversation, rev, lang, started))
         self._late.add(late)
@@ -437,9 +348,9 @@ class Pipeline:
             result, events = None, [{"kind": "event", "event": "late_failed"}]
         seconds = time.perf_counter() - started
         self.metrics.channel(msg.channel).late_answer_seconds.observe(seconds)
-        entries = [e for e in _log_entries(msg, result, replies, events, seconds, 0)[1:]]
+        entries = [e for e in turnlog.log_entries(msg, result, replies, events, seconds, 0)[1:]]
         pusher = self.pushers.get(msg.channel)
-        keep = b"" if pusher else orjson.dumps([_out_dict(r) for r in replies])
+        keep = b"" if pusher else orjson.dumps([turnlog.out_dict(r) for r in replies])
         late_key = self.keys.late(msg.channel, msg.sender_id)
         if not pusher and state is not None and ctx.issued_session:  # bound late: the answer waits in the session
             late_key = self.keys.late(msg.channel, security.session_sender(msg.sender_id, ctx.issued_session))
@@ -459,7 +370,7 @@ class Pipeline:
     async def _to_human(self, msg: InboundMessage, conversation: Conversation, chat_id: str,
                         ticket: int) -> tuple[Turn, list[bytes], None]:  # fmt: skip
         await self.handoff.customer_message(chat_id, msg.text, msg.received_at)
-        entries = _log_entries(msg, None, (), [], 0.0, ticket)
+        entries = turnlog.log_entries(msg, None, (), [], 0.0, ticket)
         return Turn(conversation.id, (), None, reply_lang(msg.text, _preferred_lang(msg, conversation))), entries, None
 
     async def deliver(self, message: OutboundMessage) -> None:
@@ -470,7 +381,7 @@ class Pipeline:
             await pusher(message)
         elif message.kind != "typing":
             key = self.keys.late(message.channel, message.recipient_id)
-            await self.redis.rpush(key, orjson.dumps([_out_dict(message)]))
+            await self.redis.rpush(key, orjson.dumps([turnlog.out_dict(message)]))
             await self.redis.expire(key, 86400)
 
     async def set_slot(self, channel: str, sender: str, conversation_id: str, slot: Any) -> None:
@@ -524,40 +435,3 @@ def _preferred_lang(msg: InboundMessage, conversation: Conversation) -> str | No
     """A channel command's own language (an SMS keyword: "HELP" is English, "YE" Chinese) comes first,
     then the language the conversation was answered in, then the channel's UI language."""
     return msg.reply_lang or conversation.lang or msg.lang
-
-
-def _log_entries(
-    msg: InboundMessage, result: ParseResult | None, replies: Sequence[OutboundMessage],
-    events: Sequence[dict[str, Any]], seconds: float, ticket: int,
-) -> list[bytes]:  # fmt: skip
-    """The turn's entries for the conversation log: the customer's message (phone and ID
-    numbers masked) with its NLU labels, the bot's events, then each reply with the turn's time."""
-    nlu = None
-    if result:
-        nlu = {"intent": result.intent, "confidence": round(result.confidence, 4),
-               "complaint_type": result.complaint_type, "lang": result.lang, "urgency": result.urgency}  # fmt: skip
-    customer = {"kind": "customer", "channel": msg.channel, "message_id": msg.message_id, "ticket": ticket,
-                "text": mask_text(msg.text, result.entities if result else ()), "nlu": nlu,
-                "at": msg.received_at}  # fmt: skip
-    now = time.time()
-    entries = [orjson.dumps(customer)]
-    entries.extend(orjson.dumps({**e, "at": now}) for e in events)
-    for reply in replies:
-        entry = {"kind": reply.sender, "text": mask_text(reply.text, ()), "buttons": [b.title for b in reply.buttons],
-                 "seconds": round(seconds, 4), "at": now}  # fmt: skip
-        entries.append(orjson.dumps(entry))
-    return entries
-
-
-def _out_dict(out: OutboundMessage) -> dict[str, object]:
-    buttons = [[b.title, b.payload] for b in out.buttons]
-    data: dict[str, object] = {"text": out.text, "buttons": buttons, "from": out.sender}
-    if out.private:
-        data["private"] = True
-    return data
-
-
-def _out_from_dict(data: dict[str, object], msg: InboundMessage, conversation: str) -> OutboundMessage:
-    buttons = tuple(Button(str(t), str(p)) for t, p in data.get("buttons", []))  # type: ignore[misc, union-attr]
-    return OutboundMessage(msg.channel, msg.sender_id, str(data["text"]), conversation, buttons,
-                           str(data.get("from", "bot")), private=bool(data.get("private")))  # fmt: skip

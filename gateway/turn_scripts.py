@@ -1,0 +1,92 @@
+"""The Lua scripts of one message's way (``gateway/pipeline.py``): each is one round trip and touches one Redis
+Cluster slot (every key it names carries the sender's hash tag)."""
+
+# Accept in one round trip: dedupe, take a ticket, find or start the conversation,
+# read the bot's state, the account binding and any answer that arrived late for this sender.
+# KEYS: dedupe key, sender hash, binding, late list. ARGV: pending ttl, idle timeout, fresh conversation id,
+# this process's instance id. The dedupe key holds "pending:<instance>:<ticket>" while the turn runs: a
+# retry whose first handling died with its process takes the turn over (see ``_duplicate``).
+# Returns {1, ticket, served, conversation, new, language, bot state, bound phone, late answers,
+# the chat a human holds (handoff)}
+# or, for a duplicate, {0, stored replies, conversation}.
+ACCEPT = """
+local seen = redis.call('GET', KEYS[1])
+if seen then
+  return {0, seen, redis.call('HGET', KEYS[2], 'conv') or ''}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
+redis.call('SET', KEYS[1], 'pending:' .. ARGV[4] .. ':' .. ticket, 'EX', ARGV[1])
+redis.call('HSET', KEYS[2], 'o' .. ticket, ARGV[4])
+local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot', 'human')
+local conv, new = state[2], 0
+if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
+  conv, new = ARGV[3], 1
+  redis.call('HSET', KEYS[2], 'conv', conv, 'started', tostring(now))
+end
+redis.call('HSET', KEYS[2], 'last', tostring(now))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) + 86400)
+local late = {}
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  late = redis.call('LRANGE', KEYS[4], 0, -1)
+  redis.call('DEL', KEYS[4])
+end
+return {1, ticket, tonumber(state[1] or '0'), conv, new, state[4] or '', state[5] or '',
+        redis.call('GET', KEYS[3]) or '', late, state[6] or ''}
+"""
+
+# Let go of a turn — a retry taking over one whose process died, or a turn that failed releasing its own —
+# only while the dedupe key still holds that turn's mark (a finish that landed keeps its replies): release
+# it and mark its ticket served (so later messages of the sender need not wait for it).
+# KEYS: dedupe key, sender hash. ARGV: the dead turn's mark, its ticket.
+TAKE_OVER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], 'o' .. ARGV[2])
+local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
+if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
+return 1
+"""
+
+# Mark a ticket served unless a later one already was (a skipped, slow holder may finish late).
+# KEYS: sender hash. ARGV: ticket.
+SERVE = """
+redis.call('HDEL', KEYS[1], 'o' .. ARGV[1])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'served') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'served', ARGV[1]) end
+return cur
+"""
+
+# Finish a turn in one round trip: store the replies for duplicates, the language and the bot's
+# state, mark the ticket served, append the log entries. KEYS: dedupe key, sender hash,
+# conversation log (one slot: the sender's hash tag). ARGV: stored replies, ticket, dedupe ttl,
+# reply language, bot state ('' = unchanged), bot state rev, log entries (JSON) …
+FINISH = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('HSET', KEYS[2], 'lang', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], 'bot', ARGV[5], 'botrev', ARGV[6]) end
+redis.call('HDEL', KEYS[2], 'o' .. ARGV[2])
+local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
+if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
+for i = 7, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
+return cur
+"""
+
+# An answer that arrived after the deadline: its bot state lands only if nothing changed the
+# state since (rev); it is kept for the next turn when the channel cannot push.
+# KEYS: sender hash, conversation log, late list. ARGV: expected rev, bot state, new rev,
+# replies to keep ('' = pushed), log entries …
+LATE = """
+local applied = 0
+if tonumber(redis.call('HGET', KEYS[1], 'botrev') or '0') == tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'bot', ARGV[2], 'botrev', ARGV[3])
+  applied = 1
+end
+if ARGV[4] ~= '' then
+  redis.call('RPUSH', KEYS[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], 86400)
+end
+for i = 5, #ARGV do redis.call('XADD', KEYS[2], '*', 'e', ARGV[i]) end
+return applied
+"""
