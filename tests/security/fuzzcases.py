@@ -437,7 +437,7 @@ Query = list[tuple[str, str, str]]
 
 
 @st.composite
-def query_fuzz(draw: st.DrawFn, template: Query, names: list[str], keep_sentinels: bool = True) -> tuple[str, Query]:
+def query_fuzz(draw: st.DrawFn, template: Query, names: list[str]) -> tuple[str, Query]:
     """(label, params) — the template (values may be ``$TS``… sentinels), or with one class of damage."""
     params = list(template)
     kind = draw(st.sampled_from(["valid"] * 3 + ["value"] * 8 + ["structure"] * 2))

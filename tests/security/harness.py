@@ -8,11 +8,16 @@
   afterwards), else each gateway's embedded Redis. Agent sessions (a supervisor, an agent) are opened and a
   real handoff chat is queued before any fuzzing, so the agents' API is fuzzed behind a valid session too.
 * ``finalize`` turns a ``fuzzcases.Case`` into the exact bytes sent (signatures over the final body and
-  query, fresh timestamps and nonces, session cookie and CSRF token), ``send`` sends it on a fresh
-  connection (``Connection: close``, everything read to EOF) and gives an ``Outcome``.
-* Verdicts: a 5xx, no response within ``hang`` seconds, a connection dropped without an answer, a
+  query, fresh timestamps and nonces, session cookie and CSRF token, the body compressed or chunked on the
+  wire), ``send`` sends it on a fresh connection (``Connection: close``; the answer read by its length) and
+  gives an ``Outcome``. WebSocket frame cases share one open socket per worker, reopened after a close; each
+  frame is followed by a ping, and what arrives before its pong is the frame's answer.
+* Verdicts: a 5xx, no complete answer within ``hang`` seconds, a connection dropped without an answer, a
   WebSocket closed abnormally (1006/1011, or any close after a protocol-valid frame) or a bad frame left
-  without an error frame. ``exceptions()`` reads the tracebacks the gateways logged (their last lines).
+  without an error frame. ``logged_errors`` reads what the gateways logged: each ERROR record's or
+  traceback's last line (aiohttp's own parser refusing a malformed request with 400 is counted apart).
+* ``run_endpoint`` drives one endpoint: a sweep of request-level damage over one valid request, then the
+  hypothesis-drawn cases; ``Tally`` counts and groups the failures by input class.
 """
 
 from __future__ import annotations
@@ -803,11 +808,6 @@ class Harness:
         if frame.expect in ("error", "error-or-close", "oversize") and not errors:
             return "no error frame", None, frames
         return "", None, errors
-
-    def run(self, case: Case, server: str = "main") -> Outcome:
-        return self.loop.run(self.send(case, server, self._sync_ws), self.hang * 4 + 30)
-
-    _sync_ws: dict[str, WsConn] = {}  # noqa: RUF012  (the synchronous runner's sockets, one per endpoint)
 
     # ---- health and logs ---------------------------------------------------------------------------------
     def healthz(self) -> dict[str, int | None]:
