@@ -38,6 +38,7 @@ import redis.asyncio as aioredis
 
 from gateway.metrics import Metrics
 from gateway.privacy import mask_phone
+from gateway.rkeys import OUTBOX_DEAD_KEPT, OUTBOX_ID_TTL, OUTBOX_SECOND_TTL, Keys
 
 log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"\+?\d{7,15}")
@@ -55,7 +56,7 @@ return 1
 """
 
 # Claim up to ARGV[3] due recipients. KEYS: due zset. ARGV: now, lease, batch, per-second cap (0 = none),
-# key prefix of the recipient lists, key of this second's counter.
+# key prefix of the recipient lists, key of this second's counter, that counter's TTL.
 # Returns {capped (1 when this second's cap stopped the claim), recipient, head job, …}.
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -68,7 +69,7 @@ for _, r in ipairs(due) do
   else
     if cap > 0 then
       if tonumber(redis.call('GET', ARGV[6]) or '0') >= cap then out[1] = 1 break end
-      if redis.call('INCR', ARGV[6]) == 1 then redis.call('EXPIRE', ARGV[6], 2) end
+      if redis.call('INCR', ARGV[6]) == 1 then redis.call('EXPIRE', ARGV[6], ARGV[7]) end
     end
     redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), r)
     table.insert(out, r)
@@ -80,7 +81,7 @@ return out
 
 # Settle the head job. KEYS: due zset, recipient list, dead list, the recipient's next allowed send time.
 # ARGV: recipient, head as claimed, outcome (done | retry | dead), next due time, replacement head (retry)
-# or dead record (dead), milliseconds the next allowed time is kept (the interval).
+# or dead record (dead), milliseconds the next allowed time is kept (the interval), dead jobs kept.
 _SETTLE = """
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return 0 end
 if ARGV[3] == 'retry' then
@@ -91,7 +92,7 @@ end
 redis.call('LPOP', KEYS[2])
 if ARGV[3] == 'dead' then
   redis.call('RPUSH', KEYS[3], ARGV[5])
-  redis.call('LTRIM', KEYS[3], -1000, -1)
+  redis.call('LTRIM', KEYS[3], -tonumber(ARGV[7]), -1)
 end
 if tonumber(ARGV[6]) > 0 then  -- a message queued after the list emptied still keeps the interval
   redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[6])
@@ -157,15 +158,14 @@ class OutboxPolicy:
 
 
 class Outbox:
-    def __init__(self, redis: aioredis.Redis, prefix: str, channel: str, metrics: Metrics,
+    def __init__(self, redis: aioredis.Redis, keys: Keys, channel: str, metrics: Metrics,
                  policy: OutboxPolicy = OutboxPolicy()) -> None:  # fmt: skip
         self.redis = redis
+        self.keys = keys
         self.channel = channel
         self.policy = policy
         self.metrics = metrics
-        base = f"{prefix}{{out:{channel}}}:"
-        self._base = base
-        self.due_key, self.dead_key = base + "due", base + "dead"
+        self.due_key, self.dead_key = keys.outbox_due(channel), keys.outbox_dead(channel)
         self._enqueue = redis.register_script(_ENQUEUE)
         self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
@@ -177,16 +177,16 @@ class Outbox:
         self._slots = asyncio.Semaphore(policy.concurrency)
 
     def queue_key(self, recipient: str) -> str:
-        return f"{self._base}q:{recipient}"
+        return self.keys.outbox_queue(self.channel, recipient)
 
     def next_key(self, recipient: str) -> str:
-        return f"{self._base}next:{recipient}"
+        return self.keys.outbox_next(self.channel, recipient)
 
     # ---- enqueue -------------------------------------------------------------------------------
-    async def put(self, job: Job, id_ttl: int = 86400) -> bool:
+    async def put(self, job: Job, id_ttl: int = OUTBOX_ID_TTL) -> bool:
         """Queue ``job``; False when a job with the same id was already queued."""
         job.created = job.created or time.time()
-        marker = f"{self._base}id:{job.id}" if job.id else f"{self._base}id:-"
+        marker = self.keys.outbox_id(self.channel, job.id or "-")
         added = await self._enqueue(
             keys=[self.due_key, self.queue_key(job.to), marker, self.next_key(job.to)],
             args=[job.dumps(), job.to, time.time(), id_ttl if job.id else ""],
@@ -249,10 +249,10 @@ class Outbox:
             await self._sleep(1.0)
             return 0, False
         now = time.time()
-        second = f"{self._base}sec:{int(now)}"
         got = await self._claim(
             keys=[self.due_key],
-            args=[now, self.policy.lease, free, self.policy.per_second, self._base + "q:", second],
+            args=[now, self.policy.lease, free, self.policy.per_second, self.queue_key(""),
+                  self.keys.outbox_second(self.channel, int(now)), OUTBOX_SECOND_TTL],
         )  # fmt: skip
         for i in range(1, len(got), 2):
             recipient, head = got[i].decode(), got[i + 1]
@@ -330,7 +330,8 @@ class Outbox:
                 keep_ms = int(self.policy.interval * 1000) if outcome == "done" else 0
                 await self._settle(keys=[self.due_key, self.queue_key(recipient), self.dead_key,
                                          self.next_key(recipient)],
-                                   args=[recipient, head, outcome, due, data, keep_ms])  # fmt: skip
+                                   args=[recipient, head, outcome, due, data, keep_ms,
+                                         OUTBOX_DEAD_KEPT])  # fmt: skip
                 self._wake.set()  # the recipient's next time is set: the worker re-plans its sleep
                 return
             except (aioredis.RedisError, OSError):

@@ -24,6 +24,25 @@ HANDOFF_CALLBACKS_MAXLEN = 10_000  # ``handoff_callbacks``
 HANDOFF_SURVEY_TTL = 400 * 86400  # ``handoff_survey``: a year of reports, and a month to spare
 BSS_IDEMPOTENCY_TTL = 86400  # ``bss_idempotency``: a write's first result, for its retries
 BSS_IDEMPOTENCY_PENDING_TTL = 60  # ``bss_idempotency`` while the write runs (a crashed writer frees it)
+# channels (gateway/channels/) and their outboxes (gateway/outbox.py)
+WEBHOOK_REPLAY_TTL = 600  # ``webhook_seen`` of a signed time: > 2 × the skew allowed (authn.MAX_SKEW, 5 minutes)
+WEBHOOK_LONG_TTL = 7 * 86400  # ``webhook_seen`` of a request that signs no time (Twilio, Discourse): a week
+OUTBOX_ID_TTL = 86400  # ``outbox_id``: a job id is queued once within a day
+OUTBOX_SECOND_TTL = 2  # ``outbox_second``: one wall-clock second's sends, and a second to spare
+OUTBOX_DEAD_KEPT = 1000  # ``outbox_dead``: the newest dead jobs kept
+PASSIVE_CLAIM_TTL = 600  # ``passive_claim``: longer than any platform's retries of a push
+UNSUBSCRIBED_TTL = 365 * 86400  # ``wechat_unsubscribed`` / ``weibo_unsubscribed``: a year
+SMS_RECEIPT_TTL = 7 * 86400  # ``sms_receipt``: a send's record, for its delivery receipts
+SMPP_PARTS_TTL = 600  # ``smpp_parts``: the parts of a long message wait ten minutes for the rest
+SMPP_SEEN_TTL = 120  # ``smpp_seen``: the same (sender, text) again within two minutes is a redelivery
+SMPP_INBOX_MAXLEN = 100_000  # ``smpp_inbox`` (approximate)
+SMPP_INBOX_GROUP = "gateway"  # ``smpp_inbox``'s consumer group (every process reads in it)
+TELEGRAM_CALLBACK_TTL = 30 * 86400  # ``telegram_callback``: a button keeps working for a month
+WECHAT_TOKEN_LOCK_TTL = 10  # ``wechat_token_lock``: one process fetches the access token (a crashed one frees it)
+WECHAT_WINDOW_SPARE = 86400  # ``wechat_window``: EX the 48-hour window (settings: wechat.window_hours) + a day
+WECHAT_HELD_TTL = 7 * 86400  # ``wechat_held``
+FORUM_EVENT_TTL = 7 * 86400  # ``forum_event``: Discourse's redeliveries of an event come within a week
+FORUM_FEED_LOCK_MIN_TTL = 5  # ``forum_feed_lock``: EX the poll interval (settings: forum.feed_interval), 5 s at least
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +59,7 @@ class Keys:
         return f"{self.prefix}instance:{instance}"
 
     def dedupe(self, channel: str, sender: str, message_id: str) -> str:
-        """"pending:<instance>:<ticket>" while handled (EX: a turn's longest time), then the stored replies
+        """ "pending:<instance>:<ticket>" while handled (EX: a turn's longest time), then the stored replies
         (JSON, EX dedupe_ttl).
         Tagged with the sender so the accept script touches one Cluster slot."""
         return f"{self.prefix}{_tag(channel, sender)}:dedupe:{message_id}"
@@ -199,3 +218,138 @@ class Keys:
     def bss_orders(self) -> str:
         """Integer: the demo back end's order sequence (INCR). No TTL."""
         return f"{self.prefix}bss:orders"
+
+    # ---- channels: provider state and de-duplication (gateway/channels/) ----------------------------------
+    def passive_claim(self, channel: str, message_key: str) -> str:
+        """String: who answers a pushed message (WeChat, Weibo), "passive" (in the HTTP response) or "api" (through
+        the outbox); SET NX EX ``PASSIVE_CLAIM_TTL``, so each platform retry finds it. Tagged ``{<channel>}``."""
+        return f"{self.prefix}{{{channel}}}:claim:{message_key}"
+
+    def sms_optout(self) -> str:
+        """Hash: number → when it opted out of marketing texts (epoch seconds). No TTL (until it opts in)."""
+        return f"{self.prefix}sms:optout"
+
+    def sms_receipt(self, provider_id: str) -> str:
+        """Hash: a text sent, by the provider's id: job, kind, status (sent, then the receipts' words), sent_at,
+        parts, updated, error. EX ``SMS_RECEIPT_TTL``."""
+        return f"{self.prefix}sms:receipt:{provider_id}"
+
+    def smpp(self, *parts: str) -> str:
+        """The builder of every SMPP key, ``{prefix}{smpp}:<parts>``; use the named methods below."""
+        return f"{self.prefix}{{smpp}}:" + ":".join(parts)
+
+    def smpp_inbox(self) -> str:
+        """Stream: whole mobile-originated texts (from, to, text, id, at) for the consumer group
+        ``SMPP_INBOX_GROUP``; MAXLEN ~ ``SMPP_INBOX_MAXLEN``. An entry is deleted once handled."""
+        return self.smpp("inbox")
+
+    def smpp_parts(self, source: str, reference: int | str, total: int | str) -> str:
+        """Hash: the parts of a long text come so far, seq → data coding byte + the part's bytes; deleted when
+        complete, else EX ``SMPP_PARTS_TTL`` (from the last part)."""
+        return self.smpp("parts", source, str(reference), str(total))
+
+    def smpp_seen(self, digest: str) -> str:
+        """String "1": a (sender, recipient, text) accepted into the inbox (SET NX EX ``SMPP_SEEN_TTL``): SMPP gives
+        a customer's text no id, so a redelivery is known by its content."""
+        return self.smpp("seen", digest)
+
+    def telegram_callback(self, digest: str) -> str:
+        """String: a button's payload too long for Telegram's callback_data (64 bytes), which carries
+        ``h:<digest>`` instead. EX ``TELEGRAM_CALLBACK_TTL``."""
+        return f"{self.prefix}tg:cb:{digest}"
+
+    def wechat(self, *parts: str) -> str:
+        """The builder of every WeChat key, ``{prefix}{wechat}:<parts>``; use the named methods below."""
+        return f"{self.prefix}{{wechat}}:" + ":".join(parts)
+
+    def wechat_token(self) -> str:
+        """Hash: the official account's access token (token, expires), shared by every process; EXPIREAT its
+        expiry."""
+        return self.wechat("token")
+
+    def wechat_token_lock(self) -> str:
+        """String: the pid of the process fetching the access token; SET NX EX ``WECHAT_TOKEN_LOCK_TTL``."""
+        return self.wechat("token", "lock")
+
+    def wechat_window(self, openid: str) -> str:
+        """Hash: a follower's customer-service window, last_in (when they last wrote), sent (messages since);
+        EX the window + ``WECHAT_WINDOW_SPARE``."""
+        return self.wechat("win", openid)
+
+    def wechat_held(self, openid: str) -> str:
+        """List: outbox jobs (JSON) held until the follower writes again (window closed or its quota used);
+        EX ``WECHAT_HELD_TTL`` from the last one held."""
+        return self.wechat("held", openid)
+
+    def wechat_unsubscribed(self, openid: str) -> str:
+        """String "1": the follower unsubscribed (nothing is sent to them); deleted when they subscribe again, else
+        EX ``UNSUBSCRIBED_TTL``."""
+        return self.wechat("unsub", openid)
+
+    def weibo_unsubscribed(self, fan: str) -> str:
+        """String "1": the fan unfollowed (nothing is sent to them); deleted when they follow again, else EX
+        ``UNSUBSCRIBED_TTL``."""
+        return f"{self.prefix}{{weibo}}:unsub:{fan}"
+
+    def forum(self, *parts: str) -> str:
+        """The builder of every forum key, ``{prefix}{forum}:<parts>``; use the named methods below."""
+        return f"{self.prefix}{{forum}}:" + ":".join(parts)
+
+    def forum_topic(self, sender: str) -> str:
+        """Hash: where a forum user last posted (topic_id, post_number, url, username, source: discourse | feed),
+        where their replies go. No TTL (overwritten by their next post)."""
+        return self.forum("topic", sender)
+
+    def forum_event(self, event_id: str) -> str:
+        """String "1": a Discourse webhook event id handled (or being handled); SET NX EX ``FORUM_EVENT_TTL``,
+        deleted when its handling failed (so the redelivery is handled)."""
+        return self.forum("event", event_id)
+
+    def forum_feed_lock(self) -> str:
+        """String "1": one process polls the feed; SET NX EX the poll interval (``FORUM_FEED_LOCK_MIN_TTL`` at
+        least), deleted after the poll."""
+        return self.forum("feed", "lock")
+
+    def forum_feed_http(self) -> str:
+        """Hash: etag, modified — the feed's last HTTP validators, for a conditional GET. No TTL."""
+        return self.forum("feed", "http")
+
+    def forum_feed_seen(self) -> str:
+        """Hash: feed entry guid → its updated time (an entry is answered once, an edit is not answered), and
+        ``__started__`` (when the first poll took the backlog). No TTL."""
+        return self.forum("feed", "seen")
+
+    # ---- a channel's outbox (gateway/outbox.py): one hash tag per channel, each script in one Cluster slot --
+    def outbox(self, channel: str, *parts: str) -> str:
+        """The builder of every outbox key, ``{prefix}{out:<channel>}:<parts>``; use the named methods below."""
+        return f"{self.prefix}{{out:{channel}}}:" + ":".join(parts)
+
+    def outbox_due(self, channel: str) -> str:
+        """Sorted set: recipients with jobs waiting, score = when the head may be sent (a claim moves it a lease
+        ahead). No TTL (a recipient leaves it when its list empties)."""
+        return self.outbox(channel, "due")
+
+    def outbox_queue(self, channel: str, recipient: str) -> str:
+        """List: a recipient's jobs (JSON), in order; the head is sent, then popped. ``outbox_queue(channel, "")``
+        is the prefix of every recipient's list (the claim script appends the recipient). No TTL."""
+        return self.outbox(channel, "q", recipient)
+
+    def outbox_next(self, channel: str, recipient: str) -> str:
+        """String: the earliest time (epoch seconds) the next job to a recipient may go, PX the channel's interval
+        (a job queued after the list emptied still keeps it)."""
+        return self.outbox(channel, "next", recipient)
+
+    def outbox_id(self, channel: str, job_id: str) -> str:
+        """String "1": a job id queued (SET NX EX ``OUTBOX_ID_TTL``, or the put's ``id_ttl``): the same id again is
+        not queued. ``job_id`` "-" stands for a job without one (never written)."""
+        return self.outbox(channel, "id", job_id)
+
+    def outbox_second(self, channel: str, second: int) -> str:
+        """Integer: sends claimed in one wall-clock second by every process (the channel's per-second cap);
+        EX ``OUTBOX_SECOND_TTL``."""
+        return self.outbox(channel, "sec", str(second))
+
+    def outbox_dead(self, channel: str) -> str:
+        """List: jobs given up on (JSON, with attempts, last_error masked, failed_at), for operators; trimmed to
+        the newest ``OUTBOX_DEAD_KEPT``. No TTL."""
+        return self.outbox(channel, "dead")

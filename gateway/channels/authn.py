@@ -24,11 +24,11 @@ import time
 import redis.asyncio as aioredis
 
 from gateway.errors import Forbidden
-from gateway.rkeys import Keys
+from gateway.rkeys import WEBHOOK_LONG_TTL, WEBHOOK_REPLAY_TTL, Keys
 
 MAX_SKEW = 300  # seconds a signed timestamp may be away from now (the platforms retry within ~15 s)
-REPLAY_TTL = 2 * MAX_SKEW  # a timestamp accepted at any moment of its window stays remembered until it expires
-LONG_TTL = 7 * 86400  # requests that carry no timestamp (Twilio, Discourse): remembered a week
+REPLAY_TTL = WEBHOOK_REPLAY_TTL  # a timestamp accepted at any moment of its window stays remembered until it expires
+LONG_TTL = WEBHOOK_LONG_TTL  # requests that carry no timestamp (Twilio, Discourse): remembered a week
 _DIGITS = re.compile(r"[0-9]{1,20}")
 # SET NX, or the value already there, in one step (SET … NX GET needs Redis 7; the embedded server is 6.2)
 _ONCE = """local previous = redis.call('GET', KEYS[1])

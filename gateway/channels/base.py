@@ -176,10 +176,12 @@ async def queue_parts(outbox: Outbox, message: OutboundMessage, parts: list[str]
     return added
 
 
-def make_outbox(redis: aioredis.Redis, prefix: str, channel: str, metrics: Metrics, section: Any,
+def make_outbox(redis: aioredis.Redis, keys: Keys | str, channel: str, metrics: Metrics, section: Any,
                 interval: float = 0.0, **policy: Any) -> Outbox:  # fmt: skip
-    """A channel's outbox from its settings section (``max_per_second``, ``max_attempts``, ``backoff_base``)."""
-    return Outbox(redis, prefix, channel, metrics, OutboxPolicy(
+    """A channel's outbox from its settings section (``max_per_second``, ``max_attempts``, ``backoff_base``); its
+    key names from ``keys`` (a key prefix is taken as ``Keys(prefix)``)."""
+    keys = Keys(keys) if isinstance(keys, str) else keys
+    return Outbox(redis, keys, channel, metrics, OutboxPolicy(
         interval=interval, per_second=section.max_per_second, max_attempts=section.max_attempts,
         backoff_base=section.backoff_base, **policy))  # fmt: skip
 

@@ -45,12 +45,13 @@ from aiohttp import web
 from msgspec import Meta
 
 from gateway import edge
-from gateway.channels.authn import LONG_TTL, Replays, hmac_sha256, same
+from gateway.channels.authn import Replays, hmac_sha256, same
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host, read_body
 from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
+from gateway.rkeys import FORUM_EVENT_TTL, FORUM_FEED_LOCK_MIN_TTL, WEBHOOK_LONG_TTL
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class ForumChannel:
         self.settings = settings
         self.f = settings.forum
         self.outbox: Outbox = host.outbox(CHANNEL, self.f, 1.0)
-        self.base = f"{settings.redis.key_prefix}{{forum}}:"
+        self.keys = host.keys
         headers = {"Api-Key": self.f.api_key, "Api-Username": self.f.api_username}
         self.session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=15))
         self._poller: asyncio.Task[None] | None = None
@@ -120,7 +121,7 @@ class ForumChannel:
         if post.source == "feed" and not await self.host.for_people(text):
             return False  # no write API for this forum: only what needs a person (a complaint) goes on, to agents
         sender = post.sender
-        await self.redis.hset(self.base + f"topic:{sender}", mapping={
+        await self.redis.hset(self.keys.forum_topic(sender), mapping={
             "topic_id": post.topic_id or "", "post_number": post.post_number or "", "url": post.url,
             "username": post.username, "source": post.source})  # fmt: skip
         inbound = InboundMessage(CHANNEL, sender, sender, text, f"post:{post.id}", time.time(), {"url": post.url},
@@ -151,7 +152,7 @@ class ForumChannel:
         await self.queue(message)
 
     async def send_job(self, job: Job) -> str | None:
-        topic = await self.redis.hgetall(self.base + f"topic:{job.to}")
+        topic = await self.redis.hgetall(self.keys.forum_topic(job.to))
         if not topic or topic.get(b"source") != b"discourse":
             raise PermanentFailure("no Discourse topic for this conversation (feed forums have no write API)")
         username = topic[b"username"].decode()
@@ -197,15 +198,16 @@ class ForumChannel:
 
     async def poll_feed(self) -> int:
         """One poll: the number of new posts handled. Only one process polls at a time."""
-        if not await self.redis.set(self.base + "feed:lock", "1", nx=True, ex=max(int(self.f.feed_interval), 5)):
+        lock = self.keys.forum_feed_lock()
+        if not await self.redis.set(lock, "1", nx=True, ex=max(int(self.f.feed_interval), FORUM_FEED_LOCK_MIN_TTL)):
             return 0
         try:
             return await self._poll_once()
         finally:
-            await self.redis.delete(self.base + "feed:lock")
+            await self.redis.delete(lock)
 
     async def _poll_once(self) -> int:
-        state = await self.redis.hgetall(self.base + "feed:http")
+        state = await self.redis.hgetall(self.keys.forum_feed_http())
         headers = {}
         if state.get(b"etag"):
             headers["If-None-Match"] = state[b"etag"].decode()
@@ -222,7 +224,7 @@ class ForumChannel:
             body = await resp.read()
             etag, modified = resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", "")
         feed = await asyncio.to_thread(feedparser.parse, body)
-        seen_key = self.base + "feed:seen"
+        seen_key = self.keys.forum_feed_seen()
         first_poll = not await self.redis.exists(seen_key)
         handled = 0
         for entry in feed.entries:
@@ -249,7 +251,7 @@ class ForumChannel:
                 handled += 1
         if first_poll:
             await self.redis.hset(seen_key, "__started__", str(time.time()))
-        await self.redis.hset(self.base + "feed:http", mapping={"etag": etag, "modified": modified})
+        await self.redis.hset(self.keys.forum_feed_http(), mapping={"etag": etag, "modified": modified})
         return handled
 
     def state(self) -> str:
@@ -304,7 +306,7 @@ def _stale(created_at: str | None) -> bool:
         return False
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return (dt.datetime.now(dt.UTC) - moment).total_seconds() > LONG_TTL
+    return (dt.datetime.now(dt.UTC) - moment).total_seconds() > WEBHOOK_LONG_TTL
 
 
 async def discourse_webhook(request: web.Request) -> web.Response:
@@ -325,15 +327,15 @@ async def discourse_webhook(request: web.Request) -> web.Response:
     recorded = await replays.recorded(body)
     if recorded is not None:
         return web.json_response({"status": "duplicate"})
-    if event_id and not await channel.redis.set(channel.base + f"event:{event_id}", "1", nx=True, ex=7 * 86400):
+    if event_id and not await channel.redis.set(channel.keys.forum_event(event_id), "1", nx=True, ex=FORUM_EVENT_TTL):
         return web.json_response({"status": "duplicate"})  # Discourse redelivered an event we have
     try:
         answer = await _discourse_event(channel, event, data)
     except BaseException:
         if event_id:  # not handled: let Discourse's redelivery through
-            await channel.redis.delete(channel.base + f"event:{event_id}")
+            await channel.redis.delete(channel.keys.forum_event(event_id))
         raise
-    await replays.record(body, answer["status"], LONG_TTL)
+    await replays.record(body, answer["status"], WEBHOOK_LONG_TTL)
     return web.json_response(answer)
 
 

@@ -31,10 +31,10 @@ from gateway.channels.base import NO_COMMANDS, Capabilities
 from gateway.errors import BadRequest, Forbidden
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import Job, Outbox, job_id
+from gateway.rkeys import PASSIVE_CLAIM_TTL, Keys
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
-CLAIM_TTL = 600  # seconds: longer than any platform's retries
 
 
 def param(query: Any, name: str, max_len: int = 128) -> str:
@@ -49,35 +49,38 @@ Queue = Callable[[OutboundMessage, str], Awaitable[bool]]  # (message, job id) â
 
 
 class PassiveReplies:
-    def __init__(self, redis: aioredis.Redis, prefix: str, channel: str, budget: float, queue: Queue,
+    def __init__(self, redis: aioredis.Redis, keys: Keys, channel: str, budget: float, queue: Queue,
                  handle: Callable[[InboundMessage], Awaitable[Turn]]) -> None:  # fmt: skip
         self.redis = redis
+        self.keys = keys
         self.channel = channel
         self.budget = budget
         self.queue = queue
         self.handle = handle
-        self.claim_prefix = f"{prefix}{{{channel}}}:claim:"
         self._background: set[asyncio.Task[None]] = set()
 
     async def answered(self, message_key: str) -> bool:
         """A retry of a message already answered (or being answered): reply "success" at once."""
-        return bool(await self.redis.exists(self.claim_prefix + message_key))
+        return bool(await self.redis.exists(self._claim(message_key)))
+
+    def _claim(self, message_key: str) -> str:
+        return self.keys.passive_claim(self.channel, message_key)
 
     async def answer(self, inbound: InboundMessage, message_key: str) -> OutboundMessage | None:
         """The reply for the HTTP response, or None (answer "success")."""
         turn_task = asyncio.ensure_future(self.handle(inbound))  # goes on even if the platform hangs up
         done, _ = await asyncio.wait({turn_task}, timeout=self.budget)
-        claim = self.claim_prefix + message_key
+        claim = self._claim(message_key)
         if turn_task in done:
             turn = turn_task.result()
-            if not await self.redis.set(claim, "passive", nx=True, ex=CLAIM_TTL):
+            if not await self.redis.set(claim, "passive", nx=True, ex=PASSIVE_CLAIM_TTL):
                 return None  # another delivery of this message answered it
             if not turn.replies:
                 return None
             for i, reply in enumerate(turn.replies[1:], 1):  # a passive reply carries one message
                 await self.queue(reply, job_id(self.channel, inbound.sender_id, message_key, str(i)))
             return turn.replies[0]
-        claimed = bool(await self.redis.set(claim, "api", nx=True, ex=CLAIM_TTL))
+        claimed = bool(await self.redis.set(claim, "api", nx=True, ex=PASSIVE_CLAIM_TTL))
         task = asyncio.create_task(self._through_api(turn_task, inbound, message_key, claimed))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -91,7 +94,7 @@ class PassiveReplies:
             log.warning("%s: a slow turn failed (%s); the platform's retry may run it again", self.channel,
                         type(exc).__name__)  # fmt: skip
             if claimed:  # let a retry try again
-                await self.redis.delete(self.claim_prefix + message_key)
+                await self.redis.delete(self._claim(message_key))
             return
         if not claimed:
             return

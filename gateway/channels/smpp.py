@@ -48,7 +48,7 @@ from gateway import sms_units as sms_sizes
 from gateway.errors import BadRequest
 from gateway.outbox import PermanentFailure, RetryLater
 from gateway.privacy import mask_phone
-from gateway.rkeys import Keys
+from gateway.rkeys import SMPP_INBOX_GROUP, SMPP_INBOX_MAXLEN, SMPP_PARTS_TTL, SMPP_SEEN_TTL, Keys
 from gateway.settings import SmsSettings
 from gateway.sms_units import gsm_decode, gsm_encode
 
@@ -58,6 +58,7 @@ class Receiver(Protocol):
 
     async def receive(self, raw_from: object, text: object, message_id: str, received_at: float | None = None,
                       provider: str = "") -> Any: ...  # fmt: skip
+
 
 log = logging.getLogger(__name__)
 
@@ -387,10 +388,10 @@ return all
 """
 
 # Accept a whole message unless the same (sender, text) was accepted in the last two minutes.
-# KEYS: seen marker, inbound stream. ARGV: window, fields…
+# KEYS: seen marker, inbound stream. ARGV: window, the stream's length, fields…
 _ACCEPT = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', unpack(ARGV, 2))
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
 return 1
 """
 
@@ -398,14 +399,14 @@ return 1
 class SmppInbound:
     """Mobile-originated texts: from the link's thread into Redis, then to the channel."""
 
-    GROUP = "gateway"
-    WINDOW = 120
+    GROUP = SMPP_INBOX_GROUP
+    WINDOW = SMPP_SEEN_TTL
 
     def __init__(self, redis: aioredis.Redis, keys: Keys, channel: Receiver) -> None:
         self.redis = redis
         self.channel = channel
-        base = f"{keys.prefix}{{smpp}}:"
-        self.stream, self.base = base + "inbox", base
+        self.keys = keys
+        self.stream = keys.smpp_inbox()
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self._parts = redis.register_script(_PARTS)
         self._accept = redis.register_script(_ACCEPT)
@@ -461,8 +462,8 @@ class SmppInbound:
         body, coding = mo.body, mo.data_coding
         if mo.concat and mo.concat[1] > 1:
             ref, total, seq = mo.concat
-            key = f"{self.base}parts:{mo.source}:{ref}:{total}"
-            got = await self._parts(keys=[key], args=[seq, bytes([coding]) + body, total, 600])
+            key = self.keys.smpp_parts(mo.source, ref, total)
+            got = await self._parts(keys=[key], args=[seq, bytes([coding]) + body, total, SMPP_PARTS_TTL])
             if got is None:
                 return C.SMPP_ESME_ROK  # a part kept; the rest will come
             parts = {int(got[i]): got[i + 1] for i in range(0, len(got), 2)}
@@ -471,9 +472,9 @@ class SmppInbound:
         text = decode(body, coding)
         digest = hashlib.sha1(f"{mo.source}|{mo.dest}|{text}".encode()).hexdigest()[:20]
         await self._accept(
-            keys=[f"{self.base}seen:{digest}", self.stream],
-            args=[self.WINDOW, "from", mo.source, "to", mo.dest, "text", text, "id", f"{digest}-{time.time():.3f}",
-                  "at", f"{time.time():.3f}"],
+            keys=[self.keys.smpp_seen(digest), self.stream],
+            args=[self.WINDOW, SMPP_INBOX_MAXLEN, "from", mo.source, "to", mo.dest, "text", text,
+                  "id", f"{digest}-{time.time():.3f}", "at", f"{time.time():.3f}"],
         )  # fmt: skip
         return C.SMPP_ESME_ROK
 

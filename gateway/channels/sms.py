@@ -51,6 +51,7 @@ from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
 from gateway.privacy import mask_phone
+from gateway.rkeys import SMS_RECEIPT_TTL
 from gateway.settings import Settings, SmsSettings
 
 log = logging.getLogger(__name__)
@@ -285,9 +286,8 @@ class SmsChannel:
         self.s = settings.sms
         self.outbox = outbox_of(host, settings)
         self.keywords = Keywords.load(self.s.keywords or None, host.intents)
-        prefix = settings.redis.key_prefix
-        self.optout_key = f"{prefix}sms:optout"
-        self.receipt_prefix = f"{prefix}sms:receipt:"
+        self.keys = host.keys
+        self.optout_key = self.keys.sms_optout()
         self.provider: Provider | None = None
         self.inbound: SmppInbound | None = None
         self.commands: dict[str, Command] = {"sms.opt_out": self.cmd_opt_out, "sms.opt_in": self.cmd_opt_in,
@@ -309,7 +309,7 @@ class SmsChannel:
     async def start(self) -> None:
         self.provider = make_provider(self.settings)
         if isinstance(self.provider, SmppProvider):
-            self.inbound = SmppInbound(self.redis, self.host.keys, self)
+            self.inbound = SmppInbound(self.redis, self.keys, self)
             await self.inbound.start(self.provider)
         self.outbox.start(self.send_job)
 
@@ -378,17 +378,17 @@ class SmsChannel:
         provider_id = await self.provider.send(job.to, job.text, job.id)
         self.metrics.sms_parts.inc(max(sms_sizes.segments(job.text), 1))
         if provider_id:
-            key = self.receipt_prefix + provider_id
+            key = self.keys.sms_receipt(provider_id)
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hset(key, mapping={"job": job.id, "kind": job.kind, "status": "sent", "sent_at": time.time(),
                                         "parts": sms_sizes.segments(job.text)})  # fmt: skip
-                pipe.expire(key, 7 * 86400)
+                pipe.expire(key, SMS_RECEIPT_TTL)
                 await pipe.execute()
         return provider_id
 
     async def receipt(self, provider_id: str, status: str, error: str = "") -> bool:
         """A delivery receipt: recorded on the send's record (kept 7 days) and counted when final."""
-        key = self.receipt_prefix + provider_id
+        key = self.keys.sms_receipt(provider_id)
         if not provider_id or not await self.redis.exists(key):
             return False
         word = status.strip().lower()

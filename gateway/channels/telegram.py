@@ -53,6 +53,7 @@ from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden, GatewayError, Unavailable, is_outage
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id
+from gateway.rkeys import TELEGRAM_CALLBACK_TTL
 from gateway.settings import Settings
 
 # PTB 22 reads durations (RetryAfter.retry_after…) as timedelta only with this set; without it, each read warns
@@ -93,7 +94,7 @@ class TelegramChannel:
         self.settings = settings
         self.t = settings.telegram
         self.outbox: Outbox = host.outbox(CHANNEL, self.t, self.t.per_chat_interval)
-        self.callback_prefix = f"{settings.redis.key_prefix}tg:cb:"
+        self.keys = host.keys
         self.failures: dict[int, BaseException] = {}
         self.ready = asyncio.Event()
         self.application = self._build()
@@ -229,7 +230,7 @@ class TelegramChannel:
             await query.answer()
         data = query.data or ""
         if data.startswith("h:"):
-            stored = await self.redis.get(self.callback_prefix + data[2:])
+            stored = await self.redis.get(self.keys.telegram_callback(data[2:]))
             if stored is None:
                 return  # a button from a keyboard older than its mapping: nothing to do
             data = stored.decode()
@@ -253,7 +254,7 @@ class TelegramChannel:
         if len(payload.encode()) <= CALLBACK_LIMIT:
             return payload
         digest = hashlib.sha1(payload.encode()).hexdigest()[:24]
-        await self.redis.set(self.callback_prefix + digest, payload, ex=30 * 86400)
+        await self.redis.set(self.keys.telegram_callback(digest), payload, ex=TELEGRAM_CALLBACK_TTL)
         return "h:" + digest
 
     async def send_job(self, job: Job) -> str | None:

@@ -52,6 +52,7 @@ from gateway.channels.passive import PassiveChannel, PassiveReplies, param, rout
 from gateway.errors import BadRequest, Forbidden
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, PermanentFailure, RetryLater, random_id
+from gateway.rkeys import UNSUBSCRIBED_TTL, WECHAT_HELD_TTL, WECHAT_TOKEN_LOCK_TTL, WECHAT_WINDOW_SPARE
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,10 +149,10 @@ class WeChatChannel(PassiveChannel):
         keys = [k for k in (self.w.aes_key, self.w.previous_aes_key) if k]
         self.replays = Replays(self.redis, host.keys, CHANNEL)
         self.cryptos = [WeChatCrypto(self.w.token, k, self.w.appid) for k in keys]
-        base = f"{settings.redis.key_prefix}{{wechat}}:"
-        self.token_key, self.lock_key, self.base = base + "token", base + "token:lock", base
+        self.keys = host.keys
+        self.token_key, self.lock_key = self.keys.wechat_token(), self.keys.wechat_token_lock()
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        self.passive = PassiveReplies(self.redis, settings.redis.key_prefix, CHANNEL, self.w.passive_budget,
+        self.passive = PassiveReplies(self.redis, self.keys, CHANNEL, self.w.passive_budget,
                                       self.queue, host.handle)  # fmt: skip
 
     @property
@@ -245,10 +246,10 @@ class WeChatChannel(PassiveChannel):
         text = ""
         if event is not None:
             if event == "unsubscribe":
-                await self.redis.set(self.base + f"unsub:{openid}", "1", ex=365 * 86400)
+                await self.redis.set(self.keys.wechat_unsubscribed(openid), "1", ex=UNSUBSCRIBED_TTL)
                 return None
             if event == "subscribe":
-                await self.redis.delete(self.base + f"unsub:{openid}")
+                await self.redis.delete(self.keys.wechat_unsubscribed(openid))
                 text, metadata["command"] = "[subscribe]", "channel.welcome"
             elif event == "click":
                 menu_key = msg.EventKey or ""
@@ -272,10 +273,10 @@ class WeChatChannel(PassiveChannel):
 
     async def customer_wrote(self, openid: str) -> None:
         """The customer wrote: a new 48-hour window; what was held for them goes out now."""
-        window, held_key = self.base + f"win:{openid}", self.base + f"held:{openid}"
+        window, held_key = self.keys.wechat_window(openid), self.keys.wechat_held(openid)
         async with self.redis.pipeline(transaction=True) as pipe:  # one round trip; held messages taken once
             pipe.hset(window, mapping={"last_in": time.time(), "sent": 0})
-            pipe.expire(window, int(self.w.window_hours * 3600) + 86400)
+            pipe.expire(window, int(self.w.window_hours * 3600) + WECHAT_WINDOW_SPARE)
             pipe.lrange(held_key, 0, -1)
             pipe.delete(held_key)
             *_, held, _ = await pipe.execute()
@@ -296,9 +297,9 @@ class WeChatChannel(PassiveChannel):
             await self.queue(message)
 
     async def send_job(self, job: Job) -> str | None:
-        if await self.redis.exists(self.base + f"unsub:{job.to}"):
+        if await self.redis.exists(self.keys.wechat_unsubscribed(job.to)):
             raise PermanentFailure("the follower unsubscribed")
-        window = await self.redis.hgetall(self.base + f"win:{job.to}")
+        window = await self.redis.hgetall(self.keys.wechat_window(job.to))
         last_in, sent = float(window.get(b"last_in", 0)), int(window.get(b"sent", 0))
         if time.time() - last_in > self.w.window_hours * 3600 - 60:
             return await self._hold(job, "48-hour window closed")
@@ -312,7 +313,7 @@ class WeChatChannel(PassiveChannel):
         data = await self._api_post("message/custom/send", body)
         code = int(data.get("errcode", 0))
         if code == 0:
-            await self.redis.hincrby(self.base + f"win:{job.to}", "sent", 1)
+            await self.redis.hincrby(self.keys.wechat_window(job.to), "sent", 1)
             return None
         if code in HOLD_ERRORS:
             return await self._hold(job, HOLD_ERRORS[code])
@@ -322,9 +323,9 @@ class WeChatChannel(PassiveChannel):
 
     async def _hold(self, job: Job, reason: str) -> None:
         """Kept until the customer writes again (WeChat allows no more now); never dropped."""
-        key = self.base + f"held:{job.to}"
+        key = self.keys.wechat_held(job.to)
         await self.redis.rpush(key, job.dumps())
-        await self.redis.expire(key, 7 * 86400)
+        await self.redis.expire(key, WECHAT_HELD_TTL)
         log.info("wechat: a message held until the follower writes again (%s)", reason)
         return None
 
@@ -351,7 +352,7 @@ class WeChatChannel(PassiveChannel):
         cached = await self.redis.hgetall(self.token_key)
         if cached and float(cached[b"expires"]) - time.time() > 300:
             return str(cached[b"token"].decode())
-        if await self.redis.set(self.lock_key, os.getpid(), nx=True, ex=10):
+        if await self.redis.set(self.lock_key, os.getpid(), nx=True, ex=WECHAT_TOKEN_LOCK_TTL):
             try:
                 return await self._fetch_token()
             finally:
@@ -381,6 +382,7 @@ class WeChatChannel(PassiveChannel):
         cached = await self.redis.hget(self.token_key, "token")
         if cached is not None and cached.decode() == token:  # not one another process just fetched
             await self.redis.delete(self.token_key)
+
 
 def _byte_chunks(text: str, limit: int) -> list[str]:
     if len(text.encode()) <= limit:

@@ -43,6 +43,7 @@ from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.outbox import Job, PermanentFailure, RetryLater
+from gateway.rkeys import UNSUBSCRIBED_TTL
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,10 @@ class WeiboChannel(PassiveChannel):
         self.wb = settings.weibo
         self.outbox = host.outbox(CHANNEL, self.wb)
         self.menu = load_menu(self.wb.menu or None, host.intents)
-        self.base = f"{settings.redis.key_prefix}{{weibo}}:"
-        self.replays = Replays(self.redis, host.keys, CHANNEL)
+        self.keys = host.keys
+        self.replays = Replays(self.redis, self.keys, CHANNEL)
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        self.passive = PassiveReplies(self.redis, settings.redis.key_prefix, CHANNEL, self.wb.passive_budget,
+        self.passive = PassiveReplies(self.redis, self.keys, CHANNEL, self.wb.passive_budget,
                                       self.queue, host.handle)  # fmt: skip
 
     @property
@@ -165,10 +166,10 @@ class WeiboChannel(PassiveChannel):
         if kind == "event":
             subtype = data.subtype
             if subtype in ("unfollow", "unsubscribe"):
-                await self.redis.set(self.base + f"unsub:{fan}", "1", ex=365 * 86400)
+                await self.redis.set(self.keys.weibo_unsubscribed(fan), "1", ex=UNSUBSCRIBED_TTL)
                 return None
             if subtype in ("follow", "subscribe"):
-                await self.redis.delete(self.base + f"unsub:{fan}")
+                await self.redis.delete(self.keys.weibo_unsubscribed(fan))
                 text, metadata["command"] = "[follow]", "channel.welcome"
             elif subtype == "click":
                 target = self.menu.get(data.key, "welcome")
@@ -198,7 +199,7 @@ class WeiboChannel(PassiveChannel):
             await self.queue(message)
 
     async def send_job(self, job: Job) -> str | None:
-        if await self.redis.exists(self.base + f"unsub:{job.to}"):
+        if await self.redis.exists(self.keys.weibo_unsubscribed(job.to)):
             raise PermanentFailure("the fan unfollowed")
         form = {"access_token": self.wb.access_token, "type": "text", "receiver_id": job.to, "save_sender_box": "1",
                 "data": json.dumps({"text": job.text}, ensure_ascii=False)}  # fmt: skip
@@ -220,7 +221,6 @@ class WeiboChannel(PassiveChannel):
         if status >= 500 or code in (10001, 10002):
             raise RetryLater(f"weibo HTTP {status} error {code}")
         raise PermanentFailure(f"weibo HTTP {status} error {code}")
-
 
 
 ADAPTER = Adapter(CHANNEL, WEIBO, lambda s: bool(s.weibo.enabled and s.weibo.app_secret), WeiboChannel,
