@@ -1,4 +1,5 @@
-"""SMS: keyword commands, inbound webhooks (generic JSON + HMAC, Twilio), outbound providers.
+"""SMS: the channel (keyword commands, opt-outs, receipts, broadcasts) and its inbound webhooks (generic JSON +
+HMAC, Twilio). Keywords are matched by ``sms_keywords.py``; texts leave through a provider (``sms_providers.py``).
 
 The sender's number is the customer's identity. Routes live in the ``/channels/sms/`` sub-application:
 
@@ -10,7 +11,7 @@ The sender's number is the customer's identity. Routes live in the ``/channels/s
 * ``POST /channels/sms/twilio`` and ``/channels/sms/twilio/status`` — Twilio's form webhooks,
   checked with ``X-Twilio-Signature`` by the ``twilio`` package's request validator; a ``MessageSid``
   is answered once for a week (Twilio signs no time).
-* SMPP (``gateway/channels/smpp.py``) hands its messages to the same ``SmsChannel.receive``.
+* SMPP (``gateway/channels/smpp.py``, ``smpp_inbox.py``) hands its messages to the same ``SmsChannel.receive``.
 
 Replies never go out inside the request: they are queued in the SMS outbox (``gateway/outbox.py``)
 and sent by the configured provider with retries, per-number rate limits and delivery receipts.
@@ -18,7 +19,6 @@ and sent by the configured provider with retries, per-number rate limits and del
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -26,15 +26,10 @@ import time
 import unicodedata
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, TypeVar
 
-import aiohttp
 import msgspec
-import opencc
 import redis.asyncio as aioredis
-import yaml
 from aiohttp import web
 from msgspec import Meta
 from twilio.request_validator import RequestValidator
@@ -43,25 +38,24 @@ from gateway import edge
 from gateway import sms_units as sms_sizes
 from gateway.channels.authn import LONG_TTL, REPLAY_TTL, Replays, hmac_sha256, same, signed_time
 from gateway.channels.base import Adapter, Capabilities, Command, CommandContext, Host, as_text, queue_parts, read_body
-from gateway.channels.smpp import SmppInbound, SmppProvider
+from gateway.channels.smpp import SmppProvider
+from gateway.channels.smpp_inbox import SmppInbound
+from gateway.channels.sms_keywords import Keywords
+from gateway.channels.sms_providers import Provider, make_provider
 from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
 from gateway.keys import SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
-from gateway.outbox import Job, Outbox, PermanentFailure, RetryLater, job_id, random_id
+from gateway.outbox import Job, Outbox, job_id, random_id
 from gateway.privacy import mask_phone
 from gateway.rkeys import SMS_RECEIPT_TTL
-from gateway.settings import Settings, SmsSettings
+from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
-DEMO_LOG = logging.getLogger("gateway.sms")  # the demo provider's texts (one-time codes), numbers masked
 CHANNEL = "sms"
-KEYWORDS = Path(__file__).resolve().parents[2] / "config" / "sms_keywords.yml"
 MAX_BODY = 64 * 1024
 BROADCAST_MAX_PARTS = 4
-_TO_SIMPLIFIED = opencc.OpenCC("t2s")
-_EDGE_PUNCT = re.compile(r"^[\s\W_]+|[\s\W_]+$")
 FINAL_STATUSES = {  # provider words → delivered | failed | expired | rejected
     "delivered": "delivered", "delivrd": "delivered", "read": "delivered",
     "undelivered": "failed", "undeliv": "failed", "failed": "failed", "unknown": "failed",
@@ -72,7 +66,7 @@ _SID = re.compile(r"[A-Za-z0-9]{2,64}")  # Twilio's ids: SM/MM + 32 hex
 T = TypeVar("T")
 
 
-# ---- numbers and keywords ---------------------------------------------------------------------------
+# ---- numbers ---------------------------------------------------------------------------
 def normalise_number(raw: object, country_code: str) -> str:
     """A national number for the home country (``13800138000``), ``+<digits>`` for others."""
     if not isinstance(raw, str) or not raw.strip():
@@ -90,188 +84,6 @@ def normalise_number(raw: object, country_code: str) -> str:
     if country_code == "86" and len(digits) == 13 and digits.startswith("86"):
         return digits[2:]
     return digits
-
-
-def e164(number: str, country_code: str) -> str:
-    return number if number.startswith("+") else f"+{country_code}{number}"
-
-
-@dataclass(frozen=True, slots=True)
-class Keyword:
-    word: str
-    intent: str | None
-    action: str | None
-    lang: str
-    label: str | None
-
-
-class Keywords:
-    """``config/sms_keywords.yml``: exact-match commands, case-, width- and script-insensitive."""
-
-    ACTIONS = ("opt_out", "opt_in", "help")
-
-    def __init__(self, entries: list[dict[str, Any]], source: str = "", intents: frozenset[str] = frozenset()) -> None:
-        self.by_word: dict[str, Keyword] = {}
-        self.listed: list[Keyword] = []
-        for i, entry in enumerate(entries):
-            where = f"{source}: keywords[{i}]"
-            words, intent, action = entry.get("words"), entry.get("intent"), entry.get("action")
-            if not isinstance(words, list) or not words:
-                raise ValueError(f"{where}: 'words' must be a non-empty list")
-            if bool(intent) == bool(action):
-                raise ValueError(f"{where}: give exactly one of 'intent' or 'action'")
-            if intent and intent not in intents:
-                raise ValueError(f"{where}: unknown intent {intent!r}")
-            if action and action not in self.ACTIONS:
-                raise ValueError(f"{where}: action must be one of {', '.join(self.ACTIONS)}")
-            lang = entry.get("lang", "zh")
-            first = Keyword(str(words[0]), intent, action, lang, entry.get("label"))
-            for word in words:
-                key = self.key(str(word))
-                if key in self.by_word:
-                    raise ValueError(f"{where}: {word!r} is listed twice")
-                self.by_word[key] = Keyword(str(word), intent, action, lang, entry.get("label"))
-            if first.label:
-                self.listed.append(first)
-
-    @classmethod
-    def load(cls, path: Path | str | None, intents: frozenset[str]) -> Keywords:
-        path = Path(path) if path else KEYWORDS
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return cls(data.get("keywords") or [], str(path), intents)
-
-    @staticmethod
-    def key(text: str) -> str:
-        folded = unicodedata.normalize("NFKC", text).strip()
-        stripped = _EDGE_PUNCT.sub("", folded) or folded  # "YE。" → "YE"; a bare "?" stays "?"
-        return _TO_SIMPLIFIED.convert(stripped).upper()
-
-    def match(self, text: str) -> Keyword | None:
-        if len(text) > 24:
-            return None
-        return self.by_word.get(self.key(text))
-
-    def help_items(self, lang: str) -> list[dict[str, str]]:
-        return [{"word": k.word, "label": k.label or ""} for k in self.listed if k.lang == lang]
-
-
-# ---- providers --------------------------------------------------------------------------------------
-class Provider(Protocol):
-    name: str
-
-    async def send(self, to: str, text: str, reference: str) -> str | None:
-        """Send one text (the provider splits it, or the adapter does); the provider's id."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-def _retryable(status: int) -> bool:
-    return status == 429 or status >= 500 or status == 408
-
-
-class LogProvider:
-    """Demo: texts are printed (numbers masked), not sent."""
-
-    name = "log"
-
-    async def send(self, to: str, text: str, reference: str) -> str | None:
-        DEMO_LOG.warning("SMS to %s (demo provider: not sent): %s", mask_phone(to), text)
-        return f"log-{reference}"
-
-    async def close(self) -> None:
-        return None
-
-
-class TwilioProvider:
-    """Twilio's Messages API (or anything speaking it, at ``twilio_base_url``)."""
-
-    name = "twilio"
-
-    def __init__(self, settings: SmsSettings, status_url: str) -> None:
-        self.s = settings
-        self.url = (
-            f"{settings.twilio_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.twilio_account_sid}/Messages.json"
-        )
-        self.status_url = status_url
-        credentials = base64.b64encode(f"{settings.twilio_account_sid}:{settings.twilio_auth_token}".encode())
-        self.session = aiohttp.ClientSession(headers={"Authorization": "Basic " + credentials.decode()},
-                                             timeout=aiohttp.ClientTimeout(total=10))  # fmt: skip
-
-    async def send(self, to: str, text: str, reference: str) -> str | None:
-        form = {"To": e164(to, self.s.country_code), "Body": text, "StatusCallback": self.status_url}
-        if self.s.twilio_messaging_service_sid:
-            form["MessagingServiceSid"] = self.s.twilio_messaging_service_sid
-        else:
-            form["From"] = self.s.source
-        try:
-            async with self.session.post(self.url, data=form) as resp:
-                body = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetryLater(f"twilio unreachable: {type(exc).__name__}") from None
-        data = _json_or_empty(body)
-        if 200 <= status < 300:
-            return str(data.get("sid") or "") or None
-        reason = f"twilio HTTP {status} code {data.get('code', '?')}"
-        after = _retry_after(data)
-        if _retryable(status):
-            raise RetryLater(reason, after)
-        raise PermanentFailure(reason)
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-class HttpProvider:
-    """A generic HTTP provider: ``POST http_url`` JSON ``{to, from, text, reference, callback_url}`` → ``{id}``."""
-
-    name = "http"
-
-    def __init__(self, settings: SmsSettings, status_url: str) -> None:
-        self.s = settings
-        self.status_url = status_url
-        headers = {}
-        if settings.http_auth:
-            name, _, value = settings.http_auth.partition(":")
-            headers[name.strip()] = value.strip()
-        self.session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=10))
-
-    async def send(self, to: str, text: str, reference: str) -> str | None:
-        body = {"to": e164(to, self.s.country_code), "from": self.s.source, "text": text, "reference": reference,
-                "callback_url": self.status_url}  # fmt: skip
-        try:
-            async with self.session.post(self.s.http_url, json=body) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetryLater(f"SMS provider unreachable: {type(exc).__name__}") from None
-        data = _json_or_empty(raw)
-        if 200 <= status < 300:
-            return str(data.get("id") or "") or None
-        reason = f"SMS provider HTTP {status}: {str(data.get('error', ''))[:80]}"
-        if _retryable(status):
-            raise RetryLater(reason, _retry_after(data))
-        raise PermanentFailure(reason)
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-def _json_or_empty(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _retry_after(data: dict[str, Any]) -> float | None:
-    value = data.get("retry_after") or (data.get("parameters") or {}).get("retry_after")
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 # ---- the channel ------------------------------------------------------------------------------------
@@ -592,18 +404,6 @@ async def twilio_status(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def make_provider(settings: Settings) -> Provider:
-    s = settings.sms
-    base = settings.public_url.rstrip("/") + "/channels/sms"
-    if s.provider == "twilio":
-        return TwilioProvider(s, base + "/twilio/status")
-    if s.provider == "http":
-        return HttpProvider(s, base + "/status")
-    if s.provider == "smpp":
-        return SmppProvider(s)
-    return LogProvider()
-
-
 def _routes(settings: Settings) -> list[web.RouteDef]:
     s = settings.sms
     routes = []
@@ -615,7 +415,3 @@ def _routes(settings: Settings) -> list[web.RouteDef]:
 
 
 ADAPTER = Adapter(CHANNEL, SMS_CHANNEL, lambda s: s.sms.enabled, SmsChannel, _routes, prefix="/channels/sms/")
-
-
-def basic_auth_header(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
