@@ -4,10 +4,14 @@ background-task holder its parts share."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from gateway.errors import is_outage
 from gateway.models import OutboundMessage
+
+log = logging.getLogger(__name__)
 
 TierOf = Callable[[str], Awaitable[str]]  # phone → the customer's tier (normal, gold, …)
 ProfileOf = Callable[[str, str], Awaitable[dict[str, Any]]]  # phone, lang → what the console shows of them
@@ -32,7 +36,8 @@ class Customers(Protocol):
 
 
 class Background:
-    """Coroutines run in the background, each referenced until it ends."""
+    """Coroutines run in the background, each referenced until it ends; a failure is logged (a lost Redis in one
+    line, anything else with its traceback), never left as "Task exception was never retrieved"."""
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -40,4 +45,14 @@ class Background:
     def spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if is_outage(exc):  # type: ignore[arg-type]
+            log.warning("handoff background task: Redis unavailable (%s)", type(exc).__name__)
+        else:
+            log.error("handoff background task failed", exc_info=exc)
