@@ -118,7 +118,9 @@ async def run(base: str, redis_socket: str, customers: int, agents: int, rate: f
     customer_of: dict[str, str] = {}
 
     team = [Agent(base, f"bench{i:02d}") for i in range(agents)]
-    await asyncio.gather(*(a.login() for a in team))
+    # a shift starting: agents sign in a few at a time (one address may have at most 20 sign-ins in flight)
+    for i in range(0, len(team), 10):
+        await asyncio.gather(*(a.login() for a in team[i : i + 10]))
 
     async def agent_loop(agent: Agent) -> None:
         nonlocal served_count

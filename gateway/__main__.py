@@ -22,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Omnichannel customer-service gateway")
     parser.add_argument("--host", help="listen address (default from config: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (default from config: 8080)")
-    parser.add_argument("--config", type=Path, help="configuration file (default config/gateway.yml)")
+    parser.add_argument("--config", type=Path,
+                        help="a gateway.yml, or the folder holding it with routing.yml, sla.yml, canned.yml "
+                             "(default config/gateway.yml)")  # fmt: skip
     parser.add_argument("--data-dir", help="runtime data: embedded Redis, NLU model cache (default ./var)")
     parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else embedded Redis)")
     parser.add_argument("--log-level", default="INFO")

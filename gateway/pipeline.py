@@ -407,8 +407,7 @@ class Pipeline:
         chat_id = await self.redis.hget(self.keys.sender(channel, sender), "human")
         if not chat_id:
             return False
-        chat = await self.handoff.chat(chat_id.decode())
-        await self.handoff.log_entry(chat, {"kind": "note", "agent": channel, "text": text})
+        await self.handoff.system_note(chat_id.decode(), channel, text)
         return True
 
     def render(self, group: str, key: str, lang: str, channel: str, **values: Any) -> str:

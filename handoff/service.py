@@ -14,8 +14,6 @@ The agents' HTTP API (``handoff/api.py``) calls the parts directly.
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis.asyncio as aioredis
 
 from bots.ports import Complaint, HandoffRequest, HandoffResult
@@ -28,7 +26,7 @@ from handoff.live import LiveChats
 from handoff.ports import Background, Customers, ProfileOf, Texts, TierOf
 from handoff.queue import Queue
 from handoff.sla import Clocks
-from handoff.store import Chat, ChatStore
+from handoff.store import ChatStore
 from handoff.surveys import Surveys
 from handoff.throttle import LoginThrottle
 from handoff.tickets import ComplaintTickets
@@ -99,10 +97,3 @@ class HandoffService:
     async def system_note(self, chat_id: str, author: str, text: str) -> None:
         """A note on the chat from the gateway itself (not sent to the customer); nothing if there is no chat."""
         await self.chats.system_note(chat_id, author, text)
-
-    # ---- kept for gateway/channels/forum.py until it notes through the core (then remove) ---------------------
-    async def chat(self, chat_id: str) -> Chat:
-        return await self.store.get(chat_id)
-
-    async def log_entry(self, chat: Chat, entry: dict[str, Any]) -> dict[str, Any]:
-        return await self.store.log_entry(chat, entry)
