@@ -24,6 +24,7 @@ import logging
 import os
 import queue
 import random
+import re
 import select
 import threading
 import time
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 
 TEMPORARY = {C.SMPP_ESME_RTHROTTLED, C.SMPP_ESME_RMSGQFUL, C.SMPP_ESME_RSYSERR, C.SMPP_ESME_RX_T_APPN,
              C.SMPP_ESME_RINVBNDSTS}  # fmt: skip
+LINK_ERRORS = (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError, ConnectionError)
+# what a submit_sm can address: digits, a leading '+' (international), at most 20 (destination_addr is C-Octet 21)
+_DESTINATION = re.compile(r"\+?[0-9]{1,20}")
 RECEIPT_STATES = {1: "enroute", 2: "delivered", 3: "expired", 4: "deleted", 5: "undeliverable", 6: "accepted",
                   7: "unknown", 8: "rejected"}  # fmt: skip
 
@@ -164,6 +168,8 @@ class SmppLink:
             os.write(self._wake_w, b"x")
 
     async def submit(self, dest: str, text: str) -> list[str]:
+        if not _DESTINATION.fullmatch(dest):  # never the number itself in the reason: it is kept and shown
+            raise PermanentFailure("SMPP cannot address this number (digits and a leading '+' only, 20 at most)")
         if not self.bound.is_set():
             raise RetryLater("SMPP not bound")
         loop = asyncio.get_running_loop()
@@ -194,7 +200,7 @@ class SmppLink:
                 log.info("SMPP bound as a transceiver to %s:%s", self.s.smpp_host, self.s.smpp_port)
                 delay = 0.5
                 self._serve(client)
-            except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError, ConnectionError) as exc:
+            except LINK_ERRORS as exc:
                 if not self._stop.is_set():
                     log.warning("SMPP link down (%s: %s); re-binding in %.1f s", type(exc).__name__, exc, delay)
             except Exception:
@@ -241,14 +247,22 @@ class SmppLink:
                 continue
             job.sent_at = time.monotonic()
             for index, part in enumerate(job.parts):
-                pdu = client.send_message(
-                    source_addr_ton=C.SMPP_TON_ALNUM if not self.s.source.isdigit() else C.SMPP_TON_UNK,
-                    source_addr_npi=C.SMPP_NPI_UNK, source_addr=self.s.source,
-                    dest_addr_ton=C.SMPP_TON_INTL if job.dest.startswith("+") else C.SMPP_TON_UNK,
-                    dest_addr_npi=C.SMPP_NPI_ISDN, destination_addr=job.dest.lstrip("+"),
-                    short_message=part, data_coding=job.coding, esm_class=job.esm_class,
-                    registered_delivery=C.SMPP_SMSC_DELIVERY_RECEIPT_BOTH,
-                )  # fmt: skip
+                try:
+                    pdu = client.send_message(
+                        source_addr_ton=C.SMPP_TON_ALNUM if not self.s.source.isdigit() else C.SMPP_TON_UNK,
+                        source_addr_npi=C.SMPP_NPI_UNK, source_addr=self.s.source,
+                        dest_addr_ton=C.SMPP_TON_INTL if job.dest.startswith("+") else C.SMPP_TON_UNK,
+                        dest_addr_npi=C.SMPP_NPI_ISDN, destination_addr=job.dest.lstrip("+"),
+                        short_message=part, data_coding=job.coding, esm_class=job.esm_class,
+                        registered_delivery=C.SMPP_SMSC_DELIVERY_RECEIPT_BOTH,
+                    )  # fmt: skip
+                except LINK_ERRORS:
+                    self._resolve(job, RetryLater("SMPP link dropped"))  # its parts already sent: _fail_inflight
+                    raise
+                except Exception as exc:  # this job's PDU cannot be made (a value smpplib cannot encode): it alone
+                    self._drop(job, PermanentFailure(f"SMPP could not encode the submit_sm ({type(exc).__name__})"))
+                    log.warning("SMPP: a text could not be encoded (%s); not sent", type(exc).__name__)
+                    break
                 job.pending[pdu.sequence] = index
                 self._inflight[pdu.sequence] = job
 
@@ -278,10 +292,8 @@ class SmppLink:
         index = job.pending.pop(pdu.sequence, 0)
         status = int(pdu.status)
         if status != C.SMPP_ESME_ROK:
-            for seq in job.pending:
-                self._inflight.pop(seq, None)
             reason = f"submit_sm_resp status {status:#x} ({C.DESCRIPTIONS.get(status, 'unknown')})"
-            self._resolve(job, RetryLater(reason) if status in TEMPORARY else PermanentFailure(reason))
+            self._drop(job, RetryLater(reason) if status in TEMPORARY else PermanentFailure(reason))
             return
         job.ids[index] = _text_field(pdu.message_id)
         if not job.pending:
@@ -290,9 +302,13 @@ class SmppLink:
     def _expire(self, now: float) -> None:
         stale = {id(j): j for j in self._inflight.values() if now - j.sent_at > self.s.smpp_submit_timeout}
         for job in stale.values():
-            for seq in job.pending:
-                self._inflight.pop(seq, None)
-            self._resolve(job, RetryLater("no submit_sm_resp"))
+            self._drop(job, RetryLater("no submit_sm_resp"))
+
+    def _drop(self, job: _Submit, failure: Exception) -> None:
+        """``job`` fails: the answers to its parts still out are not waited for."""
+        for seq in job.pending:
+            self._inflight.pop(seq, None)
+        self._resolve(job, failure)
 
     def _fail_inflight(self, reason: str) -> None:
         for job in {id(j): j for j in self._inflight.values()}.values():

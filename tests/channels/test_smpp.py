@@ -7,9 +7,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from gateway import sms_units as sms_sizes
+from gateway.channels.smpp import SmppLink, _Submit
+from gateway.outbox import PermanentFailure
+from gateway.settings import SmsSettings
 from tests.channels.conftest import eventually
 
 NUMBER = "13800138000"
@@ -89,3 +93,62 @@ async def test_drops_and_refusals_lose_no_queued_text(gateways, smsc, agents):
     await eventually(lambda: smsc.messages_to(NUMBER), timeout=8)
     assert len(smsc.rejected_submits) == 2 and len(smsc.messages_to(NUMBER)) == 1
     assert sms_sizes.segments(smsc.messages_to(NUMBER)[0]) <= 3
+
+
+ARABIC_INDIC = "١٣٨٠٠١٣٨٠٠٢"  # digits to Python's \d (so the SMS channel takes it for a number), not to latin-1
+
+
+async def test_a_destination_smpp_cannot_carry_fails_that_text_alone_and_the_link_stays(gateways, smsc, agents):
+    gw = await gateways(**smpp_sections(smsc))
+    await smsc.wait_bound()
+    boss = agents(gw.base, "super1", "demo-super1")
+    await boss.login()
+    counts = await boss.call("POST", "/api/sms/broadcast", {"text": "本周流量包半价",
+                                                            "numbers": [ARABIC_INDIC, "13800138002"]})  # fmt: skip
+    assert counts["queued"] == 2
+    await eventually(lambda: smsc.messages_to("13800138002"), timeout=5)
+
+    async def dead() -> list[dict[str, Any]]:
+        return (await boss.call("GET", "/api/outboxes"))["outboxes"]["sms"]["dead_recent"]  # type: ignore[no-any-return]
+
+    (record,) = await eventually(dead, timeout=5)  # given up at once: no retry can make it a number
+    assert record["tries"] == 1 and "SMPP" in record["error"]
+    await smsc.deliver("13800138000", "10658000", "YE")  # the link is there for everyone else
+    await eventually(lambda: smsc.messages_to("13800138000"), timeout=5)
+    assert smsc.binds == 1 and len(smsc.submitted) == 2
+
+
+async def test_a_submit_the_link_cannot_encode_fails_alone(smsc):
+    """``submit`` refuses what is not digits (a leading '+' allowed, 20 at most) before it reaches the thread; a
+    job that gets there all the same and that smpplib cannot encode fails alone — the bind stays."""
+    link = SmppLink(SmsSettings(provider="smpp", smpp_host="127.0.0.1", smpp_port=smsc.port,
+                                smpp_system_id="gateway", smpp_password="smpp-pw", smpp_rebind_max=0.4,
+                                smpp_submit_timeout=2.0))  # fmt: skip
+    link.start()
+    try:
+        await smsc.wait_bound()
+        await eventually(link.bound.is_set)
+        for dest in (
+            ARABIC_INDIC,
+            "中国移动",
+            "+86 138 0013 8000",
+            "138-0013-8000",
+            "1" * 21,
+            "",
+            "+",
+            "13800138000\n",
+        ):
+            with pytest.raises(PermanentFailure, match="SMPP"):
+                await link.submit(dest, "hi")
+        loop = asyncio.get_running_loop()
+        job = _Submit("中国移动", 0, [b"hi"], 0, loop.create_future(), loop)  # past the check, as a bug might let it
+        link._out.put(job)
+        link._wake()
+        with pytest.raises(PermanentFailure, match="encode"):
+            await asyncio.wait_for(job.future, 3)
+        assert len(await link.submit("+8613800138000", "still bound")) == 1
+        assert len(await link.submit("1" * 20, "twenty digits fit")) == 1
+        assert smsc.binds == 1 and link.binds == 1 and link.bound.is_set()
+        assert [s.dest for s in smsc.submitted] == ["8613800138000", "1" * 20]
+    finally:
+        await asyncio.to_thread(link.stop)
