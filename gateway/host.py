@@ -66,6 +66,6 @@ class AppHost:
 
     def outbox(self, channel: str, section: Any, interval: float = 0.0, **policy: Any) -> Outbox:
         if channel not in self._outboxes:
-            self._outboxes[channel] = make_outbox(self.redis, self.settings.redis.key_prefix, channel, self.metrics,
+            self._outboxes[channel] = make_outbox(self.redis, self.keys, channel, self.metrics,
                                                   section, interval, **policy)  # fmt: skip
         return self._outboxes[channel]

@@ -75,7 +75,7 @@ def normalise_number(raw: object, country_code: str) -> str:
     digits = re.sub(r"[\s\-().]", "", text)
     if digits.startswith("00"):
         digits = "+" + digits[2:]
-    if not re.fullmatch(r"\+?\d{3,16}", digits):
+    if not re.fullmatch(r"\+?[0-9]{3,16}", digits):  # full-width digits were folded by NFKC; no other script's digits
         raise BadRequest("'from' is not a phone number")
     if digits.startswith("+" + country_code):
         return digits[1 + len(country_code) :]

@@ -224,3 +224,14 @@ async def test_a_complaint_by_text_reaches_an_agent_whose_reply_comes_back_by_te
     assert frame["chat"] == chat["id"] and frame["entry"]["text"] == "好的，谢谢"
     await asyncio.sleep(0.3)
     assert not any("谢谢" in t or "没太明白" in t for t in http_sms.sent_to(E164)[2:])  # the bot kept quiet
+
+
+def test_numbers_are_ascii_digits_after_width_folding():
+    from gateway.channels.sms import normalise_number
+    from gateway.errors import BadRequest
+
+    assert normalise_number("１３８００１３８０００", "86") == "13800138000"  # full-width, as a phone keyboard may send
+    assert normalise_number("+86 138-0013-8000", "86") == "13800138000"
+    for bad in ("١٣٨٠٠١٣٨٠٠٠", "१३८००१३८०००", "138001380你"):  # other scripts' digits never reach a provider
+        with pytest.raises(BadRequest):
+            normalise_number(bad, "86")
