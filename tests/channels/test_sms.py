@@ -227,6 +227,8 @@ async def test_a_complaint_by_text_reaches_an_agent_whose_reply_comes_back_by_te
 
 
 def test_numbers_are_ascii_digits_after_width_folding():
+    import pytest
+
     from gateway.channels.sms import normalise_number
     from gateway.errors import BadRequest
 
