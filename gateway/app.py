@@ -220,9 +220,8 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
         bot = make_bot(settings, app[REDIS], app[RKEYS], bss, renderer, handoff, sms_sender)
         pipeline = app[PIPELINE] = Pipeline(
             app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS], bot, fast=app[FAST_REDIS],
-            late_answer_timeout=settings.bots.late_answer_timeout,
+            late_answer_timeout=settings.bots.late_answer_timeout, handoff=handoff,
         )  # fmt: skip
-        pipeline.handoff = handoff
         app[DEMO_AGENTS] = await _demo_agents(handoff, settings)
         handoff.start()
         gc.collect()

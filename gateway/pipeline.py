@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
@@ -59,10 +59,20 @@ class Conversation:
 Pusher = Callable[[OutboundMessage], Awaitable[object]]
 
 
+class People(Protocol):
+    """The human side, as the pipeline sees it (``handoff.service.HandoffService``)."""
+
+    async def customer_message(self, chat_id: str, text: str, at: float) -> None: ...
+
+    async def customer_typing(self, chat_id: str) -> None: ...
+
+    async def system_note(self, chat_id: str, author: str, text: str) -> None: ...
+
+
 class Pipeline:
     def __init__(
         self, redis: aioredis.Redis, keys: Keys, nlu: NLU, settings: PipelineSettings, metrics: Metrics,
-        bot: Bot, fast: FastRedis | None = None, late_answer_timeout: float = 30.0,
+        bot: Bot, fast: FastRedis | None = None, late_answer_timeout: float = 30.0, handoff: People | None = None,
     ) -> None:  # fmt: skip
         self.redis = redis
         self.keys = keys
@@ -73,7 +83,7 @@ class Pipeline:
         self.fast = fast
         self.late_answer_timeout = late_answer_timeout
         self.pushers: dict[str, Pusher] = {}  # channel → deliver a message outside a reply (late answers)
-        self.handoff: Any = None  # handoff.service.HandoffService, when the human side is running
+        self.handoff = handoff  # the human side, when it runs
         # a channel's own commands (``InboundMessage.command``), answered instead of the bot
         # but deduplicated, ordered and logged like any turn
         self.commands: dict[str, Callable[[Ctx], Awaitable[None]]] = {}
