@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("gateway")
+CLOSE_WAIT = 1.0  # seconds the consoles get to answer the close at shutdown
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,6 +71,20 @@ def _channels(settings: Settings, base: str) -> list[str]:
     return out
 
 
+async def _close_consoles(app: web.Application) -> None:
+    """On SIGINT/SIGTERM, before in-flight requests are waited for: the agents' console sockets close (1001, the
+    consoles reconnect to another process or after the restart) instead of holding the shutdown for its timeout."""
+    from handoff.hub import HUB
+
+    hub = app.get(HUB)
+    sockets = [ws for held in list(hub.sockets.values()) for ws in list(held)] if hub else []
+    closing = [asyncio.ensure_future(ws.close(code=1001, message=b"server shutting down")) for ws in sockets]
+    if closing:
+        _, late = await asyncio.wait(closing, timeout=CLOSE_WAIT)
+        for task in late:  # a console that does not answer the close: dropped
+            task.cancel()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["agents"]:  # gateway agents add|list …
@@ -91,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gateway.app import create_app
 
     app = create_app(settings)
+    app.on_shutdown.append(_close_consoles)
 
     def announce(_: str) -> None:  # run_app calls this once the socket is listening
         from gateway.app import DEMO_AGENTS

@@ -77,9 +77,12 @@ class EmbeddedRedis:
             self.socket.unlink()
         conf = self.directory / "redis.conf"
         conf.write_text(self._config(), encoding="utf-8")
+        # its own session and process group: the terminal's Ctrl-C reaches the gateway alone, which drains and
+        # stops Redis last (SHUTDOWN) — never Redis first under a draining gateway
         self._process = await asyncio.create_subprocess_exec(
-            redis_server_binary(), str(conf), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-        )
+            redis_server_binary(), str(conf), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             if self._process.returncode is not None:

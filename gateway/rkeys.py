@@ -174,6 +174,23 @@ class Keys:
         """Stream: every survey score as it is given (JSON field ``e``), for reports."""
         return self.hk("surveys")
 
+    def handoff_alive(self) -> str:
+        """String: epoch seconds some gateway process of the deployment was last alive (its timer worker writes it
+        every second; a start after a longer gap is a system outage). No TTL."""
+        return self.hk("alive")
+
+    def handoff_started(self) -> str:
+        """String: epoch seconds a gateway process last started (agents' reconnect grace counts from it). No TTL."""
+        return self.hk("started")
+
+    def handoff_outages(self) -> str:
+        """List: system outages (JSON: from, to, seconds, clocks paused), newest first, trimmed like breaches."""
+        return self.hk("outages")
+
+    def handoff_callback_open(self, channel: str, sender: str) -> str:
+        """String: the id of the customer's open callback task (one at a time). EX ``HANDOFF_CLOCKS_TTL``."""
+        return self.hk("callback-open", channel, sender)
+
     def live_agents(self) -> str:
         """Pub/sub: every agent-side event, fanned out to whichever process holds the agent's WebSocket."""
         return f"{self.prefix}live:agents"

@@ -192,7 +192,22 @@ class AgentStore:
 
     # ---- presence -----------------------------------------------------------------------------
     async def set_status(self, name: str, status: str) -> None:
-        await self.redis.hset(self.keys.handoff_presence(name), mapping={"status": status, "seen": time.time()})
+        """``online``/``away`` (the agent's choice, kept as ``chosen`` too) or ``offline`` (gone: the choice stays
+        for when the agent is back)."""
+        fields: dict[str, str | float] = {"status": status, "seen": time.time()}
+        if status != "offline":
+            fields["chosen"] = status
+        await self.redis.hset(self.keys.handoff_presence(name), mapping=fields)
+
+    async def back(self, name: str) -> str:
+        """A console connected: the agent's status as it stands (online or away, as the agent left it — also
+        across restarts); an agent who was offline is back with the status they last chose."""
+        p = await self.presence(name)
+        status = p.get("status")
+        if status in (None, "offline"):
+            status = p.get("chosen") if p.get("chosen") in ("online", "away") else "online"
+            await self.set_status(name, status)
+        return status
 
     async def heartbeat(self, name: str) -> None:
         await self.redis.hset(self.keys.handoff_presence(name), "seen", time.time())

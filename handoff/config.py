@@ -57,6 +57,9 @@ class HandoffConfig:
     clocks: dict[str, Clock]
     complaint_solution: float
     canned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    restart_grace: float = 60.0  # seconds from a process start for consoles to reconnect before chats go back
+    outage_after: float = 5.0  # no process alive this long: a system outage (SLA clocks paused for it)
+    supervisors_push: bool = False  # supervisors are pull-only unless routing.yml says otherwise
 
     def in_service_hours(self, now: dt.datetime | None = None) -> bool:
         now = now or dt.datetime.now(ZoneInfo(self.timezone))
@@ -142,6 +145,9 @@ def load_handoff_config(folder: Path | str | None = None) -> HandoffConfig:
             close=str(hours["close"]),
             heartbeat_timeout=float(r["presence"]["heartbeat_timeout"]),
             disconnect_grace=float(r["presence"]["disconnect_grace"]),
+            restart_grace=float(r["presence"].get("restart_grace", 60)),
+            outage_after=float(s.get("outage_after", 5)),
+            supervisors_push=bool(r["assignment"].get("supervisors_push", False)),
             demo_agents=tuple(DemoAgent(str(a["name"]), str(a["password"]), str(a["display_name"]), str(a["role"]),
                                         tuple(a["skills"]), int(a["capacity"])) for a in r.get("demo_agents") or ()),
             clocks=clocks, complaint_solution=float(s["complaint_solution"]),

@@ -163,10 +163,9 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
     metrics.agent_sockets.inc()
     await service.agents.connected(agent.name, +1)
     await service.agents.heartbeat(agent.name)
-    if (await service.agents.presence(agent.name)).get("status") in (None, "offline"):
-        await service.agents.set_status(agent.name, "online")
+    status = await service.agents.back(agent.name)
     try:
-        await ws.send_json({"type": "hello", "agent": agent.to_json()})
+        await ws.send_json({"type": "hello", "agent": agent.to_json(), "status": status})
         await hub.full_snapshot(agent)
         if agent.supervises:
             service.background.spawn(service.views.publish_agents())

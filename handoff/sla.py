@@ -18,6 +18,41 @@ from handoff.store import Timers
 
 CHAT_CLOCKS = ("pickup", "first_reply", "complaint_first_response")
 
+# A process starts: note it (agents' reconnect grace counts from it) and, when no process of the deployment was
+# alive for longer than ARGV[2] seconds, pause every chat clock for that time — each timer not yet due when the
+# last process was last alive moves on by the gap, and so does its clock as the console shows it.
+# KEYS: alive, started, timers. ARGV: now, outage_after, clocks key prefix. Returns the last sign of life (or 0)
+# and the number of timers moved; atomic, so no process fires a timer of the gap meanwhile.
+_RESUME = """
+local now = tonumber(ARGV[1])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[1])
+if last <= 0 or now - last <= tonumber(ARGV[2]) then return {'0', 0} end
+local gap = now - last
+local moved = 0
+local rows = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. last, '+inf', 'WITHSCORES')
+for i = 1, #rows, 2 do
+  local member = rows[i]
+  local kind, chat, stage = string.match(member, '^([^|]+)|(.+)|([^|]+)$')
+  if kind and kind ~= 'presence' then
+    redis.call('ZADD', KEYS[3], tonumber(rows[i + 1]) + gap, member)
+    moved = moved + 1
+    if stage == 'breach' then
+      local key = ARGV[3] .. chat
+      local stored = redis.call('HGET', key, kind)
+      if stored then
+        local c = cjson.decode(stored)
+        if not c[3] then
+          redis.call('HSET', key, kind, cjson.encode({c[1] + gap, c[2] + gap, false}))
+        end
+      end
+    end
+  end
+end
+return {tostring(last), moved}
+"""
+
 
 class Clocks:
     def __init__(self, redis: aioredis.Redis, keys: Keys, config: HandoffConfig) -> None:
@@ -25,6 +60,32 @@ class Clocks:
         self.keys = keys
         self.config = config
         self.wake = asyncio.Event()  # set when a timer is added: the worker looks again at the earliest one
+        self._resume = redis.register_script(_RESUME)
+
+    # ---- the deployment's sign of life ---------------------------------------------------------------------
+    async def resume(self, now: float) -> dict[str, Any] | None:
+        """A process starts (before its worker fires anything): the outage it ends, if any, with every chat clock
+        paused for it and the outage recorded (not counted as anyone's breach); ``None`` when there was none."""
+        keys = [self.keys.handoff_alive(), self.keys.handoff_started(), self.keys.handoff_timers()]
+        last, moved = await self._resume(keys=keys, args=[now, self.config.outage_after,
+                                                          self.keys.handoff_clocks("")])  # fmt: skip
+        if float(last) <= 0:
+            return None
+        outage = {"from": float(last), "to": now, "seconds": round(now - float(last), 1), "timers_paused": int(moved)}
+        await self.redis.lpush(self.keys.handoff_outages(), json.dumps(outage))
+        await self.redis.ltrim(self.keys.handoff_outages(), 0, HANDOFF_BREACHES_KEPT - 1)
+        return outage
+
+    async def alive(self, now: float) -> None:
+        """This process is alive (the timer worker says so every second)."""
+        await self.redis.set(self.keys.handoff_alive(), now)
+
+    async def started(self) -> float:
+        """When a gateway process of the deployment last started (0 when unknown)."""
+        return float(await self.redis.get(self.keys.handoff_started()) or 0)
+
+    async def outages(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [json.loads(o) for o in await self.redis.lrange(self.keys.handoff_outages(), 0, limit - 1)]
 
     # ---- the timers -------------------------------------------------------------------------------
     async def schedule(self, member: str, due: float) -> None:

@@ -2,7 +2,10 @@
 and claims each fired timer with ``ZREM`` — so a timer fires once, at its second, whichever processes are alive,
 and survives restarts with Redis. An SLA warning or breach is published to the chat's agent and supervisors (a
 breached pickup clock widens the chat's skills to its language alone); a presence check sends a vanished agent's
-chats back to the queue."""
+chats back to the queue — but not before ``restart_grace`` seconds after a process of the deployment started, so
+consoles can reconnect after a restart. At its start a process pauses the clocks for the time no process was
+alive (a system outage, recorded as such, not as an agent's breach); afterwards it says every second that it is
+alive."""
 
 from __future__ import annotations
 
@@ -51,10 +54,28 @@ class Timers:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT)
 
-    async def _run(self) -> None:
-        wake = self.clocks.wake
+    async def _resume(self) -> None:
+        """Before the first timer fires: the outage this start ends, if any (clocks paused for it)."""
         while not self._stopping:
             try:
+                outage = await self.clocks.resume(time.time())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("SLA timers: resuming after the last process failed")
+                await asyncio.sleep(1.0)
+                continue
+            if outage:
+                log.warning("system outage: no gateway process was alive for %.0f s; %d SLA timer(s) paused for it",
+                            outage["seconds"], outage["timers_paused"])  # fmt: skip
+            return
+
+    async def _run(self) -> None:
+        wake = self.clocks.wake
+        await self._resume()
+        while not self._stopping:
+            try:
+                await self.clocks.alive(time.time())
                 await self.fire_due()
                 head = await self.clocks.next_due()
                 delay = min(max(head - time.time(), 0.0), 1.0) if head is not None else 1.0
@@ -117,6 +138,10 @@ class Timers:
     async def _presence(self, name: str) -> None:
         p = await self.agents.presence(name)
         if not p or p.get("status") == "offline":
+            return
+        grace_until = await self.clocks.started() + self.config.restart_grace
+        if time.time() < grace_until:  # a process just started: consoles are still reconnecting
+            await self.clocks.watch_agent(name, grace_until)
             return
         seen, conns = float(p.get("seen", 0)), int(p.get("conns", 0))
         idle = time.time() - seen

@@ -137,7 +137,7 @@ async def test_demo_accounts_are_refused_in_production(make_gateway, people, red
 
 
 async def test_a_vanished_agents_chat_goes_back_to_the_front(make_gateway, people, handoff_config):
-    gw = await make_gateway(handoff_config.replace(disconnect_grace=0.5))
+    gw = await make_gateway(handoff_config.replace(disconnect_grace=0.5, restart_grace=0))
     a1, a2 = people("agent", gw.base, "agent1", "demo-agent1"), people("agent", gw.base, "agent2", "demo-agent2")
     await a1.login()
     await a1.connect()

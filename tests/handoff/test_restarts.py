@@ -1,0 +1,176 @@
+"""Restarts with real gateway processes (``python -m gateway``) on one Redis: everyone keeps their place.
+
+The first process is stopped while an agent holds a chat whose first-reply clock runs, and the next one starts
+after longer than that clock: the consoles get a grace period from the start to reconnect (nobody's chats go
+back, the customer hears no "agent left"), the clock paused while no process was alive (a system outage is
+recorded, no breach), and an agent who was away is still away — and is not pushed chats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import yaml
+
+from handoff.config import CONFIG
+from tests.gateway.test_server_process import free_port
+from tests.handoff.conftest import SECRET, AgentClient, WebCustomer
+from tests.security.harness import seed_nlu
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config_folder(tmp_path: Path, routing: dict[str, Any] | None = None, sla: dict[str, Any] | None = None) -> Path:
+    """A copy of config/ with some routing.yml / sla.yml values changed (top-level section → its changes)."""
+    folder = tmp_path / "conf"
+    if not folder.exists():
+        shutil.copytree(CONFIG, folder)
+    for name, changes in (("routing.yml", routing or {}), ("sla.yml", sla or {})):
+        data = yaml.safe_load((folder / name).read_text(encoding="utf-8"))
+        for section, values in changes.items():
+            if isinstance(values, dict):
+                data[section].update(values)
+            else:
+                data[section] = values
+        (folder / name).write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return folder
+
+
+class Process:
+    """``python -m gateway`` on its own port, its output in a file (read by the tests)."""
+
+    def __init__(self, tmp_path: Path, folder: Path, redis_url: str, prefix: str, n: int) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"gateway-{n}.log"
+        data_dir = tmp_path / "var"
+        seed_nlu(data_dir)
+        env = {**os.environ, "REDIS_URL": redis_url, "WEBCHAT_JWT_SECRET": SECRET, "GATEWAY_REDIS_KEY_PREFIX": prefix,
+               "GATEWAY_SERVER_PUBLIC_URL": self.base}  # fmt: skip
+        self.out = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(folder), "--port", str(self.port), "--data-dir",
+             str(data_dir)], cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    async def ready(self, timeout: float = 40) -> None:
+        deadline = time.monotonic() + timeout
+        while "gateway ready" not in self.text():
+            assert self.proc.poll() is None, f"gateway exited during start-up:\n{self.text()}"
+            assert time.monotonic() < deadline, f"gateway did not start:\n{self.text()}"
+            await asyncio.sleep(0.1)
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> float:
+        """Signal it and wait for it to exit; the seconds that took."""
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                await asyncio.to_thread(self.proc.wait, timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait)
+        self.out.close()
+        return time.monotonic() - started
+
+
+@pytest.fixture
+async def processes(tmp_path, redis_url, key_prefix):
+    made: list[Process] = []
+
+    async def start(folder: Path) -> Process:
+        proc = Process(tmp_path, folder, redis_url, key_prefix, len(made))
+        made.append(proc)
+        await proc.ready()
+        return proc
+
+    yield start
+    for proc in made:
+        await proc.stop(signal.SIGKILL)
+
+
+def is_(kind: str, **match: Any) -> Any:
+    return lambda f: (f.get("type") == kind or f.get("kind") == kind) and all(f.get(k) == v for k, v in match.items())
+
+
+async def log_events(redis: aioredis.Redis, key: str) -> list[str]:
+    return [json.loads(f[b"e"]).get("event", "") for _, f in await redis.xrange(key)]
+
+
+@pytest.mark.slow
+async def test_a_restart_keeps_assignments_away_and_counts_no_breach_for_the_downtime(processes, tmp_path, redis_url,
+                                                                                       key_prefix):  # fmt: skip
+    folder = config_folder(tmp_path, routing={"presence": {"disconnect_grace": 2}},
+                           sla={"first_reply": {"warn": 4, "breach": 6}, "outage_after": 2})  # fmt: skip
+    redis = aioredis.from_url(redis_url)
+    first = await processes(folder)
+    agent1, agent2 = AgentClient(first.base, "agent1", "demo-agent1"), AgentClient(first.base, "agent2", "demo-agent2")
+    customer = WebCustomer(first.base)
+    try:
+        for agent in (agent1, agent2):
+            await agent.login()
+        await agent2.call("POST", "/api/agent/status", {"status": "away"})
+        await agent1.connect()
+        await agent2.connect()
+        await customer.connect()
+        await customer.send("转人工")
+        chat_id = (await agent1.expect(is_("assigned"), timeout=10))["chat"]["id"]
+        await customer.expect(is_("agent_joined"))
+        chat_log = (await redis.hget(f"{key_prefix}{{handoff}}:chat:{chat_id}", "log")).decode()
+        await customer.close()
+
+        # the first-reply clock (6 s) runs out while no process is alive
+        assert await first.stop() < 5  # consoles connected: they are closed, not waited for
+        await agent1.disconnect()
+        await agent2.disconnect()
+        await asyncio.sleep(7)
+        second = await processes(folder)
+        await asyncio.sleep(2.5)  # past the disconnect grace (2 s), the consoles come back
+        for agent in (agent1, agent2):
+            agent.base = second.base
+            agent.frames = asyncio.Queue()
+        await agent1.connect()
+        await agent2.connect()
+
+        me2 = await agent2.call("GET", "/api/agent/me")
+        assert me2["status"] == "away", me2
+        view = await agent1.call("GET", "/api/queue")
+        assert [c["id"] for c in view["mine"]] == [chat_id], view
+        await agent1.call("POST", f"/api/chats/{chat_id}/messages", {"text": "您好，我在"})
+
+        # a new customer goes to agent1 (online), never to agent2 (away, with fewer chats)
+        other = WebCustomer(second.base, "13800138001")
+        await other.connect()
+        await other.send("转人工")
+        other_id = (await agent1.expect(is_("assigned"), timeout=10))["chat"]["id"]
+        assert other_id != chat_id
+        await other.close()
+        await asyncio.sleep(0.5)
+        assert not any(f["type"] == "assigned" for f in list(agent2.frames._queue)), "an away agent got a chat"  # type: ignore[attr-defined]
+
+        events = await log_events(redis, chat_log)
+        assert "agent_lost" not in events and "sla_breach" not in events, events
+        assert await redis.lrange(f"{key_prefix}{{handoff}}:breaches", 0, -1) == []
+        outages = [json.loads(o) for o in await redis.lrange(f"{key_prefix}{{handoff}}:outages", 0, -1)]
+        assert len(outages) == 1 and outages[0]["seconds"] >= 7 and outages[0]["timers_paused"] >= 1, outages
+        assert "vanished" not in second.text()
+        assert "system outage" in second.text()
+    finally:
+        for c in (agent1, agent2):
+            await c.close()
+        await customer.close()
+        await redis.aclose()
