@@ -61,6 +61,8 @@ class AgentHub:
         self._reader = asyncio.create_task(self._read())
 
     async def stop(self) -> None:
+        if self._snapshot_due is not None:  # no snapshot after the shutdown
+            self._snapshot_due.cancel()
         for sockets in list(self.sockets.values()):
             for ws in list(sockets):
                 await ws.close(code=1001, message=b"server shutting down")

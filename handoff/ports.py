@@ -47,6 +47,15 @@ class Background:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
+    async def drain(self, timeout: float) -> None:
+        """At shutdown, before Redis goes: the running tasks get ``timeout`` seconds to end, the rest are cancelled."""
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=0.5)
+
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if task.cancelled() or task.exception() is None:

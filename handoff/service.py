@@ -33,6 +33,8 @@ from handoff.tickets import ComplaintTickets
 from handoff.timers import Timers
 from handoff.views import ConsoleViews
 
+STOP_DRAIN = 1.0  # seconds the background work gets at shutdown
+
 
 class HandoffService:
     def __init__(
@@ -65,7 +67,9 @@ class HandoffService:
         self.timers.start()
 
     async def stop(self) -> None:
+        """The timer worker stops, then the background work (notices, overviews) ends — all before Redis goes."""
         await self.timers.stop()
+        await self.background.drain(STOP_DRAIN)
 
     # ---- the bots' port ---------------------------------------------------------------------------------
     def wants_human(self, reason: str, complaint_type: str | None, urgency: int, tier: str) -> bool:

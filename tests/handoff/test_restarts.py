@@ -9,6 +9,7 @@ recorded, no breach), and an agent who was away is still away — and is not pus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -51,6 +52,8 @@ class Process:
     """``python -m gateway`` on its own port, its output in a file (read by the tests)."""
 
     def __init__(self, tmp_path: Path, folder: Path, redis_url: str, prefix: str, n: int) -> None:
+        """``redis_url`` empty: the gateway's embedded Redis in its data folder. Each process leads its own
+        process group (as a terminal's foreground job), so a test can signal the group as Ctrl-C does."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / f"gateway-{n}.log"
@@ -58,10 +61,12 @@ class Process:
         seed_nlu(data_dir)
         env = {**os.environ, "REDIS_URL": redis_url, "WEBCHAT_JWT_SECRET": SECRET, "GATEWAY_REDIS_KEY_PREFIX": prefix,
                "GATEWAY_SERVER_PUBLIC_URL": self.base}  # fmt: skip
+        if not redis_url:
+            del env["REDIS_URL"]
         self.out = self.log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "--config", str(folder), "--port", str(self.port), "--data-dir",
-             str(data_dir)], cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT,
+             str(data_dir)], cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
     def text(self) -> str:
@@ -92,8 +97,8 @@ class Process:
 async def processes(tmp_path, redis_url, key_prefix):
     made: list[Process] = []
 
-    async def start(folder: Path) -> Process:
-        proc = Process(tmp_path, folder, redis_url, key_prefix, len(made))
+    async def start(folder: Path, embedded: bool = False) -> Process:
+        proc = Process(tmp_path, folder, "" if embedded else redis_url, key_prefix, len(made))
         made.append(proc)
         await proc.ready()
         return proc
@@ -101,6 +106,10 @@ async def processes(tmp_path, redis_url, key_prefix):
     yield start
     for proc in made:
         await proc.stop(signal.SIGKILL)
+    pid_file = tmp_path / "var" / "redis" / "redis.pid"  # an embedded Redis left behind by a failed test
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
 
 
 def is_(kind: str, **match: Any) -> Any:
@@ -174,3 +183,50 @@ async def test_a_restart_keeps_assignments_away_and_counts_no_breach_for_the_dow
             await c.close()
         await customer.close()
         await redis.aclose()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(FileNotFoundError):  # a zombie (exited, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return False
+
+
+@pytest.mark.slow
+async def test_ctrl_c_with_consoles_and_widgets_connected_stops_within_5_s_cleanly_and_redis_last(processes, tmp_path):
+    folder = config_folder(tmp_path)
+    gw = await processes(folder, embedded=True)
+    redis_pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text().strip())
+    agent, customer = AgentClient(gw.base, "agent1", "demo-agent1"), WebCustomer(gw.base)
+    try:
+        await agent.login()
+        await agent.connect()
+        await customer.connect()
+        await customer.send("转人工")
+        chat_id = (await agent.expect(is_("assigned"), timeout=10))["chat"]["id"]
+        await customer.expect(is_("agent_joined"))
+
+        started = time.monotonic()
+        os.killpg(gw.proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole foreground process group
+        await asyncio.to_thread(gw.proc.wait, 15)
+        took = time.monotonic() - started
+        output = gw.text()
+        assert took < 5, f"Ctrl-C took {took:.1f} s"
+        for bad in ("Traceback", " ERROR ", "unavailable", "Task was destroyed"):
+            assert bad not in output, output
+        assert not alive(redis_pid), "the embedded Redis was left running"
+        redis_log = (tmp_path / "var" / "redis" / "redis.log").read_text(errors="replace")
+        assert "Received SIGINT" not in redis_log, "Redis got the terminal's Ctrl-C"
+        assert "DB saved on disk" in redis_log or "ready to exit" in redis_log, redis_log[-2000:]
+
+        again = await processes(folder, embedded=True)  # the data kept: the chat is still the agent's
+        agent.base = again.base
+        view = await agent.call("GET", "/api/queue")
+        assert [c["id"] for c in view["mine"]] == [chat_id], view
+        await again.stop(signal.SIGINT)
+    finally:
+        await agent.close()
+        await customer.close()
