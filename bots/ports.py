@@ -57,8 +57,9 @@ class Handoff(Protocol):
 
     async def request_human(self, request: HandoffRequest) -> HandoffResult: ...
 
-    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> None:
-        """The customer's message for a callback (no agent available, or outside service hours)."""
+    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> bool:
+        """The customer's message for a callback (no agent available, or outside service hours); ``False`` when
+        that task is no longer open (an agent handled it): nothing stored, the message is a new one."""
         ...
 
     async def record_survey(self, conversation_id: str, score: int, comment: str | None) -> None: ...

@@ -1,6 +1,10 @@
 """Callback tasks: what customers asked when no one could answer (outside service hours, or no agent with the
 skills online) and the message they left; an agent answers on the customer's own channel or marks the task done
-(e.g. after a phone call). One stream of requests and messages, one hash of handled tasks."""
+(e.g. after a phone call). One stream of requests and messages, one hash of handled tasks.
+
+A customer has at most one open task (a key per customer names it, until an agent handles it): while it is open,
+the customer's messages attach to it, and asking again for a person adds to it instead of opening a second; once
+handled, the task takes nothing more (``leave_message`` says so, and the message is handled as a new one)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from bots.ports import HandoffRequest, HandoffResult
 from gateway.errors import Conflict, NotFound
 from gateway.models import OutboundMessage
 from gateway.privacy import mask_phone
-from gateway.rkeys import HANDOFF_CALLBACKS_MAXLEN, Keys
+from gateway.rkeys import HANDOFF_CALLBACKS_MAXLEN, HANDOFF_CLOCKS_TTL, Keys
 from handoff.agents import Agent
 from handoff.ports import Customers
 from handoff.store import ChatStore
@@ -22,6 +26,12 @@ from handoff.tickets import ComplaintTickets
 
 TASK_FIELDS = ("conversation", "channel", "sender", "phone", "lang", "reason", "status", "text", "at")
 READ_BACK = 2000  # stream entries read to list the tasks
+
+# Close the customer's open task, if it is this one. KEYS: the customer's open-task key. ARGV: task id.
+_CLOSE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class Callbacks:
@@ -32,25 +42,48 @@ class Callbacks:
         self.store = store
         self.tickets = tickets
         self.customers = customers
+        self._close = redis.register_script(_CLOSE)
 
     async def _add(self, entry: dict[str, Any]) -> None:
         await self.redis.xadd(self.keys.handoff_callbacks(), {"e": json.dumps(entry, ensure_ascii=False)},
                               maxlen=HANDOFF_CALLBACKS_MAXLEN)  # fmt: skip
         await self.store.publish({"type": "callbacks_changed"})
 
+    async def open_task(self, channel: str, sender: str) -> str | None:
+        """The id of the customer's open (not yet handled) callback task, if any."""
+        task_id = await self.redis.get(self.keys.handoff_callback_open(channel, sender))
+        if task_id is None:
+            return None
+        if await self.redis.hexists(self.keys.handoff_callbacks_done(), task_id):
+            return None
+        return task_id.decode()
+
     async def request(self, request: HandoffRequest, status: str) -> HandoffResult:
-        """A callback task instead of a queued chat; ``status`` is ``closed`` or ``no_agents``."""
+        """A callback task instead of a queued chat; ``status`` is ``closed`` or ``no_agents``. A customer with an
+        open task keeps it: what they wrote is added to it (one open task per customer)."""
+        existing = await self.open_task(request.channel, request.sender)
+        if existing:
+            if request.text:
+                await self.leave_message(existing, request.channel, request.sender, request.phone, request.text)
+            return HandoffResult(status, existing)
         request_id = await self.tickets.number("CB")
+        open_key = self.keys.handoff_callback_open(request.channel, request.sender)
+        if not await self.redis.set(open_key, request_id, nx=True, ex=HANDOFF_CLOCKS_TTL):
+            return await self.request(request, status)  # a task opened meanwhile (a second process): that one
         await self._add({"conversation": request.conversation_id, "channel": request.channel,
                          "sender": request.sender, "phone": mask_phone(request.phone) if request.phone else "",
                          "lang": request.lang, "reason": request.reason, "status": status, "text": request.text,
                          "at": time.time(), "id": request_id})  # fmt: skip
         return HandoffResult(status, request_id)
 
-    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> None:
-        """The customer's message for a callback task."""
+    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> bool:
+        """The customer's message for their callback task; ``False`` (nothing stored) when that task is not open
+        any more (handled, or another one is the customer's)."""
+        if await self.open_task(channel, sender) != request_id:
+            return False
         await self._add({"id": request_id, "kind": "message", "channel": channel, "sender": sender,
                          "phone": mask_phone(phone) if phone else "", "text": text, "at": time.time()})  # fmt: skip
+        return True
 
     async def tasks(self, include_done: bool = False, limit: int = 200) -> list[dict[str, Any]]:
         """Callback tasks, newest first: the request (reason, the text that led to it) with the messages the
@@ -88,6 +121,7 @@ class Callbacks:
         if not await self.redis.hsetnx(self.keys.handoff_callbacks_done(), task_id,
                                        json.dumps(record, ensure_ascii=False)):  # fmt: skip
             raise Conflict("this callback task was already handled", zh="该回电任务已被处理")
+        await self._close(keys=[self.keys.handoff_callback_open(task["channel"], task["sender"])], args=[task_id])
         if reply:
             await self.customers.deliver(OutboundMessage(task["channel"], task["sender"], reply,
                                                          task["conversation"] or "", sender="agent",

@@ -78,8 +78,8 @@ class HandoffService:
     async def request_human(self, request: HandoffRequest) -> HandoffResult:
         return await self.queue.request_human(request)
 
-    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> None:
-        await self.callbacks.leave_message(request_id, channel, sender, phone, text)
+    async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> bool:
+        return await self.callbacks.leave_message(request_id, channel, sender, phone, text)
 
     async def record_survey(self, conversation_id: str, score: int, comment: str | None) -> None:
         await self.surveys.record(conversation_id, score, comment)
