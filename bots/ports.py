@@ -32,7 +32,7 @@ class HandoffRequest:
 
 @dataclass(frozen=True, slots=True)
 class HandoffResult:
-    status: str  # recorded (no live queue yet) | queued | closed (outside service hours) | no_agents
+    status: str  # recorded (no live queue yet) | queued | connecting (an agent takes it now) | closed | no_agents
     request_id: str
     position: int | None = None
     wait_seconds: int | None = None

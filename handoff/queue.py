@@ -93,10 +93,24 @@ class Queue:
         await self.store.log_entry(chat, {"kind": "event", "event": "queued", "reason": request.reason,
                                           "skills": list(skills), "at": now})  # fmt: skip
         self.metrics.handoff_queued.inc()
-        position = await self.store.position(chat_id)
-        await self.store.update(chat_id, told=position or 0)
+        position = await self.store.position(chat_id) or 1
+        if await self._room_now(skills, position):  # an agent takes it at once: no queue place to tell
+            await self.store.update(chat_id, told=position + 1)  # if another chat wins the agent: told at once
+            self.background.spawn(self.dispatch())
+            return HandoffResult("connecting", chat_id[:8], position, None)
+        await self.store.update(chat_id, told=position)
         self.background.spawn(self.dispatch())
-        return HandoffResult("queued", chat_id[:8], position, self.estimated_wait(position or 1, len(online)))
+        return HandoffResult("queued", chat_id[:8], position, self.estimated_wait(position, len(online)))
+
+    async def _room_now(self, skills: tuple[str, ...], position: int) -> bool:
+        """Whether the agents chats are pushed to have room for this chat and every one ahead of it."""
+        if not self.config.push:
+            return False
+        agents = [a for a in await self.pushed_to() if a.serves(skills)]
+        if not agents:
+            return False
+        loads = await self.store.loads(a.name for a in agents)
+        return sum(max(a.capacity - loads[a.name], 0) for a in agents) >= position
 
     def estimated_wait(self, position: int, agents: int) -> int:
         return int(self.config.average_handle_seconds * position / max(agents, 1))
@@ -108,6 +122,10 @@ class Queue:
         now = time.time()
         return [a for a, (status, seen) in zip(agents, presences, strict=True)
                 if status == "online" and now - seen < self.config.heartbeat_timeout]  # fmt: skip
+
+    async def pushed_to(self) -> list[Agent]:
+        """The online agents chats are pushed to: supervisors only when routing.yml says so (else they pull)."""
+        return [a for a in await self.online_agents() if self.config.supervisors_push or not a.supervises]
 
     # ---- assignment -------------------------------------------------------------------------------
     async def dispatch(self) -> None:
@@ -129,7 +147,7 @@ class Queue:
             self._dispatching = False
 
     async def _dispatch_once(self) -> None:
-        agents = await self.online_agents()
+        agents = await self.pushed_to()
         if not agents:
             return
         loads = await self.store.loads(a.name for a in agents)

@@ -11,6 +11,7 @@ WORDS = {
     "非常满意": 100, "很满意": 100, "满意": 80, "一般": 60, "不满意": 40, "非常不满意": 20, "很不满意": 20,
     "very satisfied": 100, "satisfied": 80, "neutral": 60, "ok": 60, "dissatisfied": 40, "very dissatisfied": 20,
 }  # fmt: skip
+LOW = 40  # 不满意 and below: acknowledged, and a follow-up offered
 SKIP = {"跳过", "不用了", "没有", "无", "skip", "no", "none", "no thanks"}
 
 
@@ -44,9 +45,13 @@ async def fill(ctx: Ctx, slot: Slot) -> bool:
         ctx.say("survey", "ask_comment", ctx.button("deny", skip, skip), score=score)
         ctx.ask(FlowId.SURVEY, "comment", score=score)
         return True
+    score = int(slot.data["score"])
     if ctx.norm not in SKIP:
-        await ctx.svc.handoff.record_survey(ctx.conversation_id, int(slot.data["score"]), ctx.text)
-    ctx.say("survey", "thanks")
+        await ctx.svc.handoff.record_survey(ctx.conversation_id, score, ctx.text)
+    if score <= LOW:  # a poor rating is acknowledged, with a way back to a person
+        ctx.say("survey", "thanks", ctx.button("request_human"), score=score)
+    else:
+        ctx.say("survey", "thanks", score=score)
     return True
 
 
