@@ -12,6 +12,7 @@ Mounting: ``app.add_subapp("/api", api_app(extra))`` — ``extra`` are routes of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -96,7 +97,8 @@ async def set_status(request: web.Request) -> web.Response:
 async def queue(request: web.Request) -> web.Response:
     service, agent = request.config_dict[SERVICE], agent_of(request)
     views = service.views
-    body: dict[str, Any] = {"chats": visible(agent, await views.queue()), "mine": await views.mine(agent)}
+    body: dict[str, Any] = {"chats": visible(agent, await views.queue()), "mine": await views.mine(agent),
+                            "now": time.time()}  # fmt: skip  # the console counts its clocks in the server's time
     if agent.supervises:
         body["agents"] = await views.agent_loads()
         body["breaches"] = await views.breaches()
@@ -118,7 +120,8 @@ async def accept(request: web.Request) -> web.Response:
 async def send_message(request: web.Request) -> web.Response:
     service, agent, chat_id = request.config_dict[SERVICE], agent_of(request), path_id(request)
     text = _text((await json_body(request, TextIn, BODY_LIMIT)).text)
-    return _json({"entry": await service.chats.agent_message(agent, chat_id, text)})
+    entry = await service.chats.agent_message(agent, chat_id, text)
+    return _json({"entry": entry, "sla": await service.views.sla(chat_id)})  # a first reply stops clocks
 
 
 async def add_note(request: web.Request) -> web.Response:
@@ -143,6 +146,11 @@ async def close(request: web.Request) -> web.Response:
     disposition = (await json_body(request, CloseIn, BODY_LIMIT)).disposition
     chat = await service.chats.close(agent, chat_id, disposition)
     return _json({"chat": chat.summary()})
+
+
+async def transfer_targets(request: web.Request) -> web.Response:
+    """``GET /api/transfer-targets``: the agents online now (not the caller) and the skill groups."""
+    return _json(await request.config_dict[SERVICE].views.transfer_targets(agent_of(request)))
 
 
 async def canned(request: web.Request) -> web.Response:
@@ -191,6 +199,7 @@ def api_routes() -> list[web.RouteDef]:
         web.post("/chats/{id}/transfer", transfer),
         web.post("/chats/{id}/close", close),
         web.get("/chats/{id}/canned", canned),
+        web.get("/transfer-targets", transfer_targets),
         web.get("/callbacks", callbacks),
         web.post("/callbacks/{id}/{action:reply|done}", handle_callback),
     ]
@@ -212,5 +221,3 @@ def page_routes() -> list[web.RouteDef]:
 
 def jinja() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
-
-

@@ -108,6 +108,21 @@ class ConsoleViews:
             out.append({"id": key, "title": entry["title"].get(chat.lang, key), "text": text})
         return out
 
+    async def sla(self, chat_id: str) -> list[dict[str, Any]]:
+        """The chat's running clocks as its summary lists them (``[]`` when none runs)."""
+        timers = (await self.clocks.clocks([chat_id]))[chat_id]
+        return [{"clock": c, "warn_at": w, "due_at": d, "breached": b} for c, (w, d, b) in timers.items()]
+
+    async def transfer_targets(self, agent: Agent) -> dict[str, Any]:
+        """Whom ``agent`` may transfer a chat to: the other agents online now (with their load, those at
+        capacity marked) and the skill groups, never an agent who is away or offline."""
+        loads = await self.agent_loads()
+        online = [{"name": a["name"], "display_name": a["display_name"], "load": a["load"], "capacity": a["capacity"],
+                   "full": a["load"] >= a["capacity"]}
+                  for a in loads if a["status"] == "online" and a["name"] != agent.name]  # fmt: skip
+        skills = sorted({s for a in loads for s in a["skills"]})
+        return {"agents": online, "skills": skills}
+
     # ---- supervisors' overview ------------------------------------------------------------------------
     async def agent_loads(self) -> list[dict[str, Any]]:
         agents = await self.agents.all()

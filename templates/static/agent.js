@@ -26,7 +26,7 @@
       unread: (n) => `${n} 条未读`, me: "我", dismiss: "关闭",
       taken: "该会话已被其他坐席接起", transferred: (w) => `已转接：${w}`, closedOk: (w) => `会话已结束：${w}`,
       chatClosed: (w) => `会话已结束：${w}`, chatRemoved: (w) => `会话已转出或重新排队：${w}`,
-      assigned: (w) => `新会话已分配给您：${w}`, slaWarn: (w, c, left) => `${w}：${c}即将超时（剩余 ${left}）`,
+      assigned: (w) => `新会话已分配给您：${w}`, newReply: (w) => `${w} 发来新消息`, slaWarn: (w, c, left) => `${w}：${c}即将超时（剩余 ${left}）`,
       slaBreach: (w, c) => `${w}：${c}已超时`, targetMissing: "请输入坐席账号或 skill:技能",
       kinds: { customer: "客户", bot: "机器人", agent: "坐席", system: "系统", note: "内部备注", event: "事件" },
       reasons: { request_human: "客户要求转人工", complaint: "投诉", fallback: "机器人无法处理", urgent: "紧急", vip: "VIP 客户" },
@@ -62,6 +62,7 @@
       taken: "Another agent already took this chat", transferred: (w) => `Transferred: ${w}`,
       closedOk: (w) => `Chat closed: ${w}`, chatClosed: (w) => `Chat ended: ${w}`,
       chatRemoved: (w) => `Chat transferred away or re-queued: ${w}`, assigned: (w) => `New chat assigned to you: ${w}`,
+      newReply: (w) => `New message from ${w}`,
       slaWarn: (w, c, left) => `${w}: ${c} SLA due in ${left}`, slaBreach: (w, c) => `${w}: ${c} SLA breached`,
       targetMissing: "Enter an agent name or skill:name",
       kinds: { customer: "Customer", bot: "Bot", agent: "Agent", system: "System", note: "Internal note", event: "Event" },
@@ -77,6 +78,7 @@
   const TYPING_EVERY = 2000;     // ms between our "typing" frames
   const TYPING_SHOW = 4000;      // ms the customer's "typing…" line stays up
   const HEARTBEAT_EVERY = 10000;
+  const RESYNC_EVERY = 10000;    // ms between re-reads of the queue and my chats (clocks, loads)
   const PIN_MS = 5000;           // a chat just accepted/assigned survives a (possibly stale) queue snapshot this long
   const SUPERVISORS = new Set(["supervisor", "admin"]);
   const KINDS = new Set(["customer", "bot", "agent", "system", "note", "event"]);
@@ -107,6 +109,7 @@
   const chats = new Map();        // my chats: String(id) -> chat record (see ensureChat)
   let order = [];                 // tab order (String ids)
   let selected = null;            // String id of the open chat
+  let composerFor = null;         // String id of the chat whose draft the composer holds (sending goes there)
   let agents = [], breaches = [];
   let clockOffset = 0;            // ms to add to Date.now() to get the server's clock
   let ws = null, everOpen = false, backoff = 500, retryTimer = null, failures = 0;
@@ -122,7 +125,9 @@
   };
 
   // ---- HTTP ------------------------------------------------------------------------------------
+  let preciseClock = false;       // set once the server said its time (``now``, seconds) in a response
   function noteClock(res) {
+    if (preciseClock) return;
     const date = Date.parse(res.headers.get("Date") || "");
     if (!Number.isFinite(date)) return;
     const diff = date + 500 - Date.now();          // the header has whole seconds
@@ -179,7 +184,7 @@
   }
   // style "queue": .sla-countdown/.sla-warn/.sla-breached (queue items); "tab": .tab-sla/.is-warn/.is-breached
   function slaNode(summary, style) {
-    const clock = nearestSla(summary);
+    const clock = nearestSla(style === "tab" ? { sla: (summary.sla || []).filter((c) => c && c.clock !== "pickup") } : summary);
     if (!clock) return null;
     const node = el("span", style === "queue" ? "sla-countdown" : "tab-sla");
     node.dataset.due = clock.due_at;
@@ -342,8 +347,26 @@
     renderSupervisor();
   }
 
+  // The server's time (``now``) against the middle of the round trip: the clocks count as the server's do.
+  function serverTime(sent, data) {
+    if (!data || typeof data.now !== "number") return;
+    clockOffset = data.now * 1000 - (sent + Date.now()) / 2;
+    preciseClock = true;
+  }
+
   async function refreshQueue() {
-    try { applyQueue(await api("GET", "/api/queue")); } catch (err) { if (err.status !== 401) console.warn(err); }
+    if (!me) return;
+    const sent = Date.now();
+    try {
+      const data = await api("GET", "/api/queue");
+      serverTime(sent, data);
+      applyQueue(data);
+    } catch (err) { if (err.status !== 401) console.warn(err); }
+  }
+  let refreshDue = null;  // a re-read soon after a change (several changes make one)
+  function refreshSoon(ms) {
+    if (refreshDue) return;
+    refreshDue = setTimeout(() => { refreshDue = null; refreshQueue(); }, ms || 700);
   }
 
   async function accept(c, button) {
@@ -383,9 +406,13 @@
     id = str(id);
     chats.delete(id);
     order = order.filter((x) => x !== id);
+    if (composerFor === id) {
+      composerFor = null;
+      $("reply-input").value = "";
+      delete $("reply-form").dataset.chat;
+    }
     if (selected === id) {
       selected = null;
-      $("reply-input").value = "";
       renderChat();
     }
   }
@@ -421,13 +448,16 @@
     const chat = chats.get(str(id));
     if (!chat) return;
     const input = $("reply-input");
-    const previous = chats.get(selected);
-    if (previous) previous.draft = input.value;
-    if (previous !== chat) {
+    const previous = chats.get(composerFor);
+    if (previous) { previous.draft = input.value; previous.noteMode = $("note-toggle").checked; }
+    if (composerFor !== chat.id) {
       input.value = chat.draft;
-      $("note-toggle").checked = false;
+      $("note-toggle").checked = Boolean(chat.noteMode);
+      $("close-select").value = chat.disposition || "resolved";  // the close reason is per chat too
       hideTransfer();
     }
+    composerFor = chat.id;
+    $("reply-form").dataset.chat = chat.id;  // the composer names its chat: sending goes there
     selected = chat.id;
     chat.unread = 0;
     renderTabs();
@@ -600,19 +630,26 @@
   }
 
   // ---- actions on the selected chat ------------------------------------------------------------
+  // The text goes to the chat the composer belongs to (its draft), whatever has been pushed meanwhile.
   async function sendReply() {
-    const chat = chats.get(selected), input = $("reply-input");
+    const form = $("reply-form"), input = $("reply-input");
+    const target = form.dataset.chat;
+    const chat = target ? chats.get(target) : null;
     const text = input.value.trim();
-    if (!chat || !text) return;
+    if (!chat || !text || target !== composerFor) return;
     const note = $("note-toggle").checked;
     input.value = "";
     chat.draft = "";
     try {
       const data = await api("POST", chatPath(chat, note ? "/notes" : "/messages"), { text });
+      if (data && Array.isArray(data.sla) && chats.get(chat.id) === chat) {  // the clocks as the server has them now
+        chat.summary = { ...chat.summary, sla: data.sla };
+        renderTabs();
+      }
       if (data && data.entry && chats.get(chat.id) === chat && addEntry(chat, data.entry) && chat.id === selected) toBottom();
     } catch (err) {
-      if (chat.id !== selected) { if (!chat.draft) chat.draft = text; }  // switched away meanwhile
-      else if (!input.value) input.value = text;                         // give the text back to retry
+      if (composerFor !== chat.id) { if (!chat.draft) chat.draft = text; }  // switched away meanwhile
+      else if (!input.value) { input.value = text; chat.draft = text; }      // give the text back to retry
       fail(err);
     }
   }
@@ -705,6 +742,30 @@
   }
 
   // ---- toasts ----------------------------------------------------------------------------------
+  // ---- notifications: a new chat or a customer's reply while the console is hidden (a setting) -----
+  let alerts = store.get("alerts") === "1", audio = null;
+  function beep() {
+    try {
+      audio = audio || new AudioContext();
+      const osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.05;
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.15);
+    } catch { /* no sound here */ }
+  }
+  function notify(kind, id) {
+    if (!alerts || !document.hidden) return;
+    beep();
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    try {
+      const body = (kind === "newChat" ? t().assigned : t().newReply)(chatLabel(id));
+      const note = new Notification(t().title, { body, tag: `chat-${id}` });
+      note.onclick = () => { window.focus(); select(id, true); note.close(); };
+    } catch { /* notifications refused */ }
+  }
+
   function toast(text, kind, ms) {
     const box = $("toasts");
     const item = el("div", `toast toast-${kind || "info"}`);
@@ -736,7 +797,10 @@
     switch (frame.type) {
       case "hello":
         backoff = 500;  // a server that says hello is healthy: the next drop starts the back-off anew
-        if (frame.agent && typeof frame.agent === "object") { me = { ...me, ...frame.agent }; renderHeader(); }
+        if (frame.agent && typeof frame.agent === "object") { me = { ...me, ...frame.agent }; }
+        if (typeof frame.status === "string") myStatus = frame.status;
+        renderHeader();
+        refreshMe();  // presence as the server has it now (after a restart it may differ from what we showed)
         return;
       case "queue":
         applyQueue(frame);
@@ -761,20 +825,26 @@
         gone.delete(str(frame.chat.id));
         const mine = ensureChat(frame.chat);
         mine.pinnedUntil = Date.now() + PIN_MS;
+        refreshSoon();  // its clocks as they stand once the assignment is through
         queue = queue.filter((q) => str(q.id) !== mine.id);
         renderQueue();
         toast(t().assigned(chatLabel(mine.id)), "info");
-        select(mine.id, false);
+        if (!selected) select(mine.id, false);  // an open chat (and its draft) is never taken away
+        else { mine.unread = Math.max(mine.unread, 1); renderTabs(); }
+        notify("newChat", mine.id);
         return;
       }
       case "message": {
         if (!chat || !frame.entry) { if (!chat) refreshQueue(); return; }
         const entry = frame.entry;
         if (entry.kind === "customer") { chat.typingUntil = 0; updateTyping(); }
-        if (addEntry(chat, entry) && chat.id !== selected && !isMine(entry)) {
+        const fresh = addEntry(chat, entry);
+        if (fresh && chat.id !== selected && !isMine(entry)) {
           chat.unread += 1;
           renderTabs();
         }
+        if (fresh && entry.kind === "customer") notify("reply", chat.id);
+        if (fresh && entry.kind === "agent") refreshSoon();  // a first reply stops clocks: re-read them
         return;
       }
       case "typing":
@@ -906,6 +976,18 @@
     document.body.dataset.status = safe(myStatus);
   }
 
+  async function refreshMe() {
+    try {
+      const data = await api("GET", "/api/agent/me");
+      if (!data || !me) return;
+      if (data.csrf) csrf = str(data.csrf);
+      if (data.agent && typeof data.agent === "object") me = { ...me, ...data.agent };
+      if (typeof data.status === "string") myStatus = data.status;
+      renderHeader();
+      renderQueue();
+    } catch (err) { if (err.status !== 401) console.warn(err); }
+  }
+
   function loggedIn(data) {
     if (!data || !data.agent) { loggedOut(false); return; }
     me = data.agent;
@@ -928,7 +1010,8 @@
     if (sock) { try { sock.close(1000); } catch { /* already closed */ } }
     clearTimeout(retryTimer);
     [me, csrf, retryTimer, everOpen, backoff, failures] = [null, "", null, false, 500, 0];
-    [order, queue, selected, agents, breaches, callbacks] = [[], [], null, [], [], []];
+    [order, queue, selected, composerFor, agents, breaches, callbacks] = [[], [], null, null, [], [], []];
+    $("reply-input").value = "";
     chats.clear();
     $("console").hidden = true;
     $("agent-box").hidden = true;
@@ -1023,11 +1106,20 @@
     }
   });
   $("reply-input").addEventListener("input", () => {
-    const chat = chats.get(selected), stamp = Date.now();
+    const chat = chats.get(composerFor), stamp = Date.now();
+    if (chat) chat.draft = $("reply-input").value;
     if (!chat || $("note-toggle").checked || !$("reply-input").value.trim()) return;  // notes are not "typing"
     if (stamp - lastTypingSent >= TYPING_EVERY && wsSend({ type: "typing", chat: chat.rawId })) lastTypingSent = stamp;
   });
-  $("note-toggle").addEventListener("change", renderReplyMode);
+  $("note-toggle").addEventListener("change", () => {
+    const chat = chats.get(composerFor);
+    if (chat) chat.noteMode = $("note-toggle").checked;
+    renderReplyMode();
+  });
+  $("close-select").addEventListener("change", () => {
+    const chat = chats.get(composerFor);
+    if (chat) chat.disposition = $("close-select").value;
+  });
 
   $("canned-select").addEventListener("change", (event) => {
     const chat = chats.get(selected), input = $("reply-input");
@@ -1061,6 +1153,7 @@
   });
 
   setInterval(tick, 1000);
+  setInterval(() => { if (me && ws) refreshQueue(); }, RESYNC_EVERY);  // clocks and loads never drift for long
   setInterval(() => wsSend({ type: "heartbeat" }), HEARTBEAT_EVERY);
 
   renderAll();

@@ -1,0 +1,159 @@
+"""The agent console through a shift, in real Chromium: customers in the widget, an agent in the console.
+
+- a reply never goes to the wrong customer: a draft belongs to its chat, a pushed chat never takes the composer;
+- the header's presence is the server's, also after the gateway restarts;
+- SLA chips come from the server's clocks (a chat answered at once shows none);
+- the console speaks the agent's language: no English event tags, no raw ids, one label per visitor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
+
+pytestmark = pytest.mark.browser
+
+
+async def agent_page(
+    browser: Browser, base: str, name: str = "agent1", lang: str = "zh", page: Page | None = None
+) -> Page:
+    if page is None:
+        page = await (await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")).new_page()
+    await page.goto(f"{base}agent?lang={lang}")
+    await expect(page.locator("#login-form")).to_be_visible(timeout=10_000)
+    await page.fill("#login-name", name)
+    await page.fill("#login-password", f"demo-{name}")
+    await page.click("#login-submit")
+    await expect(page.locator("#console")).to_be_visible(timeout=10_000)
+    await expect(page.locator("#conn-status")).to_have_attribute("data-state", "open", timeout=10_000)
+    return page
+
+
+async def customer_page(browser: Browser, base: str, text: str = "我要转人工客服") -> Page:
+    page = await (await browser.new_context(viewport={"width": 390, "height": 780})).new_page()
+    await page.goto(base + "?lang=zh")
+    await expect(page.locator("#chat-status")).to_have_attribute("data-state", "open", timeout=10_000)
+    await page.fill("#chat-input", text)
+    await page.click("#chat-send")
+    return page
+
+
+async def close_all(*pages: Page) -> None:
+    for page in pages:
+        await page.context.close()
+
+
+async def test_a_pushed_chat_never_takes_the_draft_and_enter_replies_to_the_chat_it_was_typed_in(browser, gateway_url):
+    agent = await agent_page(browser, gateway_url)
+    a = await customer_page(browser, gateway_url)
+    await expect(a.locator(".msg-system").last).to_contain_text("王小明", timeout=10_000)
+    tab_a = agent.locator(".chat-tab").first
+    await expect(tab_a).to_be_visible(timeout=10_000)
+    await tab_a.click()
+    chat_a = await tab_a.get_attribute("data-chat")
+    await expect(agent.locator("#transcript .entry-customer").first).to_contain_text("我要转人工客服")
+    await agent.locator("#reply-input").click()
+    await agent.keyboard.type("您好，您的宽带")  # half a message in A's chat
+
+    b = await customer_page(browser, gateway_url, "人工服务")  # a second customer, pushed to the same agent
+    await expect(b.locator(".msg-system").last).to_contain_text("王小明", timeout=10_000)
+    await expect(agent.locator(".chat-tab")).to_have_count(2, timeout=10_000)
+    await agent.wait_for_timeout(300)  # whatever the console does on the push has happened
+    await agent.keyboard.type("故障已经派单")  # the agent keeps typing: still A's chat
+    assert await agent.evaluate("document.activeElement.id") == "reply-input"
+    await expect(agent.locator(".chat-tab.active")).to_have_attribute("data-chat", chat_a)
+    await expect(agent.locator("#reply-input")).to_have_value("您好，您的宽带故障已经派单")
+
+    tab_b = agent.locator(".chat-tab").nth(1)
+    chat_b = await tab_b.get_attribute("data-chat")
+    assert chat_b != chat_a
+    await tab_b.click()  # B's composer is B's: empty
+    await expect(agent.locator("#reply-input")).to_have_value("")
+    await agent.locator(f'.chat-tab[data-chat="{chat_a}"]').click()  # back to A: the draft is there
+    await expect(agent.locator("#reply-input")).to_have_value("您好，您的宽带故障已经派单")
+    await agent.locator("#reply-input").press("End")
+    await agent.keyboard.type("。")
+    await agent.keyboard.press("Enter")
+
+    await expect(a.locator(".msg-agent").last).to_have_text(re.compile("您好，您的宽带故障已经派单。$"), timeout=10_000)
+    await expect(agent.locator("#reply-input")).to_have_value("")
+    await agent.wait_for_timeout(500)
+    assert await b.locator(".msg-agent").count() == 0  # B got nothing
+    await agent.locator(f'.chat-tab[data-chat="{chat_b}"]').click()
+    await expect(agent.locator("#reply-input")).to_have_value("")
+    await close_all(agent, a, b)
+
+
+async def test_the_header_shows_the_servers_presence_after_a_restart(browser, aiohttp_server, settings, nlu_engine):
+    from gateway.app import create_app
+
+    first = await aiohttp_server(create_app(settings, nlu=nlu_engine))
+    base, port = str(first.make_url("/")), first.port
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")).new_page()
+    held, routes = [True], []
+
+    async def through(ws: WebSocketRoute) -> None:  # the console's socket, passed on to the gateway unless held
+        if not held[0]:
+            routes.extend([ws, ws.connect_to_server()])
+        else:
+            await ws.close()
+
+    await page.route_web_socket(re.compile(r"/ws/agent$"), through)
+    held[0] = False
+    agent = await agent_page(browser, base, page=page)
+    await agent.select_option("#status-select", "away")
+    await expect(agent.locator("body")).to_have_attribute("data-status", "away")
+    assert await agent.evaluate("fetch('/api/agent/me').then((r) => r.json()).then((d) => d.status)") == "away"
+
+    held[0] = True  # the console cannot reconnect until we say so
+    for route in routes:
+        await route.close()
+    await expect(agent.locator("#conn-status")).to_have_attribute("data-state", "closed", timeout=5_000)
+    await first.close()  # the gateway restarts…
+    await aiohttp_server(create_app(settings, nlu=nlu_engine), port=port)
+    sign_in = {"name": "agent1", "password": "demo-agent1"}  # …and meanwhile the agent signs in elsewhere: online
+    async with aiohttp.ClientSession() as http, http.post(base + "api/agent/login", json=sign_in) as r:
+        assert r.status == 200, await r.text()
+    held[0] = False
+    await expect(agent.locator("#conn-status")).to_have_attribute("data-state", "open", timeout=15_000)
+    status = await agent.evaluate("fetch('/api/agent/me').then((r) => r.json()).then((d) => d.status)")
+    assert status == "online"
+    await expect(agent.locator("#status-select")).to_have_value(status, timeout=5_000)  # as the server has it
+    await expect(agent.locator("body")).to_have_attribute("data-status", status)
+    await agent.reload()  # and a reload says the same
+    await expect(agent.locator("#console")).to_be_visible(timeout=10_000)
+    await expect(agent.locator("#status-select")).to_have_value(status)
+    held[0] = True
+    for route in routes:
+        await route.close()
+    await close_all(agent)
+
+
+async def test_a_chat_answered_at_once_shows_no_sla_chip(browser, aiohttp_server, settings, nlu_engine):
+    from gateway.app import create_app
+    from handoff.config import Clock, load_handoff_config
+
+    config = load_handoff_config(settings.source)
+    clocks = {**config.clocks, "first_reply": Clock(1.0, 2.0)}  # a first reply due within 2 s
+    config = dataclasses.replace(config, push=False, clocks=clocks)  # pull: the agent accepts from the queue
+    server = await aiohttp_server(create_app(settings, nlu=nlu_engine, handoff_config=config))
+    base = str(server.make_url("/"))
+    agent = await agent_page(browser, base)
+    customer = await customer_page(browser, base)
+    accept = agent.locator(".queue-item .accept-btn").first
+    await expect(accept).to_be_visible(timeout=10_000)
+    await accept.click()
+    await expect(agent.locator(".chat-tab")).to_have_count(1, timeout=10_000)
+    await agent.fill("#reply-input", "您好，请讲")
+    await agent.keyboard.press("Enter")  # answered at once
+    await expect(customer.locator(".msg-agent").last).to_contain_text("您好，请讲", timeout=10_000)
+    await agent.wait_for_timeout(3000)  # past the first reply's due time
+    mine = await agent.evaluate("fetch('/api/queue').then((r) => r.json()).then((d) => d.mine)")
+    assert [c["sla"] for c in mine] == [[]]  # the server: no clock runs
+    await expect(agent.locator(".chat-tab .tab-sla")).to_have_count(0)  # the console: no chip
+    assert await agent.locator(".toast-breach").count() == 0
+    await close_all(agent, customer)
