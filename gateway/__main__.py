@@ -116,8 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("gateway ready: web chat widget %s/ · agent console %s/agent · REST %s/webhooks/rest/webhook · "
                  "metrics %s/metrics · %s", base, base, base, base, redis)  # fmt: skip
         log.info("channels: %s", " · ".join(_channels(settings, base)))
-        for name, password, role in app.get(DEMO_AGENTS, []):
-            log.info("demo %s account created: %s / %s (refused when server.production is set)", role, name, password)
+        demo = app.get(DEMO_AGENTS, [])
+        created = [f"{role} {name} / {password}" for name, password, role, new in demo if new]
+        kept = [f"{role} {name} / {password}" for name, password, role, new in demo if not new]
+        if created:
+            log.info("demo agents: created %s (refused when server.production is set)", ", ".join(created))
+        if kept:
+            log.info("demo agents: available %s (refused when server.production is set)", ", ".join(kept))
 
     try:
         if os.environ.get("GW_NO_UVLOOP"):

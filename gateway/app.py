@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 EMBEDDED: web.AppKey[EmbeddedRedis] = web.AppKey("embedded_redis")
 FAST_REDIS: web.AppKey[FastRedis] = web.AppKey("fast_redis")
 HANDOFF_CONFIG: web.AppKey[HandoffConfig] = web.AppKey("handoff_config")
-DEMO_AGENTS: web.AppKey[list[tuple[str, str, str]]] = web.AppKey("demo_agents")
+DEMO_AGENTS: web.AppKey[list[tuple[str, str, str, bool]]] = web.AppKey("demo_agents")  # name, password, role, new
 HOST: web.AppKey[AppHost] = web.AppKey("host")
 
 
@@ -190,7 +190,7 @@ def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: R
     return service
 
 
-async def _demo_agents(service: HandoffService, settings: Settings) -> list[tuple[str, str, str]]:
+async def _demo_agents(service: HandoffService, settings: Settings) -> list[tuple[str, str, str, bool]]:
     """Outside production, while no real agent exists, the demo agents of config/routing.yml (created
     on the first start; their credentials are printed at every start)."""
     if settings.server.production:
@@ -202,8 +202,8 @@ async def _demo_agents(service: HandoffService, settings: Settings) -> list[tupl
     for a in service.config.demo_agents:
         if a.name not in existing:
             await service.agents.add(a.name, a.password, role=a.role, skills=a.skills, capacity=a.capacity,
-                                     display_name=a.display_name, demo=True)  # fmt: skip
-        made.append((a.name, a.password, a.role))
+                                     display_name=a.display_name, demo=True, names=a.names)  # fmt: skip
+        made.append((a.name, a.password, a.role, a.name not in existing))
     return made
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import os
 import re
@@ -99,6 +100,11 @@ class Agent:
     skills: tuple[str, ...]
     capacity: int
     demo: bool = False
+    names: tuple[tuple[str, str], ...] = ()  # (language, display name) where it differs by language
+
+    def display(self, lang: str) -> str:
+        """The name customers and texts in ``lang`` see ("王小明" / "Xiaoming Wang"); else ``display_name``."""
+        return dict(self.names).get(lang) or self.display_name
 
     @property
     def supervises(self) -> bool:
@@ -109,7 +115,7 @@ class Agent:
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "display_name": self.display_name, "role": self.role,
-                "skills": list(self.skills), "capacity": self.capacity}  # fmt: skip
+                "skills": list(self.skills), "capacity": self.capacity, "names": dict(self.names)}  # fmt: skip
 
 
 class AgentStore:
@@ -120,7 +126,8 @@ class AgentStore:
         self._cache: tuple[float, list[Agent]] | None = None
 
     async def add(self, name: str, password: str, *, role: str = "agent", skills: tuple[str, ...] = (),
-                  capacity: int = 3, display_name: str = "", demo: bool = False) -> Agent:  # fmt: skip
+                  capacity: int = 3, display_name: str = "", demo: bool = False,
+                  names: dict[str, str] | None = None) -> Agent:  # fmt: skip
         if not NAME.match(name):
             raise AgentError(f"agent name {name!r} must be 2–32 letters, digits, '.', '_' or '-'")
         if role not in ROLES:
@@ -131,10 +138,13 @@ class AgentStore:
         if not 1 <= capacity <= 50:
             raise AgentError("capacity must be between 1 and 50")
         digest = (await HASHER.run(bcrypt.hashpw, raw, bcrypt.gensalt(rounds=10))).decode()
-        agent = Agent(name, display_name or name, role, tuple(s.strip() for s in skills if s.strip()), capacity, demo)
+        by_lang = tuple(sorted((k, v) for k, v in (names or {}).items() if v))
+        agent = Agent(name, display_name or name, role, tuple(s.strip() for s in skills if s.strip()), capacity, demo,
+                      by_lang)  # fmt: skip
         await self.redis.hset(self.keys.handoff_agent(name), mapping={
             "name": name, "display_name": agent.display_name, "role": role, "skills": ",".join(agent.skills),
-            "capacity": capacity, "password": digest, "demo": int(demo)})  # fmt: skip
+            "capacity": capacity, "password": digest, "demo": int(demo),
+            "names": json.dumps(dict(by_lang), ensure_ascii=False)})  # fmt: skip
         await self.redis.sadd(self.keys.handoff_agents(), name)
         self._cache = None
         return agent
@@ -235,4 +245,5 @@ class AgentStore:
 def _agent(raw: dict[bytes, bytes]) -> Agent:
     skills = tuple(s for s in raw.get(b"skills", b"").decode().split(",") if s)
     return Agent(raw[b"name"].decode(), raw.get(b"display_name", raw[b"name"]).decode(), raw[b"role"].decode(), skills,
-                 int(raw.get(b"capacity", b"3")), raw.get(b"demo") == b"1")  # fmt: skip
+                 int(raw.get(b"capacity", b"3")), raw.get(b"demo") == b"1",
+                 tuple(sorted(json.loads(raw.get(b"names") or b"{}").items())))  # fmt: skip

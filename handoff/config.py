@@ -34,6 +34,16 @@ class DemoAgent:
     role: str
     skills: tuple[str, ...]
     capacity: int
+    names: dict[str, str] = field(default_factory=dict)  # language → display name ({zh: 王小明, en: Xiaoming Wang})
+
+
+def _demo(a: dict[str, Any]) -> DemoAgent:
+    """A demo agent of routing.yml; ``display_name`` is one name or one per language (the first is the default)."""
+    shown = a["display_name"]
+    names = {str(k): str(v) for k, v in shown.items()} if isinstance(shown, dict) else {}
+    default = names.get("zh") or next(iter(names.values()), "") if names else str(shown)
+    return DemoAgent(str(a["name"]), str(a["password"]), default, str(a["role"]), tuple(a["skills"]),
+                     int(a["capacity"]), names)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +158,7 @@ def load_handoff_config(folder: Path | str | None = None) -> HandoffConfig:
             restart_grace=float(r["presence"].get("restart_grace", 60)),
             outage_after=float(s.get("outage_after", 5)),
             supervisors_push=bool(r["assignment"].get("supervisors_push", False)),
-            demo_agents=tuple(DemoAgent(str(a["name"]), str(a["password"]), str(a["display_name"]), str(a["role"]),
-                                        tuple(a["skills"]), int(a["capacity"])) for a in r.get("demo_agents") or ()),
+            demo_agents=tuple(_demo(a) for a in r.get("demo_agents") or ()),
             clocks=clocks, complaint_solution=float(s["complaint_solution"]),
             canned=_read(canned_path) if canned_path.exists() else {},
         )  # fmt: skip

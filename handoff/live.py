@@ -56,8 +56,8 @@ class LiveChats:
     async def agent_message(self, agent: Agent, chat_id: str, text: str) -> dict[str, Any]:
         chat = await self.own(agent, chat_id)
         await self.customers.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="agent",
-                                                     agent=agent.display_name))  # fmt: skip
-        entry = await self.store.log_entry(chat, {"kind": "agent", "text": text, "agent": agent.display_name})
+                                                     agent=agent.display(chat.lang)))  # fmt: skip
+        entry = await self.store.log_entry(chat, {"kind": "agent", "text": text, "agent": agent.display(chat.lang)})
         if chat.first_reply_at is None:
             await self.store.update(chat.id, first_reply_at=entry["at"])
             await self.clocks.first_reply(chat.id)
@@ -67,7 +67,7 @@ class LiveChats:
     async def agent_typing(self, agent: Agent, chat_id: str) -> None:
         chat = await self.own(agent, chat_id)
         await self.customers.deliver(OutboundMessage(chat.channel, chat.sender, "", chat.id, sender="agent",
-                                                     agent=agent.display_name, kind="typing"))  # fmt: skip
+                                                     agent=agent.display(chat.lang), kind="typing"))  # fmt: skip
 
     async def note(self, agent: Agent, chat_id: str, text: str) -> dict[str, Any]:
         """An internal note: in the transcript for agents, never sent to the customer."""
@@ -123,9 +123,10 @@ class LiveChats:
         await self.clocks.closed(chat.id)
         await self.store.log_entry(chat, {"kind": "event", "event": "closed", "disposition": disposition,
                                           "agent": agent.name})  # fmt: skip
-        text = self.renderer.text("request_human", "agent_left", chat.lang, chat.channel, agent=agent.display_name)
+        shown = agent.display(chat.lang)
+        text = self.renderer.text("request_human", "agent_left", chat.lang, chat.channel, agent=shown)
         await self.customers.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",
-                                                     agent=agent.display_name, kind="agent_left"))  # fmt: skip
+                                                     agent=agent.display(chat.lang), kind="agent_left"))  # fmt: skip
         await self.surveys.ask(chat)
         await self.store.publish({"type": "chat_closed", "chat": chat.id}, to=[holder])
         self.background.spawn(self.queue.dispatch())

@@ -176,9 +176,10 @@ class Queue:
 
     async def joined(self, chat: Chat, agent: Agent) -> None:
         """The customer hears who has joined."""
-        text = self.renderer.text("request_human", "agent_joined", chat.lang, chat.channel, agent=agent.display_name)
+        shown = agent.display(chat.lang)  # "王小明" to a Chinese chat, "Xiaoming Wang" to an English one
+        text = self.renderer.text("request_human", "agent_joined", chat.lang, chat.channel, agent=shown)
         await self.customers.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",
-                                                     agent=agent.display_name, kind="agent_joined"))  # fmt: skip
+                                                     agent=agent.display(chat.lang), kind="agent_joined"))  # fmt: skip
 
     async def accept(self, agent: Agent, chat_id: str) -> Chat:
         """Pull: an agent takes a queued chat (403 without its skills; 409 taken, closed, or at capacity)."""

@@ -85,3 +85,18 @@ async def test_a_poor_rating_is_acknowledged_and_offered_a_follow_up(make_gatewa
     assert poor["thanks"]["text"] != top["thanks"]["text"]
     assert "跟进" in poor["thanks"]["text"] and poor["thanks"]["buttons"], poor
     assert not top["thanks"].get("buttons")
+
+
+async def test_an_english_chat_hears_the_agents_english_name(make_gateway, people):
+    gw = await make_gateway()
+    agent = people("agent", gw.base, "agent1", "demo-agent1")
+    await agent.login()
+    await agent.connect()
+    customer = people("customer", gw.base, None)
+    await customer.connect()
+    await customer.send("I want to talk to a human agent")
+    joined = await customer.expect(is_("agent_joined"))
+    assert "Xiaoming Wang" in joined["text"] and "王小明" not in joined["text"], joined
+    chat_id = (await agent.expect(is_("assigned")))["chat"]["id"]
+    await agent.call("POST", f"/api/chats/{chat_id}/messages", {"text": "Hello, how can I help?"})
+    assert (await customer.expect(lambda f: f.get("from") == "agent"))["agent"] == "Xiaoming Wang"

@@ -177,6 +177,8 @@ async def test_a_restart_keeps_assignments_away_and_counts_no_breach_for_the_dow
         outages = [json.loads(o) for o in await redis.lrange(f"{key_prefix}{{handoff}}:outages", 0, -1)]
         assert len(outages) == 1 and outages[0]["seconds"] >= 7 and outages[0]["timers_paused"] >= 1, outages
         assert "vanished" not in second.text()
+        assert "demo agents: created agent agent1" in first.text()  # created once, available after
+        assert "demo agents: available agent agent1" in second.text() and "created" not in second.text()
         assert "system outage" in second.text()
     finally:
         for c in (agent1, agent2):
