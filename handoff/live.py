@@ -100,6 +100,7 @@ class LiveChats:
             await self.store.publish({"type": "chat_removed", "chat": chat.id}, to=[holder])
             await self.store.publish({"type": "assigned", "chat": moved.summary()}, to=[target.name])
             await self.queue.joined(chat, target)
+            self.background.spawn(self.queue.views.publish_agents())  # both agents' loads changed
             return moved
         if not to_skill:
             raise BadRequest("give 'to_agent' or 'to_skill'", zh="请指定转接坐席（to_agent）或技能组")
@@ -130,4 +131,5 @@ class LiveChats:
         await self.surveys.ask(chat)
         await self.store.publish({"type": "chat_closed", "chat": chat.id}, to=[holder])
         self.background.spawn(self.queue.dispatch())
+        self.background.spawn(self.queue.views.publish_agents())
         return await self.store.get(chat.id)

@@ -172,6 +172,7 @@ class Queue:
         await self.store.publish({"type": "queue_remove", "chat": chat.id})
         await self.store.publish({"type": "queue_changed"})
         self.background.spawn(self.tell_positions())
+        self.background.spawn(self.views.publish_agents())  # supervisors' load table: at once, not on a timer
         return True
 
     async def joined(self, chat: Chat, agent: Agent) -> None:
@@ -209,6 +210,7 @@ class Queue:
             back = await self.store.get(chat.id)
             clocks = await self.clocks.clocks([chat.id])
             await self.store.publish({"type": "queue_add", "chat": back.summary(clocks.get(chat.id))})
+            self.background.spawn(self.views.publish_agents())
         await self.store.publish({"type": "queue_changed"})
         return moved
 

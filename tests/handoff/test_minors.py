@@ -100,3 +100,25 @@ async def test_an_english_chat_hears_the_agents_english_name(make_gateway, peopl
     chat_id = (await agent.expect(is_("assigned")))["chat"]["id"]
     await agent.call("POST", f"/api/chats/{chat_id}/messages", {"text": "Hello, how can I help?"})
     assert (await customer.expect(lambda f: f.get("from") == "agent"))["agent"] == "Xiaoming Wang"
+
+
+async def test_the_supervisors_load_table_follows_assignments_and_closes_at_once(make_gateway, people):
+    gw = await make_gateway()
+    boss, agent = people("agent", gw.base, "super1", "demo-super1"), people("agent", gw.base, "agent1", "demo-agent1")
+    await boss.login()
+    await agent.login()
+    await agent.connect()
+    await boss.connect()
+    await asyncio.sleep(0.5)
+    drained(boss)
+
+    def load_of(name: str, load: int):
+        return lambda f: f["type"] == "agents" and any(a["name"] == name and a["load"] == load for a in f["agents"])
+
+    customer = people("customer", gw.base)
+    await customer.connect()
+    await customer.send("转人工")
+    chat_id = (await agent.expect(is_("assigned")))["chat"]["id"]
+    await boss.expect(load_of("agent1", 1), timeout=2)
+    await agent.call("POST", f"/api/chats/{chat_id}/close", {"disposition": "resolved"})
+    await boss.expect(load_of("agent1", 0), timeout=2)
