@@ -27,6 +27,8 @@ def log_entries(
     customer = {"kind": "customer", "channel": msg.channel, "message_id": msg.message_id, "ticket": ticket,
                 "text": mask_text(msg.text, result.entities if result else ()), "nlu": nlu,
                 "at": msg.received_at}  # fmt: skip
+    if msg.display and msg.display != msg.text:  # a button's title: what the customer clicked, for the console
+        customer["display"] = mask_text(msg.display, ())
     now = time.time()
     entries = [orjson.dumps(customer)]
     entries.extend(orjson.dumps({**e, "at": now}) for e in events)

@@ -20,7 +20,9 @@ from handoff.sla import Clocks
 from handoff.store import Chat, ChatStore
 
 TRANSCRIPT_KINDS = ("customer", "bot", "agent", "system", "note", "event")
-ENTRY_FIELDS = ("kind", "text", "at", "agent", "nlu", "event", "disposition", "reason", "score")
+ENTRY_FIELDS = ("kind", "text", "display", "at", "agent", "nlu", "event", "disposition", "reason", "score",
+                "clock", "to", "skills", "complaint_type")  # fmt: skip
+NAMED = ("agent", "to")  # an event's agents: shown by their display names, never their sign-in names
 EVENT_DETAILS = ("agent", "to", "clock", "disposition", "reason", "score")
 OVERVIEW_DELAY = 0.2  # supervisors' overview: the changes of 200 ms make one update
 
@@ -87,6 +89,7 @@ class ConsoleViews:
 
     async def transcript(self, chat: Chat, with_notes: bool = True) -> list[dict[str, Any]]:
         out = []
+        names: dict[str, str] | None = None
         for entry in await self.store.log(chat):
             kind = entry.get("kind")
             if kind not in TRANSCRIPT_KINDS or (kind == "note" and not with_notes):
@@ -95,6 +98,12 @@ class ConsoleViews:
             if kind == "event" and not item.get("text"):  # a readable line for the console
                 details = [str(entry[k]) for k in EVENT_DETAILS if entry.get(k) not in (None, "")]
                 item["text"] = " · ".join([str(entry.get("event", "")), *details])
+            if kind == "event" and any(item.get(k) for k in NAMED):
+                if names is None:
+                    names = {a.name: a.display_name for a in await self.agents.all()}
+                for k in NAMED:
+                    if item.get(k) in names:
+                        item[k] = names[item[k]]
             out.append(item)
         return out
 

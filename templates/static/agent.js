@@ -27,7 +27,7 @@
       taken: "该会话已被其他坐席接起", transferred: (w) => `已转接：${w}`, closedOk: (w) => `会话已结束：${w}`,
       chatClosed: (w) => `会话已结束：${w}`, chatRemoved: (w) => `会话已转出或重新排队：${w}`,
       assigned: (w) => `新会话已分配给您：${w}`, newReply: (w) => `${w} 发来新消息`, slaWarn: (w, c, left) => `${w}：${c}即将超时（剩余 ${left}）`,
-      slaBreach: (w, c) => `${w}：${c}已超时`, targetMissing: "请输入坐席账号或 skill:技能",
+      slaBreach: (w, c) => `${w}：${c}已超时`, targetMissing: "请选择转接对象",
       kinds: { customer: "客户", bot: "机器人", agent: "坐席", system: "系统", note: "内部备注", event: "事件" },
       reasons: { request_human: "客户要求转人工", complaint: "投诉", fallback: "机器人无法处理", urgent: "紧急", vip: "VIP 客户" },
       complaints: { service: "服务投诉", business: "业务投诉", network: "网络投诉", other: "其他投诉" },
@@ -36,6 +36,21 @@
       clocks: { pickup: "接起", first_reply: "首次回复", complaint_first_response: "投诉首响" },
       roles: { agent: "坐席", supervisor: "班长", admin: "管理员" },
       langs: { zh: "中文", en: "英文" },
+      atCapacity: "您已达到接待上限，请先结束或转出会话", visitor: "访客", chatRef: "会话", ticket: "工单",
+      events: { queued: "排队", assigned: "已接入", transferred: "转接", closed: "结束", sla_breach: "超时",
+                escalated: "扩大技能组", agent_lost: "坐席掉线，重新排队", survey: "满意度评价", deadline: "机器人超时",
+                late_failed: "回复失败", handoff: "转人工", backend_error: "后台出错", backend_unavailable: "后台不可用",
+                bound: "已绑定手机号", unbound: "已解绑手机号", callback_message: "留言", complaint: "登记投诉",
+                confirmation: "待客户确认", forum_private: "论坛私信", needs_account: "需验证身份", nlu_fallback: "机器人未理解",
+                otp_sent: "已发验证码", sms_opt_in: "短信退订已恢复", sms_opt_out: "短信已退订", write: "业务办理" },
+      disps: { resolved: "已解决", follow_up: "需跟进", complaint_registered: "已登记投诉" },
+      skillNames: { zh: "中文", en: "英文", general: "综合", network: "网络", business: "业务", service: "服务" },
+      score: (n) => `评分 ${n}`, toWhom: (w) => `转给 ${w}`,
+      confirmClose: (w, d) => `结束与 ${w} 的会话（${d}）？`, confirmYes: "确认结束",
+      transferPick: "请选择坐席或技能组…", groupAgents: "在线坐席", groupSkills: "技能组", full: "已满",
+      noTargets: "暂无在线坐席", skillGroup: (s) => `技能组 · ${s}`,
+      alerts: "提醒", alertsTitle: "页面不在前台时，新会话和客户消息响铃并弹出通知",
+      quickReply: "快捷按钮", cannedSearch: "输入 / 搜索快捷回复", keys: "Alt+↓/↑ 切换会话 · Alt+A 接起 · Alt+W 结束",
     },
     en: {
       title: "Agent console", status: "Status", st_online: "Online", st_away: "Away", st_offline: "Offline", logout: "Log out",
@@ -64,7 +79,7 @@
       chatRemoved: (w) => `Chat transferred away or re-queued: ${w}`, assigned: (w) => `New chat assigned to you: ${w}`,
       newReply: (w) => `New message from ${w}`,
       slaWarn: (w, c, left) => `${w}: ${c} SLA due in ${left}`, slaBreach: (w, c) => `${w}: ${c} SLA breached`,
-      targetMissing: "Enter an agent name or skill:name",
+      targetMissing: "Pick whom to transfer to",
       kinds: { customer: "Customer", bot: "Bot", agent: "Agent", system: "System", note: "Internal note", event: "Event" },
       reasons: { request_human: "Asked for an agent", complaint: "Complaint", fallback: "Bot fallback", urgent: "Urgent", vip: "VIP" },
       complaints: { service: "Service complaint", business: "Business complaint", network: "Network complaint", other: "Other complaint" },
@@ -73,6 +88,25 @@
       clocks: { pickup: "Pickup", first_reply: "First reply", complaint_first_response: "Complaint response" },
       roles: { agent: "Agent", supervisor: "Supervisor", admin: "Admin" },
       langs: { zh: "Chinese", en: "English" },
+      atCapacity: "You are at capacity: close or transfer a chat first", visitor: "Visitor", chatRef: "Chat",
+      ticket: "Ticket",
+      events: { queued: "Queued", assigned: "Assigned", transferred: "Transferred", closed: "Closed",
+                sla_breach: "SLA breached", escalated: "Widened to more skills", agent_lost: "Agent lost, re-queued",
+                survey: "Survey", deadline: "Bot timed out", late_failed: "Reply failed", handoff: "To a human",
+                backend_error: "Back-end error", backend_unavailable: "Back end unavailable", bound: "Number bound",
+                unbound: "Number unbound", callback_message: "Message left", complaint: "Complaint registered",
+                confirmation: "Awaiting confirmation", forum_private: "Forum private message",
+                needs_account: "Verification needed", nlu_fallback: "Bot did not understand", otp_sent: "Code sent",
+                sms_opt_in: "SMS opted in", sms_opt_out: "SMS opted out", write: "Account change" },
+      disps: { resolved: "Resolved", follow_up: "Follow-up needed", complaint_registered: "Complaint registered" },
+      skillNames: { zh: "Chinese", en: "English", general: "General", network: "Network", business: "Business",
+                    service: "Service" },
+      score: (n) => `score ${n}`, toWhom: (w) => `to ${w}`,
+      confirmClose: (w, d) => `Close the chat with ${w} (${d})?`, confirmYes: "Close it",
+      transferPick: "Pick an agent or a skill group…", groupAgents: "Agents online", groupSkills: "Skill groups",
+      full: "full", noTargets: "No agent online", skillGroup: (s) => `Skill group · ${s}`,
+      alerts: "Alerts", alertsTitle: "Sound and a notification for a new chat or a customer's message while this tab is hidden",
+      quickReply: "quick reply", cannedSearch: "Type / to search canned replies", keys: "Alt+↓/↑ next chat · Alt+A accept · Alt+W close",
     },
   };
   const TYPING_EVERY = 2000;     // ms between our "typing" frames
@@ -118,11 +152,26 @@
   const sigs = new WeakMap();     // DOM node -> signature of the data it was built from
 
   const now = () => (Date.now() + clockOffset) / 1000;
+  const shortRef = (id) => str(id).slice(0, 8).toUpperCase();  // the reference the customer was told
+  const ANONYMOUS = new Set(["", "访客", "Visitor"]);
+  // The customer as the console names them: the masked number, else "访客 3F2A" (4 characters of the chat id).
+  function customerLabel(summary) {
+    const name = str(summary && summary.customer);
+    return ANONYMOUS.has(name) ? `${t().visitor} ${shortRef(summary && summary.id).slice(0, 4)}` : name;
+  }
   const chatLabel = (id) => {
     const key = str(id), chat = chats.get(key);
     const summary = chat ? chat.summary : queue.find((c) => str(c.id) === key);
-    return (summary && summary.customer) || `#${key}`;
+    return summary ? customerLabel(summary) : `${t().chatRef} ${shortRef(key)}`;
   };
+  const skillLabel = (s) => label("skillNames", s);
+  const agentName = (name) => {  // a sign-in name as people know it
+    if (me && name === me.name) return me.display_name || me.name;
+    const found = agents.find((a) => a.name === name) || targets.agents.find((a) => a.name === name);
+    return found ? found.display_name || str(name) : str(name);
+  };
+  let targets = { agents: [], skills: [] };  // whom a chat may be transferred to (GET /api/transfer-targets)
+  const atCapacity = () => Boolean(me && Number(me.capacity) > 0 && chats.size >= Number(me.capacity));
 
   // ---- HTTP ------------------------------------------------------------------------------------
   let preciseClock = false;       // set once the server said its time (``now``, seconds) in a response
@@ -240,7 +289,7 @@
     if (c.tier && c.tier !== "normal") li.classList.add("tier-" + safe(c.tier));
     if ((c.urgency || 0) >= 2 || c.reason === "urgent") li.classList.add("urgent");
     const top = el("div", "qi-top");
-    top.append(el("span", "qi-customer", c.customer || "—"), el("span", "tag", label("channels", c.channel)));
+    top.append(el("span", "qi-customer", customerLabel(c)), el("span", "tag", label("channels", c.channel)));
     if (c.tier && c.tier !== "normal") top.append(el("span", "tag tag-tier", label("tiers", c.tier)));
     if (c.lang) top.append(el("span", "tag", c.lang === "en" ? "EN" : "中"));
     const reason = el("div", "qi-reason", reasonText(c));
@@ -258,11 +307,11 @@
     if (sla) meta.append(sla);
     const button = el("button", "accept-btn", t().accept);
     button.type = "button";
-    button.setAttribute("aria-label", `${t().accept}: ${c.customer || c.id}`);
+    button.setAttribute("aria-label", `${t().accept}: ${customerLabel(c)}`);
     button.addEventListener("click", () => accept(c, button));
     meta.append(button);
     li.append(top, reason, meta);
-    if (Array.isArray(c.skills) && c.skills.length) li.append(el("div", "qi-skills", c.skills.join(" · ")));
+    if (Array.isArray(c.skills) && c.skills.length) li.append(el("div", "qi-skills", c.skills.map(skillLabel).join(" · ")));
     return li;
   }
 
@@ -320,6 +369,16 @@
     reconcile($("queue-list"), queue, (c) => str(c.id), (c) => lang + JSON.stringify(c), queueItem);
     $("queue-count").textContent = String(queue.length);
     $("queue-empty").hidden = queue.length > 0;
+    renderCapacity();
+  }
+  // At capacity: no accept button works (the server would refuse), and the console says why.
+  function renderCapacity() {
+    const full = atCapacity();
+    $("capacity-note").hidden = !full;
+    for (const button of $("queue-list").querySelectorAll(".accept-btn")) {
+      if (full) { button.disabled = true; button.title = t().atCapacity; button.dataset.full = "1"; }
+      else if (button.dataset.full) { button.disabled = false; button.title = ""; delete button.dataset.full; }
+    }
   }
 
   function applyQueue(data) {
@@ -382,7 +441,10 @@
       select(chat.id, true);
     } catch (err) {
       button.disabled = false;
-      if (err.status === 409) { toast(t().taken, "warn"); refreshQueue(); } else fail(err);
+      if (err.status === 409) {  // the server says which: taken, closed, or our capacity
+        toast(atCapacity() || /capacity|上限|已满/.test(err.message) ? t().atCapacity : err.message || t().taken, "warn");
+        refreshQueue();
+      } else fail(err);
     }
   }
 
@@ -413,6 +475,7 @@
     }
     if (selected === id) {
       selected = null;
+      hideClose();
       renderChat();
     }
   }
@@ -425,7 +488,7 @@
     tab.setAttribute("role", "tab");
     tab.setAttribute("aria-selected", String(active));
     tab.setAttribute("aria-controls", "chat-pane");
-    tab.append(el("span", "tab-customer", s.customer || "—"), el("span", "tab-channel", label("channels", s.channel)));
+    tab.append(el("span", "tab-customer", customerLabel(s)), el("span", "tab-channel", label("channels", s.channel)));
     const sla = slaNode(s, "tab");
     if (sla) tab.append(sla);
     const badge = el("span", "badge", chat.unread ? String(chat.unread) : "");
@@ -442,6 +505,7 @@
       (c) => [lang, JSON.stringify(c.summary), c.id === selected, c.unread].join("|"), chatTab);
     const unread = list.reduce((sum, c) => sum + c.unread, 0);
     document.title = (unread ? `(${unread}) ` : "") + t().title;
+    renderCapacity();
   }
 
   function select(id, focus) {
@@ -455,6 +519,8 @@
       $("note-toggle").checked = Boolean(chat.noteMode);
       $("close-select").value = chat.disposition || "resolved";  // the close reason is per chat too
       hideTransfer();
+      hideClose();
+      hideCannedPop();
     }
     composerFor = chat.id;
     $("reply-form").dataset.chat = chat.id;  // the composer names its chat: sending goes there
@@ -515,21 +581,35 @@
     }
   }
 
+  // An event in the agent's language ("排队 · 投诉", "超时 · 首次回复"); a button the customer clicked by its title.
+  function entryText(e) {
+    if (e.kind === "customer") return str(e.display) || (/^\/[a-z_]+(\{.*\})?$/is.test(str(e.text)) ? `[${t().quickReply}]` : str(e.text));
+    if (e.kind !== "event" || !e.event || !t().events[e.event]) return str(e.text);
+    const parts = [t().events[e.event]];
+    if (e.reason) parts.push(label("reasons", e.reason));
+    if (e.complaint_type) parts.push(label("complaints", e.complaint_type));
+    if (e.clock) parts.push(label("clocks", e.clock));
+    if (e.disposition) parts.push(label("disps", e.disposition));
+    if (e.to) parts.push(t().toWhom(agentName(e.to)));
+    else if (e.agent) parts.push(agentName(e.agent));
+    if (Array.isArray(e.skills) && e.skills.length) parts.push(e.skills.map(skillLabel).join("、"));
+    if (e.score !== undefined && e.score !== null) parts.push(t().score(e.score));
+    return parts.join(" · ");
+  }
+
   function entryNode(e) {
     const kind = KINDS.has(e.kind) ? e.kind : "event";
     const item = el("div", `entry entry-${kind}`);
     const meta = el("div", "entry-meta");
     let who = t().kinds[kind];
-    if ((kind === "agent" || kind === "note") && e.agent) {
-      who += " · " + (me && e.agent === me.name ? (me.display_name || me.name) : str(e.agent));
-    }
+    if ((kind === "agent" || kind === "note") && e.agent) who += " · " + agentName(e.agent);
     meta.append(el("span", "entry-who", who));
     if (typeof e.at === "number") {
       const time = el("time", "entry-time", fmtClock(e.at));
       time.dateTime = new Date(e.at * 1000).toISOString();
       meta.append(time);
     }
-    item.append(meta, el("div", "entry-text", e.text));
+    item.append(meta, el("div", "entry-text", entryText(e)));
     if (e.nlu && typeof e.nlu === "object" && e.nlu.intent) {
       const conf = typeof e.nlu.confidence === "number" ? " " + e.nlu.confidence.toFixed(2) : "";
       const ct = e.nlu.complaint_type ? ` · ${label("complaints", e.nlu.complaint_type)}` : "";
@@ -559,7 +639,7 @@
   function renderHead(chat) {
     if (!chat) return;
     const s = chat.summary;
-    $("chat-title").textContent = s.customer || "—";
+    $("chat-title").textContent = customerLabel(s);
     const meta = [label("channels", s.channel), reasonText(s), label("tiers", s.tier), label("langs", s.lang)];
     $("chat-meta").textContent = meta.filter(Boolean).join(" · ");
   }
@@ -572,7 +652,8 @@
     const rows = [
       [t().phone, p.phone], [t().name, p.name], [t().tier, label("tiers", p.tier || s.tier)], [t().plan, p.plan],
       [t().district, p.district], [t().channel, label("channels", s.channel)], [t().language, label("langs", s.lang)],
-      [t().reason, reasonText(s)], [t().skills, Array.isArray(s.skills) ? s.skills.join(", ") : ""], [t().chatId, chat.id],
+      [t().reason, reasonText(s)], [t().skills, Array.isArray(s.skills) ? s.skills.map(skillLabel).join("、") : ""],
+      [t().ticket, s.ticket], [t().chatId, shortRef(chat.id)],
     ];
     const dl = el("dl", "profile-list");
     for (const [name, value] of rows) dl.append(el("dt", "", name), el("dd", "", str(value) || "—"));
@@ -604,6 +685,55 @@
       }
     }
     if (chat.id === selected) renderCanned(chat);
+  }
+
+  // "/" at the start of the composer searches the canned replies (title or text); ↑/↓ choose, Enter/Tab insert.
+  let cannedHits = [], cannedAt = 0;
+  function hideCannedPop() { cannedHits = []; $("canned-pop").hidden = true; }
+  function renderCannedPop() {
+    const chat = chats.get(composerFor), value = $("reply-input").value;
+    if (!chat || !value.startsWith("/") || value.includes("\n") || !Array.isArray(chat.canned)) { hideCannedPop(); return; }
+    const query = value.slice(1).trim().toLowerCase();
+    cannedHits = chat.canned.filter((c) => !query || [c.id, c.title, c.text].some((v) => str(v).toLowerCase().includes(query)));
+    cannedAt = Math.min(cannedAt, Math.max(0, cannedHits.length - 1));
+    const pop = $("canned-pop");
+    pop.replaceChildren();
+    cannedHits.slice(0, 8).forEach((item, i) => {
+      const li = el("li", "canned-hit" + (i === cannedAt ? " active" : ""));
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", String(i === cannedAt));
+      li.append(el("strong", "", str(item.title || item.id)), el("span", "", str(item.text)));
+      li.addEventListener("mousedown", (event) => { event.preventDefault(); pickCanned(i); });
+      pop.append(li);
+    });
+    if (!cannedHits.length) pop.append(el("li", "empty", t().cannedNone));
+    pop.hidden = false;
+  }
+  function pickCanned(i) {
+    const item = cannedHits[i], input = $("reply-input"), chat = chats.get(composerFor);
+    if (!item) return;
+    input.value = str(item.text);
+    if (chat) chat.draft = input.value;
+    hideCannedPop();
+    input.focus();
+  }
+  function cannedPopKey(event) {
+    if ($("canned-pop").hidden || event.isComposing) return false;
+    const count = Math.min(cannedHits.length, 8);
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      if (!count) return false;
+      event.preventDefault();
+      cannedAt = (cannedAt + (event.key === "ArrowDown" ? 1 : count - 1)) % count;
+      renderCannedPop();
+      return true;
+    }
+    if ((event.key === "Enter" || event.key === "Tab") && !event.shiftKey && count) {
+      event.preventDefault();
+      pickCanned(cannedAt);
+      return true;
+    }
+    if (event.key === "Escape") { hideCannedPop(); return true; }
+    return false;
   }
 
   function renderReplyMode() {
@@ -659,22 +789,41 @@
     $("transfer-btn").setAttribute("aria-expanded", "false");
   }
 
+  // Whom to transfer to, as the server has it now: agents online (never away or offline) and skill groups.
   function fillTransferOptions() {
-    const list = $("transfer-options"), seen = new Set();
-    list.replaceChildren();
-    const add = (value) => {
-      if (value && !seen.has(value)) { seen.add(value); list.append(Object.assign(el("option"), { value })); }
-    };
-    for (const a of agents) if (!me || a.name !== me.name) add(str(a.name));
-    const skills = [...((me && me.skills) || []), ...agents.flatMap((a) => a.skills || []),
-      ...[...chats.values()].flatMap((c) => c.summary.skills || [])];
-    for (const skill of skills) add("skill:" + str(skill));
+    const select = $("transfer-target"), previous = select.value;
+    const first = el("option", "", t().transferPick);
+    first.value = "";
+    const people = el("optgroup");
+    people.label = targets.agents.length ? t().groupAgents : `${t().groupAgents}（${t().noTargets}）`;
+    for (const a of targets.agents) {
+      const option = el("option", "", `${a.display_name || a.name}（${str(a.load)}/${str(a.capacity)}${a.full ? " " + t().full : ""}）`);
+      option.value = "agent:" + str(a.name);
+      option.disabled = Boolean(a.full);
+      people.append(option);
+    }
+    const groups = el("optgroup");
+    groups.label = t().groupSkills;
+    for (const skill of targets.skills) {
+      const option = el("option", "", t().skillGroup(skillLabel(skill)));
+      option.value = "skill:" + str(skill);
+      groups.append(option);
+    }
+    select.replaceChildren(first, people, groups);
+    select.value = [...select.options].some((o) => o.value === previous && !o.disabled) ? previous : "";
+  }
+  async function loadTargets() {
+    try {
+      const data = await api("GET", "/api/transfer-targets");
+      targets = { agents: Array.isArray(data && data.agents) ? data.agents : [],
+                  skills: Array.isArray(data && data.skills) ? data.skills : [] };
+    } catch (err) { fail(err); }
+    fillTransferOptions();
   }
 
   // Transfer and close both end the chat for us: on success the tab goes away.
-  async function leaveChat(tail, body, button, done) {
-    const chat = chats.get(selected);
-    if (!chat) return;
+  async function leaveChat(chat, tail, body, button, done) {
+    if (!chat || !chats.has(chat.id)) return false;
     button.disabled = true;
     try {
       await api("POST", chatPath(chat, tail), body);
@@ -692,11 +841,11 @@
   }
 
   async function transfer() {
-    const target = $("transfer-target").value.trim();
+    const target = $("transfer-target").value;
     if (!target) { toast(t().targetMissing, "warn"); $("transfer-target").focus(); return; }
-    const body = /^skill:/i.test(target) ? { to_skill: target.slice(6).trim() } : { to_agent: target };
+    const body = target.startsWith("skill:") ? { to_skill: target.slice(6) } : { to_agent: target.slice(6) };
     body.note = $("transfer-note").value.trim();
-    if (await leaveChat("/transfer", body, $("transfer-submit"), t().transferred)) {
+    if (await leaveChat(chats.get(selected), "/transfer", body, $("transfer-submit"), t().transferred)) {
       $("transfer-target").value = $("transfer-note").value = "";
       hideTransfer();
     }
@@ -713,12 +862,11 @@
       const row = el("tr");
       row.dataset.agent = str(a.name);
       const name = el("td", "", a.display_name || a.name);
-      name.title = str(a.name);
       const status = el("td");
       status.append(el("span", "dot dot-" + safe(a.status)), document.createTextNode(t()["st_" + safe(a.status)] || str(a.status)));
       const full = Number(a.load) >= Number(a.capacity);
       const load = el("td", full ? "load full" : "load", `${str(a.load)}/${str(a.capacity)}`);
-      row.append(name, status, load, el("td", "skills", (a.skills || []).join(", ")));
+      row.append(name, status, load, el("td", "skills", (a.skills || []).map(skillLabel).join("、")));
       body.append(row);
     }
     if (!agents.length) {
@@ -735,7 +883,7 @@
       item.dataset.chat = str(b.chat);
       item.append(el("span", "breach-chat", chatLabel(b.chat)), el("span", "breach-clock", label("clocks", b.clock)),
         el("time", "breach-time", typeof b.at === "number" ? fmtClock(b.at, true) : ""),
-        el("span", "breach-agent", b.agent ? str(b.agent) : t().unassigned));
+        el("span", "breach-agent", b.agent ? agentName(b.agent) : t().unassigned));
       list.append(item);
     }
     if (!recent.length) list.append(el("li", "empty", t().noBreaches));
@@ -1037,6 +1185,8 @@
     for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = strings[node.dataset.i18n];
     for (const node of document.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = strings[node.dataset.i18nPlaceholder];
     for (const node of document.querySelectorAll("[data-i18n-aria]")) node.setAttribute("aria-label", strings[node.dataset.i18nAria]);
+    for (const node of document.querySelectorAll("[data-i18n-title]")) node.title = strings[node.dataset.i18nTitle];
+    if (!$("transfer-form").hidden) fillTransferOptions();
     $("lang-switch").setAttribute("aria-pressed", String(lang === "en"));
     const conn = $("conn-status");
     if (conn.dataset.state !== "idle") conn.textContent = strings[conn.dataset.state];
@@ -1100,6 +1250,7 @@
     sendReply();
   });
   $("reply-input").addEventListener("keydown", (event) => {
+    if (cannedPopKey(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
       sendReply();
@@ -1108,6 +1259,7 @@
   $("reply-input").addEventListener("input", () => {
     const chat = chats.get(composerFor), stamp = Date.now();
     if (chat) chat.draft = $("reply-input").value;
+    renderCannedPop();
     if (!chat || $("note-toggle").checked || !$("reply-input").value.trim()) return;  // notes are not "typing"
     if (stamp - lastTypingSent >= TYPING_EVERY && wsSend({ type: "typing", chat: chat.rawId })) lastTypingSent = stamp;
   });
@@ -1136,17 +1288,62 @@
     const form = $("transfer-form");
     form.hidden = !form.hidden;
     $("transfer-btn").setAttribute("aria-expanded", String(!form.hidden));
-    if (!form.hidden) { fillTransferOptions(); $("transfer-target").focus(); }
+    if (!form.hidden) { fillTransferOptions(); loadTargets(); $("transfer-target").focus(); }
   });
   $("transfer-cancel").addEventListener("click", hideTransfer);
   $("transfer-form").addEventListener("submit", (event) => {
     event.preventDefault();
     transfer();
   });
-  $("close-btn").addEventListener("click", () => leaveChat("/close", { disposition: $("close-select").value }, $("close-btn"), t().closedOk));
+  // Closing asks first (which chat, which reason); the confirmation belongs to the chat it was asked for.
+  let closing = null;
+  function askClose() {
+    const chat = chats.get(selected);
+    if (!chat) return;
+    closing = chat.id;
+    const select = $("close-select");
+    $("close-confirm-text").textContent = t().confirmClose(chatLabel(chat.id), select.options[select.selectedIndex].text);
+    $("close-confirm").hidden = false;
+    $("close-yes").focus();
+  }
+  function hideClose() { closing = null; $("close-confirm").hidden = true; }
+  $("close-btn").addEventListener("click", askClose);
+  $("close-no").addEventListener("click", hideClose);
+  $("close-yes").addEventListener("click", async () => {
+    const chat = chats.get(closing);
+    if (!chat || chat.id !== selected) { hideClose(); return; }
+    const disposition = chat.disposition || $("close-select").value;
+    if (await leaveChat(chat, "/close", { disposition }, $("close-yes"), t().closedOk)) hideClose();
+  });
 
+  $("alerts-toggle").checked = alerts;
+  $("alerts-toggle").addEventListener("change", (event) => {
+    alerts = event.target.checked;
+    store.set("alerts", alerts ? "1" : "0");
+    if (alerts && "Notification" in window && Notification.permission === "default") {
+      Notification.requestPermission().catch(() => { /* refused: sound only */ });
+    }
+  });
+
+  // Keyboard: Alt+↓/↑ next/previous chat, Alt+A accept the first chat waiting, Alt+W close (asks first).
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && !$("transfer-form").hidden) hideTransfer();
+    if (event.key === "Escape") { if (!$("transfer-form").hidden) hideTransfer(); hideClose(); hideCannedPop(); return; }
+    if (!me || !event.altKey || event.ctrlKey || event.metaKey) return;
+    const key = event.key.toLowerCase();
+    if (key === "arrowdown" || key === "arrowup") {
+      if (!order.length) return;
+      event.preventDefault();
+      const at = order.indexOf(selected), step = key === "arrowdown" ? 1 : -1;
+      select(order[(at + step + order.length) % order.length] || order[0], true);
+    } else if (key === "a" || event.code === "KeyA") {
+      event.preventDefault();
+      const button = [...$("queue-list").querySelectorAll(".accept-btn")].find((b) => !b.disabled);
+      if (button) button.click();
+      else if (atCapacity()) toast(t().atCapacity, "warn");
+    } else if (key === "w" || event.code === "KeyW") {
+      event.preventDefault();
+      if (selected) askClose();
+    }
   });
   window.addEventListener("online", () => {
     if (me && !ws) { backoff = 500; connect(); }

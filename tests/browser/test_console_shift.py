@@ -68,13 +68,16 @@ async def test_a_pushed_chat_never_takes_the_draft_and_enter_replies_to_the_chat
     await expect(agent.locator(".chat-tab.active")).to_have_attribute("data-chat", chat_a)
     await expect(agent.locator("#reply-input")).to_have_value("您好，您的宽带故障已经派单")
 
+    await agent.select_option("#close-select", "follow_up")  # A's close reason, A's only
     tab_b = agent.locator(".chat-tab").nth(1)
     chat_b = await tab_b.get_attribute("data-chat")
     assert chat_b != chat_a
     await tab_b.click()  # B's composer is B's: empty
     await expect(agent.locator("#reply-input")).to_have_value("")
+    await expect(agent.locator("#close-select")).to_have_value("resolved")
     await agent.locator(f'.chat-tab[data-chat="{chat_a}"]').click()  # back to A: the draft is there
     await expect(agent.locator("#reply-input")).to_have_value("您好，您的宽带故障已经派单")
+    await expect(agent.locator("#close-select")).to_have_value("follow_up")
     await agent.locator("#reply-input").press("End")
     await agent.keyboard.type("。")
     await agent.keyboard.press("Enter")
@@ -157,3 +160,91 @@ async def test_a_chat_answered_at_once_shows_no_sla_chip(browser, aiohttp_server
     await expect(agent.locator(".chat-tab .tab-sla")).to_have_count(0)  # the console: no chip
     assert await agent.locator(".toast-breach").count() == 0
     await close_all(agent, customer)
+
+
+def overlaps(a: dict[str, float] | None, b: dict[str, float] | None) -> bool:
+    if not a or not b:
+        return False
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"] or
+                a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])  # fmt: skip
+
+
+async def test_a_shift_in_chinese_capacity_labels_transfer_and_close(browser, aiohttp_server, settings, nlu_engine):
+    from gateway.app import create_app
+    from handoff.config import load_handoff_config
+
+    config = load_handoff_config(settings.source)
+    demo = tuple(dataclasses.replace(a, capacity=1) if a.name == "agent1" else a for a in config.demo_agents)
+    server = await aiohttp_server(
+        create_app(settings, nlu=nlu_engine, handoff_config=dataclasses.replace(config, demo_agents=demo))
+    )
+    base = str(server.make_url("/"))
+
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")).new_page()
+    await page.goto(base + "agent?lang=zh")
+    await page.fill("#login-name", "agent1")
+    await page.fill("#login-password", "wrong-password")
+    await page.click("#login-submit")
+    await expect(page.locator("#login-error")).to_have_text("账号或密码错误")  # in Chinese on the Chinese page
+    agent = await agent_page(browser, base, page=page)
+
+    a = await (await browser.new_context(viewport={"width": 390, "height": 780})).new_page()
+    await a.goto(base + "?lang=zh")
+    await expect(a.locator("#chat-status")).to_have_attribute("data-state", "open", timeout=10_000)
+    await a.fill("#chat-input", "你好")
+    await a.click("#chat-send")
+    await a.locator(".quick-reply", has_text="查话费余额").last.click()  # a quick reply, then a human
+    await expect(a.locator(".msg-bot").last).to_contain_text("话费", timeout=10_000)
+    await a.fill("#chat-input", "我要转人工客服")
+    await a.click("#chat-send")
+    await expect(a.locator(".msg-system").last).to_contain_text("王小明", timeout=10_000)
+    tab = agent.locator(".chat-tab").first
+    await expect(tab).to_be_visible(timeout=10_000)
+    await expect(tab.locator(".tab-customer")).to_have_text(re.compile(r"^访客 [0-9A-F]{4}$"))  # a label of its own
+    await expect(agent.locator("#transcript .entry-event").first).to_be_visible(timeout=10_000)
+    transcript = await agent.locator("#transcript").inner_text()
+    assert "排队 · 客户要求转人工" in transcript and "转人工 · 客户要求转人工" in transcript, transcript
+    assert "查话费余额" in transcript, transcript  # what the customer clicked, not its payload
+    side = (
+        transcript + await agent.locator("#profile").inner_text() + await agent.locator(".chat-tab").first.inner_text()
+    )
+    for raw in ("queued", "handoff", "agent1", " · request_human", "/query"):
+        assert raw not in side, (raw, side)
+    assert not re.search(r"[0-9a-f]{16}", side), side  # no raw chat ids
+    toast_boxes = [await tst.bounding_box() for tst in await agent.locator(".toast").all()]
+    assert toast_boxes  # "新会话已分配给您" is up now
+    for box in toast_boxes:  # and covers neither the close button nor the tab strip
+        assert not overlaps(box, await agent.locator("#close-btn").bounding_box())
+        assert not overlaps(box, await agent.locator("#my-chats").bounding_box())
+
+    b = await customer_page(browser, base)  # agent1 is at capacity (1): B waits in the queue
+    item = agent.locator(".queue-item").first
+    await expect(item).to_be_visible(timeout=10_000)
+    await expect(item.locator(".qi-customer")).to_have_text(re.compile(r"^访客 [0-9A-F]{4}$"))
+    await expect(item.locator(".accept-btn")).to_be_disabled()
+    await expect(agent.locator("#capacity-note")).to_contain_text("接待上限")
+    await agent.keyboard.press("Alt+a")  # the shortcut says why too
+    await expect(agent.locator(".toast").last).to_contain_text("接待上限")
+
+    await agent.click("#transfer-btn")  # only agents online, and skill groups
+    options = agent.locator("#transfer-target option")
+    await expect(options.filter(has_text="技能组 · 网络")).to_have_count(1, timeout=5_000)
+    assert await options.filter(has_text="Lisa Chen").count() == 0  # agent2 is offline
+    sign_in = {"name": "agent2", "password": "demo-agent2"}
+    async with aiohttp.ClientSession() as http, http.post(base + "api/agent/login", json=sign_in) as r:
+        assert r.status == 200
+    await agent.click("#transfer-cancel")
+    await agent.click("#transfer-btn")
+    await expect(options.filter(has_text="Lisa Chen")).to_have_count(1, timeout=5_000)
+    await agent.click("#transfer-cancel")
+
+    await agent.select_option("#close-select", "follow_up")
+    await agent.click("#close-btn")  # closing asks first
+    await expect(agent.locator("#close-confirm")).to_contain_text("需跟进")
+    await agent.click("#close-no")
+    await expect(agent.locator(".chat-tab")).to_have_count(1)
+    await agent.click("#close-btn")
+    await agent.click("#close-yes")
+    await expect(agent.locator(".chat-tab")).to_have_count(0, timeout=10_000)
+    await expect(agent.locator("#capacity-note")).to_be_hidden(timeout=10_000)
+    await close_all(agent, a, b)

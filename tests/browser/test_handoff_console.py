@@ -56,6 +56,8 @@ async def test_customer_and_agent_in_two_pages(browser, gateway_url, artifacts, 
 
     await agent.select_option("#close-select", "resolved")
     await agent.click("#close-btn")
+    await expect(agent.locator("#close-confirm")).to_contain_text("已解决")  # closing asks first
+    await agent.click("#close-yes")
     await expect(agent.locator(".chat-tab")).to_have_count(0, timeout=10_000)
     survey = customer.locator(".quick-reply", has_text="非常满意").last
     await expect(survey).to_be_visible(timeout=10_000)
