@@ -47,7 +47,9 @@ async def close_all(*pages: Page) -> None:
         await page.context.close()
 
 
-async def test_a_pushed_chat_never_takes_the_draft_and_enter_replies_to_the_chat_it_was_typed_in(browser, gateway_url):
+async def test_a_pushed_chat_never_takes_the_draft_and_enter_replies_to_the_chat_it_was_typed_in(
+    browser, gateway_url, artifacts
+):
     agent = await agent_page(browser, gateway_url)
     a = await customer_page(browser, gateway_url)
     await expect(a.locator(".msg-system").last).to_contain_text("王小明", timeout=10_000)
@@ -71,6 +73,8 @@ async def test_a_pushed_chat_never_takes_the_draft_and_enter_replies_to_the_chat
     await agent.select_option("#close-select", "follow_up")  # A's close reason, A's only
     tab_b = agent.locator(".chat-tab").nth(1)
     chat_b = await tab_b.get_attribute("data-chat")
+    await expect(tab_b.locator(".badge")).to_be_visible()  # B is new: marked, not opened
+    await agent.screenshot(path=str(artifacts / "console-zh.png"))
     assert chat_b != chat_a
     await tab_b.click()  # B's composer is B's: empty
     await expect(agent.locator("#reply-input")).to_have_value("")
@@ -247,4 +251,38 @@ async def test_a_shift_in_chinese_capacity_labels_transfer_and_close(browser, ai
     await agent.click("#close-yes")
     await expect(agent.locator(".chat-tab")).to_have_count(0, timeout=10_000)
     await expect(agent.locator("#capacity-note")).to_be_hidden(timeout=10_000)
+    await close_all(agent, a, b)
+
+
+async def test_keyboard_next_chat_and_canned_search(browser, gateway_url):
+    agent = await agent_page(browser, gateway_url)
+    a = await customer_page(browser, gateway_url)
+    await expect(agent.locator(".chat-tab")).to_have_count(1, timeout=10_000)
+    b = await customer_page(browser, gateway_url, "人工服务")
+    await expect(agent.locator(".chat-tab")).to_have_count(2, timeout=10_000)
+    first, second = [await tab.get_attribute("data-chat") for tab in await agent.locator(".chat-tab").all()]
+    await expect(agent.locator(".chat-tab.active")).to_have_attribute("data-chat", first)
+    await agent.locator("#reply-input").click()
+    await agent.keyboard.press("Alt+ArrowDown")  # next chat
+    await expect(agent.locator(".chat-tab.active")).to_have_attribute("data-chat", second)
+    await expect(agent.locator(".chat-tab.active .badge")).to_be_hidden()  # opened: read
+    await agent.keyboard.press("Alt+ArrowUp")
+    await expect(agent.locator(".chat-tab.active")).to_have_attribute("data-chat", first)
+
+    await agent.locator("#reply-input").focus()
+    await agent.keyboard.type("/")  # canned replies, searched by title or text
+    await expect(agent.locator("#canned-pop")).to_be_visible()
+    hits = agent.locator("#canned-pop .canned-hit")
+    await expect(hits.first).to_be_visible()
+    title = await hits.first.locator("strong").inner_text()
+    await agent.keyboard.type(title[:2])
+    await expect(hits.first.locator("strong")).to_contain_text(title[:2])
+    text = await hits.first.locator("span").inner_text()
+    await agent.keyboard.press("Enter")  # Enter picks the reply, it does not send "/…"
+    await expect(agent.locator("#canned-pop")).to_be_hidden()
+    value = await agent.locator("#reply-input").input_value()
+    assert value.startswith(text.rstrip("…")[:10]) and not value.startswith("/"), (value, text)
+    await agent.keyboard.press("Enter")  # now it goes, to the open chat
+    await expect(a.locator(".msg-agent").last).to_contain_text(value[:10], timeout=10_000)
+    assert await b.locator(".msg-agent").count() == 0
     await close_all(agent, a, b)
