@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import redis.exceptions
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.metrics import METRICS
 
@@ -126,6 +127,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return json_error(exc.status, exc.reason, headers={k: v for k, v in exc.headers.items()
                                                             if k in ("Allow", "Retry-After")})  # fmt: skip
+    except RequestPayloadError as exc:  # the body could not be read as sent (a Content-Encoding it is not in)
+        return json_error(400, f"request body could not be read: {exc}"[:200], "请求内容无法读取（编码错误）")
     except Exception as exc:
         request.config_dict[METRICS].errors.inc()
         if is_outage(exc):

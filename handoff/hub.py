@@ -172,6 +172,10 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
         if agent.supervises:
             service.background.spawn(service.views.publish_agents())
         async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await ws.send_str(dumps({"type": "error", "error": "frames are JSON text, not binary",
+                                         "error_zh": "消息须为 JSON 文本"}))  # fmt: skip
+                continue
             if msg.type != WSMsgType.TEXT:
                 continue
             try:
