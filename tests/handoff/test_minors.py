@@ -122,3 +122,26 @@ async def test_the_supervisors_load_table_follows_assignments_and_closes_at_once
     await boss.expect(load_of("agent1", 1), timeout=2)
     await agent.call("POST", f"/api/chats/{chat_id}/close", {"disposition": "resolved"})
     await boss.expect(load_of("agent1", 0), timeout=2)
+
+
+async def test_away_is_kept_when_the_console_comes_back_after_going_offline(make_gateway, people, handoff_config,
+                                                                            redis_client, key_prefix):  # fmt: skip
+    gw = await make_gateway(handoff_config.replace(disconnect_grace=0.3, restart_grace=0))
+    agent = people("agent", gw.base, "agent2", "demo-agent2")
+    await agent.login()
+    await agent.connect()
+    await agent.call("POST", "/api/agent/status", {"status": "away"})
+    await agent.disconnect()
+    for _ in range(
+        50
+    ):  # the presence check finds the console gone: offline (read in Redis: a request is a sign of life)
+        if await redis_client.hget(f"{key_prefix}{{handoff}}:presence:agent2", "status") == b"offline":
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the agent never went offline")
+    agent.frames = asyncio.Queue()
+    agent.ws = await agent.session.ws_connect(f"{gw.base}/ws/agent")
+    hello = await agent.ws.receive_json()
+    assert hello["type"] == "hello" and hello["status"] == "away", hello
+    assert (await agent.call("GET", "/api/agent/me"))["status"] == "away"
