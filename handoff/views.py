@@ -112,7 +112,7 @@ class ConsoleViews:
         out = []
         for key, entry in self.config.canned.items():
             text = self._canned_env.from_string(entry.get(chat.lang) or entry["zh"]).render(
-                agent=agent.display_name, ticket=chat.ticket or "",
+                agent=agent.display(chat.lang), ticket=chat.ticket or "",
                 customer=mask_phone(chat.phone) if chat.phone else "")  # fmt: skip
             out.append({"id": key, "title": entry["title"].get(chat.lang, key), "text": text})
         return out

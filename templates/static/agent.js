@@ -392,7 +392,8 @@
       }
       const pinned = order.filter((id) => !ids.includes(id) && chats.get(id).pinnedUntil > Date.now());
       for (const id of order) if (!ids.includes(id) && !pinned.includes(id)) dropChat(id);
-      order = [...ids, ...pinned];
+      // tabs keep their places (the server's list has no stable order): new chats go to the end
+      order = [...order.filter((id) => chats.has(id)), ...ids.filter((id) => !order.includes(id))];
     }
     if (Array.isArray(data.chats)) {
       queue = data.chats.filter((c) => c && c.id != null && (c.state || "queued") === "queued" && !chats.has(str(c.id)));
@@ -535,7 +536,8 @@
 
   // ---- transcript ------------------------------------------------------------------------------
   const entryKey = (e) => `${e.kind}|${e.at}|${e.text}`;
-  const isMine = (e) => (e.kind === "agent" || e.kind === "note") && me && e.agent === me.name;
+  const isMine = (e) => (e.kind === "agent" || e.kind === "note") && me && (e.agent === me.name ||
+    e.agent === me.display_name || Object.values(me.names || {}).includes(e.agent));  // entries carry display names
 
   // Returns true when the entry is new. Entries that arrive before the transcript is loaded wait in `early`.
   function addEntry(chat, entry) {

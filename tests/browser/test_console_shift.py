@@ -286,3 +286,34 @@ async def test_keyboard_next_chat_and_canned_search(browser, gateway_url):
     await expect(a.locator(".msg-agent").last).to_contain_text(value[:10], timeout=10_000)
     assert await b.locator(".msg-agent").count() == 0
     await close_all(agent, a, b)
+
+
+async def test_a_chat_transferred_in_never_takes_the_draft(browser, gateway_url):
+    agent = await agent_page(browser, gateway_url)
+    a = await customer_page(browser, gateway_url)
+    await expect(agent.locator(".chat-tab")).to_have_count(1, timeout=10_000)
+    await agent.locator("#reply-input").click()
+    await agent.keyboard.type("请您重启一下")
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:  # a colleague
+        sign_in = {"name": "agent2", "password": "demo-agent2"}
+        async with other.post(gateway_url + "api/agent/login", json=sign_in) as r:
+            csrf = (await r.json())["csrf"]
+        b = await customer_page(browser, gateway_url, "人工服务")  # pushed to the least loaded: agent2
+        await expect(b.locator(".msg-system").last).to_contain_text("Lisa", timeout=10_000)
+        async with other.get(gateway_url + "api/queue") as r:
+            (chat_b,) = [c["id"] for c in (await r.json())["mine"]]
+        move = {"to_agent": "agent1", "note": "宽带问题"}
+        async with other.post(f"{gateway_url}api/chats/{chat_b}/transfer", json=move,
+                              headers={"X-CSRF-Token": csrf}) as r:  # fmt: skip
+            assert r.status == 200, await r.text()
+    await expect(agent.locator(f'.chat-tab[data-chat="{chat_b}"]')).to_be_visible(timeout=10_000)
+    await agent.wait_for_timeout(300)
+    await agent.keyboard.type("光猫再试试")  # still A's chat
+    await agent.keyboard.press("Enter")
+    await expect(a.locator(".msg-agent").last).to_have_text(re.compile("请您重启一下光猫再试试$"), timeout=10_000)
+    await agent.wait_for_timeout(500)
+    assert await b.locator(".msg-agent").count() == 0
+    await agent.locator(f'.chat-tab[data-chat="{chat_b}"]').click()
+    await expect(agent.locator("#reply-input")).to_have_value("")
+    await close_all(agent, a, b)
