@@ -190,6 +190,8 @@ async def test_a_shift_in_chinese_capacity_labels_transfer_and_close(browser, ai
     await page.fill("#login-password", "wrong-password")
     await page.click("#login-submit")
     await expect(page.locator("#login-error")).to_have_text("账号或密码错误")  # in Chinese on the Chinese page
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     agent = await agent_page(browser, base, page=page)
 
     a = await (await browser.new_context(viewport={"width": 390, "height": 780})).new_page()
@@ -247,10 +249,16 @@ async def test_a_shift_in_chinese_capacity_labels_transfer_and_close(browser, ai
     await expect(agent.locator("#close-confirm")).to_contain_text("需跟进")
     await agent.click("#close-no")
     await expect(agent.locator(".chat-tab")).to_have_count(1)
+    await agent.click("#lang-switch")  # the same console in English
+    await expect(agent.locator("#transcript")).to_contain_text("Queued · Asked for an agent")
+    await expect(agent.locator(".chat-tab .tab-customer")).to_have_text(re.compile(r"^Visitor [0-9A-F]{4}$"))
+    await expect(agent.locator("#capacity-note")).to_contain_text("at capacity")
+    await agent.click("#lang-switch")
     await agent.click("#close-btn")
     await agent.click("#close-yes")
     await expect(agent.locator(".chat-tab")).to_have_count(0, timeout=10_000)
     await expect(agent.locator("#capacity-note")).to_be_hidden(timeout=10_000)
+    assert errors == []
     await close_all(agent, a, b)
 
 
