@@ -94,7 +94,7 @@ class Queue:
                                           "skills": list(skills), "at": now})  # fmt: skip
         self.metrics.handoff_queued.inc()
         position = await self.store.position(chat_id) or 1
-        if await self._room_now(skills, position):  # an agent takes it at once: no queue place to tell
+        if await self._room_now(online, skills, position):  # an agent takes it at once: no queue place to tell
             await self.store.update(chat_id, told=position + 1)  # if another chat wins the agent: told at once
             self.background.spawn(self.dispatch())
             return HandoffResult("connecting", chat_id[:8], position, None)
@@ -102,11 +102,11 @@ class Queue:
         self.background.spawn(self.dispatch())
         return HandoffResult("queued", chat_id[:8], position, self.estimated_wait(position, len(online)))
 
-    async def _room_now(self, skills: tuple[str, ...], position: int) -> bool:
-        """Whether the agents chats are pushed to have room for this chat and every one ahead of it."""
-        if not self.config.push:
+    async def _room_now(self, online: list[Agent], skills: tuple[str, ...], position: int) -> bool:
+        """Whether the ``online`` agents chats are pushed to have room for this chat and every one ahead of it."""
+        if not self.config.push or position > sum(a.capacity for a in online):
             return False
-        agents = [a for a in await self.pushed_to() if a.serves(skills)]
+        agents = [a for a in online if a.serves(skills) and (self.config.supervisors_push or not a.supervises)]
         if not agents:
             return False
         loads = await self.store.loads(a.name for a in agents)
