@@ -379,7 +379,7 @@ class Pipeline:
 
     async def _to_human(self, msg: InboundMessage, conversation: Conversation, chat_id: str,
                         ticket: int) -> tuple[Turn, list[bytes], None]:  # fmt: skip
-        await self.handoff.customer_message(chat_id, msg.text, msg.received_at)
+        await self.handoff.customer_message(chat_id, msg.display or msg.text, msg.received_at)  # what they clicked
         entries = turnlog.log_entries(msg, None, (), [], 0.0, ticket)
         return Turn(conversation.id, (), None, reply_lang(msg.text, _preferred_lang(msg, conversation))), entries, None
 
