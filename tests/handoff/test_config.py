@@ -90,3 +90,23 @@ def test_a_gateway_started_with_config_uses_that_folders_routing(tmp_path, key_p
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_restart_grace_outage_and_supervisor_push_read_with_defaults_for_older_files(tmp_path, key_prefix):
+    folder = operator_folder(tmp_path, key_prefix)
+    packaged = load_handoff_config(folder)
+    assert (packaged.restart_grace, packaged.outage_after, packaged.supervisors_push) == (60, 5, False)
+    agent1 = next(a for a in packaged.demo_agents if a.name == "agent1")
+    assert agent1.display_name == "配置测试员" and agent1.names == {}  # one name for every language
+    boss = next(a for a in packaged.demo_agents if a.name == "super1")
+    assert boss.display_name == "李主管" and boss.names == {"zh": "李主管", "en": "Supervisor Li"}
+    routing = yaml.safe_load((folder / "routing.yml").read_text(encoding="utf-8"))
+    del routing["presence"]["restart_grace"], routing["assignment"]["supervisors_push"]  # a file from before
+    (folder / "routing.yml").write_text(yaml.safe_dump(routing, allow_unicode=True), encoding="utf-8")
+    sla = (folder / "sla.yml").read_text(encoding="utf-8")
+    (folder / "sla.yml").write_text(sla[: sla.index("outage_after")], encoding="utf-8")
+    older = load_handoff_config(folder)
+    assert (older.restart_grace, older.outage_after, older.supervisors_push) == (60, 5, False)
+    routing["presence"]["restart_grace"], routing["assignment"]["supervisors_push"] = 15, True
+    (folder / "routing.yml").write_text(yaml.safe_dump(routing, allow_unicode=True), encoding="utf-8")
+    assert (load_handoff_config(folder).restart_grace, load_handoff_config(folder).supervisors_push) == (15, True)
