@@ -25,6 +25,7 @@ from handoff.views import ConsoleViews
 
 log = logging.getLogger(__name__)
 STOP_WAIT = 3.0  # seconds ``stop`` waits for the worker
+ALIVE_EVERY = 1.0  # seconds between the worker's signs of life (the deployment's heartbeat key)
 
 
 class Timers:
@@ -73,9 +74,12 @@ class Timers:
     async def _run(self) -> None:
         wake = self.clocks.wake
         await self._resume()
+        said_alive = 0.0
         while not self._stopping:
             try:
-                await self.clocks.alive(time.time())
+                if time.time() - said_alive >= ALIVE_EVERY:  # the loop may turn often: say it once a second
+                    said_alive = time.time()
+                    await self.clocks.alive(said_alive)
                 await self.fire_due()
                 head = await self.clocks.next_due()
                 delay = min(max(head - time.time(), 0.0), 1.0) if head is not None else 1.0
