@@ -22,6 +22,7 @@ PHONE = re.compile(
 ID_CARD = re.compile(rf"(?<![0-9０-９]){_D}{{17}}[0-9０-９Xx](?![0-9０-９])")
 BANK_CARD = re.compile(rf"(?<![0-9０-９])(?:{_D}{_SEP}?){{12,18}}{_D}(?![0-9０-９])")
 OTP = re.compile(rf"(验证码|校验码|动态码|code|Code|CODE|OTP)(\D{{0,8}}?)({_D}{{4,8}})(?![0-9０-９])")
+_DIGITS4 = re.compile(rf"{_D}{{4}}")
 _FULL = str.maketrans("０１２３４５６７８９＋－", "0123456789+-")
 
 
@@ -61,6 +62,8 @@ def mask_text(text: str, entities: Iterable[Any] = ()) -> str:
             last = e.end
         out.append(text[last:])
         text = "".join(out)
+    if not _DIGITS4.search(text):  # most texts: no run of four digits, nothing to mask
+        return text
     text = OTP.sub(lambda m: f"{m.group(1)}{m.group(2)}{'*' * len(m.group(3))}", text)
     text = ID_CARD.sub(lambda m: mask_id_card(m.group(0)), text)
     text = PHONE.sub(lambda m: mask_phone(m.group(0)), text)
