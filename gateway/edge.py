@@ -68,6 +68,9 @@ def _validation_error(exc: msgspec.ValidationError, what: str) -> BadRequest:
     if missing:
         name = f"{at}.{missing.group(1)}" if at else missing.group(1)
         return BadRequest(f"'{name}' is required", zh=f"缺少必填字段 {name}", field=name)
+    if at and "matching regex '^[^" in problem:  # a pattern that excludes characters (ids that name Redis keys)
+        return BadRequest(f"'{at}' contains characters that are not allowed (control characters, {{ }} or ~)",
+                          zh=f"字段 {at} 含有不允许的字符（控制字符、{{ }} 或 ~）", field=at)  # fmt: skip
     if at:
         return BadRequest(f"'{at}': {problem}", zh=f"字段 {at} 无效", field=at)
     if problem.startswith("Expected `object`"):

@@ -4,6 +4,7 @@ asked, so adapters are constructed against it before start-up wires the rest."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -56,7 +57,10 @@ class AppHost:
         return self._app[PIPELINE].render(group, key, lang, channel, **values)
 
     async def for_people(self, text: str) -> bool:
-        return self._app[PIPELINE].parse(text).intent in FOR_PEOPLE
+        pipeline = self._app[PIPELINE]
+        # a remote NLU (a Rasa server) is a call out: keep the loop free, as the pipeline does
+        result = await asyncio.to_thread(pipeline.parse, text) if pipeline.nlu.is_remote else pipeline.parse(text)
+        return result.intent in FOR_PEOPLE
 
     async def customer_typing(self, channel: str, sender: str) -> None:
         await self._app[PIPELINE].customer_typing(channel, sender)

@@ -17,6 +17,7 @@ ids, so a retry that does run again never produces a second answer.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
@@ -120,7 +121,7 @@ def routes(key: web.AppKey[Any]) -> list[web.RouteDef]:
     return [web.get("", verify), web.post("", push)]
 
 
-class PassiveChannel:
+class PassiveChannel(abc.ABC):
     """What WeChat and Weibo share: an outbox for what misses the response, slow answers drained at shutdown."""
 
     name: str
@@ -137,8 +138,9 @@ class PassiveChannel:
     async def start(self) -> None:
         self.outbox.start(self.send_job)
 
+    @abc.abstractmethod
     async def send_job(self, job: Job) -> str | None:
-        raise NotImplementedError
+        """Send one outbox job through the platform's API (its message id, or None)."""
 
     async def close(self) -> None:
         await self.passive.drain(self.settings.server.shutdown_timeout)
