@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.settings import Settings, SettingsError, load_settings
+from gateway.workers import SHARED_REDIS_ENV, WORKER_ENV, signal_ready
 
 log = logging.getLogger("gateway")
 CLOSE_WAIT = 1.0  # seconds the consoles get to answer the close at shutdown
@@ -29,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="runtime data: embedded Redis, NLU model cache (default ./var)")
     parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else embedded Redis)")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes on the port (SO_REUSEPORT), kept running by a supervisor (default 1)",
+    )
     return parser
 
 
@@ -92,8 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return agents_main(argv[1:])
     args = _parser().parse_args(argv)
+    if args.workers < 1:
+        print("gateway: --workers must be at least 1", file=sys.stderr)
+        return 2
     _raise_fd_limit()
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = os.environ.get(WORKER_ENV)  # set in the processes a supervisor runs
+    tag = f"[worker {worker}] " if worker else ""
+    logging.basicConfig(level=args.log_level.upper(), format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s")
     server: dict[str, object] = {k: v for k, v in {"host": args.host, "port": args.port,
                                                    "data_dir": args.data_dir}.items() if v is not None}  # fmt: skip
     try:
@@ -103,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.workers > 1 and not worker:
+        from gateway.workers import supervise
+
+        return supervise(settings, argv, args.workers)
     from gateway.app import create_app
 
     app = create_app(settings)
@@ -111,7 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     def announce(_: str) -> None:  # run_app calls this once the socket is listening
         from gateway.app import DEMO_AGENTS
 
-        redis = "external Redis" if settings.redis.url else f"embedded Redis in {settings.data_dir / 'redis'}"
+        shared = os.environ.get(SHARED_REDIS_ENV)
+        redis = f"embedded Redis in {settings.data_dir / 'redis'}"
+        if shared:
+            redis = f"embedded Redis in {shared} (run by the supervisor)"
+        elif settings.redis.url:
+            redis = "external Redis"
         base = settings.public_url.rstrip("/")
         log.info("gateway ready: web chat widget %s/ · agent console %s/agent · REST %s/webhooks/rest/webhook · "
                  "metrics %s/metrics · %s", base, base, base, base, redis)  # fmt: skip
@@ -123,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("demo agents: created %s (refused when server.production is set)", ", ".join(created))
         if kept:
             log.info("demo agents: available %s (refused when server.production is set)", ", ".join(kept))
+        signal_ready()
 
     try:
         if os.environ.get("GW_NO_UVLOOP"):
@@ -133,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:  # optional: the standard loop works, only slower
         pass
     web.run_app(app, host=settings.server.host, port=settings.server.port, print=announce,
-                shutdown_timeout=settings.server.shutdown_timeout, access_log=None)  # fmt: skip
+                shutdown_timeout=settings.server.shutdown_timeout, access_log=None,
+                reuse_port=bool(worker))  # fmt: skip
     return 0
 
 

@@ -1,0 +1,201 @@
+"""``gateway --workers N``: N gateway processes on one port, and a small supervisor that keeps them running.
+
+Each worker is a whole gateway (``python -m gateway`` with its own event loop) bound to the same address with
+``SO_REUSEPORT``, so the kernel spreads connections over them; all of them share one Redis — ``REDIS_URL``, or the
+embedded Redis, which the supervisor (not a worker) starts first and stops last. Everything that must run once per
+deployment (SLA timers, feed polling, outbox sending, access-token refresh) already takes a Redis claim, so it runs
+once however many workers there are.
+
+* Start-up: worker 1 starts first (it trains the NLU model when there is none); the others start once it serves,
+  and load the model it cached.
+* A worker that exits while the supervisor is not stopping is started again (after 1 s, doubling to 30 s while it
+  keeps failing within ``STABLE`` seconds); the others keep their connections.
+* SIGINT/SIGTERM to the supervisor: each worker gets SIGTERM and drains (``server.shutdown_timeout``), then the
+  embedded Redis stops. Workers run in their own session, so the terminal's Ctrl-C reaches the supervisor alone,
+  and die with it (``PR_SET_PDEATHSIG``) if it is killed outright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from gateway.embedded import EmbeddedRedis
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.workers")
+WORKER_ENV = "GATEWAY_WORKER"  # a worker's number (1…N): set by the supervisor, read by ``gateway.__main__``
+READY_FD_ENV = "GATEWAY_READY_FD"  # the pipe a worker writes one byte to once it serves
+SHARED_REDIS_ENV = "GATEWAY_SHARED_REDIS"  # the embedded Redis's folder, when the supervisor runs one
+STABLE = 10.0  # a worker that ran this long before exiting is restarted at once next time
+MAX_BACKOFF = 30.0
+READY_TIMEOUT = 120.0  # worker 1 may train the NLU model first
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the worker gets SIGTERM when the supervisor dies (even by SIGKILL); elsewhere a no-op."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def worker_argv(argv: Sequence[str]) -> list[str]:
+    """The command line of a worker: the supervisor's own, without ``--workers``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if arg.startswith("--workers="):
+            continue
+        out.append(arg)
+    return out
+
+
+def signal_ready() -> None:
+    """Called by a worker once it listens: tell the supervisor (no-op outside a supervisor)."""
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd:
+        with contextlib.suppress(OSError, ValueError):
+            os.write(int(fd), b"1")
+            os.close(int(fd))
+
+
+class Worker:
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.process: asyncio.subprocess.Process | None = None
+        self.started = 0.0
+        self.backoff = 1.0
+        self.ready = asyncio.Event()
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, argv: Sequence[str], count: int) -> None:
+        self.settings = settings
+        self.argv = worker_argv(argv)
+        self.count = count
+        self.workers = [Worker(n) for n in range(1, count + 1)]
+        self.stopping = asyncio.Event()
+        self.embedded: EmbeddedRedis | None = None
+        self.redis_url = settings.redis.url
+
+    async def _spawn(self, worker: Worker) -> None:
+        read_fd, write_fd = os.pipe()
+        env = {**os.environ, WORKER_ENV: str(worker.number), READY_FD_ENV: str(write_fd)}
+        command = [sys.executable, "-m", "gateway", *self.argv]
+        if self.embedded:  # the embedded Redis the supervisor started
+            command += ["--redis-url", self.redis_url]
+            env[SHARED_REDIS_ENV] = str(self.embedded.directory)
+        worker.ready.clear()
+        worker.process = await asyncio.create_subprocess_exec(
+            *command, env=env, pass_fds=(write_fd,), start_new_session=True, preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        os.close(write_fd)
+        worker.started = time.monotonic()
+        loop = asyncio.get_running_loop()
+
+        def readable() -> None:
+            loop.remove_reader(read_fd)
+            with contextlib.suppress(OSError):
+                if os.read(read_fd, 1):
+                    worker.ready.set()
+            os.close(read_fd)
+
+        loop.add_reader(read_fd, readable)
+        log.info("worker %d started (pid %d)", worker.number, worker.process.pid)
+
+    async def _watch(self, worker: Worker) -> None:
+        """Keep ``worker`` running until the supervisor stops."""
+        while not self.stopping.is_set():
+            assert worker.process is not None
+            code = await worker.process.wait()
+            if self.stopping.is_set():
+                return
+            ran = time.monotonic() - worker.started
+            worker.backoff = 1.0 if ran >= STABLE else min(worker.backoff * 2, MAX_BACKOFF)
+            delay = 0.0 if ran >= STABLE else worker.backoff
+            log.warning("worker %d (pid %d) exited with code %s after %.0f s; starting it again in %.0f s",
+                        worker.number, worker.process.pid, code, ran, delay)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            if not self.stopping.is_set():
+                await self._spawn(worker)
+
+    async def _wait_ready(self, worker: Worker) -> bool:
+        assert worker.process is not None
+        ready = asyncio.ensure_future(worker.ready.wait())
+        exited = asyncio.ensure_future(worker.process.wait())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        done, pending = await asyncio.wait({ready, exited, stop}, timeout=READY_TIMEOUT,
+                                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        for task in pending:
+            task.cancel()
+        return ready in done
+
+    async def _stop_workers(self) -> None:
+        live = [w.process for w in self.workers if w.process and w.process.returncode is None]
+        for process in live:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        if not live:
+            return
+        grace = self.settings.server.shutdown_timeout + 2.0
+        await asyncio.wait([asyncio.ensure_future(p.wait()) for p in live], timeout=grace)
+        for process in live:
+            if process.returncode is None:
+                log.warning("worker pid %d did not stop within %.0f s: killed", process.pid, grace)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        if not self.redis_url:
+            self.embedded = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis.appendfsync)
+            await self.embedded.start()
+            self.redis_url = self.embedded.url
+        watchers: list[asyncio.Task[None]] = []
+        try:
+            first, *rest = self.workers
+            await self._spawn(first)
+            watchers.append(asyncio.create_task(self._watch(first)))
+            if not await self._wait_ready(first):
+                if self.stopping.is_set():
+                    return 0
+                log.error("worker 1 did not start serving; stopping")
+                return 1
+            for worker in rest:
+                await self._spawn(worker)
+                watchers.append(asyncio.create_task(self._watch(worker)))
+            if all(await asyncio.gather(*(self._wait_ready(w) for w in rest))):
+                log.info("%d workers serving on %s:%d", self.count, self.settings.server.host,
+                         self.settings.server.port)  # fmt: skip
+            await self.stopping.wait()
+            return 0
+        finally:
+            self.stopping.set()
+            await self._stop_workers()
+            for task in watchers:
+                task.cancel()
+            if self.embedded:
+                await self.embedded.stop()
+            log.info("all workers stopped")
+
+
+def supervise(settings: Settings, argv: Sequence[str], count: int) -> int:
+    """Run ``count`` workers until SIGINT/SIGTERM; the exit code."""
+    return asyncio.run(Supervisor(settings, argv, count).run())
