@@ -185,7 +185,7 @@ def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: R
             await app[PIPELINE].set_slot(channel, sender, conversation_id, Slot("survey", "score", {}))
 
     service = HandoffService(app[REDIS], app[RKEYS], app[HANDOFF_CONFIG], renderer, app[METRICS], PipelineCustomers(),
-                             tier_of=tier_of, profile_of=profile_of)  # fmt: skip
+                             tier_of=tier_of, profile_of=profile_of, secret=app[SERVER_KEY])  # fmt: skip
     app[handoff_api.SERVICE] = service
     return service
 

@@ -22,6 +22,7 @@ HANDOFF_CLOCKS_TTL = 7 * 86400  # ``handoff_clocks``
 HANDOFF_BREACHES_KEPT = 200  # ``handoff_breaches``
 HANDOFF_CALLBACKS_MAXLEN = 10_000  # ``handoff_callbacks``
 HANDOFF_SURVEY_TTL = 400 * 86400  # ``handoff_survey``: a year of reports, and a month to spare
+HANDOFF_HISTORY_TTL = 400 * 86400  # ``handoff_episode`` and the history indexes: a year, and a month to spare
 BSS_IDEMPOTENCY_TTL = 86400  # ``bss_idempotency``: a write's first result, for its retries
 BSS_IDEMPOTENCY_PENDING_TTL = 60  # ``bss_idempotency`` while the write runs (a crashed writer frees it)
 # channels (gateway/channels/) and their outboxes (gateway/outbox.py)
@@ -190,6 +191,27 @@ class Keys:
     def handoff_callback_open(self, channel: str, sender: str) -> str:
         """String: the id of the customer's open callback task (one at a time). EX ``HANDOFF_CLOCKS_TTL``."""
         return self.hk("callback-open", channel, sender)
+
+    def handoff_episode(self, episode: str) -> str:
+        """Hash: one ended chat with people (an episode of a conversation): the chat's summary masked, agents,
+        close, the slice of the conversation log it spans, its text masked (for search). EX ``HANDOFF_HISTORY_TTL``."""
+        return self.hk("episode", episode)
+
+    def handoff_episodes(self) -> str:
+        """Sorted set: every episode id by close time; older than ``HANDOFF_HISTORY_TTL`` trimmed at each close."""
+        return self.hk("episodes")
+
+    def handoff_history(self, customer: str) -> str:
+        """Sorted set: a customer's episodes by close time; ``customer`` is a keyed hash (HMAC with the server key)
+        of the phone number, else of channel and sender — never the number. EX ``HANDOFF_HISTORY_TTL`` from the
+        last close."""
+        return self.hk("history", customer)
+
+    def handoff_index(self, kind: str, value: str) -> str:
+        """Sorted set: episodes by close time for a search filter — ``agent`` (sign-in name), ``ticket``, ``term``
+        (a keyed hash of a word or two-character run of the masked text). EX ``HANDOFF_HISTORY_TTL`` from the
+        last episode added."""
+        return self.hk("index", kind, value)
 
     def live_agents(self) -> str:
         """Pub/sub: every agent-side event, fanned out to whichever process holds the agent's WebSocket."""

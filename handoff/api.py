@@ -23,7 +23,7 @@ from aiohttp import web
 
 from gateway.edge import json_body
 from gateway.errors import BadRequest
-from handoff import auth
+from handoff import api_history, auth
 from handoff.auth import AGENT, BODY_LIMIT, SERVICE, agent_of, public, require_agent, requires
 from handoff.hub import HUB, agent_socket, dumps, hub_ctx
 from handoff.store import ID
@@ -102,6 +102,7 @@ async def queue(request: web.Request) -> web.Response:
     if agent.supervises:
         body["agents"] = await views.agent_loads()
         body["breaches"] = await views.breaches()
+        body.update(await views.overview())  # the queue by skill and system outages
     return _json(body)
 
 
@@ -202,6 +203,7 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/transfer-targets", transfer_targets),
         web.get("/callbacks", callbacks),
         web.post("/callbacks/{id}/{action:reply|done}", handle_callback),
+        *api_history.routes(),
     ]
 
 

@@ -30,12 +30,14 @@ from handoff.views import visible
 log = logging.getLogger(__name__)
 HUB: web.AppKey[AgentHub] = web.AppKey("agent_hub")
 SNAPSHOT_DELAY = 0.5  # full snapshots: at most two a second; single events go out at once
+WATCHED = ("message", "typing", "chat_closed", "chat_removed")  # a chat's events a watching supervisor gets
 
 
 class FrameIn(msgspec.Struct):
-    """A frame the console sends on ``/ws/agent``: ``heartbeat`` or ``typing`` (with ``chat``)."""
+    """A frame the console sends on ``/ws/agent``: ``heartbeat``, ``typing`` (with ``chat``), and a supervisor's
+    ``watch`` (with ``chat``: this socket gets the chat's events as they happen) or ``unwatch``."""
 
-    type: Literal["heartbeat", "typing"]
+    type: Literal["heartbeat", "typing", "watch", "unwatch"]
     chat: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
@@ -52,6 +54,7 @@ class AgentHub:
         self.service = service
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self.agents: dict[str, Agent] = {}
+        self.watching: dict[web.WebSocketResponse, tuple[str, str]] = {}  # a supervisor's socket → (name, chat)
         self._pubsub = service.store.listen()
         self._reader: asyncio.Task[None] | None = None
         self._snapshot_due: asyncio.Handle | None = None
@@ -114,8 +117,15 @@ class AgentHub:
                     await self.send_raw(name, data)
             self.schedule_snapshot()
             return
-        for name in self._targets(to):
+        targets = self._targets(to)
+        for name in targets:
             await self.send(name, event)
+        if self.watching and event.get("type") in WATCHED:
+            data = json.dumps({**event, "watched": True}, ensure_ascii=False)
+            for ws, (name, chat) in list(self.watching.items()):
+                if chat == event.get("chat") and name not in targets and not ws.closed:
+                    with contextlib.suppress(ConnectionResetError):
+                        await ws.send_str(data)
 
     async def send(self, name: str, event: dict[str, Any]) -> None:
         await self.send_raw(name, json.dumps(event, ensure_ascii=False))
@@ -186,10 +196,19 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
             if frame.type == "heartbeat":
                 await service.agents.heartbeat(agent.name)
                 await service.clocks.watch_agent(agent.name, time.time() + service.config.heartbeat_timeout)
+            elif frame.type == "unwatch":
+                hub.watching.pop(ws, None)
+            elif frame.type == "watch":
+                if not agent.supervises or not frame.chat or not ID.fullmatch(frame.chat):
+                    await ws.send_str(dumps({"type": "error", "error": "only supervisors may watch a chat",
+                                             "error_zh": "仅主管可以监听会话"}))  # fmt: skip
+                    continue
+                hub.watching[ws] = (agent.name, frame.chat)
             elif frame.chat and ID.fullmatch(frame.chat):
                 with contextlib.suppress(GatewayError):  # typing in a chat that just moved on: nothing to do
                     await service.chats.agent_typing(agent, frame.chat)
     finally:
+        hub.watching.pop(ws, None)
         hub.sockets[agent.name].discard(ws)
         if not hub.sockets[agent.name]:
             del hub.sockets[agent.name]

@@ -10,6 +10,7 @@ from typing import Any
 from gateway.errors import BadRequest, Conflict, Forbidden, NotFound
 from gateway.models import OutboundMessage
 from handoff.agents import Agent, AgentStore
+from handoff.history import History
 from handoff.ports import Background, Customers, Texts
 from handoff.queue import Queue
 from handoff.sla import Clocks
@@ -21,7 +22,7 @@ DISPOSITIONS = ("resolved", "follow_up", "complaint_registered")
 
 class LiveChats:
     def __init__(self, store: ChatStore, clocks: Clocks, agents: AgentStore, queue: Queue, surveys: Surveys,
-                 renderer: Texts, customers: Customers, background: Background) -> None:  # fmt: skip
+                 renderer: Texts, customers: Customers, background: Background, history: History) -> None:  # fmt: skip
         self.store = store
         self.clocks = clocks
         self.agents = agents
@@ -30,6 +31,7 @@ class LiveChats:
         self.renderer = renderer
         self.customers = customers
         self.background = background
+        self.history = history
 
     # ---- the customer's side (from the pipeline) ------------------------------------------------------
     async def customer_message(self, chat_id: str, text: str, at: float) -> None:
@@ -61,7 +63,8 @@ class LiveChats:
         if chat.first_reply_at is None:
             await self.store.update(chat.id, first_reply_at=entry["at"])
             await self.clocks.first_reply(chat.id)
-        await self.store.publish({"type": "message", "chat": chat.id, "entry": entry}, to=[agent.name])
+        to = list(dict.fromkeys([chat.agent or agent.name, agent.name]))  # a supervisor's reply: its agent sees it
+        await self.store.publish({"type": "message", "chat": chat.id, "entry": entry}, to=to)
         return entry
 
     async def agent_typing(self, agent: Agent, chat_id: str) -> None:
@@ -70,9 +73,16 @@ class LiveChats:
                                                      agent=agent.display(chat.lang), kind="typing"))  # fmt: skip
 
     async def note(self, agent: Agent, chat_id: str, text: str) -> dict[str, Any]:
-        """An internal note: in the transcript for agents, never sent to the customer."""
+        """An internal note: in the transcript for agents, never sent to the customer. A supervisor's note on a
+        chat another agent holds is a whisper: that agent sees it at once."""
         chat = await self.own(agent, chat_id)
-        return await self.store.log_entry(chat, {"kind": "note", "text": text, "agent": agent.display_name})
+        entry: dict[str, Any] = {"kind": "note", "text": text, "agent": agent.display_name}
+        if chat.agent and chat.agent != agent.name:
+            entry["whisper"] = True
+        entry = await self.store.log_entry(chat, entry)
+        if chat.agent:
+            await self.store.publish({"type": "message", "chat": chat.id, "entry": entry}, to=[chat.agent])
+        return entry
 
     async def system_note(self, chat_id: str, author: str, text: str) -> None:
         """A note from the gateway itself (e.g. the forum post a chat came from), if the chat exists."""
@@ -120,10 +130,12 @@ class LiveChats:
                              zh="结束原因须为 resolved、follow_up 或 complaint_registered")  # fmt: skip
         chat = await self.own(agent, chat_id)
         holder = chat.agent or agent.name
-        await self.store.close(chat, holder, agent.name, disposition, time.time())
+        at = time.time()
+        await self.store.close(chat, holder, agent.name, disposition, at)
         await self.clocks.closed(chat.id)
         await self.store.log_entry(chat, {"kind": "event", "event": "closed", "disposition": disposition,
                                           "agent": agent.name})  # fmt: skip
+        await self.history.record(chat, holder, agent.name, disposition, at)  # before the survey: its own turn
         shown = agent.display(chat.lang)
         text = self.renderer.text("request_human", "agent_left", chat.lang, chat.channel, agent=shown)
         await self.customers.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",

@@ -82,7 +82,8 @@ class Queue:
             "tier": tier, "ticket": request.ticket or "", "state": "queued", "agent": "", "enqueued_at": now,
             "assigned_at": "", "first_reply_at": "", "credit": credit,
             "log": self.keys.conversation_log(request.channel, request.sender, chat_id), "escalation": 0,
-            "returned": 0, "told": 0, "told_at": now}  # fmt: skip
+            "returned": 0, "told": 0, "told_at": now,
+            "log_from": existing.log_to or "" if existing else ""}  # fmt: skip
         chat = new_chat(fields)
         async with self.store.batch() as pipe:  # one round trip: agents see it at once
             self.store.put_queued(pipe, fields, now - credit)

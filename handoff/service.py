@@ -8,11 +8,14 @@
 
 The parts: ``store`` (``ChatStore``: the chat record, its keys, reads, writes, the live channel, log entries),
 ``clocks`` (SLA clocks), ``views`` (what the console shows), ``callbacks``, ``surveys``, ``queue`` (routing and
-dispatch), ``chats`` (live chats), ``timers`` (the worker), plus ``agents``, ``tickets`` and ``login_guard``.
+dispatch), ``chats`` (live chats), ``history`` (ended chats kept per customer) and ``search``, ``supervision``
+(watch, take over, the queue by skill), ``timers`` (the worker), plus ``agents``, ``tickets`` and ``login_guard``.
 The agents' HTTP API (``handoff/api.py``) calls the parts directly.
 """
 
 from __future__ import annotations
+
+import os
 
 import redis.asyncio as aioredis
 
@@ -22,11 +25,14 @@ from gateway.rkeys import Keys
 from handoff.agents import AgentStore
 from handoff.callbacks import Callbacks
 from handoff.config import HandoffConfig
+from handoff.history import History
 from handoff.live import LiveChats
 from handoff.ports import Background, Customers, ProfileOf, Texts, TierOf
 from handoff.queue import Queue
+from handoff.search import Search
 from handoff.sla import Clocks
 from handoff.store import ChatStore
+from handoff.supervise import Supervision
 from handoff.surveys import Surveys
 from handoff.throttle import LoginThrottle
 from handoff.tickets import ComplaintTickets
@@ -40,6 +46,7 @@ class HandoffService:
     def __init__(
         self, redis: aioredis.Redis, keys: Keys, config: HandoffConfig, renderer: Texts, metrics: Metrics,
         customers: Customers, *, tier_of: TierOf | None = None, profile_of: ProfileOf | None = None,
+        secret: bytes = b"",
     ) -> None:  # fmt: skip
         self.redis = redis
         self.keys = keys
@@ -57,8 +64,12 @@ class HandoffService:
         self.surveys = Surveys(redis, keys, self.store, renderer, customers)
         self.queue = Queue(self.store, self.clocks, self.agents, config, keys, renderer, metrics, customers,
                            self.callbacks, self.views, self.background, tier_of)  # fmt: skip
+        # the history's keys hash numbers with the server key (every process shares it; without one, a test's own)
+        self.history = History(redis, keys, self.store, self.tickets, secret or os.urandom(32))
+        self.search = Search(self.history)
         self.chats = LiveChats(self.store, self.clocks, self.agents, self.queue, self.surveys, renderer, customers,
-                               self.background)  # fmt: skip
+                               self.background, self.history)  # fmt: skip
+        self.supervision = Supervision(self.store, self.clocks, self.agents, self.queue, self.views, self.background)
         self.timers = Timers(self.store, self.clocks, self.agents, self.queue, self.views, config, metrics,
                              self.background)  # fmt: skip
 

@@ -71,6 +71,8 @@ class Chat:
     credit: float
     log: str
     closed_by: str | None = None
+    log_to: str | None = None  # the log's last entry when it last closed (the next episode starts after it)
+    log_from: str | None = None  # … when the chat before it of the same conversation closed (this one starts after)
 
     @classmethod
     def from_redis(cls, raw: dict[bytes, bytes]) -> Chat:
@@ -84,6 +86,7 @@ class Chat:
             assigned_at=float(g["assigned_at"]) if g.get("assigned_at") else None,
             first_reply_at=float(g["first_reply_at"]) if g.get("first_reply_at") else None,
             credit=float(g.get("credit") or 0), log=g["log"], closed_by=g.get("closed_by") or None,
+            log_to=g.get("log_to") or None, log_from=g.get("log_from") or None,
         )  # fmt: skip
 
     def summary(self, timers: Timers | None = None) -> dict[str, Any]:
@@ -172,6 +175,17 @@ class ChatStore:
     async def log(self, chat: Chat) -> list[dict[str, Any]]:
         """Every entry of the chat's conversation log, oldest first."""
         return [json.loads(fields[b"e"]) for _, fields in await self.redis.xrange(chat.log)]
+
+    async def log_slice(self, key: str, after: str | None, upto: str | None, count: int = 2000) -> list[dict[str, Any]]:
+        """The log entries after stream id ``after`` (from the start when None) up to ``upto`` (to the end), at
+        most ``count``, oldest first."""
+        rows = await self.redis.xrange(key, f"({after}" if after else "-", upto or "+", count=count)
+        return [json.loads(fields[b"e"]) for _, fields in rows]
+
+    async def log_end(self, key: str) -> str | None:
+        """The stream id of the log's last entry (None when it is empty)."""
+        rows = await self.redis.xrevrange(key, "+", "-", count=1)
+        return rows[0][0].decode() if rows else None
 
     # ---- writes -----------------------------------------------------------------------------------
     def batch(self) -> Pipeline:

@@ -21,7 +21,7 @@ from handoff.store import Chat, ChatStore
 
 TRANSCRIPT_KINDS = ("customer", "bot", "agent", "system", "note", "event")
 ENTRY_FIELDS = ("kind", "text", "display", "at", "agent", "nlu", "event", "disposition", "reason", "score",
-                "clock", "to", "skills", "complaint_type")  # fmt: skip
+                "clock", "to", "skills", "complaint_type", "whisper")  # fmt: skip
 NAMED = ("agent", "to")  # an event's agents: shown by their display names, never their sign-in names
 EVENT_DETAILS = ("agent", "to", "clock", "disposition", "reason", "score")
 OVERVIEW_DELAY = 0.2  # supervisors' overview: the changes of 200 ms make one update
@@ -35,6 +35,19 @@ def can_read(agent: Agent, chat: Chat) -> bool:
 def visible(agent: Agent, chats: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The queue's summaries an agent sees: the chats they have the skills for (all, for supervisors)."""
     return [c for c in chats if agent.supervises or agent.serves(c["skills"])]
+
+
+def by_skill(queued: list[Chat], now: float) -> list[dict[str, Any]]:
+    """Per skill of the queued chats: how many wait and the longest wait (seconds), the longest first."""
+    out: dict[str, dict[str, Any]] = {}
+    for chat in queued:
+        for skill in chat.skills or ("",):
+            row = out.setdefault(skill, {"skill": skill, "waiting": 0, "longest": 0.0, "oldest": chat.id})
+            row["waiting"] += 1
+            wait = max(now - chat.enqueued_at, 0.0)
+            if wait >= row["longest"]:
+                row["longest"], row["oldest"] = round(wait, 1), chat.id
+    return sorted(out.values(), key=lambda r: (-r["longest"], r["skill"]))
 
 
 def callback_view(task: dict[str, Any]) -> dict[str, Any]:
@@ -88,9 +101,13 @@ class ConsoleViews:
         return {**view, "transcript": await self.transcript(chat), "profile": profile}
 
     async def transcript(self, chat: Chat, with_notes: bool = True) -> list[dict[str, Any]]:
+        return await self.entries(await self.store.log(chat), with_notes)
+
+    async def entries(self, log: list[dict[str, Any]], with_notes: bool = True) -> list[dict[str, Any]]:
+        """Log entries as the console shows them: the transcript's kinds, events in words, agents by name."""
         out = []
         names: dict[str, str] | None = None
-        for entry in await self.store.log(chat):
+        for entry in log:
             kind = entry.get("kind")
             if kind not in TRANSCRIPT_KINDS or (kind == "note" and not with_notes):
                 continue
@@ -149,6 +166,10 @@ class ConsoleViews:
     async def breaches(self) -> list[dict[str, Any]]:
         return await self.clocks.breaches()
 
+    async def overview(self) -> dict[str, Any]:
+        """The supervisors' view beyond the agents: the queue by skill (count, longest wait) and system outages."""
+        return {"by_skill": by_skill(await self.store.queued(), time.time()), "outages": await self.clocks.outages(20)}
+
     async def publish_agents(self) -> None:
         """Supervisors' overview of agents and breaches; changes within 200 ms make one update."""
         if self._overview_due:
@@ -157,4 +178,5 @@ class ConsoleViews:
         await asyncio.sleep(OVERVIEW_DELAY)
         self._overview_due = False
         await self.store.publish({"type": "agents", "agents": await self.agent_loads(),
-                                  "breaches": await self.breaches()}, to="supervisors")  # fmt: skip
+                                  "breaches": await self.breaches(), **await self.overview()},
+                                 to="supervisors")  # fmt: skip
