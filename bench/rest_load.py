@@ -1,11 +1,13 @@
 """Load on the REST channel against a bare aiohttp echo server, measured in the same run.
 
-    python bench/rest_load.py [--messages 5000] [--senders 500] [--concurrency 50] [--websockets 2000]
+    python bench/rest_load.py [--messages 5000] [--senders 500] [--concurrency 50] [--websockets 2000] [--workers 1]
 
 Starts the gateway (``python -m gateway``, embedded Redis, a temporary data directory) and a
 bare aiohttp endpoint that only echoes, drives both with the same client from another process,
 and prints messages/s, p50/p99 latency, errors, the gateway's peak RSS and the ratio
 gateway/echo. Then opens N idle customer WebSockets and reports memory per connection.
+``--workers N`` runs the gateway with ``--workers N`` and the echo as N processes on one port (SO_REUSEPORT), so
+the ratio compares like with like; memory is then the sum over the gateway's processes.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ async def echo(request):
     return web.json_response([{"recipient_id": body["sender"], "text": body["message"]}])
 app = web.Application()
 app.add_routes([web.post("/webhooks/rest/webhook", echo)])
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *_: print("ready", flush=True), access_log=None)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *_: print("ready", flush=True), access_log=None,
+            reuse_port=len(sys.argv) > 2)
 """
 
 
@@ -165,6 +168,18 @@ def _sockets_client(url: str, count: int, hold: float, ready: multiprocessing.Ev
 
 
 # ---- main -----------------------------------------------------------------------------------------
+def tree_rss(process: psutil.Process) -> int:
+    """The RSS of a gateway: its own, plus its workers' under ``--workers`` (not the embedded redis-server)."""
+    total = process.memory_info().rss
+    for child in process.children():
+        try:
+            if "redis-server" not in child.name():
+                total += child.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
 class PeakRSS(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -175,7 +190,7 @@ class PeakRSS(threading.Thread):
     def run(self) -> None:
         while self.running:
             try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
+                self.peak = max(self.peak, tree_rss(self.process))
             except psutil.Error:
                 return
             time.sleep(0.05)
@@ -188,16 +203,31 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--websockets", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="gateway --workers N, and N echo processes")
     args = parser.parse_args()
     raise_fd_limit()
 
     echo_port, gw_port = free_port(), free_port()
-    echo = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(echo_port)], stdout=subprocess.PIPE, text=True)
+    shared = ["reuse"] if args.workers > 1 else []
+    echoes = [subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(echo_port), *shared], stdout=subprocess.PIPE,
+                               text=True) for _ in range(args.workers)]  # fmt: skip
     data_dir = tempfile.mkdtemp(prefix="gw-bench-")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["WEBCHAT_JWT_SECRET"] = SECRET
     gateway = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--port", str(gw_port), "--data-dir", data_dir, "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--port",
+            str(gw_port),
+            "--data-dir",
+            data_dir,
+            "--log-level",
+            "INFO" if args.workers > 1 else "WARNING",
+            "--workers",
+            str(args.workers),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -205,7 +235,10 @@ def main() -> None:
         text=True,
     )
     try:
-        wait_ready(echo, "ready")
+        for echo in echoes:
+            wait_ready(echo, "ready")
+        if args.workers > 1:
+            wait_ready(gateway, "workers serving", 300)
         # the gateway logs nothing at WARNING; poll /healthz instead
         import urllib.request
 
@@ -222,7 +255,8 @@ def main() -> None:
         shape = (args.messages, args.senders, args.concurrency)
         print(
             f"load: {args.messages} messages from {args.senders} senders, {args.concurrency} in flight, one client "
-            f"process; {args.rounds} alternating rounds (this machine's speed drifts: compare within a round)"
+            f"process, {args.workers} server process(es) each; {args.rounds} alternating rounds (this machine's speed "
+            "drifts: compare within a round)"
         )
         peak = PeakRSS(gateway.pid)
         peak.start()
@@ -250,7 +284,7 @@ def main() -> None:
         if args.websockets:
             proc = psutil.Process(gateway.pid)
             time.sleep(0.5)
-            before = proc.memory_info().rss
+            before = tree_rss(proc)
             ctx = multiprocessing.get_context("spawn")
             ready = ctx.Event()
             holder = ctx.Process(
@@ -260,7 +294,7 @@ def main() -> None:
             if not ready.wait(300):
                 raise RuntimeError("websockets did not open")
             time.sleep(1.0)
-            after = proc.memory_info().rss
+            after = tree_rss(proc)
             per = (after - before) / args.websockets / 1024
             print(
                 f"{args.websockets} idle WebSockets: gateway RSS {before / 2**20:.1f} → {after / 2**20:.1f} MB, "
@@ -269,9 +303,9 @@ def main() -> None:
             holder.terminate()
             holder.join()
     finally:
-        for proc in (gateway, echo):
+        for proc in (gateway, *echoes):
             proc.send_signal(signal.SIGTERM)
-        for proc in (gateway, echo):
+        for proc in (gateway, *echoes):
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
