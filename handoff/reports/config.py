@@ -1,0 +1,89 @@
+"""``config/reports.yml``: the reports' time zone, service-level targets, staffing and case milestones.
+
+The recorder's hooks sit in code that knows Redis and the keys but not the deployment's configuration folder, so
+the configuration is the process's: the packaged file until ``configure(folder)`` (the app factory) names another.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from handoff.config import config_folder
+from handoff.reports.buckets import Targets
+
+
+class ReportsConfigError(ValueError):
+    """config/reports.yml is missing a key or holds a wrong value (the message names it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Staffing:
+    service_level: float = 0.8
+    answer_within: float = 15.0
+    concurrency: int = 3
+    max_agents: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ReportsConfig:
+    timezone: str
+    targets: Targets
+    staffing: Staffing
+    first_response_stages: tuple[str, ...]
+    solution_stages: tuple[str, ...]
+    folder: Path
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _number(raw: dict[str, Any], name: str, section: str, low: float = 0.0) -> float:
+    value = raw.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= low:
+        raise ReportsConfigError(f"reports.yml: '{section}.{name}' must be a number above {low:g}")
+    return float(value)
+
+
+@functools.cache
+def load(folder: Path | str | None = None) -> ReportsConfig:
+    where = config_folder(folder)
+    path = where / "reports.yml"
+    if not path.is_file():
+        path = config_folder(None) / "reports.yml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        ZoneInfo(str(raw.get("timezone", "Asia/Shanghai")))
+    except (OSError, yaml.YAMLError, ZoneInfoNotFoundError, ValueError) as exc:
+        raise ReportsConfigError(f"{path}: {exc}") from None
+    t, s, c = raw.get("targets") or {}, raw.get("staffing") or {}, raw.get("cases") or {}
+    targets = Targets(*(_number(t, n, "targets") for n in ("bot_answer", "pickup", "complaint_first_response",
+                                                           "complaint_solution")))  # fmt: skip
+    level = _number(s, "service_level", "staffing")
+    if level >= 1:
+        raise ReportsConfigError("reports.yml: 'staffing.service_level' must be below 1 (e.g. 0.8)")
+    staffing = Staffing(level, _number(s, "answer_within", "staffing"), int(_number(s, "concurrency", "staffing")),
+                        int(_number(s, "max_agents", "staffing")))  # fmt: skip
+    return ReportsConfig(str(raw.get("timezone", "Asia/Shanghai")), targets, staffing,
+                         tuple(c.get("first_response", ("analysed", "dispatched", "in_progress", "replied"))),
+                         tuple(c.get("solution", ("resolved",))), where)  # fmt: skip
+
+
+_current: list[ReportsConfig] = []
+
+
+def configure(folder: Path | str | None) -> ReportsConfig:
+    """Use ``folder``'s reports.yml (else the packaged one) from now on in this process."""
+    config = load(folder)
+    _current[:] = [config]
+    return config
+
+
+def current() -> ReportsConfig:
+    return _current[0] if _current else load(None)

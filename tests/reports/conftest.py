@@ -1,0 +1,28 @@
+"""Fixtures for the reports: a Redis client and the keys of this test's prefix, and the packaged configuration."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.rkeys import Keys
+from handoff.reports.config import ReportsConfig, configure
+
+
+@pytest.fixture
+def config() -> ReportsConfig:
+    return configure(None)
+
+
+@pytest.fixture
+async def rc(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def keys(key_prefix: str) -> Keys:
+    return Keys(key_prefix)
