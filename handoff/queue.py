@@ -18,6 +18,7 @@ from handoff.agents import Agent, AgentStore
 from handoff.callbacks import Callbacks
 from handoff.config import HandoffConfig
 from handoff.ports import Background, Customers, Texts, TierOf
+from handoff.reports import recorder as reports
 from handoff.sla import Clocks
 from handoff.store import Chat, ChatStore, new_chat
 from handoff.views import ConsoleViews
@@ -94,6 +95,7 @@ class Queue:
         await self.store.log_entry(chat, {"kind": "event", "event": "queued", "reason": request.reason,
                                           "skills": list(skills), "at": now})  # fmt: skip
         self.metrics.handoff_queued.inc()
+        await reports.handoff_queued(self.store.redis, self.keys, chat, now)
         position = await self.store.position(chat_id) or 1
         if await self._room_now(online, skills, position):  # an agent takes it at once: no queue place to tell
             await self.store.update(chat_id, told=position + 1)  # if another chat wins the agent: told at once
@@ -169,6 +171,7 @@ class Queue:
         await self.store.publish({"type": "assigned", "chat": chat.summary()}, to=[agent.name])  # the agent first
         await self.joined(chat, agent)
         await self.clocks.picked_up(chat.id, now)
+        await reports.picked_up(self.store.redis, self.keys, chat, agent.name, now)
         await self.store.log_entry(chat, {"kind": "event", "event": "assigned", "agent": agent.name})
         await self.store.publish({"type": "queue_remove", "chat": chat.id})
         await self.store.publish({"type": "queue_changed"})

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from gateway.models import Button, OutboundMessage
 from gateway.rkeys import HANDOFF_SURVEY_TTL, Keys
 from handoff.ports import Customers, Texts
+from handoff.reports import recorder as reports
 from handoff.store import Chat, ChatStore
 
 LEVELS = ((100, "very_satisfied"), (80, "satisfied"), (60, "neutral"), (40, "dissatisfied"),
@@ -47,6 +48,7 @@ class Surveys:
         await self.redis.expire(key, HANDOFF_SURVEY_TTL)
         if comment is None:
             await self.redis.xadd(self.keys.handoff_surveys(), {"e": json.dumps(entry, ensure_ascii=False)})
+            await reports.survey(self.redis, self.keys, entry)
         if chat:
             await self.store.log_entry(chat, {"kind": "event", "event": "survey", "score": score,
                                               "comment": comment or ""})  # fmt: skip

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from bots.ports import Complaint, HandoffRequest
 from gateway.rkeys import HANDOFF_REQUESTS_MAXLEN, SEQ_TTL, Keys
+from handoff.reports import recorder as reports
 
 
 class ComplaintTickets:
@@ -60,6 +61,7 @@ class ComplaintTickets:
                 "urgency": request.urgency, "at": now}, ensure_ascii=False)},
                 maxlen=HANDOFF_REQUESTS_MAXLEN, approximate=True)  # fmt: skip
             await pipe.execute()
+        await reports.complaint_registered(self.redis, self.keys, ticket, complaint.complaint_type, now)
         return complaint
 
     async def complaints(self, phone: str | None, channel: str, sender: str) -> list[Complaint]:
