@@ -73,6 +73,14 @@ class WebchatSettings:
 class NLUSettings:
     config: str = ""  # an override file for nlu/config.yml
     data: tuple[str, ...] = ()  # extra Rasa-format training files or folders
+    # the learning loop (gateway/nlu_review*.py, README "NLU learning loop")
+    review_dir: str = ""  # the review file and retrained models; default <data_dir>/nlu-review
+    review_threshold: float = 0.5  # a message whose top confidence is below this (or a fallback) is collected
+    review_max: int = 5000  # samples waiting for review at most (the oldest make room)
+    review_ttl_days: int = 30  # a sample not seen again for this long is dropped
+    retrain_data: tuple[str, ...] = ()  # what retraining starts from; default the bundled data + nlu.data
+    retrain_folds: int = 3  # cross-validation folds shown before a switch
+    retrain_tolerance: float = 0.0  # a new model this much worse (base accuracy) is still switched to
 
 
 @dataclass(frozen=True, slots=True)
