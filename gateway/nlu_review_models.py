@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 FILES = ("intent.npz", "intent.json", "complaint_type.npz", "complaint_type.json")  # complaint_type.json last
 RESYNC = 30.0  # seconds between checks of the active model besides the notices
 ROOT = Path(__file__).resolve().parent.parent
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def model_id(folder: Path) -> str:
@@ -249,7 +250,8 @@ class Retrainer:
                     await self.redis.delete(self.keys.nlu_retrain_lock())
 
     async def _child(self, command: list[str], key: str) -> dict[str, Any]:
-        proc = await asyncio.create_subprocess_exec(*command, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        env = {**os.environ, **ONE_THREAD}  # the retrain keeps to one core; the server keeps the others
+        proc = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)  # fmt: skip
         assert proc.stdout is not None and proc.stderr is not None
         result: dict[str, Any] | None = None
