@@ -33,11 +33,11 @@ EPISODE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 LABELS = {
     "zh": {"customer": "客户", "agent": "坐席", "bot": "机器人", "note": "内部备注", "event": "事件", "system": "系统",
            "title": "会话记录", "chat": "会话", "channel": "渠道", "customer_label": "客户", "agent_label": "坐席",
-           "closed": "结束时间", "disposition": "结束原因", "ticket": "工单", "score": "满意度"},
+           "closed": "结束时间", "disposition": "结束原因", "ticket": "工单", "score": "满意度", "visitor": "访客"},
     "en": {"customer": "Customer", "agent": "Agent", "bot": "Bot", "note": "Internal note", "event": "Event",
            "system": "System", "title": "Chat transcript", "chat": "Chat", "channel": "Channel",
            "customer_label": "Customer", "agent_label": "Agent", "closed": "Closed", "disposition": "Disposition",
-           "ticket": "Ticket", "score": "Satisfaction"},
+           "ticket": "Ticket", "score": "Satisfaction", "visitor": "Visitor"},
 }  # fmt: skip
 DISPOSITIONS = {"zh": {"resolved": "已解决", "follow_up": "需跟进", "complaint_registered": "已登记投诉"},
                 "en": {"resolved": "Resolved", "follow_up": "Follow-up needed",
@@ -124,9 +124,12 @@ async def export(request: web.Request) -> web.StreamResponse:
         ctype = "application/json"
     else:
         closed = dt.datetime.fromtimestamp(summary["closed_at"]).strftime("%Y-%m-%d %H:%M")
+        customer = summary["customer"]
+        if customer in ("访客", "Visitor"):
+            customer = f"{labels['visitor']} {summary['ref'][:4]}"
         head = [
             f"{labels['title']} · {labels['chat']} {summary['ref']}",
-            f"{labels['customer_label']}: {summary['customer']} · {labels['channel']}: {summary['channel']}",
+            f"{labels['customer_label']}: {customer} · {labels['channel']}: {summary['channel']}",
             f"{labels['agent_label']}: {summary['agent_name']} · {labels['closed']}: {closed} · "
             f"{labels['disposition']}: {DISPOSITIONS[lang].get(summary['disposition'], summary['disposition'])}",
         ]

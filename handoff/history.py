@@ -55,10 +55,10 @@ def held_by(log: list[dict[str, Any]]) -> set[str]:
 
 
 def customer_label(chat: Chat) -> str:
-    """The customer as the console shows them: the number masked, else the visitor's short label."""
+    """The customer as a chat's summary names them: the number masked, else 访客/Visitor."""
     if chat.phone:
         return mask_phone(chat.phone)
-    return ("访客 " if chat.lang == "zh" else "Visitor ") + chat.id[:4].upper()
+    return "访客" if chat.lang == "zh" else "Visitor"  # the console adds four characters of the chat id
 
 
 class History:

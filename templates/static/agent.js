@@ -42,7 +42,8 @@
                 late_failed: "回复失败", handoff: "转人工", backend_error: "后台出错", backend_unavailable: "后台不可用",
                 bound: "已绑定手机号", unbound: "已解绑手机号", callback_message: "留言", complaint: "登记投诉",
                 confirmation: "待客户确认", forum_private: "论坛私信", needs_account: "需验证身份", nlu_fallback: "机器人未理解",
-                otp_sent: "已发验证码", sms_opt_in: "短信退订已恢复", sms_opt_out: "短信已退订", write: "业务办理" },
+                otp_sent: "已发验证码", sms_opt_in: "短信退订已恢复", sms_opt_out: "短信已退订", write: "业务办理",
+                taken_over: "主管接管" },
       disps: { resolved: "已解决", follow_up: "需跟进", complaint_registered: "已登记投诉" },
       skillNames: { zh: "中文", en: "英文", general: "综合", network: "网络", business: "业务", service: "服务" },
       score: (n) => `评分 ${n}`, toWhom: (w) => `转给 ${w}`,
@@ -51,6 +52,14 @@
       noTargets: "暂无在线坐席", skillGroup: (s) => `技能组 · ${s}`,
       alerts: "提醒", alertsTitle: "页面不在前台时，新会话和客户消息响铃并弹出通知",
       quickReply: "快捷按钮", cannedSearch: "输入 / 搜索快捷回复", keys: "Alt+↓/↑ 切换会话 · Alt+A 接起 · Alt+W 结束",
+      whisper: "主管悄悄话", takenOver: (by, w) => `${by} 已接管会话：${w}`,
+      intents: { affirm: "肯定", broadband_repair: "宽带报修", change_package: "变更套餐", "complaint/business": "业务投诉",
+                 "complaint/network": "网络投诉", "complaint/other": "其他投诉", "complaint/service": "服务投诉",
+                 complaint_status: "投诉进度", deny: "否定", goodbye: "再见", greet: "问候", network_status: "网络状态",
+                 number_porting: "携号转网", out_of_scope: "无关问题", query_balance: "查询余额", query_bill: "查询账单",
+                 query_data_usage: "查询流量", query_package: "查询套餐", recharge: "充值", request_human: "转人工",
+                 roaming: "国际漫游", sim_service: "SIM 卡业务", store_hours: "营业厅时间", thanks: "感谢",
+                 unsubscribe: "退订业务", nlu_fallback: "未识别" },
     },
     en: {
       title: "Agent console", status: "Status", st_online: "Online", st_away: "Away", st_offline: "Offline", logout: "Log out",
@@ -97,7 +106,8 @@
                 unbound: "Number unbound", callback_message: "Message left", complaint: "Complaint registered",
                 confirmation: "Awaiting confirmation", forum_private: "Forum private message",
                 needs_account: "Verification needed", nlu_fallback: "Bot did not understand", otp_sent: "Code sent",
-                sms_opt_in: "SMS opted in", sms_opt_out: "SMS opted out", write: "Account change" },
+                sms_opt_in: "SMS opted in", sms_opt_out: "SMS opted out", write: "Account change",
+                taken_over: "Taken over by a supervisor" },
       disps: { resolved: "Resolved", follow_up: "Follow-up needed", complaint_registered: "Complaint registered" },
       skillNames: { zh: "Chinese", en: "English", general: "General", network: "Network", business: "Business",
                     service: "Service" },
@@ -107,6 +117,15 @@
       full: "full", noTargets: "No agent online", skillGroup: (s) => `Skill group · ${s}`,
       alerts: "Alerts", alertsTitle: "Sound and a notification for a new chat or a customer's message while this tab is hidden",
       quickReply: "quick reply", cannedSearch: "Type / to search canned replies", keys: "Alt+↓/↑ next chat · Alt+A accept · Alt+W close",
+      whisper: "Supervisor whisper", takenOver: (by, w) => `${by} took over the chat: ${w}`,
+      intents: { affirm: "yes", broadband_repair: "broadband repair", change_package: "change plan",
+                 "complaint/business": "business complaint", "complaint/network": "network complaint",
+                 "complaint/other": "other complaint", "complaint/service": "service complaint",
+                 complaint_status: "complaint status", deny: "no", goodbye: "goodbye", greet: "greeting",
+                 network_status: "network status", number_porting: "number porting", out_of_scope: "out of scope",
+                 query_balance: "balance", query_bill: "bill", query_data_usage: "data usage", query_package: "plan",
+                 recharge: "top-up", request_human: "ask for an agent", roaming: "roaming", sim_service: "SIM service",
+                 store_hours: "store hours", thanks: "thanks", unsubscribe: "unsubscribe", nlu_fallback: "not understood" },
     },
   };
   const TYPING_EVERY = 2000;     // ms between our "typing" frames
@@ -118,6 +137,7 @@
   const KINDS = new Set(["customer", "bot", "agent", "system", "note", "event"]);
 
   const $ = (id) => document.getElementById(id);
+  const hooks = { frame: [], overview: [], chat: [], render: [] };  // filled by agent-history.js
   const store = {
     get(key) { try { return localStorage.getItem("gw_agent." + key); } catch { return null; } },
     set(key, value) { try { localStorage.setItem("gw_agent." + key, value); } catch { /* memory only */ } },
@@ -405,6 +425,7 @@
     renderTabs();
     if (selected) renderHead(chats.get(selected));
     renderSupervisor();
+    for (const hook of hooks.overview) hook(data);
   }
 
   // The server's time (``now``) against the middle of the round trip: the clocks count as the server's do.
@@ -601,9 +622,9 @@
 
   function entryNode(e) {
     const kind = KINDS.has(e.kind) ? e.kind : "event";
-    const item = el("div", `entry entry-${kind}`);
+    const item = el("div", `entry entry-${kind}` + (e.whisper ? " entry-whisper" : ""));
     const meta = el("div", "entry-meta");
-    let who = t().kinds[kind];
+    let who = e.whisper ? t().whisper : t().kinds[kind];
     if ((kind === "agent" || kind === "note") && e.agent) who += " · " + agentName(e.agent);
     meta.append(el("span", "entry-who", who));
     if (typeof e.at === "number") {
@@ -615,7 +636,7 @@
     if (e.nlu && typeof e.nlu === "object" && e.nlu.intent) {
       const conf = typeof e.nlu.confidence === "number" ? " " + e.nlu.confidence.toFixed(2) : "";
       const ct = e.nlu.complaint_type ? ` · ${label("complaints", e.nlu.complaint_type)}` : "";
-      item.append(el("div", "entry-nlu", `NLU ${e.nlu.intent}${conf}${ct}`));
+      item.append(el("div", "entry-nlu", `NLU ${label("intents", e.nlu.intent)}${conf}${ct}`));
     }
     return item;
   }
@@ -750,6 +771,7 @@
     $("chat-pane").hidden = !chat;
     $("chat-empty").hidden = Boolean(chat);
     renderProfile(chat);
+    for (const hook of hooks.chat) hook(chat || null);  // agent-history.js: the customer's history
     renderCanned(chat);
     renderReplyMode();
     updateTyping();
@@ -942,6 +964,7 @@
 
   // ---- WebSocket -------------------------------------------------------------------------------
   function onFrame(frame) {
+    for (const hook of hooks.frame) if (hook(frame)) return;  // agent-history.js: a watched chat's frames
     if (!frame || typeof frame !== "object") return;
     const chat = frame.chat != null && typeof frame.chat !== "object" ? chats.get(str(frame.chat)) : null;
     switch (frame.type) {
@@ -1007,7 +1030,8 @@
       case "chat_removed": {
         const id = str(frame.chat);
         if (!chats.has(id)) return;
-        if (!gone.has(id)) toast((frame.type === "chat_closed" ? t().chatClosed : t().chatRemoved)(chatLabel(id)), "info");
+        if (frame.reason === "taken_over") toast(t().takenOver(str(frame.by), chatLabel(id)), "warn");
+        else if (!gone.has(id)) toast((frame.type === "chat_closed" ? t().chatClosed : t().chatRemoved)(chatLabel(id)), "info");
         dropChat(id);
         renderTabs();
         return;
@@ -1030,6 +1054,7 @@
         if (Array.isArray(frame.agents)) agents = frame.agents;
         if (Array.isArray(frame.breaches)) breaches = frame.breaches;
         renderSupervisor();
+        for (const hook of hooks.overview) hook(frame);
         return;
       default:
         return;  // unknown frame types are ignored (forward compatible)
@@ -1203,6 +1228,7 @@
     renderTabs();
     renderChat();
     renderSupervisor();
+    for (const hook of hooks.render) hook();
   }
 
   // ---- events ----------------------------------------------------------------------------------
@@ -1350,6 +1376,12 @@
   window.addEventListener("online", () => {
     if (me && !ws) { backoff = 500; connect(); }
   });
+
+  // What agent-history.js (history, search, supervisors' tools) uses of this console.
+  window.GwConsole = {
+    hooks, api, el, str, toast, fail, fmtClock, fmtDur, entryNode, label, wsSend, customerLabel, skillLabel,
+    lang: () => lang, t, me: () => me, now, chatOf: (id) => chats.get(str(id)) || null,
+  };
 
   setInterval(tick, 1000);
   setInterval(() => { if (me && ws) refreshQueue(); }, RESYNC_EVERY);  // clocks and loads never drift for long
