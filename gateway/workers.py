@@ -36,7 +36,7 @@ READY_FD_ENV = "GATEWAY_READY_FD"  # the pipe a worker writes one byte to once i
 SHARED_REDIS_ENV = "GATEWAY_SHARED_REDIS"  # the embedded Redis's folder, when the supervisor runs one
 STABLE = 10.0  # a worker that ran this long before exiting is restarted at once next time
 MAX_BACKOFF = 30.0
-READY_TIMEOUT = 120.0  # worker 1 may train the NLU model first
+READY_TIMEOUT = 300.0  # worker 1 may train the NLU model first (minutes on a loaded machine)
 _PR_SET_PDEATHSIG = 1
 
 
