@@ -477,9 +477,10 @@ async def test_post_like_wechat_retries_while_the_first_is_pending(
     assert len(results) == 2 and [status for status, _, _ in results] == [200, 200]
     assert results[0][2] >= 0.45 and results[1][2] < 0.15
     assert arrivals[1][1] == 1  # the retry arrived while the first request was still being handled
-    assert 0.12 <= arrivals[1][0] - arrivals[0][0] < 0.4
+    # the retry waited for its 0.15 s (less the first request's own delay in reaching the server on a busy machine)
+    assert 0.05 <= arrivals[1][0] - arrivals[0][0] < 0.45
     assert arrivals[0][2] == arrivals[1][2]  # by default the same request again
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.5
 
     # nobody answers in time: 1 + 3 attempts, all open together
     arrivals.clear()
