@@ -15,16 +15,18 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from bots.ports import Complaint
 from gateway.privacy import mask_phone, mask_text
 from gateway.rkeys import HANDOFF_HISTORY_TTL, Keys
 from handoff.agents import Agent
 from handoff.store import Chat, ChatStore
-from handoff.tickets import ComplaintTickets
 
+ComplaintsOf = Callable[[str | None, str, str], Awaitable[list[Complaint]]]  # phone, channel, sender → tickets
 TEXT_KEPT = 16_000  # characters of an episode's masked text kept for search and snippets
 LISTED = 50  # a customer's newest episodes listed in the panel
 SPOKEN = ("customer", "agent", "bot")  # the log entries whose text is searched
@@ -62,12 +64,12 @@ def customer_label(chat: Chat) -> str:
 
 
 class History:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, store: ChatStore, tickets: ComplaintTickets,
+    def __init__(self, redis: aioredis.Redis, keys: Keys, store: ChatStore, complaints: ComplaintsOf,
                  secret: bytes) -> None:  # fmt: skip
         self.redis = redis
         self.keys = keys
         self.store = store
-        self.tickets = tickets
+        self.complaints = complaints  # the customer's complaint tickets, as the bots' port lists them
         self.secret = secret
 
     # ---- whose ---------------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ class History:
         """The customer's complaint tickets (by number on any channel, and by this channel's sender)."""
         return [{"ticket": c.ticket, "complaint_type": c.complaint_type, "status": c.status, "created_at": c.created_at,
                  "summary": mask_text(c.summary)}
-                for c in await self.tickets.complaints(chat.phone, chat.channel, chat.sender)]  # fmt: skip
+                for c in await self.complaints(chat.phone, chat.channel, chat.sender)]  # fmt: skip
 
     async def transcript_log(self, episode: dict[str, Any]) -> list[dict[str, Any]]:
         return await self.store.log_slice(episode["log"], episode.get("log_from") or None,

@@ -65,7 +65,7 @@ class HandoffService:
         self.queue = Queue(self.store, self.clocks, self.agents, config, keys, renderer, metrics, customers,
                            self.callbacks, self.views, self.background, tier_of)  # fmt: skip
         # the history's keys hash numbers with the server key (every process shares it; without one, a test's own)
-        self.history = History(redis, keys, self.store, self.tickets, secret or os.urandom(32))
+        self.history = History(redis, keys, self.store, self.complaints, secret or os.urandom(32))
         self.search = Search(self.history)
         self.chats = LiveChats(self.store, self.clocks, self.agents, self.queue, self.surveys, renderer, customers,
                                self.background, self.history)  # fmt: skip
