@@ -155,7 +155,7 @@ def _chat(h: History, rng: random.Random, config: ReportsConfig, at: float, busy
 def _deductions(rng: random.Random, typical: int, survey: int | None) -> list[dict[str, object]]:
     from handoff.reports.quality import REASONS
 
-    careless = (100 - typical) / 100
+    careless = (100 - typical) / 40
     out: list[dict[str, object]] = []
     for item, points, chance in (("greeting", 10, 0.5), ("closing", 10, 0.6), ("forbidden", 20, 0.08),
                                  ("response_gap", 5, 0.9)):  # fmt: skip
