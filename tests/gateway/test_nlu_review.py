@@ -5,8 +5,11 @@ for the retrain (on a small sample of the bundled data, so it takes seconds)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import sys
 import time
+from asyncio.subprocess import PIPE
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +19,7 @@ import aiohttp
 import pytest
 
 from gateway.app import create_app
+from gateway.keys import PIPELINE
 from gateway.nlu_review import Collector
 from gateway.nlu_review_api import LOOP
 from gateway.rkeys import Keys
@@ -25,6 +29,7 @@ from nlu.review import add_examples, label_of
 from tests.handoff.conftest import SECRET, AgentClient, WebCustomer
 
 PHONE = "13812345678"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_base(path: Path, per: int = 3, seed: int = 7) -> Path:
@@ -241,3 +246,33 @@ async def test_retrain_worse_is_refused(gateway, clients, tmp_path):
     assert (await boss.call("GET", "/api/nlu/model"))["active"] is None
     status, error = await boss.raw("POST", "/api/nlu/switch", {"model": "nope"})
     assert status == 400 and error["field"] == "model"
+
+
+async def test_cli_retrain_switches_a_running_gateway(gateway, tmp_path, redis_url, key_prefix):
+    base = write_base(tmp_path / "base.yml")
+    server = await gateway(retrain_data=[str(base)], retrain_folds=2, retrain_tolerance=0.02)
+    loop = server.app[LOOP]
+    text = "could the thingamajig on my line be checked"
+    before = loop.follower.serving
+    add_examples(loop.review_file, [("network_status", text), ("out_of_scope", "sing me a song about the sea")])
+    env = {**os.environ, "GATEWAY_REDIS_KEY_PREFIX": key_prefix, "GATEWAY_NLU_RETRAIN_DATA": str(base),
+           "GATEWAY_NLU_REVIEW_DIR": str(loop.review_file.parent), "GATEWAY_NLU_RETRAIN_TOLERANCE": "0.02"}  # fmt: skip
+    command = [sys.executable, "-m", "gateway", "nlu", "--redis-url", redis_url, "--data-dir", str(tmp_path / "cli")]
+    proc = await asyncio.create_subprocess_exec(*command, "retrain", "--folds", "2", env=env, cwd=ROOT,
+                                                stdout=PIPE, stderr=PIPE)  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 50)
+    assert proc.returncode == 0, err.decode()
+    printed = out.decode()
+    assert "cross-validated accuracy on the base data (2 folds" in printed and "(2 new of 2)" in printed
+    active = await loop.models.active()
+    assert active and active["by"] == "cli"
+    assert f"switched: every running gateway process loads model {active['id']}" in printed
+    await until(lambda: _serving(loop, active["id"]))  # the running gateway followed the notice
+    assert before == "" and server.app[PIPELINE].nlu.parse(text).intent == "network_status"
+    proc = await asyncio.create_subprocess_exec(*command, "status", env=env, cwd=ROOT, stdout=PIPE, stderr=PIPE)
+    out, _ = await proc.communicate()
+    assert f"active model {active['id']}" in out.decode() and "(2 examples)" in out.decode()
+
+
+async def _serving(loop: Any, ident: str) -> bool:
+    return loop.follower.serving == ident
