@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from bots.bss import BSS, Order, Rejected
 from bots.identity import Binder
+from bots.incidents import IncidentDesk
 from bots.ports import Handoff, HandoffRequest, SmsSender
 from bots.state import BotState, FlowId, Pending, Slot
 from bots.templates import Renderer
@@ -49,6 +50,7 @@ class Services:
     sms: SmsSender
     binder: Binder
     config: BotConfig = field(default_factory=BotConfig)
+    incidents: IncidentDesk | None = None  # major incidents (bots/incident_notice.py); None: none are handled
 
 
 class Ctx:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 
+from bots import incident_notice
 from bots.bss import BSSError, BSSUnavailable, NotFound
 from bots.context import BotConfig, Ctx, Reply, Services, forced_result
 from bots.flows import FLOWS, ROUTES, binding
@@ -139,6 +140,8 @@ class Bot:
         if ctx.intent == FALLBACK_INTENT:
             return await self._fallback(ctx)
         state.misses = 0
+        if ctx.svc.incidents is not None and await incident_notice.routed(ctx):  # a major incident answers it
+            return None
         flow = ROUTES.get(ctx.intent) or ROUTES["out_of_scope"]  # a remote NLU may know other intents
         if ctx.public and flow.account:  # no account data where anyone reads: point to the private ways
             ctx.event("forum_private", intent=ctx.intent)

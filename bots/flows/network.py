@@ -3,6 +3,7 @@ one on their account — with what happened and when it should be fixed."""
 
 from __future__ import annotations
 
+from bots import incident_notice
 from bots.context import Ctx, Flow, answered_by
 from bots.state import FlowId, Slot
 
@@ -16,6 +17,8 @@ async def start(ctx: Ctx, district: str | None = None) -> None:
     if not district:
         ctx.say(INTENT, "ask_district")
         ctx.ask(FlowId.NETWORK, "district")
+        return
+    if await incident_notice.network(ctx, district):  # a major incident in the district: its notice answers
         return
     outages = await ctx.svc.bss.outages(district)
     if outages:

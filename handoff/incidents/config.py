@@ -1,0 +1,79 @@
+"""``config/incidents.yml`` read once into frozen objects (a malformed file names itself and the key)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from handoff.incidents.model import STAGES
+
+PACKAGED = Path(__file__).resolve().parents[2] / "config" / "incidents.yml"
+
+
+class IncidentsConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    enabled: bool = True
+    interval: float = 60.0
+    window_minutes: int = 60
+    baseline_days: int = 28
+    factor: float = 5.0
+    min_count: int = 20
+    floor: float = 1.0
+    per_channel: bool = True
+    cooldown: int = 7200
+    samples: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentsConfig:
+    answer_stages: tuple[str, ...] = ("assessed", "plan", "acting", "monitoring")
+    refresh_seconds: float = 5.0
+    insist_window: int = 1800
+    network_intents: tuple[str, ...] = ("network_status", "broadband_repair")
+    monitoring_token_env: str = "INCIDENTS_TOKEN"
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+
+    def monitoring_token(self, env: dict[str, str] | None = None) -> str:
+        return (env if env is not None else os.environ).get(self.monitoring_token_env, "")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise IncidentsConfigError(f"{where}: must be a mapping")
+    known = {f.name: f for f in fields(cls)}
+    args: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise IncidentsConfigError(f"{where}: unknown key '{key}'; known: {', '.join(known)}")
+        if key == "detector":
+            args[key] = _build(DetectorConfig, value, f"{where}.detector")
+        elif isinstance(value, list):
+            args[key] = tuple(str(v) for v in value)
+        else:
+            args[key] = value
+    try:
+        made = cls(**args)
+    except TypeError as exc:
+        raise IncidentsConfigError(f"{where}: {exc}") from None
+    return made
+
+
+def load_incidents_config(path: Path | str | None = None) -> IncidentsConfig:
+    source = Path(path) if path else PACKAGED
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise IncidentsConfigError(f"{source}: {exc}") from None
+    config: IncidentsConfig = _build(IncidentsConfig, data, str(source))
+    bad = [s for s in config.answer_stages if s not in STAGES]
+    if bad:
+        raise IncidentsConfigError(f"{source}: answer_stages: unknown stage '{bad[0]}'; known: {', '.join(STAGES)}")
+    return config

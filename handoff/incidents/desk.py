@@ -1,0 +1,170 @@
+"""The incident desk: the bots' ``IncidentDesk`` port (``bots/incidents.py``) and each process's worker.
+
+The turn's questions (``active``, ``affecting``, ``get``, ``observe``) read process memory only: the active
+incidents are cached here, refreshed when any process publishes a change on ``incidents_changed`` and at least
+every ``refresh_seconds``. The worker, once a second, flushes the detector's counts and — in the one process that
+claims the interval — runs the detector and alerts supervisors on the agents' live channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bots.incidents import ActiveIncident
+from bots.ports import HandoffRequest
+from gateway.privacy import mask_phone
+from gateway.rkeys import INCIDENT_SEEN_TTL, Keys
+from handoff.incidents.config import IncidentsConfig
+from handoff.incidents.detector import Counts, Detector
+from handoff.incidents.model import Incident
+from handoff.incidents.store import IncidentStore
+
+log = logging.getLogger(__name__)
+TICK = 1.0  # seconds between the worker's turns
+STOP_WAIT = 3.0
+
+
+def _active(incident: Incident) -> ActiveIncident:
+    return ActiveIncident(incident.id, incident.category, incident.severity, incident.districts, incident.services,
+                          incident.eta, dict(incident.notice), incident.updated_at)  # fmt: skip
+
+
+class Desk:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, config: IncidentsConfig, publish: Any = None) -> None:
+        """``publish(event, to)``: the agents' live channel (``handoff.store.ChatStore.publish``)."""
+        self.redis = redis
+        self.keys = keys
+        self.config = config
+        self.store = IncidentStore(redis, keys)
+        self.detector = Detector(redis, keys, config.detector)
+        self.counts = Counts(config.detector.samples)
+        self.publish = publish
+        self.network_intents = config.network_intents
+        self._by_id: dict[str, ActiveIncident] = {}
+        self._by_district: dict[str, list[ActiveIncident]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.refreshed_at = 0.0
+
+    # ---- the bots' port: process memory only -------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return bool(self._by_id)
+
+    def affecting(self, district: str, service: str | None = None) -> ActiveIncident | None:
+        for incident in self._by_district.get(district, ()):  # most severe first
+            if service is None or not incident.services or service in incident.services:
+                return incident
+        return None
+
+    def get(self, incident_id: str) -> ActiveIncident | None:
+        return self._by_id.get(incident_id)
+
+    def observe(self, district: str, channel: str, kind: str, text: str) -> None:
+        if self.config.detector.enabled and district:
+            self.counts.add(district, channel, kind, text)
+
+    # ---- the bots' port: the few writes of an answer ------------------------------------------------------
+    async def told(self, incident_id: str, conversation_id: str, channel: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.keys.incident_seen(conversation_id), incident_id, ex=INCIDENT_SEEN_TTL)
+        pipe.hincrby(self.keys.incident_stats(incident_id), "notices", 1)
+        pipe.hincrby(self.keys.incident_stats(incident_id), f"notices:{channel}", 1)
+        await pipe.execute()
+
+    async def told_of(self, conversation_id: str) -> str | None:
+        found = await self.redis.get(self.keys.incident_seen(conversation_id))
+        return found.decode() if found else None
+
+    async def protect(self, incident_id: str, conversation_id: str, channel: str) -> bool:
+        key = self.keys.incident_insist(conversation_id)
+        first = await self.redis.set(key, incident_id, nx=True, ex=self.config.insist_window)
+        await self.store.count(incident_id, "deflected" if first else "insisted")
+        return bool(first)
+
+    async def link_complaint(self, incident_id: str, request: HandoffRequest, district: str) -> tuple[int, bool]:
+        owner = f"phone:{request.phone}" if request.phone else f"{request.channel}:{request.sender}"
+        link = {"at": time.time(), "channel": request.channel, "sender": request.sender, "lang": request.lang,
+                "phone": mask_phone(request.phone) if request.phone else "", "district": district,
+                "conversation": request.conversation_id, "text": request.text[:500]}  # fmt: skip
+        stored, first = await self.store.link(incident_id, owner, link)
+        await self.store.count(incident_id, "complaints", *(["linked"] if first else []))
+        return int(stored.get("count", 1)), first
+
+    # ---- the cache ---------------------------------------------------------------------------------------
+    async def refresh(self) -> None:
+        """Read the incidents customers are told of now into process memory."""
+        stages = set(self.config.answer_stages)
+        found = [_active(i) for i in await self.store.open() if i.stage in stages]
+        found.sort(key=lambda i: (i.severity, -i.updated_at))
+        by_district: dict[str, list[ActiveIncident]] = {}
+        for incident in found:
+            for district in incident.districts:
+                by_district.setdefault(district, []).append(incident)
+        self._by_id, self._by_district = {i.id: i for i in found}, by_district
+        self.refreshed_at = time.time()
+
+    # ---- the worker --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT)
+        with contextlib.suppress(Exception):
+            await self.counts.flush(self.redis, self.keys)
+
+    async def _run(self) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            while not self._stopping:
+                try:
+                    await pubsub.subscribe(self.keys.incidents_changed())
+                    await self.refresh()
+                    await self._loop(pubsub)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # Redis away for a moment: try again shortly
+                    log.exception("incidents: worker error")
+                    await asyncio.sleep(TICK)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _loop(self, pubsub: Any) -> None:
+        while not self._stopping:
+            message = await pubsub.get_message(timeout=TICK)
+            if message is not None or time.time() - self.refreshed_at >= self.config.refresh_seconds:
+                await self.refresh()
+            await self.counts.flush(self.redis, self.keys)
+            if self.config.detector.enabled and await self.detector.claim():
+                await self.detect()
+
+    async def detect(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Run the detector now and alert supervisors of each new proposal."""
+        await self.counts.flush(self.redis, self.keys)
+        covered = {d for i in await self.store.open() for d in i.districts}
+        proposals = await self.detector.evaluate(now, covered)
+        for proposal in proposals:
+            await self.publish_event({"type": "incident_proposal", "proposal": proposal})
+        return proposals
+
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """An event for the supervisors' consoles (the agents' live channel)."""
+        if self.publish is not None:
+            await self.publish(event, to="supervisors")
+
+    async def changed(self, incident: Incident, event: str) -> None:
+        """After a change made in this process: the cache now, the supervisors' consoles (other processes refresh
+        through pub/sub)."""
+        await self.refresh()
+        await self.publish_event({"type": "incident_changed", "event": event, "incident": incident.to_json()})
