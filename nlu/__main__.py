@@ -27,10 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help='JSON lines {"text": …} on stdin → one JSON line per input')
     predict.add_argument("--data", type=Path, action="append")
     predict.add_argument("--now", help="reference date for relative months (YYYY-MM-DD)")
-    evaluate = sub.add_parser("evaluate", help="cross-validate, or score a test file")
-    evaluate.add_argument("--data", type=Path, action="append", help="test file(s) instead of cross-validation")
+    evaluate = sub.add_parser(
+        "evaluate", help="score the held-out set (nlu/heldout/) as issue 15's table, a test file, or cross-validate"
+    )
+    evaluate.add_argument("--data", type=Path, action="append", help="test file(s) instead of nlu/heldout/")
     evaluate.add_argument("--train-data", type=Path, action="append", help="training data (default: bundled)")
-    evaluate.add_argument("--folds", type=int, default=5)
+    evaluate.add_argument("--cv", action="store_true", help="stratified k-fold cross-validation on the training data")
+    evaluate.add_argument("--folds", type=int, default=5, help="folds for --cv")
     evaluate.add_argument("--report", type=Path, help="write a Markdown report here")
     shell = sub.add_parser("shell", help="type a sentence, see the parse")
     shell.add_argument("--data", type=Path, action="append")
@@ -52,7 +55,7 @@ def cmd_train(args: argparse.Namespace, config: NLUConfig) -> int:
 
     files = data_files(_training_data(args.data))
     out = args.out or (args.cache_dir or default_cache_dir()) / artifact_key(files, config)
-    report = train_to_dir(config, files, out, show_progress=sys.stderr.isatty())
+    report = train_to_dir(config, files, out, show_progress=True)
     print(
         f"trained on {report.examples} examples in {report.seconds:.2f} s; {report.features} features; "
         f"{report.size_bytes / 1024:.0f} KiB in {report.path}"
@@ -85,12 +88,15 @@ def cmd_predict(args: argparse.Namespace, config: NLUConfig) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, config: NLUConfig) -> int:
-    from nlu.evaluate import cross_validate, evaluate_on
+    from nlu.evaluate import HELDOUT_DIR, cross_validate, evaluate_on, real_table
 
     started = time.perf_counter()
-    if args.data:
+    if not args.cv:
         nlu = NLU.load(config, _training_data(args.train_data), args.cache_dir)
-        report = evaluate_on(nlu, load_examples(args.data), ", ".join(map(str, args.data)))
+        paths = args.data or [HELDOUT_DIR]
+        examples = load_examples(paths)
+        report = evaluate_on(nlu, examples, ", ".join(map(str, paths)))
+        print(real_table(nlu, examples).render())
     else:
         examples = load_examples(_training_data(args.train_data))
         if args.folds < 2:

@@ -30,6 +30,7 @@ COMPLAINT_TYPES: tuple[str, ...] = ("service", "business", "network", "other")
 _ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
 _IGNORED_BLOCKS = ("synonym", "regex", "lookup")
 DATA_DIR = Path(__file__).parent / "data"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10× faster to read the training data
 
 
 class DataError(ValueError):
@@ -87,7 +88,7 @@ def _examples_in_block(block: object, where: str) -> list[str]:
 def load_rasa_yaml(path: Path) -> list[Example]:
     try:
         with path.open(encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
+            doc = yaml.load(fh, Loader=_LOADER)  # a safe loader (CSafeLoader or SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else "unknown line"

@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -18,12 +19,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nlu import features as features_module
+from nlu import model as model_module
 from nlu.config import NLUConfig
 from nlu.data import COMPLAINT_TYPES, Example, data_files, lang_of
 from nlu.data import load as load_examples
 from nlu.entities import Entity, EntityExtractor
 from nlu.features import features
-from nlu.model import FORMAT_VERSION, LinearModel, train
+from nlu.model import FORMAT_VERSION, LinearModel, fit, vectorise
 from nlu.normalize import normalise, validate
 from nlu.remote import RasaBackend
 from nlu.urgency import urgency
@@ -90,6 +92,7 @@ def artifact_key(files: Sequence[Path], config: NLUConfig) -> str:
     digest.update(f"format={FORMAT_VERSION}".encode())
     digest.update(json.dumps(asdict(config.model), sort_keys=True).encode())
     digest.update(inspect.getsource(features_module).encode())
+    digest.update(inspect.getsource(model_module).encode())
     for path in sorted(files):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
@@ -108,40 +111,75 @@ class TrainReport:
 def train_models(
     examples: Sequence[Example], config: NLUConfig, progress: Callable[[str], None] | None = None
 ) -> tuple[LinearModel, LinearModel]:
-    texts = [normalise(e.text).model for e in examples]
-    intent_model = train(texts, [e.intent for e in examples], config.model, progress)
-    complaint = [(t, e.complaint_type) for t, e in zip(texts, examples, strict=True) if e.complaint_type]
-    type_model = train([t for t, _ in complaint], [c for _, c in complaint], config.model, progress)
+    """The intent model and the complaint-type model; the features are computed once for both."""
+    matrix = vectorise([normalise(e.text).model for e in examples], config.model.min_df)
+    if progress:
+        progress(f"{matrix.rows.shape[0]} examples, {matrix.rows.shape[1]} features")
+    intent_model = fit(matrix, [e.intent for e in examples], config.model)
+    if progress:
+        progress(f"intents: {len(intent_model.classes)}")
+    rows = [i for i, e in enumerate(examples) if e.complaint_type]
+    type_model = fit(matrix.subset(rows), [examples[i].complaint_type or "" for i in rows], config.model)
+    if progress:
+        progress(f"complaint types: {len(type_model.classes)}")
     return intent_model, type_model
+
+
+class _Steps:
+    """Progress of a training run: a bar on a terminal, else one line per step (logs of a service)."""
+
+    TOTAL = 5
+
+    def __init__(self, show: bool, interactive: bool) -> None:
+        from tqdm import tqdm
+
+        self.started = time.perf_counter()
+        self.lines = show and not interactive
+        self.bar = tqdm(total=self.TOTAL, desc="nlu train", unit="step", disable=not (show and interactive),
+                        leave=False, bar_format="{desc}: {bar} {n_fmt}/{total_fmt} {elapsed} {postfix}")  # fmt: skip
+        self.done = 0
+
+    def __call__(self, message: str) -> None:
+        self.done += 1
+        self.bar.set_postfix_str(message)
+        self.bar.update(1)
+        if self.lines:
+            elapsed = time.perf_counter() - self.started
+            print(f"nlu train [{self.done}/{self.TOTAL}] {message} ({elapsed:.1f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def train_to_dir(
     config: NLUConfig, data: Sequence[Path | str] | None, out: Path, show_progress: bool = True
 ) -> TrainReport:
-    from tqdm import tqdm
-
     started = time.perf_counter()
     files = data_files(data)
-    with tqdm(total=3, desc="nlu train", unit="step", disable=not show_progress, leave=False) as bar:
+    steps = _Steps(show_progress, sys.stderr.isatty())
+    try:
         examples = load_examples(files)
-        bar.update(1)
-        intent_model, type_model = train_models(examples, config, lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
-    missing = set(COMPLAINT_TYPES) - set(type_model.classes)
-    if missing:
-        raise ValueError(f"training data has no examples of complaint type(s): {', '.join(sorted(missing))}")
-    meta = {"examples": len(examples), "files": [str(f) for f in files], "trained_at": datetime.now().isoformat()}
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".tmp-{os.getpid()}"
-    tmp.mkdir(exist_ok=True)
-    intent_model.save(tmp / "intent", meta)
-    type_model.save(tmp / "complaint_type", meta)
-    # Publish file by file (each rename is atomic), complaint_type.json last: loaders take it as
-    # the sign that the model is complete.
-    names = sorted(p.name for p in tmp.iterdir())
-    names.sort(key=lambda name: name == "complaint_type.json")
-    for name in names:
-        (tmp / name).replace(out / name)
-    tmp.rmdir()
+        steps(f"read {len(examples)} examples")
+        intent_model, type_model = train_models(examples, config, steps)
+        missing = set(COMPLAINT_TYPES) - set(type_model.classes)
+        if missing:
+            raise ValueError(f"training data has no examples of complaint type(s): {', '.join(sorted(missing))}")
+        meta = {"examples": len(examples), "files": [str(f) for f in files], "trained_at": datetime.now().isoformat()}
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".tmp-{os.getpid()}"
+        tmp.mkdir(exist_ok=True)
+        intent_model.save(tmp / "intent", meta)
+        type_model.save(tmp / "complaint_type", meta)
+        # Publish file by file (each rename is atomic), complaint_type.json last: loaders take it as
+        # the sign that the model is complete.
+        names = sorted(p.name for p in tmp.iterdir())
+        names.sort(key=lambda name: name == "complaint_type.json")
+        for name in names:
+            (tmp / name).replace(out / name)
+        tmp.rmdir()
+        steps(f"saved to {out}")
+    finally:
+        steps.close()
     size = sum((out / name).stat().st_size for name in names)
     return TrainReport(out, time.perf_counter() - started, len(examples), len(intent_model.vocab), size)
 

@@ -7,7 +7,7 @@ the customer's original text, so ``start``/``end`` index the original message.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -111,21 +111,43 @@ class Gazetteer:
     plans: dict[str, tuple[str, ...]]
 
     @staticmethod
-    def _pattern(table: dict[str, tuple[str, ...]]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+    def _pattern(
+        table: dict[str, tuple[str, ...]], variants: Callable[[str], Iterable[str]] = lambda name: (name,)
+    ) -> tuple[re.Pattern[str] | None, dict[str, str]]:
         lookup: dict[str, str] = {}
         for canonical, aliases in table.items():
             for name in (canonical, *aliases):
-                lookup[name.lower()] = canonical
+                for variant in variants(name.lower()):
+                    lookup.setdefault(variant, canonical)
         if not lookup:
             return None, lookup
         names = sorted(lookup, key=len, reverse=True)
         return re.compile("|".join(re.escape(n) for n in names)), lookup
 
 
+_PRICED_PLAN = re.compile(r"^(?P<head>.*?)(?P<n>\d+)(?P<unit>元|块钱|块)?(?P<kind>套餐|卡)$")
+
+
+def plan_variants(name: str) -> Iterable[str]:
+    """A plan's name as customers also write it: ``59元套餐`` → ``59元的套餐``, ``59块的套餐``,
+    ``59块套餐``, ``59的套餐``, ``59 yuan plan``."""
+    yield name
+    m = _PRICED_PLAN.match(name)
+    if not m:
+        return
+    head, n, kind = m.group("head"), m.group("n"), m.group("kind")
+    for unit in ("元", "块", "块钱", ""):
+        yield f"{head}{n}{unit}的{kind}"
+        if unit:
+            yield f"{head}{n}{unit}{kind}"
+    if not head and kind == "套餐":
+        yield from (f"{n} yuan plan", f"{n}-yuan plan", f"{n} rmb plan")
+
+
 class EntityExtractor:
     def __init__(self, gazetteer: Gazetteer) -> None:
         self._district_re, self._districts = Gazetteer._pattern(gazetteer.districts)
-        self._plan_re, self._plans = Gazetteer._pattern(gazetteer.plans)
+        self._plan_re, self._plans = Gazetteer._pattern(gazetteer.plans, plan_variants)
 
     def extract(self, text: str, now: date) -> list[Entity]:
         """Entities of ``text``; scans run on a lower-cased copy of the same length."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nlu.config import NLUConfig
 from nlu.data import Example
@@ -147,3 +148,80 @@ def cross_validate(
 
 def evaluate_on(nlu: NLU, examples: Sequence[Example], name: str) -> Report:
     return build_report(f"test set {name}, {len(examples)} examples", _predict(nlu, examples))
+
+
+# ---- the held-out "real language" table (issue 15) ----
+HELDOUT_DIR = Path(__file__).parent / "heldout"
+UNKNOWN = {"out_of_scope", "nlu_fallback"}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    name: str
+    hits: int
+    count: int
+    target: float
+
+    @property
+    def score(self) -> float:
+        return self.hits / self.count if self.count else 0.0
+
+
+@dataclass
+class Table:
+    rows: list[Row]
+    false_complaints: tuple[int, int]  # non-complaints taken for complaints, of all non-complaints
+    misses: dict[str, list[tuple[str, str]]]  # row name → (text, what it was taken for)
+
+    @property
+    def met(self) -> bool:
+        return all(r.score >= r.target for r in self.rows)
+
+    def render(self) -> str:
+        lines = ["| | score | n | target |", "|---|---|---|---|"]
+        for r in self.rows:
+            mark = "" if r.score >= r.target else " (below)"
+            lines.append(f"| {r.name} | {r.score:.2f}{mark} | {r.hits}/{r.count} | ≥ {r.target:.2f} |")
+        wrong, total = self.false_complaints
+        lines.append(f"| non-complaints taken for complaints | {wrong / max(total, 1):.3f} | {wrong}/{total} | |")
+        return "\n".join(lines)
+
+
+def real_table(nlu: NLU, examples: Sequence[Example]) -> Table:
+    """Score ``examples`` the way issue 15 does: out-of-scope is recognised when the answer is
+    ``out_of_scope`` or ``nlu_fallback``; small talk and self-service must get their own intent (a
+    fallback counts as a miss); complaint posts must be ``complaint``; the type is scored on the
+    posts detected as complaints."""
+    tally: dict[str, list[int]] = {}
+    misses: dict[str, list[tuple[str, str]]] = {}
+    false_complaints = [0, 0]
+
+    def score(row: str, ok: bool, text: str, got: str) -> None:
+        hits = tally.setdefault(row, [0, 0])
+        hits[0] += ok
+        hits[1] += 1
+        if not ok:
+            misses.setdefault(row, []).append((text, got))
+
+    for ex in examples:
+        result = nlu.parse(ex.text)
+        if ex.intent == "out_of_scope":
+            score(f"out-of-scope recognised, {ex.lang}", result.intent in UNKNOWN, ex.text, result.intent)
+        elif ex.intent == "complaint":
+            detected = result.intent == "complaint"
+            score("complaint detected in complaint posts", detected, ex.text, result.intent)
+            if detected:
+                got = result.complaint_type or ""
+                score("complaint type given detection", got == ex.complaint_type, ex.text, got)
+        else:
+            score(f"small talk / self-service, {ex.lang}", result.intent == ex.intent, ex.text, result.intent)
+        if ex.intent != "complaint":
+            false_complaints[0] += result.intent == "complaint"
+            false_complaints[1] += 1
+    order = [
+        ("out-of-scope recognised, zh", 0.90), ("out-of-scope recognised, en", 0.85),
+        ("small talk / self-service, en", 0.85), ("small talk / self-service, zh", 0.88),
+        ("complaint detected in complaint posts", 0.80), ("complaint type given detection", 0.75),
+    ]  # fmt: skip
+    rows = [Row(name, *tally[name], target) for name, target in order if name in tally]
+    return Table(rows, (false_complaints[0], false_complaints[1]), misses)
