@@ -47,14 +47,17 @@ def command(keys: Keys, at: float, pairs: Pairs, day_only: Pairs | None = None,
             once: tuple[str, str] | None = None) -> list[Any]:  # fmt: skip
     """The ``EVALSHA`` arguments adding ``pairs`` to ``at``'s hour and day (``day_only`` to the day alone);
     ``once`` = (subject, milestone): only the first time."""
-    tz = current().tz
+    return command_at(keys, buckets.hour_of(at), buckets.day_of(at, current().tz), pairs, day_only, once)
+
+
+def command_at(keys: Keys, hour: int, day: str, pairs: Pairs, day_only: Pairs | None = None,
+               once: tuple[str, str] | None = None) -> list[Any]:  # fmt: skip
+    """``command`` for a UTC hour and the local day it belongs to."""
     subject, milestone = once or ("-", "")
     args: list[Any] = [REPORT_HOUR_TTL, REPORT_DAY_TTL, milestone, REPORT_ONCE_TTL, len(pairs)]
     for field, inc in (*pairs, *(day_only or ())):
         args += [field, inc]
-    day = buckets.day_of(at, tz)
-    return ["EVALSHA", RECORD_SHA, 3, keys.report_hour(buckets.hour_of(at)), keys.report_day(day),
-            keys.report_once(subject), *args]  # fmt: skip
+    return ["EVALSHA", RECORD_SHA, 3, keys.report_hour(hour), keys.report_day(day), keys.report_once(subject), *args]
 
 
 async def run(redis: aioredis.Redis, args: list[Any]) -> Any:

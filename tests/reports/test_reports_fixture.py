@@ -9,7 +9,6 @@ import json
 import pytest
 from reports_helpers import ChatRecord, at
 
-from gateway.fastredis import FastRedis
 from handoff.reports import quality, recorder, report
 from handoff.reports.recorder import TurnStats
 
@@ -24,14 +23,15 @@ async def transcript(rc, key, entries):
 
 async def record_fixture(rc, keys, redis_url):
     # four conversations (3 web chat, 1 SMS), one automated answer each: 0.4 s, 1.5 s ok; 6 s and a timed-out miss
-    fast = FastRedis(redis_url)
-    stats, lean = TurnStats(rc, keys), TurnStats(rc, keys, fast)
-    await stats.record("webchat", at(2, 10), 0.4, True, True, False)
-    await lean.record("webchat", at(2, 10, 1), 1.5, True, True, False)
-    await lean.record("webchat", at(2, 11), 6.0, True, True, False)
-    await stats.record("sms", at(2, 11, 5), 0.9, True, True, True)
-    await stats.record("sms", at(2, 11, 6), 0.0, False, False, False)  # a message to a person: nothing to count
-    await fast.aclose()
+    stats = TurnStats(rc, keys)
+    stats.record("webchat", at(2, 10), 0.4, True, True, False)
+    stats.record("webchat", at(2, 10, 1), 1.5, True, True, False)
+    await stats.flush()
+    stats.record("webchat", at(2, 11), 6.0, True, True, False)
+    stats.record("sms", at(2, 11, 5), 0.9, True, True, True)
+    stats.record("sms", at(2, 11, 6), 0.0, False, False, False)  # a message to a person: nothing to count
+    await stats.close()
+    assert stats.pending == {}
     # chat A: queued 10:00, picked up after 10 s by agent1, closed 200 s later, resolved, a good transcript
     a = ChatRecord("chatA", "webchat", keys.conversation_log("webchat", "u1", "chatA"), "agent1", at(2, 10))
     await recorder.handoff_queued(rc, keys, a, a.enqueued_at)
