@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
+from gateway import redisconn
 from gateway.app import create_app
 from gateway.embedded import redis_server_binary
+from gateway.redisconn import sync_client
 from gateway.settings import Settings, load_settings
 from nlu import NLU
 
@@ -58,10 +59,10 @@ def key_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test's own; every key under it is deleted afterwards."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)  # a single server or a Redis Cluster (every master's keys)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
+    for key in keys:  # one by one: on a cluster the keys live in many slots
+        client.delete(key)
     client.close()
 
 
@@ -87,6 +88,6 @@ async def client(aiohttp_client: Any, settings: Settings, nlu_engine: NLU) -> An
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     yield client
     await client.aclose()
