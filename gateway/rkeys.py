@@ -22,6 +22,8 @@ HANDOFF_CLOCKS_TTL = 7 * 86400  # ``handoff_clocks``
 HANDOFF_BREACHES_KEPT = 200  # ``handoff_breaches``
 HANDOFF_CALLBACKS_MAXLEN = 10_000  # ``handoff_callbacks``
 HANDOFF_SURVEY_TTL = 400 * 86400  # ``handoff_survey``: a year of reports, and a month to spare
+CASE_EVENTS_MAXLEN = 1_000_000  # ``case_events`` (approximate)
+CASE_FOLLOWUP_TTL = 7 * 86400  # ``case_followup``: a follow-up visit waits a week for the customer's answer
 HANDOFF_HISTORY_TTL = 400 * 86400  # ``handoff_episode`` and the history indexes: a year, and a month to spare
 BSS_IDEMPOTENCY_TTL = 86400  # ``bss_idempotency``: a write's first result, for its retries
 BSS_IDEMPOTENCY_PENDING_TTL = 60  # ``bss_idempotency`` while the write runs (a crashed writer frees it)
@@ -43,7 +45,20 @@ WECHAT_TOKEN_LOCK_TTL = 10  # ``wechat_token_lock``: one process fetches the acc
 WECHAT_WINDOW_SPARE = 86400  # ``wechat_window``: EX the 48-hour window (settings: wechat.window_hours) + a day
 WECHAT_HELD_TTL = 7 * 86400  # ``wechat_held``
 FORUM_EVENT_TTL = 7 * 86400  # ``forum_event``: Discourse's redeliveries of an event come within a week
+REPORT_HOUR_TTL = 40 * 86400  # ``report_hour``: the hourly buckets of the last 40 days (staffing, today's hours)
+REPORT_DAY_TTL = 800 * 86400  # ``report_day``: two years of daily buckets (quarter over quarter, year over year)
+REPORT_ONCE_TTL = 60 * 86400  # ``report_once``: a milestone counted once per chat or case within two months
+REPORT_QUALITY_TTL = 400 * 86400  # ``report_quality`` / ``report_quality_index``: a year of inspections
+# major incidents (handoff/incidents/)
+INCIDENT_COUNTS_TTL = 35 * 86400  # ``incident_counts``: the detector's hour buckets, four weeks of baseline and spare
+INCIDENT_SEEN_TTL = 86400  # ``incident_seen``: a conversation was told of an incident within a day
+INCIDENT_SEQ_TTL = 3 * 86400  # ``incident_seq``: a day's incident numbers outlive their day
 FORUM_FEED_LOCK_MIN_TTL = 5  # ``forum_feed_lock``: EX the poll interval (settings: forum.feed_interval), 5 s at least
+# the NLU learning loop (gateway/nlu_review*.py): review keys EX nlu.review_ttl_days, refreshed on every write
+NLU_CANDIDATE_TTL = 86400  # ``nlu_model`` of a retrained model not switched to yet: a day
+NLU_PREVIOUS_TTL = 7 * 86400  # ``nlu_model`` of the model switched away from: a week (to switch back by hand)
+NLU_RETRAIN_LOCK_TTL = 1800  # ``nlu_retrain_lock``: one retrain at a time; a crashed one frees it in 30 minutes
+NLU_RETRAIN_JOB_TTL = 86400  # ``nlu_retrain_job``: the last retrain's progress and result
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +119,88 @@ class Keys:
         """Sorted set: a customer's tickets by creation time; owner is ``phone:<number>`` or ``<channel>:<sender>``."""
         return f"{self.prefix}complaints-of:{owner}"
 
+    # ---- complaint cases (handoff/cases/): one hash tag, so each case script touches one Cluster slot ----------
+    def ck(self, *parts: str) -> str:
+        """The builder of every complaint-case key, ``{prefix}{cases}:<parts>``; use the named methods below."""
+        return f"{self.prefix}{{cases}}:" + ":".join(parts)
+
+    def case(self, ticket: str) -> str:
+        """Hash: a complaint case (stage, type, severity, customer, department, assignee, clock times, facts JSON,
+        linked chats JSON). No TTL (cases are the operator's records)."""
+        return self.ck("case", ticket)
+
+    def case_history(self, ticket: str) -> str:
+        """List: a case's transitions and clock events (JSON), append-only (RPUSH, never rewritten). No TTL."""
+        return self.ck("history", ticket)
+
+    def case_notes(self, ticket: str) -> str:
+        """List: agents' notes on a case (JSON), append-only. No TTL."""
+        return self.ck("notes", ticket)
+
+    def cases_all(self) -> str:
+        """Sorted set: every case's ticket by registration time. No TTL."""
+        return self.ck("all")
+
+    def cases_in(self, stage: str) -> str:
+        """Set: the tickets of the cases now at ``stage``. No TTL."""
+        return self.ck("stage", stage)
+
+    def cases_of_agent(self, agent: str) -> str:
+        """Set: the tickets of the cases an agent is responsible for (any stage). No TTL."""
+        return self.ck("agent", agent)
+
+    def cases_of(self, owner: str) -> str:
+        """Sorted set: a customer's tickets by registration time; owner is ``phone:<number>`` or
+        ``<channel>:<sender>``. No TTL."""
+        return self.ck("of", owner)
+
+    def case_open(self, owner: str) -> str:
+        """String: the ticket of the customer's open case (a new complaint links to it); set at registration,
+        deleted at ``resolved``, set again at ``reopened``. No TTL."""
+        return self.ck("open", owner)
+
+    def case_timers(self) -> str:
+        """Sorted set: ``ticket|clock|stage`` case timers (warn, breach, head, followup) by due time; a process
+        claims one by moving it a lease ahead, and removes it once handled."""
+        return self.ck("timers")
+
+    def case_events(self) -> str:
+        """Stream: every case transition and follow-up visit result (JSON field ``e``), for reports; MAXLEN
+        ~ ``CASE_EVENTS_MAXLEN``."""
+        return self.ck("events")
+
+    def case_followup(self, channel: str, sender: str) -> str:
+        """String: the ticket whose follow-up visit waits for this customer's answer. EX ``CASE_FOLLOWUP_TTL``."""
+        return self.ck("followup", channel, sender)
+
+    # ---- reports (handoff/reports/): one hash tag, so each recorder script touches one Cluster slot ----------
+    def rk(self, *parts: str) -> str:
+        """The builder of every report key, ``{prefix}{reports}:<parts>``; use the named methods below."""
+        return f"{self.prefix}{{reports}}:" + ":".join(parts)
+
+    def report_hour(self, hour: int) -> str:
+        """Hash of integer counters (fields: ``handoff/reports/buckets.py``) for one UTC hour (epoch hour).
+        EX ``REPORT_HOUR_TTL``, renewed on every write."""
+        return self.rk("h", str(hour))
+
+    def report_day(self, day: str) -> str:
+        """Hash of integer counters for one local day ``YYYYMMDD`` (reports' time zone). EX ``REPORT_DAY_TTL``."""
+        return self.rk("d", day)
+
+    def report_once(self, subject: str) -> str:
+        """Hash: milestones already counted for a chat or case (field = milestone), so a repeated event is counted
+        once. EX ``REPORT_ONCE_TTL``."""
+        return self.rk("once", subject)
+
+    def report_quality(self, chat_id: str) -> str:
+        """Hash: a chat's quality inspection (agent, automatic score, override, deductions JSON). EX
+        ``REPORT_QUALITY_TTL``."""
+        return self.rk("q", chat_id)
+
+    def report_quality_index(self) -> str:
+        """Sorted set: inspected chat ids by close time; older than ``REPORT_QUALITY_TTL`` trimmed on write."""
+        return self.rk("qi")
+
     def handoff_requests(self) -> str:
         """Stream: requests for a human and new complaints, for agents (until the live queue)."""
         return f"{self.prefix}handoff:requests"
@@ -111,6 +208,78 @@ class Keys:
     def counter(self, name: str) -> str:
         """Integer: daily sequence numbers of tickets and requests."""
         return f"{self.prefix}seq:{name}"
+
+    # ---- major incidents (handoff/incidents/): one hash tag, so each incident script touches one Cluster slot ---
+    def ik(self, *parts: str) -> str:
+        """The builder of every incident key, ``{prefix}{incidents}:<parts>``; use the named methods below."""
+        return f"{self.prefix}{{incidents}}:" + ":".join(parts)
+
+    def incident(self, incident_id: str) -> str:
+        """Hash: a major incident (category, severity, districts/services JSON, stage, eta, owner, notice texts,
+        stage times JSON). No TTL (incidents are the operator's records)."""
+        return self.ik("incident", incident_id)
+
+    def incident_timeline(self, incident_id: str) -> str:
+        """List: an incident's stage changes, updates and notes (JSON), append-only. No TTL."""
+        return self.ik("timeline", incident_id)
+
+    def incidents_all(self) -> str:
+        """Sorted set: every incident's id by creation time. No TTL."""
+        return self.ik("all")
+
+    def incident_links(self, incident_id: str) -> str:
+        """Hash: customer owner (``phone:<n>`` or ``<channel>:<sender>``) → JSON of their complaints linked to the
+        incident (channel, sender, lang, count, first/last time). No TTL."""
+        return self.ik("links", incident_id)
+
+    def incident_stats(self, incident_id: str) -> str:
+        """Hash of integer counters of an incident (notices, deflected, insisted, linked, by channel). No TTL."""
+        return self.ik("stats", incident_id)
+
+    def incident_seq(self, day: str) -> str:
+        """Integer: a day's incident numbers (INCR). EX ``INCIDENT_SEQ_TTL``."""
+        return self.ik("seq", day)
+
+    def incident_seen(self, conversation_id: str) -> str:
+        """String: the incident a conversation was told of (its notice was given). EX ``INCIDENT_SEEN_TTL``."""
+        return self.ik("seen", conversation_id)
+
+    def incident_insist(self, conversation_id: str) -> str:
+        """String: a conversation asked for a person during an incident and got the notice instead; asking again
+        while it lives joins the queue. EX the configured insist window (config/incidents.yml)."""
+        return self.ik("insist", conversation_id)
+
+    def incident_counts(self, hour: int) -> str:
+        """Hash of integer counters for one UTC epoch hour: ``<district>|<channel>|<kind>`` → network complaints /
+        network_status questions (the early-warning detector). EX ``INCIDENT_COUNTS_TTL``."""
+        return self.ik("counts", str(hour))
+
+    def incident_samples(self, district: str) -> str:
+        """List: the newest network complaint/question texts of a district (masked), evidence for a proposal;
+        LTRIM to the configured number of samples, EX ``INCIDENT_COUNTS_TTL``."""
+        return self.ik("samples", district)
+
+    def incident_external(self, group: str) -> str:
+        """String: the incident a monitoring system's alert group (Alertmanager ``groupKey``, hashed) opened; later
+        notifications of the group add to its timeline. No TTL."""
+        return self.ik("external", group)
+
+    def incident_proposals(self) -> str:
+        """Hash: proposal id → JSON of an incident the detector proposes (evidence, state). No TTL (kept as the
+        record of what was proposed, accepted or dismissed)."""
+        return self.ik("proposals")
+
+    def incident_mute(self, scope: str) -> str:
+        """String: no new proposal for this district (or district|channel) while it lives. EX the cooldown."""
+        return self.ik("mute", scope)
+
+    def incident_claim(self, slot: int) -> str:
+        """String: the process that runs one detector evaluation (SET NX). EX twice the evaluation interval."""
+        return self.ik("claim", str(slot))
+
+    def incidents_changed(self) -> str:
+        """Pub/sub channel: an incident changed (every process refreshes its cache of active incidents)."""
+        return self.ik("changed")
 
     # ---- handoff: one hash tag, so each handoff script touches one Redis Cluster slot ----------
     def hk(self, *parts: str) -> str:
@@ -257,6 +426,49 @@ class Keys:
     def bss_orders(self) -> str:
         """Integer: the demo back end's order sequence (INCR). No TTL."""
         return f"{self.prefix}bss:orders"
+
+    # ---- the NLU learning loop (gateway/nlu_review*.py): one hash tag, one Cluster slot for its scripts -------
+    def nlu(self, *parts: str) -> str:
+        """The builder of every learning-loop key, ``{prefix}{nlu}:<parts>``; use the named methods below."""
+        return f"{self.prefix}{{nlu}}:" + ":".join(parts)
+
+    def nlu_review_items(self) -> str:
+        """Hash: sample id (digest of the masked text) → JSON sample waiting for review (masked text, lang, the
+        model's guess and confidence, an agent's label, count, first/last seen). At most ``nlu.review_max``
+        fields; EX ``nlu.review_ttl_days``, refreshed on each write (samples older than that are dropped)."""
+        return self.nlu("review", "items")
+
+    def nlu_review_recent(self) -> str:
+        """Sorted set: sample id → last seen (epoch s): the cap and the age limit of ``nlu_review_items``. EX as it."""
+        return self.nlu("review", "recent")
+
+    def nlu_review_done(self) -> str:
+        """Sorted set: decided sample id → when (epoch s); seen again, it is not collected again within
+        ``nlu.review_ttl_days`` (older entries trimmed on each write). EX as ``nlu_review_items``."""
+        return self.nlu("review", "done")
+
+    def nlu_model(self, model_id: str) -> str:
+        """Hash: a retrained model's files (name → bytes) and ``meta`` (JSON: accuracies, base key, reviewed keys).
+        The active one has no TTL; a candidate EX ``NLU_CANDIDATE_TTL``; the one switched away from
+        EX ``NLU_PREVIOUS_TTL``."""
+        return self.nlu("model", model_id)
+
+    def nlu_model_active(self) -> str:
+        """String: JSON of the model every gateway process serves (id, base key, accuracy, when, by whom). No TTL."""
+        return self.nlu("model", "active")
+
+    def nlu_model_events(self) -> str:
+        """Pub/sub channel: a model id, published on a switch; every process loads it."""
+        return self.nlu("model", "events")
+
+    def nlu_retrain_lock(self) -> str:
+        """String: the process running a retrain; SET NX EX ``NLU_RETRAIN_LOCK_TTL``."""
+        return self.nlu("retrain", "lock")
+
+    def nlu_retrain_job(self) -> str:
+        """Hash: the last retrain: state (running|done|failed), progress, by, started_at, finished_at, result (JSON),
+        error. EX ``NLU_RETRAIN_JOB_TTL``."""
+        return self.nlu("retrain", "job")
 
     # ---- channels: provider state and de-duplication (gateway/channels/) ----------------------------------
     def passive_claim(self, channel: str, message_key: str) -> str:
