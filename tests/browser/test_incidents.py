@@ -1,0 +1,111 @@
+"""The incident room in real Chromium: a supervisor signs in, reports an incident with the form, moves it through
+its stages with the buttons (a stale button after another supervisor's move shows the 409 in Chinese), edits the
+customer notice (a REST customer gets it at once), adds a note, accepts an early warning proposed by the detector,
+and reads it all in English on the switch."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from gateway.rkeys import Keys
+from gateway.security import mint_customer_token
+from handoff.incidents.config import DetectorConfig
+from handoff.incidents.detector import Counts, Detector
+from tests.handoff.conftest import SECRET, AgentClient
+
+
+async def ask(base: str, text: str) -> str:
+    body = {"sender": "b1", "message": text, "metadata": {"token": mint_customer_token("13800138000", SECRET)}}
+    async with aiohttp.ClientSession() as session, session.post(f"{base}/webhooks/rest/webhook", json=body) as resp:
+        return "\n".join(r["text"] for r in await resp.json())
+
+
+async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine, redis_url, key_prefix, artifacts):
+    from gateway.app import create_app
+
+    server = await aiohttp_server(create_app(make_settings(webchat={"token_secret": SECRET}), nlu=nlu_engine))
+    base = str(server.make_url("")).rstrip("/")
+    page = await browser.new_page(viewport={"width": 1360, "height": 1000}, locale="zh-CN")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(base + "/incidents")
+    await page.fill("#login-name", "super1")
+    await page.fill("#login-password", "demo-super1")
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    assert await page.text_content("h1") == "重大事件指挥室"
+    assert "暂无事件" in (await page.text_content("#list") or "")
+
+    # report one with the form
+    await page.fill("#new-title", "台风致朝阳区基站退服")
+    await page.select_option("#new-category", "natural_disaster")
+    await page.select_option("#new-severity", "2")
+    await page.fill("#new-districts", "朝阳区，海淀区")
+    await page.check("#new-services input[value=mobile]")
+    await page.click("#new-form button[type=submit]")
+    await page.wait_for_selector("#record:not([hidden])")
+    incident_id = (await page.text_content("#r-title") or "").split(" · ")[0]
+    assert incident_id.startswith("INC")
+    assert await page.text_content("dd[data-fact=c_stage]") == "已上报"
+    assert await page.text_content("dd[data-fact=f_districts]") == "朝阳区, 海淀区"
+    assert [await b.get_attribute("data-to") for b in await page.locator("#stages button").all()] == ["assessed",
+                                                                                                       "closed"]
+
+    # the stages, by the buttons
+    await page.click("#stages button[data-to=assessed]")
+    await page.locator("dd[data-fact=c_stage]", has_text="已评估").wait_for()
+    assert "故障通知" in await ask(base, "网络是不是出故障了")
+    # another supervisor moves it meanwhile: this page's button is stale, the 409 is shown in Chinese
+    other = AgentClient(base, "super1", "demo-super1")
+    await other.login()
+    await other.call("POST", f"/api/incidents/{incident_id}/transition", {"to": "plan"})
+    await other.close()
+    await page.click("#stages button[data-to=plan]")
+    await page.locator("#stage-error", has_text="不能变为").wait_for()
+    assert await page.text_content("dd[data-fact=c_stage]") == "已制定方案"
+    await page.click("#stages button[data-to=acting]")
+    await page.locator("dd[data-fact=c_stage]", has_text="处置中").wait_for()
+
+    # the notice editor: recovery time and the Chinese text, at once in the bot's answers
+    eta = time.localtime(time.time() + 3 * 3600)
+    await page.fill("#eta", time.strftime("%Y-%m-%dT%H:%M", eta))
+    await page.fill("#notice-zh", "朝阳区部分基站因台风退服，抢修中。")
+    await page.click("#notice-form button[type=submit]")
+    await page.locator("#notice-note", has_text="已保存").wait_for()
+    answer = await ask(base, "手机没信号了")
+    assert answer.startswith("朝阳区部分基站因台风退服，抢修中。") and "前恢复" in answer
+    await page.fill("#note-text", "网络部已派出应急通信车")
+    await page.click("#note-form button[type=submit]")
+    await page.locator("#timeline li", has_text="应急通信车").wait_for()
+    timeline = await page.locator("#timeline li").all_text_contents()
+    assert len(timeline) == 6 and "已上报" in timeline[0] and "super1" in timeline[0]
+    await page.click("#list tbody tr")  # the counters, read again
+    await page.locator("[data-kpi=k_notices] .kpi-value", has_text="2").wait_for()
+
+    # an early warning: a surge the detector proposes, accepted from the room
+    client = aioredis.from_url(redis_url)
+    counts = Counts()
+    for i in range(30):
+        counts.add("丰台区", "sms", "complaint", f"丰台区没信号 {i}")
+    await counts.flush(client, Keys(key_prefix))
+    assert await Detector(client, Keys(key_prefix), DetectorConfig()).evaluate()
+    await client.aclose()
+    proposal = page.locator(".proposal", has_text="丰台区").first
+    await proposal.wait_for(timeout=10_000)  # the page polls
+    assert "30 条网络咨询/投诉" in (await proposal.text_content() or "")
+    await page.screenshot(path=str(artifacts / "incidents-zh.png"), full_page=True)
+    await proposal.locator("button.accept").click()
+    await page.locator("#r-title", has_text="丰台区").wait_for()
+    assert await page.text_content("dd[data-fact=f_source]") == "预警"
+
+    # English
+    await page.click("#lang-switch")
+    assert await page.text_content("h1") == "Incident room"
+    assert await page.text_content("dd[data-fact=c_stage]") == "Reported"
+    assert "Move to: Assessed" in (await page.text_content("#stages") or "")
+    assert "Acting" in (await page.text_content("#list") or "")
+    await page.screenshot(path=str(artifacts / "incidents-en.png"), full_page=True)
+    assert errors == []
