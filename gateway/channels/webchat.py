@@ -27,6 +27,7 @@ from yarl import URL
 
 from gateway import edge, websec
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host
+from gateway.channels.webchat_greeting import Greeting
 from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage
 from gateway.keys import METRICS, SERVER_KEY, SETTINGS
 from gateway.models import InboundMessage, OutboundMessage
@@ -246,7 +247,8 @@ async def widget_page(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS]
     env = _JINJA
     token = edge.text(request.query.get("token"), "token", 4096, required=False)
-    html = env.get_template("pages/widget.html").render(lang=_ui_lang(request), token=token, static_prefix="/static")
+    html = env.get_template("pages/widget.html").render(lang=_ui_lang(request), token=token, static_prefix="/static",
+                                                        max_chars=settings.pipeline.max_message_chars)  # fmt: skip
     response = web.Response(text=html, content_type="text/html")
     key = request.config_dict[SERVER_KEY]
     if not check_visitor(request.cookies.get(settings.webchat.cookie_name), key):
@@ -277,8 +279,12 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     metrics.websockets.inc()
     try:  # past the upgrade nothing may escape as an HTTP response: the socket says what went wrong and closes
         await hub.attach(visitor, ws, last_seq)
-        await ws.send_json({"type": "hello", "visitor_id": visitor, "last_seq": last_seq})
-        for frame in await hub.replay(visitor, last_seq):
+        history = await hub.replay(visitor, last_seq)
+        hello: dict[str, Any] = {"type": "hello", "visitor_id": visitor, "last_seq": last_seq}
+        if not last_seq and not history:  # an empty conversation: the greeting and its starters (not kept)
+            hello["greeting"] = request.config_dict[WEBCHAT].greeting.frame(phone)
+        await ws.send_json(hello, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+        for frame in history:
             await hub.deliver(ws, frame)
         async with session.worker():
             async for msg in ws:
@@ -408,11 +414,13 @@ class WebChat:
     def __init__(self, host: Host, settings: Settings) -> None:
         self.host = host
         self.hub = WebchatHub(host.redis, host.keys, settings.webchat.replay_limit)
+        self.greeting = Greeting(host, settings.source)
 
     def state(self) -> str:
         return "ready"
 
     async def start(self) -> None:
+        self.greeting.check()
         await self.hub.start()
 
     async def shutdown(self) -> None:

@@ -9,15 +9,22 @@
       connecting: "连接中…", open: "在线", closed: "已断开，正在重连…", typing: "对方正在输入…",
       queued: (n, s) => `您前面还有 ${n} 位，预计等待 ${s} 秒`,
       joined: (a) => `客服 ${a} 为您服务`, left: "客服已离开", agent: "客服",
+      cut: (n, max) => `内容超过 ${max} 字的上限，末尾 ${n} 字没有放进输入框；发送这一条后会自动放回。`,
+      discard: "不要剩余部分",
     },
     en: {
       title: "Online support", placeholder: "Type your question…", send: "Send", close: "Close", input: "Message",
       connecting: "Connecting…", open: "Online", closed: "Reconnecting…", typing: "typing…",
       queued: (n, s) => `${n} ahead of you, about ${s} s wait`,
       joined: (a) => `Agent ${a} has joined`, left: "The agent has left", agent: "Agent",
+      cut: (n, max) => `Over the ${max}-character limit: the last ${n} characters were kept out of the box. ` +
+        "They come back after you send this part.",
+      discard: "Discard the rest",
     },
   };
-  const MAX_CHARS = 1000;
+  // The server's limit (pipeline.max_message_chars, in Unicode code points as Python counts them; a textarea's
+  // maxlength counts UTF-16 units and cuts a paste silently, so the page enforces it here instead).
+  const MAX_CHARS = Math.max(1, Number(document.body.dataset.maxChars) || 1000);
   const MAX_SENDS = 4;          // a frame the server never echoes (e.g. rejected) is retried at most this often
   const TYPING_EVERY = 2000;    // ms between our "typing" frames
   const TYPING_SHOW = 3000;     // ms the "typing…" indicator stays up
@@ -33,6 +40,8 @@
   const log = $("chat-log"), input = $("chat-input"), form = $("chat-form"), status = $("chat-status");
   const sendButton = $("chat-send"), langSwitch = $("lang-switch"), closeButton = $("chat-close");
   const typingLine = $("chat-typing"), typingText = typingLine.querySelector(".typing-text");
+  const limitLine = $("chat-limit"), limitText = limitLine.querySelector(".limit-text");
+  const limitDismiss = $("chat-limit-dismiss"), counter = $("chat-count");
 
   const token = body.dataset.token || "";
   let lang = store.get("lang") || body.dataset.lang;
@@ -50,6 +59,9 @@
   let hostOrigin = null;                          // set when widget.js embeds us and says hello
   const rendered = new Map();                     // client_id -> customer bubble shown by this tab
   const notices = [];                             // [element, (ui) => text]: re-translated on switch
+  let greeting = null, greetingItem = null;       // the greeting frame ({zh, en}) and its bubble, if shown
+  let heldBack = "";                              // text cut at the limit: put back in the box after a send
+  let composing = false;                          // an IME composition (pinyin) is under way
 
   // Outbox: frames not yet echoed by the server, in order. Sent ones are re-sent after a reconnect
   // (the server handles each client_id once). Kept in sessionStorage so a reload loses nothing.
@@ -69,6 +81,14 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   };
   const str = (v) => (v === undefined || v === null ? "" : String(v));
+  // lengths and cuts in code points (an emoji is one character, never split in half)
+  const charCount = (s) => { let n = 0; for (const _ of s) n += 1; return n; };
+  const headChars = (s, n) => {
+    if (s.length <= n) return s;
+    let i = 0, end = 0;
+    for (const ch of s) { if (i === n) break; i += 1; end += ch.length; }
+    return s.slice(0, end);
+  };
 
   // ---- UI --------------------------------------------------------------------------------------
   function setStatus(state) {
@@ -90,6 +110,10 @@
     setStatus(status.dataset.state || "connecting");
     if (!typingLine.hidden) typingText.textContent = t.typing;
     for (const [el, render] of notices) el.firstChild.textContent = render(t);
+    limitDismiss.setAttribute("aria-label", t.discard);
+    limitDismiss.title = t.discard;
+    showLimit();
+    if (greetingItem) showGreeting();
   }
 
   const nearBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 120;
@@ -128,7 +152,8 @@
         const title = str(b.title || b.payload);
         chip.textContent = title;
         chip.addEventListener("click", () => {
-          for (const c of chips.querySelectorAll(".quick-reply")) c.disabled = true;
+          if (chip.disabled || chips.classList.contains("stale")) return;  // the conversation moved on
+          retireChips(null);
           chip.classList.add("chosen");
           send(str(b.payload || b.title), title);
         });
@@ -136,8 +161,48 @@
       }
       item.appendChild(chips);
     }
+    if (extra.replace) {
+      extra.replace.replaceWith(item);
+      return item;
+    }
     append(item, extra.force);
+    // the conversation moved on: quick replies above this message no longer apply
+    retireChips(item, kind === "customer" ? text : null);
     return item;
+  }
+
+  // Disable every quick reply outside `keep`; `picked` (the customer's text) marks the chip it matches as chosen,
+  // so a replayed history shows which one was clicked.
+  function retireChips(keep, picked) {
+    for (const chips of log.querySelectorAll(".chips:not(.stale)")) {
+      if (keep && keep.contains(chips)) continue;
+      chips.classList.add("stale");
+      for (const chip of chips.querySelectorAll(".quick-reply")) {
+        chip.disabled = true;
+        chip.setAttribute("aria-disabled", "true");
+        if (picked !== null && picked !== undefined && chip.textContent === picked) chip.classList.add("chosen");
+      }
+    }
+  }
+
+  // The greeting on an empty conversation (a frame of its own, in both languages: it follows the zh/EN switch).
+  function showGreeting() {
+    const g = greeting[lang] || greeting.zh || greeting.en;
+    if (!g) return;
+    const old = greetingItem;
+    const item = bubble("bot", str(g.text), { buttons: g.buttons, replace: old || undefined, force: true });
+    item.classList.add("greeting");
+    const oldChips = old && old.querySelector(".chips"), newChips = item.querySelector(".chips");
+    if (oldChips && newChips && oldChips.classList.contains("stale")) {  // keep it inert, the chosen one marked
+      const was = [...oldChips.querySelectorAll(".quick-reply")].map((c) => c.classList.contains("chosen"));
+      newChips.classList.add("stale");
+      newChips.querySelectorAll(".quick-reply").forEach((chip, i) => {
+        chip.disabled = true;
+        chip.setAttribute("aria-disabled", "true");
+        if (was[i]) chip.classList.add("chosen");
+      });
+    }
+    greetingItem = item;
   }
 
   function notice(render, isError) {
@@ -189,6 +254,12 @@
     if (!frame || typeof frame !== "object") return;
     if (frame.type === "hello") {
       backoff = 500;  // a server that says hello is healthy: the next drop starts the back-off anew
+      // an empty conversation: the greeting and its starters, unless a message is already on screen (typed
+      // before the connection) — or the one shown is refreshed
+      if (frame.greeting && typeof frame.greeting === "object" && (greetingItem || !log.querySelector(".msg"))) {
+        greeting = frame.greeting;
+        showGreeting();
+      }
       // The server's sequence restarted (its store was reset): follow it, or every new frame looks old.
       if (typeof frame.last_seq === "number" && frame.last_seq < lastSeq) lastSeq = frame.last_seq;
       return;
@@ -239,7 +310,7 @@
         notice((t) => t.left);
         return;
       case "error":
-        notice(str(frame.error || frame.message || "error"), true);
+        notice(() => str(lang === "zh" ? frame.error_zh || frame.error : frame.error || frame.error_zh) || "error", true);
         return;
       default:
         return;  // unknown frame types are ignored (forward compatible)
@@ -313,7 +384,7 @@
   }
 
   function send(text, display) {
-    text = text.slice(0, MAX_CHARS);
+    text = headChars(text, MAX_CHARS);
     const frame = { type: "message", text, client_id: uuid(), lang };
     if (display !== undefined) frame.display = display;
     const item = bubble("customer", display !== undefined ? display : text, { force: true });
@@ -324,7 +395,7 @@
       flush();
     } else {
       item.classList.add("pending");  // shown faded until the connection is back and it is sent
-      if (!retryTimer && !ws) connect();
+      if (!ws) { backoff = 500; connect(); }  // the customer is here now: do not wait out a long back-off
     }
   }
 
@@ -336,12 +407,43 @@
     if (keep) toBottom();
   }
 
+  // The limit notice above the composer: how much was kept out of the box (it comes back after a send).
+  function showLimit() {
+    const n = charCount(heldBack);
+    limitLine.hidden = n === 0;
+    limitText.textContent = n ? UI[lang].cut(n, MAX_CHARS) : "";
+  }
+  function holdBack(rest) {
+    heldBack = rest + heldBack;
+    showLimit();
+  }
+  function updateCounter() {
+    const n = charCount(input.value);
+    counter.hidden = n < MAX_CHARS * 0.8;
+    counter.textContent = `${n}/${MAX_CHARS}`;
+    counter.classList.toggle("full", n >= MAX_CHARS);
+  }
+  // Whatever got into the box beyond the limit (typed, dropped, an IME's text) is held back, never dropped.
+  function enforceLimit() {
+    if (composing || input.value.length <= MAX_CHARS && charCount(input.value) <= MAX_CHARS) return;
+    const kept = headChars(input.value, MAX_CHARS);
+    holdBack(input.value.slice(kept.length));
+    input.value = kept;
+  }
+
   function submit() {
     const text = input.value.replace(/^\s+|\s+$/g, "");
     if (!text) return;
     input.value = "";
-    autosize();
     send(text);
+    if (heldBack) {  // the part cut at the limit: next in the box
+      const next = headChars(heldBack, MAX_CHARS);
+      heldBack = heldBack.slice(next.length);
+      input.value = next;
+      showLimit();
+    }
+    autosize();
+    updateCounter();
     input.focus();
   }
 
@@ -349,14 +451,46 @@
     event.preventDefault();
     submit();
   });
+  input.addEventListener("compositionstart", () => { composing = true; });
+  input.addEventListener("compositionend", () => {
+    composing = false;
+    enforceLimit();
+    updateCounter();
+  });
   input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+    // Enter that confirms an IME composition (pinyin → 汉字) is the IME's, not a send: isComposing, or
+    // keyCode 229 where the browser ends the composition just before the keydown (Safari)
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !composing && event.keyCode !== 229) {
       event.preventDefault();
       submit();
     }
   });
-  input.addEventListener("input", () => {
+  input.addEventListener("paste", (event) => {
+    const data = event.clipboardData ? event.clipboardData.getData("text/plain") : "";
+    if (!data) return;
+    const start = input.selectionStart, end = input.selectionEnd;
+    const room = MAX_CHARS - charCount(input.value.slice(0, start)) - charCount(input.value.slice(end));
+    if (data.length <= room || charCount(data) <= room) return;  // fits: the browser pastes it
+    event.preventDefault();
+    const kept = headChars(data, Math.max(0, room));
+    input.focus();
+    // insertText keeps the browser's undo; setRangeText where it is not supported
+    if (!kept || !document.execCommand || !document.execCommand("insertText", false, kept)) {
+      input.setRangeText(kept, start, end, "end");
+    }
+    holdBack(data.slice(kept.length));
     autosize();
+    updateCounter();
+  });
+  limitDismiss.addEventListener("click", () => {
+    heldBack = "";
+    showLimit();
+    input.focus();
+  });
+  input.addEventListener("input", () => {
+    enforceLimit();
+    autosize();
+    updateCounter();
     const now = Date.now();
     if (input.value.trim() && isOpen() && now - lastTypingSent >= TYPING_EVERY) {
       lastTypingSent = now;
@@ -371,6 +505,10 @@
   });
   window.addEventListener("online", () => {
     if (!ws) { backoff = 500; connect(); }
+  });
+  // a phone brought back from the lock screen: reconnect now rather than when a throttled timer fires
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && !ws) { backoff = 500; connect(); }
   });
 
   applyLang();
