@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
+import redis.asyncio as aioredis
 import yaml
 from aiohttp import web
 
@@ -42,6 +44,7 @@ from nlu import NLUConfig
 from nlu.data import DataError
 from nlu.review import add_examples, base_key, labels, read_review
 
+log = logging.getLogger(__name__)
 LABEL_NAMES = Path(__file__).resolve().parent.parent / "templates" / "bots" / "labels.yml"
 REF = re.compile(r"\d{1,20}-\d{1,20}")
 
@@ -291,7 +294,10 @@ def ctx(settings: Settings) -> Any:
                     review_file=folder / "review.yml", tolerance=settings.nlu.retrain_tolerance,
                     names=label_names())  # fmt: skip
         app[LOOP] = loop
-        await follower.sync()
+        try:  # the active model from the first message on; without it, the follower keeps trying
+            await follower.sync()
+        except (aioredis.RedisError, OSError, KeyError) as exc:
+            log.warning("NLU model: the active model could not be loaded at start-up (%s)", type(exc).__name__)
         follower.start()
         collector.start()
         pipeline.observe = lambda result: collector.offer(pipeline.nlu, result)

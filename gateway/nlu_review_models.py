@@ -195,9 +195,13 @@ class Retrainer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def job(self) -> dict[str, Any]:
-        raw = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(self.keys.nlu_retrain_job())).items()}
+        """The last retrain; one marked running whose lock is gone died with its process: failed."""
+        raw: dict[str, Any] = {k.decode(): v.decode() for k, v in
+                               (await self.redis.hgetall(self.keys.nlu_retrain_job())).items()}  # fmt: skip
         if "result" in raw:
-            raw["result"] = json.loads(raw["result"])  # type: ignore[assignment]
+            raw["result"] = json.loads(raw["result"])
+        if raw.get("state") == "running" and not await self.redis.exists(self.keys.nlu_retrain_lock()):
+            raw.update(state="failed", error="the process running the retrain stopped; start it again")
         return raw
 
     async def start(self, by: str) -> bool:

@@ -95,7 +95,7 @@ async def rest(base: str, sender: str, text: str) -> list[dict[str, Any]]:
 async def test_unsure_messages_are_collected_masked_once_each(gateway, clients, nlu_engine, redis_client,
                                                               key_prefix):  # fmt: skip
     server = await gateway()
-    candidates = [f"我的号码{PHONE}，那个 app 咋弄啊", f"我的号码{PHONE}，app 那个东西呢", f"{PHONE} 嗯 app 那啥"]
+    candidates = [f"我的号码{PHONE}，那个 app 咋弄啊", f"我的号码{PHONE}，app 那个东西呢", f"{PHONE} 嗯 zzq 那啥 qx"]
     unsure = next(t for t in candidates if nlu_engine.parse(t).confidence < 0.95)
     sure = "查一下话费余额"
     assert nlu_engine.parse(sure).confidence >= 0.95  # the premise

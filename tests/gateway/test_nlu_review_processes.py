@@ -87,7 +87,7 @@ async def two(tmp_path: Path, redis_url: str, key_prefix: str, nlu_engine: Any) 
 async def test_console_review_retrain_switch_on_two_processes(two, nlu_engine):
     a, b = two
     pids = [g.proc.pid for g in two]
-    unsure = next(t for t in ("我想把那个东西弄一下 app 咋整", "那个啥 app 咋整呢", "嗯 app 咋整")
+    unsure = next(t for t in ("我想把那个东西弄一下 app 咋整", "那个啥 app 咋整呢", "嗯 zzq 那啥 qx")
                   if nlu_engine.parse(t).confidence < 0.95)  # fmt: skip
     said = "宽带好像又有点那个"
     # targets the model does not give now (so a switch shows)
