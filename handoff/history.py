@@ -31,6 +31,19 @@ TEXT_KEPT = 16_000  # characters of an episode's masked text kept for search and
 LISTED = 50  # a customer's newest episodes listed in the panel
 SPOKEN = ("customer", "agent", "bot")  # the log entries whose text is searched
 _NON_DIGIT = re.compile(r"\D")
+TERMS_KEPT = 400  # distinct terms indexed per episode
+_WORD = re.compile(r"[a-z0-9]{2,}")
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def terms(text: str) -> list[str]:
+    """The index terms of a (masked) text: words of two or more letters/digits, and Chinese two-character runs
+    (a lone character alone)."""
+    low = text.lower()
+    out = dict.fromkeys(_WORD.findall(low))
+    for run in _HAN.findall(low):
+        out.update(dict.fromkeys([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]))
+    return list(out)[:TERMS_KEPT]
 
 
 def phone_digits(value: str) -> str:
@@ -84,8 +97,6 @@ class History:
     # ---- writing: a chat ended ---------------------------------------------------------------------------
     async def record(self, chat: Chat, holder: str, closed_by: str, disposition: str, at: float) -> str:
         """Keep the chat that just closed as an episode, indexed for its customer and for search; returns its id."""
-        from handoff.search import terms  # the index's words (search imports this module)
-
         upto = await self.store.log_end(chat.log)
         log = await self.store.log_slice(chat.log, chat.log_from, upto)
         spoken = [mask_text(str(e.get("text") or "")) for e in log if e.get("kind") in SPOKEN and e.get("text")]

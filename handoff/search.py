@@ -12,31 +12,17 @@ a text search sees the ``SCAN`` newest episodes holding its rarest term within t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import BadRequest
 from gateway.privacy import mask_text
 from handoff.agents import Agent
-from handoff.history import History, keyed, phone_digits
+from handoff.history import History, keyed, phone_digits, terms
 
 SCAN = 1000  # ids read from the most selective filter
 LIMIT = 50  # results returned
-TERMS_KEPT = 400  # distinct terms indexed per episode
 SNIPPET = 60  # characters around the first match
-_WORD = re.compile(r"[a-z0-9]{2,}")
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
-
-
-def terms(text: str) -> list[str]:
-    """The index terms of a (masked) text: words of two or more letters/digits, and Chinese two-character runs
-    (a lone character alone)."""
-    low = text.lower()
-    out = dict.fromkeys(_WORD.findall(low))
-    for run in _HAN.findall(low):
-        out.update(dict.fromkeys([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]))
-    return list(out)[:TERMS_KEPT]
 
 
 @dataclass(frozen=True, slots=True)
