@@ -235,6 +235,8 @@ async def transition(request: web.Request) -> web.Response:
         response = json_error(409, exc.message, exc.zh, exc.field)
         return _json({**json.loads(response.text or "{}"), "allowed": list(exc.allowed)}, status=409)
     await desk.changed(incident, f"stage:{incident.stage}")
+    if incident.stage == "closed":
+        desk.follow_up(incident)
     return _json(await _view(desk, incident))
 
 

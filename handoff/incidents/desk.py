@@ -17,12 +17,14 @@ import redis.asyncio as aioredis
 
 from bots.incidents import ActiveIncident
 from bots.ports import HandoffRequest
+from gateway.models import OutboundMessage
 from gateway.privacy import mask_phone
 from gateway.rkeys import INCIDENT_SEEN_TTL, Keys
 from handoff.incidents.config import IncidentsConfig
 from handoff.incidents.detector import Counts, Detector
 from handoff.incidents.model import Incident
 from handoff.incidents.store import IncidentStore
+from handoff.ports import Customers, Texts
 
 log = logging.getLogger(__name__)
 TICK = 1.0  # seconds between the worker's turns
@@ -35,8 +37,13 @@ def _active(incident: Incident) -> ActiveIncident:
 
 
 class Desk:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, config: IncidentsConfig, publish: Any = None) -> None:
-        """``publish(event, to)``: the agents' live channel (``handoff.store.ChatStore.publish``)."""
+    def __init__(self, redis: aioredis.Redis, keys: Keys, config: IncidentsConfig, publish: Any = None,
+                 customers: Customers | None = None, texts: Texts | None = None) -> None:  # fmt: skip
+        """``publish(event, to)``: the agents' live channel (``handoff.store.ChatStore.publish``); ``customers`` and
+        ``texts``: the way back to customers and their templates, for the follow-up when an incident closes."""
+        self.customers = customers
+        self.texts = texts
+        self.background: set[asyncio.Task[Any]] = set()
         self.redis = redis
         self.keys = keys
         self.config = config
@@ -116,6 +123,8 @@ class Desk:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self.background:
+            await asyncio.wait(set(self.background), timeout=STOP_WAIT)
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
@@ -162,6 +171,36 @@ class Desk:
         """An event for the supervisors' consoles (the agents' live channel)."""
         if self.publish is not None:
             await self.publish(event, to="supervisors")
+
+    def follow_up(self, incident: Incident) -> None:
+        """The incident closed: every customer whose complaint was linked to it is told once, on their channel (in
+        the background; the stage change that closed it is made once, so this runs once)."""
+        if self.customers is not None and self.texts is not None:
+            task = asyncio.create_task(self._follow_up(incident))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+
+    async def _follow_up(self, incident: Incident) -> int:
+        assert self.customers is not None and self.texts is not None
+        told = 0
+        for owner, link in (await self.store.links(incident.id)).items():
+            if link.get("followed_up"):
+                continue
+            district = link.get("district") or incident.districts[0]
+            text = self.texts.text("incident", "resolved", link.get("lang") or "zh", link["channel"],
+                                   incident_id=incident.id, district=district)  # fmt: skip
+            message = OutboundMessage(link["channel"], link["sender"], text, link.get("conversation") or "",
+                                      sender="system")  # fmt: skip
+            try:
+                await self.customers.deliver(message)
+            except Exception as exc:  # one customer's channel failing must not stop the others
+                log.warning("incident %s: follow-up not delivered (%s)", incident.id, type(exc).__name__)
+                continue
+            await self.store.mark_followed(incident.id, owner)
+            told += 1
+        if told:
+            await self.store.count(incident.id, *["followups"] * told)
+        return told
 
     async def changed(self, incident: Incident, event: str) -> None:
         """After a change made in this process: the cache now, the supervisors' consoles (other processes refresh

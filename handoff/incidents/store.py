@@ -150,3 +150,11 @@ class IncidentStore:
         stored.update(count=int(stored.get("count", 1)) + 1, last_at=link["at"], text=link.get("text", ""))
         await self.redis.hset(key, owner, json.dumps(stored, ensure_ascii=False))
         return stored, False
+
+    async def mark_followed(self, incident_id: str, owner: str) -> None:
+        """The customer was told the incident is over (never twice)."""
+        key = self.keys.incident_links(incident_id)
+        raw = await self.redis.hget(key, owner)
+        if raw:
+            await self.redis.hset(key, owner, json.dumps({**json.loads(raw), "followed_up": time.time()},
+                                                         ensure_ascii=False))  # fmt: skip

@@ -4,8 +4,11 @@ linked to the incident (no new case), and queue protection (the queue only when 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
+
+import redis.asyncio as aioredis
 
 from gateway.security import mint_customer_token
 from tests.channels.conftest import eventually, http_sms_sections, telegram_sections
@@ -128,3 +131,87 @@ async def test_queue_protection_asks_for_a_person_twice(make_gateway, people):
 async def _queued(boss: Any, at_least: int = 1) -> list[dict[str, Any]] | None:
     chats = (await boss.call("GET", "/api/queue"))["chats"]
     return chats if len(chats) >= at_least else None
+
+
+async def test_customers_linked_are_told_once_when_it_closes(make_gateway, people):
+    gw = await make_gateway()
+    boss = await supervisor(people, gw.base)
+    incident = await open_incident(boss)
+    web = people("customer", gw.base, ZHANG)
+    await web.connect()
+    await web.send("投诉你们的信号太差")
+    linked = await web.expect(lambda f: f.get("from") == "bot")
+    assert incident["id"] in linked["text"]
+    await rest(gw.base, "c2", "朝阳区网络信号很差")
+    await boss.call("POST", f"/api/incidents/{incident['id']}/transition", {"to": "closed"})
+    told = await web.expect(lambda f: "恢复通知" in f.get("text", ""))
+    assert incident["id"] in told["text"] and "朝阳区" in told["text"]
+    stats = await eventually(lambda: _stats(boss, incident["id"], "followups", 2), timeout=5)
+    assert stats["followups"] == 2
+    later = texts(await rest(gw.base, "c2", "查话费"))  # REST cannot push: the follow-up comes with the next reply
+    assert "恢复通知" in later
+    await boss.call("POST", f"/api/incidents/{incident['id']}/transition", {"to": "reviewed"})
+    await asyncio.sleep(0.3)
+    assert (await _stats(boss, incident["id"], "followups"))["followups"] == 2  # once
+
+
+async def test_a_change_on_one_process_reaches_the_others_at_once(make_gateway, people):
+    one, two = await make_gateway(), await make_gateway()
+    boss = await supervisor(people, one.base)
+    incident = await open_incident(boss)
+    token = mint_customer_token(ZHANG, SECRET)
+    started = time.monotonic()
+    await eventually(lambda: _notice_on(two.base, token), timeout=5)
+    assert time.monotonic() - started < 3  # pub/sub, not the periodic re-read alone
+    await boss.call("POST", f"/api/incidents/{incident['id']}/transition", {"to": "closed"})
+    await eventually(lambda: _no_notice_on(two.base, token), timeout=5)
+
+
+async def test_no_active_incident_costs_a_turn_no_redis_round_trip(make_gateway, people, redis_url, key_prefix):
+    gw = await make_gateway()
+    token = mint_customer_token(ZHANG, SECRET)
+    await rest(gw.base, "w0", "你好", token)  # warm up
+    seen: list[str] = []
+    monitor = asyncio.create_task(_monitor(redis_url, f"{key_prefix}{{incidents}}", seen))
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    for i in range(10):
+        for text in ("网络是不是出故障了", "查话费", "手机没信号了"):
+            await rest(gw.base, f"w{i}", text, token)
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(0.2)
+    per_turn = [c for c in seen if any(f"{{incidents}}:{k}" in c for k in ("seen", "insist", "links", "stats"))]
+    assert per_turn == []
+    rereads = [c for c in seen if c.startswith('"ZREVRANGE"')]
+    assert len(rereads) <= 2 + elapsed / 5  # the worker's periodic re-read only, not one per turn (30 turns)
+    # an active incident: now the turns write (the proof that the monitor sees them)
+    boss = await supervisor(people, gw.base)
+    await open_incident(boss)
+    await rest(gw.base, "w0", "网络是不是出故障了", token)
+    await asyncio.sleep(0.2)
+    monitor.cancel()
+    assert any("{incidents}:seen" in c for c in seen)
+
+
+async def _monitor(redis_url: str, needle: str, seen: list[str]) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        async with client.monitor() as m:
+            async for command in m.listen():
+                if needle in command.get("command", ""):
+                    seen.append(command["command"])
+    finally:
+        await client.aclose()
+
+
+async def _stats(boss: Any, incident_id: str, name: str, at_least: int = 1) -> dict[str, int] | None:
+    stats = (await boss.call("GET", f"/api/incidents/{incident_id}"))["incident"]["stats"]
+    return stats if stats.get(name, 0) >= at_least else None
+
+
+async def _notice_on(base: str, token: str) -> bool:
+    return "故障通知" in texts(await rest(base, "p1", "手机没信号了", token))
+
+
+async def _no_notice_on(base: str, token: str) -> bool:
+    return "故障通知" not in texts(await rest(base, "p1", "手机没信号了", token))
