@@ -7,7 +7,8 @@
     zh: {
       title: "在线客服", placeholder: "请输入您的问题…", send: "发送", close: "关闭", input: "消息",
       connecting: "连接中…", open: "在线", closed: "已断开，正在重连…", typing: "对方正在输入…",
-      queued: (n, s) => `您前面还有 ${n} 位，预计等待 ${s} 秒`,
+      // n is the customer's place (1 = next), s the estimated wait in seconds: as the bot says it (request_human)
+      queued: (n, s) => `您现在排在第${n}位` + (s > 0 ? `，预计等待约${Math.ceil(s / 60)}分钟` : "") + "，请稍候。",
       joined: (a) => `客服 ${a} 为您服务`, left: "客服已离开", agent: "客服",
       cut: (n, max) => `内容超过 ${max} 字的上限，末尾 ${n} 字没有放进输入框；发送这一条后会自动放回。`,
       discard: "不要剩余部分",
@@ -15,7 +16,7 @@
     en: {
       title: "Online support", placeholder: "Type your question…", send: "Send", close: "Close", input: "Message",
       connecting: "Connecting…", open: "Online", closed: "Reconnecting…", typing: "typing…",
-      queued: (n, s) => `${n} ahead of you, about ${s} s wait`,
+      queued: (n, s) => `You're number ${n} in the queue` + (s > 0 ? `; the wait is about ${Math.ceil(s / 60)} min` : "") + ".",
       joined: (a) => `Agent ${a} has joined`, left: "The agent has left", agent: "Agent",
       cut: (n, max) => `Over the ${max}-character limit: the last ${n} characters were kept out of the box. ` +
         "They come back after you send this part.",
@@ -59,6 +60,7 @@
   let hostOrigin = null;                          // set when widget.js embeds us and says hello
   const rendered = new Map();                     // client_id -> customer bubble shown by this tab
   const notices = [];                             // [element, (ui) => text]: re-translated on switch
+  let queuedItem = null;                          // the latest queue notice (dropped if an agent joins next)
   let greeting = null, greetingItem = null;       // the greeting frame ({zh, en}) and its bubble, if shown
   let heldBack = "";                              // text cut at the limit: put back in the box after a send
   let composing = false;                          // an IME composition (pinyin) is under way
@@ -219,6 +221,7 @@
       text.textContent = render;
     }
     append(item, true);
+    return item;
   }
 
   function showTyping(on) {
@@ -295,12 +298,15 @@
         if (live && frame.from !== "customer") showTyping(true);
         return;
       case "queued": {
-        const n = frame.position ?? "?", s = frame.eta_seconds == null ? "?" : Math.round(frame.eta_seconds);
-        notice((t) => t.queued(n, s));
+        const n = frame.position ?? "?", s = Number(frame.eta_seconds) || 0;
+        queuedItem = notice((t) => t.queued(n, s));
         return;
       }
       case "agent_joined": {
         const name = str(frame.agent);
+        // picked up straight away: "number 1, about 3 min" next to "agent … has joined" would contradict it
+        if (queuedItem && queuedItem === log.lastElementChild) queuedItem.remove();
+        queuedItem = null;
         notice((t) => t.joined(name || t.agent));
         if (live) toHost("gw-chat:new");
         return;

@@ -268,3 +268,40 @@ async def test_sending_while_disconnected_reconnects_at_once(browser, gateway_ur
     await expect(page.locator("#chat-status")).to_have_attribute("data-state", "open")
     await expect(page.locator(".msg-bot").last).not_to_have_class("msg msg-bot greeting", timeout=OPEN)
     await context.close()
+
+
+async def test_queue_notice_says_the_place_and_gives_way_to_an_agent_who_joins_at_once(
+    browser, aiohttp_server, settings, nlu_engine
+):
+    """Frames published for the visitor the way the handoff sends them (Redis stream + pub/sub → socket)."""
+    from gateway.app import create_app
+    from gateway.channels.webchat import WEBCHAT
+
+    server = await aiohttp_server(create_app(settings, nlu=nlu_engine))
+    page = await open_chat(browser, str(server.make_url("/")))
+    cookies = await page.context.cookies()
+    visitor = next(c["value"] for c in cookies if c["name"] == settings.webchat.cookie_name)
+    hub = server.app[WEBCHAT].hub
+    await hub.publish(visitor, {"type": "queued", "from": "system", "text": "", "position": 1, "eta_seconds": 150})
+    system = page.locator(".msg-system")
+    await expect(system).to_have_text(["您现在排在第1位，预计等待约3分钟，请稍候。"])  # 1 = next, not "1 ahead"
+    await page.click("#lang-switch")
+    await expect(system).to_have_text(["You're number 1 in the queue; the wait is about 3 min."])
+    await page.click("#lang-switch")
+    # picked up straight away: the place and the agent in the same second would contradict each other
+    await hub.publish(visitor, {"type": "agent_joined", "from": "system", "text": "", "agent": "王小明"})
+    await expect(system).to_have_text(["客服 王小明 为您服务"])
+    # a place that was true for a while (something came in between) stays in the transcript
+    await hub.publish(visitor, {"type": "agent_left", "from": "system", "text": ""})
+    await hub.publish(visitor, {"type": "queued", "from": "system", "text": "", "position": 2, "eta_seconds": 0})
+    await hub.publish(visitor, {"type": "message", "from": "bot", "text": "请稍候"})
+    await hub.publish(visitor, {"type": "agent_joined", "from": "system", "text": "", "agent": "李娜"})
+    await expect(system).to_have_text(
+        ["客服 王小明 为您服务", "客服已离开", "您现在排在第2位，请稍候。", "客服 李娜 为您服务"]
+    )
+    await page.reload()  # the replayed history reads the same
+    await expect(page.locator("#chat-status")).to_have_attribute("data-state", "open", timeout=OPEN)
+    await expect(system).to_have_text(
+        ["客服 王小明 为您服务", "客服已离开", "您现在排在第2位，请稍候。", "客服 李娜 为您服务"]
+    )
+    await page.context.close()
