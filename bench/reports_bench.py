@@ -50,7 +50,7 @@ async def run(url: str, days: int, per_day: int, runs: int) -> None:
     now = time.time()
     started = time.perf_counter()
     history = seed.generate(config, days, per_day, now)
-    await seed.write(client, keys, history, now)
+    await seed.write(client, keys, history, now, config.tz)
     print(f"seeded {days} days, {history.conversations:,} conversations, {len(history.inspections):,} inspections "
           f"kept, in {time.perf_counter() - started:.1f} s")  # fmt: skip
     today = dt.datetime.now(config.tz).date()

@@ -107,7 +107,7 @@ async def _seed(args: argparse.Namespace, settings: Settings) -> int:
     now = time.time()
     history = seed.generate(config, args.days, args.per_day, now, args.seed)
     async with _redis(settings) as client:
-        written = await seed.write(client, Keys(settings.redis.key_prefix), history, now)
+        written = await seed.write(client, Keys(settings.redis.key_prefix), history, now, config.tz)
     print(f"seeded {args.days} days: {history.conversations} conversations, {len(history.inspections)} inspections "
           f"kept, {written} buckets, in {time.perf_counter() - started:.1f} s")  # fmt: skip
     return 0

@@ -178,11 +178,13 @@ async def inspect(redis: aioredis.Redis, keys: Keys, chat: ChatLike, disposition
     key = keys.report_quality(chat.id)
     if not await redis.hsetnx(key, "chat", chat.id):  # inspected already (a repeated close)
         return int(await redis.hget(key, "score") or 0)
+    day = buckets.day_of(at, current().tz)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, mapping=record)
         pipe.expire(key, REPORT_QUALITY_TTL)
-        pipe.zadd(keys.report_quality_index(), {chat.id: at})
-        pipe.zremrangebyscore(keys.report_quality_index(), 0, at - REPORT_QUALITY_TTL)
+        for ranking in (keys.report_quality_day(day), keys.report_quality_day(day, buckets.clean(chat.agent))):
+            pipe.zadd(ranking, {chat.id: points})
+            pipe.expire(ranking, REPORT_QUALITY_TTL)
         await pipe.execute()
     await counters.add(redis, keys, at, buckets.quality(chat.agent or "", points))
     return points
@@ -197,6 +199,16 @@ def _view(raw: dict[bytes, bytes]) -> dict[str, Any]:
             "override": int(g["override"]) if g.get("override") else None, "override_by": g.get("override_by", ""),
             "override_reason": g.get("override_reason", ""),
             "override_at": float(g["override_at"]) if g.get("override_at") else None}  # fmt: skip
+
+
+async def _rescore(redis: aioredis.Redis, keys: Keys, view: dict[str, Any], value: int) -> None:
+    """A chat's score changed: its day's rankings and its agent's average follow."""
+    day = buckets.day_of(view["at"], current().tz)
+    async with redis.pipeline(transaction=False) as pipe:
+        for ranking in (keys.report_quality_day(day), keys.report_quality_day(day, buckets.clean(view["agent"]))):
+            pipe.zadd(ranking, {view["chat"]: value}, xx=True)
+        await pipe.execute()
+    await counters.add(redis, keys, view["at"], buckets.quality(view["agent"], value - view["score"], 0))
 
 
 async def survey_arrived(redis: aioredis.Redis, keys: Keys, chat_id: str, survey: int) -> None:
@@ -214,11 +226,11 @@ async def survey_arrived(redis: aioredis.Redis, keys: Keys, chat_id: str, survey
         found.append(_deduct("survey", r.points("survey") - kept, detail=str(survey)))
     auto = total(found)
     fields = {"survey": survey, "auto": auto, "deductions": json.dumps(found, ensure_ascii=False)}
-    if view["override"] is None:
-        fields["score"] = auto
-        if auto != view["score"]:
-            await counters.add(redis, keys, view["at"], buckets.quality(view["agent"], auto - view["score"], 0))
     await redis.hset(key, mapping=fields)
+    if view["override"] is None:
+        await redis.hset(key, "score", auto)
+        if auto != view["score"]:
+            await _rescore(redis, keys, view, auto)
 
 
 async def override(redis: aioredis.Redis, keys: Keys, chat_id: str, value: int, reason: str, by: str) -> dict[str, Any]:
@@ -235,23 +247,27 @@ async def override(redis: aioredis.Redis, keys: Keys, chat_id: str, value: int, 
     await redis.hset(key, mapping={"override": value, "score": value, "override_by": by,
                                    "override_reason": reason.strip()[:500], "override_at": time.time()})  # fmt: skip
     if value != view["score"]:
-        await counters.add(redis, keys, view["at"], buckets.quality(view["agent"], value - view["score"], 0))
+        await _rescore(redis, keys, view, value)
     return _view(await redis.hgetall(key))
 
 
-async def inspections(redis: aioredis.Redis, keys: Keys, start: float, end: float, agent: str | None = None,
-                      limit: int = 200) -> list[dict[str, Any]]:  # fmt: skip
-    """Inspected chats closed in [start, end), lowest scores first (at most ``limit``; ``agent``: theirs only)."""
-    ids = await redis.zrangebyscore(keys.report_quality_index(), start, f"({end}", start=0, num=20_000)
-    out: list[dict[str, Any]] = []
-    for at in range(0, len(ids), 500):
-        async with redis.pipeline(transaction=False) as pipe:
-            for chat_id in ids[at : at + 500]:
-                pipe.hgetall(keys.report_quality(chat_id.decode()))
-            rows = await pipe.execute()
-        out += [v for v in (_view(r) for r in rows if r) if agent is None or v["agent"] == agent]
+async def inspections(redis: aioredis.Redis, keys: Keys, days: list[str], agent: str | None = None,
+                      limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
+    """The lowest-scored inspections of the local ``days`` (``agent``: theirs only), at most ``limit``: the lowest
+    ``limit`` of each day's ranking, then the lowest of those — never every inspection of the range."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for day in days:
+            pipe.zrange(keys.report_quality_day(day, buckets.clean(agent) if agent else ""), 0, limit - 1,
+                        withscores=True)  # fmt: skip
+        ranked = [(score, chat.decode()) for rows in await pipe.execute() for chat, score in rows]
+    ranked.sort()
+    async with redis.pipeline(transaction=False) as pipe:
+        for _, chat_id in ranked[:limit]:
+            pipe.hgetall(keys.report_quality(chat_id))
+        rows = await pipe.execute()
+    out = [_view(r) for r in rows if r]
     out.sort(key=lambda v: (v["score"], -v["at"]))
-    return out[:limit]
+    return out
 
 
 async def inspection(redis: aioredis.Redis, keys: Keys, chat_id: str) -> dict[str, Any]:

@@ -47,10 +47,9 @@ async def build(name: str, redis: aioredis.Redis, keys: Keys, config: ReportsCon
     if name == "service_levels":
         return {**head, **queries.service_levels(rows, group_by, config)}
     if name == "quality":
-        agent = query.get("agent") or None
-        start, end = r.epoch()
         limit = _int(query, "limit", 1, 1000) or 100
-        found = await quality.inspections(redis, keys, start, end, agent, limit)
+        days = [d.strftime("%Y%m%d") for d in r.days()]
+        found = await quality.inspections(redis, keys, days, query.get("agent") or None, limit)
         return {**head, **queries.quality_agents(rows), "inspections": found}
     on_duty = _int(query, "agents", 0, 10_000)
     now = dt.datetime.now(config.tz)

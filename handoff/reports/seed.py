@@ -3,9 +3,9 @@
 Conversations arrive with a daily rhythm (quiet nights, a morning and an evening peak) and a weekly one (weekends
 quieter); about one in seven goes to a person, who waits longer at the peaks; some are complaints with their first
 response, solution and the odd reopening; about half the chats get a survey, each agent with their own typical
-score; every chat closed is inspected. The events go through the same ``buckets`` functions the live recorder
-uses, added up per hour and day in memory and written with one script call per bucket; the last week's
-inspections are kept one by one (the quality list and the override). Deterministic for a given ``seed``.
+score; every chat closed is inspected (kept one by one, as the live inspection does, for the list and the
+review). The events go through the same ``buckets`` functions the live recorder uses, added up per hour and day in
+memory and written with one script call per bucket. Deterministic for a given ``seed``.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def _deductions(rng: random.Random, typical: int, survey: int | None) -> list[di
 
 
 def generate(config: ReportsConfig, days: int, per_day: int, now: float, seed: int = 1,
-             detail_days: int = 7) -> History:  # fmt: skip
+             detail_days: int = 90) -> History:  # fmt: skip
     """``days`` of history up to ``now`` (the current day up to its current hour)."""
     rng = random.Random(seed)
     tz, t = config.tz, config.targets
@@ -203,7 +203,7 @@ def generate(config: ReportsConfig, days: int, per_day: int, now: float, seed: i
     return h
 
 
-async def write(redis: aioredis.Redis, keys: Keys, history: History, now: float) -> int:
+async def write(redis: aioredis.Redis, keys: Keys, history: History, now: float, tz: dt.tzinfo) -> int:
     """Add the history's buckets (to whatever is there) and keep its inspections; the number of buckets written."""
     script = redis.register_script(BULK)
     written = 0
@@ -217,9 +217,12 @@ async def write(redis: aioredis.Redis, keys: Keys, history: History, now: float)
             await script(keys=[keys.report_day(day)], args=[REPORT_DAY_TTL, *_flat(counts)], client=pipe)
             written += 1
         for record in history.inspections:
-            pipe.hset(keys.report_quality(str(record["chat"])), mapping=record)  # type: ignore[arg-type]
-            pipe.expire(keys.report_quality(str(record["chat"])), REPORT_QUALITY_TTL)
-            pipe.zadd(keys.report_quality_index(), {str(record["chat"]): float(record["at"])})  # type: ignore[arg-type]
+            chat, day = str(record["chat"]), buckets.day_of(float(record["at"]), tz)  # type: ignore[arg-type]
+            pipe.hset(keys.report_quality(chat), mapping=record)  # type: ignore[arg-type]
+            pipe.expire(keys.report_quality(chat), REPORT_QUALITY_TTL)
+            for ranking in (keys.report_quality_day(day), keys.report_quality_day(day, str(record["agent"]))):
+                pipe.zadd(ranking, {chat: int(record["score"])})  # type: ignore[call-overload]
+                pipe.expire(ranking, REPORT_QUALITY_TTL)
         await redis.script_load(BULK)
         await pipe.execute()
     return written

@@ -18,9 +18,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_url, key_prefix, artifacts):
     now = time.time()
-    history = seed.generate(configure(None), 30, 400, now, seed=7)
+    config = configure(None)
+    history = seed.generate(config, 30, 400, now, seed=7)
     client = aioredis.from_url(redis_url)
-    await seed.write(client, Keys(key_prefix), history, now)
+    await seed.write(client, Keys(key_prefix), history, now, config.tz)
     await client.aclose()
 
     page = await browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
@@ -45,18 +46,23 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
     await page.locator("#q-list tbody tr").first.click()
     await page.wait_for_selector("#q-detail:not([hidden])")
     assert await page.locator("#q-deductions li").count() >= 1
-    await page.fill("#override-score", "88")
-    await page.fill("#override-reason", "复核：客户情绪激动，坐席处理得当")
+    await page.fill("#override-score", "12")  # lower still: it stays in the list of the lowest
+    await page.fill("#override-reason", "复核：坐席多次使用服务禁语")
     await page.click("#override-form button[type=submit]")
     await page.locator("#override-note", has_text="已保存复核分数").wait_for()  # (the page's CSP forbids eval)
-    assert "（主管复核）" in (await page.locator("#q-list").text_content() or "")
+    first = await page.locator("#q-list tbody tr").first.text_content() or ""
+    assert "12（主管复核）" in first
 
     csv = await page.evaluate("""async () => {
         const href = document.querySelector("a.csv[data-csv='quality:agents']").href;
         const r = await fetch(href, {credentials: 'same-origin'});
         return [r.status, r.headers.get('content-type'), await r.text()];
     }""")
-    assert csv[0] == 200 and csv[1].startswith("text/csv") and csv[2].lstrip("\ufeff").startswith("agent,inspected,average")
+    assert (
+        csv[0] == 200
+        and csv[1].startswith("text/csv")
+        and csv[2].lstrip("\ufeff").startswith("agent,inspected,average")
+    )
 
     await page.select_option("#sat-group", "district")
     await page.locator("#sat-table tbody tr", has_text="海淀区").wait_for()
