@@ -305,3 +305,21 @@ async def test_queue_notice_says_the_place_and_gives_way_to_an_agent_who_joins_a
         ["客服 王小明 为您服务", "客服已离开", "您现在排在第2位，请稍候。", "客服 李娜 为您服务"]
     )
     await page.context.close()
+
+
+async def test_a_logged_in_customer_is_greeted_by_masked_number(browser, aiohttp_server, make_settings, nlu_engine):
+    import time
+
+    import jwt
+
+    from gateway.app import create_app
+
+    secret = "widget-greeting-secret-" * 2
+    server = await aiohttp_server(create_app(make_settings(webchat={"token_secret": secret}), nlu=nlu_engine))
+    now = int(time.time())
+    token = jwt.encode({"sub": "13800138000", "iat": now, "exp": now + 600}, secret, algorithm="HS256")
+    page = await open_chat(browser, str(server.make_url("/")) + f"?token={token}")
+    greeting = page.locator(".greeting .bubble")
+    await expect(greeting).to_contain_text("138****8000")
+    assert "13800138000" not in await page.locator("#chat-log").inner_text()
+    await page.context.close()
