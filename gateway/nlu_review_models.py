@@ -92,8 +92,8 @@ class Models:
             pipe.persist(self.keys.nlu_model(ident))
             if previous and previous.get("id") != ident:
                 pipe.expire(self.keys.nlu_model(previous["id"]), NLU_PREVIOUS_TTL)
-            pipe.publish(self.keys.nlu_model_events(), ident)
             await pipe.execute()
+        await self.redis.publish(self.keys.nlu_model_events(), ident)  # outside: a cluster pipeline refuses it
         return record
 
     async def fetch(self, ident: str, cache: Path) -> Path:
