@@ -71,8 +71,8 @@ def load(folder: Path | str | None = None) -> ReportsConfig:
     staffing = Staffing(level, _number(s, "answer_within", "staffing"), int(_number(s, "concurrency", "staffing")),
                         int(_number(s, "max_agents", "staffing")))  # fmt: skip
     return ReportsConfig(str(raw.get("timezone", "Asia/Shanghai")), targets, staffing,
-                         tuple(c.get("first_response", ("analysed", "dispatched", "in_progress", "replied"))),
-                         tuple(c.get("solution", ("resolved",))), where)  # fmt: skip
+                         tuple(c.get("first_response", ("in_progress", "replied", "resolved"))),
+                         tuple(c.get("solution", ("replied", "resolved"))), where)  # fmt: skip
 
 
 _current: list[ReportsConfig] = []

@@ -53,12 +53,15 @@ async def record_fixture(rc, keys, redis_url):
     await transcript(rc, b.log, [{"kind": "customer", "text": "bill wrong", "at": at(2, 11)},
                                  {"kind": "agent", "text": "I don't know.", "at": at(2, 11, 1)}])  # fmt: skip
     await recorder.chat_closed(rc, keys, b, "follow_up", at(2, 11, 12, 20))
-    # complaints: TS1 (network) registered 10:00, analysed after 20 min, resolved after 30 h, reopened;
+    # complaints: TS1 (network) registered 10:00, analysed and dispatched by the system at once, in progress after
+    # 20 min (the first response), replied after 30 h (the solution), resolved, reopened;
     # TS2 (service) registered 11:00 in chat B's queue entry, first reply after 40 min
     await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "registered", at(2, 10))
-    await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "analysed", at(2, 10, 20))
-    await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "replied", at(2, 11))  # not a 2nd first
-    await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "resolved", at(3, 16))
+    await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "analysed", at(2, 10))
+    await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "dispatched", at(2, 10))
+    await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "in_progress", at(2, 10, 20))
+    await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "replied", at(3, 16))
+    await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "resolved", at(3, 17))  # not a 2nd one
     await recorder.case_transition(rc, keys, "TS1", "network", at(2, 10), "reopened", at(3, 18))
     await recorder.complaint_registered(rc, keys, "TS2", "service", at(2, 11))
     t2 = ChatRecord("chatC", "webchat", "unused", "agent1", at(2, 11), ticket="TS2", complaint_type="service")
