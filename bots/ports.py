@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.privacy import mask_phone
 
@@ -42,12 +42,16 @@ class HandoffResult:
 class Complaint:
     ticket: str
     complaint_type: str
-    status: str  # registered | dispatched | handling | replied | resolved | closed
+    status: str  # registered analysed dispatched in_progress replied resolved followed_up closed reopened
     created_at: float
     first_response_due: float
     solution_due: float
     summary: str = ""
     history: tuple[tuple[float, str], ...] = field(default_factory=tuple)
+    linked: bool = False  # the customer's open case, which this complaint was added to (not registered again)
+    next_promise: str = ""  # first_response | solution | followup | "" (nothing pending)
+    next_due: float | None = None  # when ``next_promise`` is due
+    followup_pending: bool = False  # the follow-up visit waits for the customer's answer
 
 
 class Handoff(Protocol):
@@ -67,6 +71,11 @@ class Handoff(Protocol):
     async def register_complaint(self, request: HandoffRequest) -> Complaint: ...
 
     async def complaints(self, phone: str | None, channel: str, sender: str) -> list[Complaint]: ...
+
+    async def followup_answer(self, ticket: str, channel: str, sender: str, answer: dict[str, Any]) -> Complaint | None:
+        """The customer's answer in a case's follow-up visit (``solved``, ``score`` or ``comment``); ``None`` when no
+        visit of that case waits for this customer."""
+        ...
 
 
 class SmsSender(Protocol):

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from handoff.cases.config import CasesConfig, load_cases_config
+
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -70,6 +72,7 @@ class HandoffConfig:
     restart_grace: float = 60.0  # seconds from a process start for consoles to reconnect before chats go back
     outage_after: float = 5.0  # no process alive this long: a system outage (SLA clocks paused for it)
     supervisors_push: bool = False  # supervisors are pull-only unless routing.yml says otherwise
+    cases: CasesConfig | None = None  # config/cases.yml (complaint cases); None: the packaged one
 
     def in_service_hours(self, now: dt.datetime | None = None) -> bool:
         now = now or dt.datetime.now(ZoneInfo(self.timezone))
@@ -161,6 +164,7 @@ def load_handoff_config(folder: Path | str | None = None) -> HandoffConfig:
             demo_agents=tuple(_demo(a) for a in r.get("demo_agents") or ()),
             clocks=clocks, complaint_solution=float(s["complaint_solution"]),
             canned=_read(canned_path) if canned_path.exists() else {},
+            cases=load_cases_config(_pick(where, "cases.yml")),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise HandoffConfigError(f"{routing_path} / {sla_path}: {type(exc).__name__}: {exc}") from None

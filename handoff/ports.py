@@ -34,6 +34,11 @@ class Customers(Protocol):
         """The conversation goes back to the bot, which waits for the satisfaction score."""
         ...
 
+    async def await_answer(self, channel: str, sender: str, flow: str, step: str, data: dict[str, Any]) -> None:
+        """The customer's next message (in their current conversation) answers the bot flow's question ``step``
+        (e.g. a complaint case's follow-up visit)."""
+        ...
+
 
 class Background:
     """Coroutines run in the background, each referenced until it ends; a failure is logged (a lost Redis in one

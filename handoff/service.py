@@ -16,6 +16,7 @@ The agents' HTTP API (``handoff/api.py``) calls the parts directly.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -24,6 +25,7 @@ from gateway.metrics import Metrics
 from gateway.rkeys import Keys
 from handoff.agents import AgentStore
 from handoff.callbacks import Callbacks
+from handoff.cases.front import Cases
 from handoff.config import HandoffConfig
 from handoff.history import History
 from handoff.live import LiveChats
@@ -55,9 +57,7 @@ class HandoffService:
         self.store = ChatStore(redis, keys)
         self.agents = AgentStore(redis, keys)
         self.login_guard = LoginThrottle(redis, keys)
-        self.tickets = ComplaintTickets(redis, keys, tz=config.timezone,
-                                       first_response=int(config.clocks["complaint_first_response"].breach),
-                                       solution=int(config.complaint_solution))  # fmt: skip
+        self.tickets = ComplaintTickets(redis, keys, tz=config.timezone)
         self.clocks = Clocks(redis, keys, config)
         self.views = ConsoleViews(self.store, self.clocks, self.agents, config, profile_of)
         self.callbacks = Callbacks(redis, keys, self.store, self.tickets, customers)
@@ -72,14 +72,19 @@ class HandoffService:
         self.supervision = Supervision(self.store, self.clocks, self.agents, self.queue, self.views, self.background)
         self.timers = Timers(self.store, self.clocks, self.agents, self.queue, self.views, config, metrics,
                              self.background)  # fmt: skip
+        self.cases = Cases(redis, keys, self.tickets, self.store, self.agents, renderer, customers, config=config.cases,
+                           metrics=metrics, profile_of=profile_of)  # fmt: skip
+        self.chats.on_complaint = self.cases.from_chat  # a chat closed as complaint_registered becomes a case
 
     # ---- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
         self.timers.start()
+        self.cases.start()
 
     async def stop(self) -> None:
         """The timer worker stops, then the background work (notices, overviews) ends — all before Redis goes."""
         await self.timers.stop()
+        await self.cases.stop()
         await self.background.drain(STOP_DRAIN)
 
     # ---- the bots' port ---------------------------------------------------------------------------------
@@ -96,10 +101,13 @@ class HandoffService:
         await self.surveys.record(conversation_id, score, comment)
 
     async def register_complaint(self, request: HandoffRequest) -> Complaint:
-        return await self.tickets.register_complaint(request)
+        return await self.cases.register_complaint(request)
 
     async def complaints(self, phone: str | None, channel: str, sender: str) -> list[Complaint]:
-        return await self.tickets.complaints(phone, channel, sender)
+        return await self.cases.complaints(phone, channel, sender)
+
+    async def followup_answer(self, ticket: str, channel: str, sender: str, answer: dict[str, Any]) -> Complaint | None:
+        return await self.cases.followup_answer(ticket, channel, sender, answer)
 
     # ---- the pipeline's ---------------------------------------------------------------------------------
     async def customer_message(self, chat_id: str, text: str, at: float) -> None:

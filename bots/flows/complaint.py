@@ -1,5 +1,6 @@
-"""Complaint intake (投诉): register it (who, when, what, type), give the ticket number and the
-promised times, and pass it to people through the handoff interface."""
+"""Complaint intake (投诉): register it (who, when, what, type) as a case, give the ticket number and the
+promised times, and pass it to people through the handoff interface. A customer whose earlier complaint is still
+open hears that this one was added to it (the case links it; nothing is registered twice)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ from bots.context import Ctx, Flow
 from bots.state import FlowId
 
 INTENT = "complaint"
+STAGES_ZH = {"registered": "已登记", "analysed": "已受理", "dispatched": "已派单", "in_progress": "处理中",
+             "replied": "已答复", "reopened": "已重新打开"}  # fmt: skip
 
 
 async def start(ctx: Ctx) -> None:
     kind = ctx.result.complaint_type or "other"
     request = dataclasses.replace(ctx.handoff_request("complaint"), complaint_type=kind)
     ticket = await ctx.svc.handoff.register_complaint(request)
+    if ticket.linked:
+        ctx.event("complaint_linked", ticket=ticket.ticket, complaint_type=kind)
+        stage = STAGES_ZH.get(ticket.status, ticket.status) if ctx.lang == "zh" else ticket.status.replace("_", " ")
+        ctx.say(INTENT, "linked", ctx.button("complaint_status"), ticket=ticket, stage=stage)
+        return
     ctx.event("complaint", ticket=ticket.ticket, complaint_type=kind)
     buttons = [ctx.button("network_status")] if kind == "network" else []
     ctx.say(INTENT, "registered", *buttons, ticket=ticket, kind=kind,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -111,10 +112,12 @@ async def test_complaint_and_status(customer, redis_client, key_prefix):
     ticket = re.search(r"TS\d{13}", reply).group(0)
     assert "网络类" in reply and "30分钟" in reply and "24小时" in reply
     reply = await c.text("我的投诉处理得怎么样了")
-    assert ticket in reply and "已登记" in reply
+    assert (
+        ticket in reply and "已派单至处理部门" in reply and "前与您联系" in reply
+    )  # the case's real stage, next promise
     assert "没有查到您的投诉记录" in await customer("13800138001").text("投诉进度")
-    entries = await redis_client.xrange(f"{key_prefix}handoff:requests")
-    assert any(ticket.encode() in fields[b"e"] for _, fields in entries)
+    entries = await redis_client.xrange(f"{key_prefix}{{cases}}:events")
+    assert [json.loads(fields[b"e"])["to"] for _, fields in entries] == ["registered", "analysed", "dispatched"]
 
 
 async def test_no_agent_online_means_a_message_and_a_callback(customer, redis_client, key_prefix):

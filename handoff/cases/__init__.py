@@ -1,0 +1,1 @@
+"""Complaint cases (seed ch. 5): see ``handoff.cases.front``."""
