@@ -43,6 +43,7 @@ from nlu import NLU, NLUConfig
 log = logging.getLogger(__name__)
 FILES = ("intent.npz", "intent.json", "complaint_type.npz", "complaint_type.json")  # complaint_type.json last
 RESYNC = 30.0  # seconds between checks of the active model besides the notices
+TIDY_AFTER = 600  # seconds: an older reviewed model's folder in the cache is removed after a switch
 ROOT = Path(__file__).resolve().parent.parent
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -146,9 +147,17 @@ class Follower:
             engine = await asyncio.to_thread(NLU.from_dir, folder, self.config)
             self.install(engine)
             self.serving = active["id"]
+            self._tidy(folder)
             log.info("NLU model %s loaded (cross-validated accuracy %.3f); no restart needed", active["id"],
                      active.get("accuracy") or 0.0)  # fmt: skip
             return True
+
+    def _tidy(self, keep: Path) -> None:
+        """Other reviewed models' folders in the cache, once nobody can be loading them (10 minutes old)."""
+        for old in self.cache.glob("review-*"):
+            with contextlib.suppress(OSError):
+                if old != keep and time.time() - old.stat().st_mtime > TIDY_AFTER:
+                    shutil.rmtree(old)
 
     async def _listen(self) -> None:
         while True:
