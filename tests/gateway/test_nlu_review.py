@@ -5,8 +5,10 @@ for the retrain (on a small sample of the bundled data, so it takes seconds)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import shutil
 import sys
 import time
 from asyncio.subprocess import PIPE
@@ -276,3 +278,36 @@ async def test_cli_retrain_switches_a_running_gateway(gateway, tmp_path, redis_u
 
 async def _serving(loop: Any, ident: str) -> bool:
     return loop.follower.serving == ident
+
+
+async def test_a_switch_measured_against_another_model_is_refused(gateway, clients, tmp_path, nlu_engine):
+    """Models (not trained here: copies of the session's model, told apart by their metadata) switched by hand;
+    the running gateway follows; a candidate measured against the model before is refused after a switch."""
+    from nlu import NLUConfig
+    from nlu.data import data_files
+    from nlu.engine import artifact_key
+    from tests.conftest import NLU_CACHE
+
+    server = await gateway()
+    loop = server.app[LOOP]
+    source = NLU_CACHE / artifact_key(data_files(None), NLUConfig.load())
+    made = []
+    for n in range(2):
+        folder = tmp_path / f"m{n}"
+        shutil.copytree(source, folder)
+        raw = json.loads((folder / "intent.json").read_text(encoding="utf-8"))
+        (folder / "intent.json").write_text(json.dumps({**raw, "meta": {"copy": n}}), encoding="utf-8")
+        meta = {"accuracy": 0.9, "current_accuracy": 0.8, "against": "", "base_key": loop.follower.base_key}
+        made.append(await loop.models.put(folder, meta))
+    first, second = made
+    assert first != second
+    boss = clients("agent", server.base, "super1", "demo-super1")
+    await boss.login()
+    before = server.app[PIPELINE].nlu
+    body = await boss.call("POST", "/api/nlu/switch", {"model": first})
+    assert body["active"]["id"] == first and body["serving"] == first and body["active"]["by"] == "super1"
+    assert server.app[PIPELINE].nlu is not before  # swapped in, same process
+    status, error = await boss.raw("POST", "/api/nlu/switch", {"model": second})  # measured against the start one
+    assert status == 409 and error["field"] == "model" and "重新训练" in error["error_zh"]
+    status, error = await boss.raw("POST", "/api/nlu/switch", {"model": "0123456789ab"})
+    assert status == 404 and error["field"] == "model"
