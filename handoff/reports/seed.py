@@ -11,6 +11,7 @@ memory and written with one script call per bucket. Deterministic for a given ``
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import random
@@ -67,6 +68,7 @@ HOURLY = (
     1.6,
 )  # share of a day's conversations per local hour (weights)
 WEEKDAY = (1.0, 1.02, 1.0, 0.98, 1.05, 0.8, 0.72)
+CHUNK = 500  # commands per round trip when writing
 # script: add field/increment pairs to one hash and set its TTL. KEYS: hash. ARGV: ttl, field, inc, …
 BULK = """
 for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
@@ -204,27 +206,30 @@ def generate(config: ReportsConfig, days: int, per_day: int, now: float, seed: i
 
 
 async def write(redis: aioredis.Redis, keys: Keys, history: History, now: float, tz: dt.tzinfo) -> int:
-    """Add the history's buckets (to whatever is there) and keep its inspections; the number of buckets written."""
-    script = redis.register_script(BULK)
-    written = 0
-    async with redis.pipeline(transaction=False) as pipe:
-        for hour, counts in history.hours.items():
-            ttl = int(REPORT_HOUR_TTL - (now - hour * 3600))
-            if ttl > 60:  # an hour older than the hourly buckets' retention is in its day only
-                await script(keys=[keys.report_hour(hour)], args=[ttl, *_flat(counts)], client=pipe)
-                written += 1
-        for day, counts in history.days.items():
-            await script(keys=[keys.report_day(day)], args=[REPORT_DAY_TTL, *_flat(counts)], client=pipe)
-            written += 1
-        for record in history.inspections:
-            chat, day = str(record["chat"]), buckets.day_of(float(record["at"]), tz)  # type: ignore[arg-type]
-            pipe.hset(keys.report_quality(chat), mapping=record)  # type: ignore[arg-type]
-            pipe.expire(keys.report_quality(chat), REPORT_QUALITY_TTL)
-            for ranking in (keys.report_quality_day(day), keys.report_quality_day(day, str(record["agent"]))):
-                pipe.zadd(ranking, {chat: int(record["score"])})  # type: ignore[call-overload]
-                pipe.expire(ranking, REPORT_QUALITY_TTL)
-        await redis.script_load(BULK)
-        await pipe.execute()
+    """Add the history's buckets (to whatever is there) and keep its inspections, a few hundred commands per round
+    trip; the number of buckets written."""
+    await redis.script_load(BULK)
+    sha = hashlib.sha1(BULK.encode()).hexdigest()
+    commands: list[tuple[object, ...]] = []
+    for hour, counts in history.hours.items():
+        ttl = int(REPORT_HOUR_TTL - (now - hour * 3600))
+        if ttl > 60:  # an hour older than the hourly buckets' retention is in its day only
+            commands.append(("EVALSHA", sha, 1, keys.report_hour(hour), ttl, *_flat(counts)))
+    for day, counts in history.days.items():
+        commands.append(("EVALSHA", sha, 1, keys.report_day(day), REPORT_DAY_TTL, *_flat(counts)))
+    written = len(commands)
+    for record in history.inspections:
+        chat, day = str(record["chat"]), buckets.day_of(float(record["at"]), tz)  # type: ignore[arg-type]
+        commands.append(("HSET", keys.report_quality(chat), *[x for kv in record.items() for x in kv]))
+        commands.append(("EXPIRE", keys.report_quality(chat), REPORT_QUALITY_TTL))
+        for ranking in (keys.report_quality_day(day), keys.report_quality_day(day, str(record["agent"]))):
+            commands.append(("ZADD", ranking, int(record["score"]), chat))  # type: ignore[call-overload, arg-type]
+            commands.append(("EXPIRE", ranking, REPORT_QUALITY_TTL))
+    for start in range(0, len(commands), CHUNK):
+        async with redis.pipeline(transaction=False) as pipe:
+            for command in commands[start : start + CHUNK]:
+                pipe.execute_command(*command)
+            await pipe.execute()
     return written
 
 
