@@ -65,6 +65,7 @@
   var charts = {};
   var data = {};
   var current = null; // the inspection shown in the detail panel
+  var me = null; // the signed-in supervisor
 
   var CHANNELS = {
     zh: { webchat: "网页聊天", wechat: "微信", weibo: "微博", sms: "短信", telegram: "Telegram", rest: "REST 接口",
@@ -89,6 +90,10 @@
     document.body.dataset.lang = lang;
     document.title = tr("title");
     document.querySelectorAll("[data-i18n]").forEach(function (e) { e.textContent = tr(e.dataset.i18n); });
+    if (me) {
+      var names = me.agent.names || {};
+      $("who").textContent = tr("signedIn") + (names[lang] || me.agent.display_name || me.agent.name);
+    }
   }
 
   async function api(method, path, body) {
@@ -143,7 +148,8 @@
 
   function chart(id) {
     if (!charts[id]) charts[id] = window.echarts.init($(id), null, { renderer: "canvas" });
-    return charts[id];
+    var c = charts[id];
+    return { setOption: function (option, replace) { option.animation = false; c.setOption(option, replace); } };
   }
   var TOOLTIP = { trigger: "axis", renderMode: "richText" };
 
@@ -336,7 +342,6 @@
   }
 
   async function start() {
-    var me;
     try {
       me = await api("GET", "/api/agent/me");
     } catch (err) {
@@ -351,7 +356,7 @@
       $("login-error").hidden = false;
       return;
     }
-    $("who").textContent = tr("signedIn") + (me.agent.display_name || me.agent.name);
+    applyLang();
     $("login-view").hidden = true;
     $("reports").hidden = false;
     $("range-form").hidden = false;

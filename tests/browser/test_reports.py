@@ -33,6 +33,7 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
     await page.click("#login-form button[type=submit]")
     await page.wait_for_selector("body[data-ready='1']", timeout=20_000)
     assert await page.text_content("h1") == "服务质量报表"
+    assert await page.text_content("#who") == "已登录：李主管"
     for chart in ("sl-chart", "sat-pie", "sat-trend", "sat-bar", "q-chart", "st-chart"):
         assert await page.locator(f"#{chart} canvas").count() == 1, chart
     kpis = await page.locator(".kpi-label").all_text_contents()
@@ -74,6 +75,7 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
 
     await page.click("#lang-switch")
     assert await page.text_content("h1") == "Service quality reports"
+    assert await page.text_content("#who") == "Signed in: Supervisor Li"
     kpis = await page.locator(".kpi-label").all_text_contents()
     assert "Automated answers within 5 s" in kpis and "Picked up within 15 s" in kpis
     assert "Staffing advice (Erlang C)" in (await page.text_content("#st-title") or "")
