@@ -51,8 +51,8 @@ async def test_registered_by_an_agent_for_a_callback_task_or_a_number(make_gatew
     await customer.send("办的套餐和宣传的不一样，请回电")
     await customer.expect(bot)
     (task,) = (await agent.call("GET", "/api/callbacks"))["callbacks"]
-    made = await agent.call("POST", "/api/cases", {"callback": task["id"], "text": "套餐与宣传不符", "type": "business"},
-                            status=201)  # fmt: skip
+    body = {"callback": task["id"], "text": "套餐与宣传不符", "type": "business"}
+    made = await agent.call("POST", "/api/cases", body, status=201)
     assert made["source"] == "callback" and made["channel"] == "webchat" and made["type"] == "business"
     assert made["department"] == "business" and made["history"][0]["by"] == "agent1"
     await customer.send("投诉进度")

@@ -1,0 +1,37 @@
+"""A case-timer worker on its own, as an OS process: ``python -m tests.cases.worker_proc URL PREFIX SECONDS``.
+Runs the worker every gateway process runs (clocks of 2 s: warning at 1 s, head 1 s after the breach) for SECONDS."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import redis.asyncio as aioredis
+
+from gateway.rkeys import Keys
+from handoff.agents import AgentStore
+from handoff.cases.config import load_cases_config
+from handoff.cases.service import CaseEngine
+from handoff.store import ChatStore
+from handoff.tickets import ComplaintTickets
+
+
+def engine(redis: aioredis.Redis, keys: Keys) -> CaseEngine:
+    config = load_cases_config().with_clocks(first_response={"due": 2, "warn_before": 1, "head_after": 1})
+    return CaseEngine(
+        redis, keys, config, ComplaintTickets(redis, keys), ChatStore(redis, keys), AgentStore(redis, keys)
+    )
+
+
+async def main(url: str, prefix: str, seconds: float) -> None:
+    redis = aioredis.from_url(url)
+    worker = engine(redis, Keys(prefix))
+    worker.timers.start(worker.fire)
+    print("ready", flush=True)
+    await asyncio.sleep(seconds)
+    await worker.timers.stop()
+    await redis.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
