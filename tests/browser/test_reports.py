@@ -73,6 +73,7 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
     await page.screenshot(path=str(DOCS / "reports-zh.png"), full_page=True,
                           clip={"x": 0, "y": 0, "width": 1280, "height": 1560})  # fmt: skip
 
+    await page.screenshot(path=str(artifacts / "reports-zh-full.png"), full_page=True)
     await page.click("#lang-switch")
     assert await page.text_content("h1") == "Service quality reports"
     assert await page.text_content("#who") == "Signed in: Supervisor Li"
