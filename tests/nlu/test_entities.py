@@ -244,6 +244,12 @@ def test_longest_district_name_wins(extractor):
         ("switch me to Enjoy 59", "enjoy_59", "Enjoy 59"),
         ("换个129套餐", "enjoy_129", "129套餐"),
         ("大王卡", "bigdata_39", "大王卡"),
+        # a plan's price written with 的, 块 or 块钱 (issue 15)
+        ("我想换59元的套餐", "enjoy_59", "59元的套餐"),
+        ("129块钱的套餐有多少流量", "enjoy_129", "129块钱的套餐"),
+        ("199块的套餐太贵了", "premium_199", "199块的套餐"),
+        ("办个59的套餐", "enjoy_59", "59的套餐"),
+        ("what's in the 129 yuan plan", "enjoy_129", "129 yuan plan"),
     ],
 )
 def test_plans(extractor, text, plan, span):
@@ -252,6 +258,11 @@ def test_plans(extractor, text, plan, span):
 
 def test_plan_price_is_not_also_money(extractor):
     assert kinds(extractor, "5G畅享59元套餐") == {"plan"}
+    assert kinds(extractor, "59元的套餐") == {"plan"}
+
+
+def test_a_price_that_is_no_plan_stays_money(extractor):
+    assert found(extractor, "我想换88元的套餐") == [("money", 88, "88元")]
 
 
 def test_empty_gazetteer_finds_no_places_or_plans():
