@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -93,9 +95,14 @@ async def episode_detail(request: web.Request) -> web.Response:
     return _json({**view(episode, await _names(request)), "transcript": transcript, "read_only": True})
 
 
-def _line(entry: dict[str, Any], labels: dict[str, str], lang: str) -> str:
+def _local(request: web.Request, epoch: float) -> dt.datetime:
+    """A time in the operator's time zone (routing.yml ``timezone``), as the exports and date filters read it."""
+    return dt.datetime.fromtimestamp(epoch, ZoneInfo(request.config_dict[SERVICE].config.timezone))
+
+
+def _line(entry: dict[str, Any], labels: dict[str, str], lang: str, when: dt.datetime) -> str:
     kind = str(entry.get("kind"))
-    at = dt.datetime.fromtimestamp(float(entry.get("at") or 0)).strftime("%Y-%m-%d %H:%M:%S")
+    at = when.strftime("%Y-%m-%d %H:%M:%S")
     who = labels.get(kind, kind) + (f" {entry['agent']}" if kind in ("agent", "note") and entry.get("agent") else "")
     text = str(entry.get("display") or entry.get("text") or "")
     if kind == "event" and entry.get("disposition"):
@@ -115,7 +122,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     entries = await service.views.entries(await service.history.transcript_log(episode))
     summary = view(episode, await _names(request))
     labels = LABELS[lang]
-    name = f"chat-{summary['ref']}-{dt.datetime.fromtimestamp(summary['closed_at']).strftime('%Y%m%d-%H%M')}.{fmt}"
+    name = f"chat-{summary['ref']}-{_local(request, summary['closed_at']).strftime('%Y%m%d-%H%M')}.{fmt}"
     if fmt == "json":
         lines = [{"kind": e.get("kind"), "kind_label": labels.get(str(e.get("kind")), e.get("kind")),
                   "at": e.get("at"), "agent": e.get("agent"), "event": e.get("event"),
@@ -123,7 +130,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         body = json.dumps({**summary, "labels": labels, "transcript": lines}, ensure_ascii=False, indent=2)
         ctype = "application/json"
     else:
-        closed = dt.datetime.fromtimestamp(summary["closed_at"]).strftime("%Y-%m-%d %H:%M")
+        closed = _local(request, summary["closed_at"]).strftime("%Y-%m-%d %H:%M")
         customer = summary["customer"]
         if customer in ("访客", "Visitor"):
             customer = f"{labels['visitor']} {summary['ref'][:4]}"
@@ -137,7 +144,10 @@ async def export(request: web.Request) -> web.StreamResponse:
             head.append(f"{labels['ticket']}: {summary['ticket']}")
         if summary["score"] is not None:
             head.append(f"{labels['score']}: {summary['score']}")
-        body = "\n".join([*head, "", *(_line(e, labels, lang) for e in entries)]) + "\n"
+        body = (
+            "\n".join([*head, "", *(_line(e, labels, lang, _local(request, float(e.get("at") or 0))) for e in entries)])
+            + "\n"
+        )
         ctype = "text/plain"
     return web.Response(text=body, content_type=ctype, charset="utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})  # fmt: skip
@@ -149,9 +159,13 @@ def _date(request: web.Request, field: str, end: bool) -> float | None:
         return None
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            day = dt.datetime.strptime(value, "%Y-%m-%d").astimezone()
+            tz = ZoneInfo(request.config_dict[SERVICE].config.timezone)
+            day = dt.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=tz)
             return (day + dt.timedelta(days=1)).timestamp() - 0.001 if end else day.timestamp()
-        return float(value)
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ValueError(value)
+        return seconds
     except (ValueError, OverflowError):
         raise BadRequest(f"'{field}' must be a date (YYYY-MM-DD) or epoch seconds", field=field,
                          zh="日期格式应为 YYYY-MM-DD") from None  # fmt: skip

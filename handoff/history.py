@@ -29,7 +29,7 @@ from handoff.store import Chat, ChatStore
 ComplaintsOf = Callable[[str | None, str, str], Awaitable[list[Complaint]]]  # phone, channel, sender → tickets
 TEXT_KEPT = 16_000  # characters of an episode's masked text kept for search and snippets
 LISTED = 50  # a customer's newest episodes listed in the panel
-SPOKEN = ("customer", "agent", "bot")  # the log entries whose text is searched
+SPOKEN = ("customer", "agent")  # the log entries whose text is searched (not the bot's templates: in every chat)
 _NON_DIGIT = re.compile(r"\D")
 TERMS_KEPT = 400  # distinct terms indexed per episode
 _WORD = re.compile(r"[a-z0-9]{2,}")

@@ -12,7 +12,7 @@
     zh: {
       historyTitle: "客户历史", historyNone: "该客户没有更早的人工会话", conversations: "以往会话", tickets: "投诉工单",
       surveys: "满意度", avgScore: (n, c) => `平均 ${n} 分（${c} 次评价）`, noTickets: "无投诉工单",
-      searchOpen: "搜索记录", searchTitle: "搜索会话记录", searchGo: "搜索", close: "关闭", fPhone: "手机号（完整）",
+      searchOpen: "搜索记录", searchTitle: "搜索会话记录", searchGo: "搜索", searchMine: "我结束的会话", close: "关闭", fPhone: "手机号（完整）",
       fTicket: "工单号", fText: "内容", fAgent: "坐席账号", fFrom: "开始日期", fTo: "结束日期",
       searchEmpty: "请至少填写一个搜索条件", searching: "搜索中…", found: (n, more) => `找到 ${n} 条${more ? "（仅显示最近的）" : ""}`,
       noResults: "没有符合条件的会话记录", exportTxt: "导出文本", exportJson: "导出 JSON",
@@ -31,6 +31,7 @@
       tickets: "Complaint tickets", surveys: "Satisfaction", avgScore: (n, c) => `average ${n} (${c} ratings)`,
       noTickets: "No complaint tickets",
       searchOpen: "Search history", searchTitle: "Search chat history", searchGo: "Search", close: "Close",
+      searchMine: "Chats I closed",
       fPhone: "Number (in full)", fTicket: "Ticket", fText: "Text", fAgent: "Agent (sign-in)", fFrom: "From", fTo: "To",
       searchEmpty: "Fill in at least one field", searching: "Searching…",
       found: (n, more) => `${n} found${more ? " (the newest shown)" : ""}`, noResults: "No chats match",
@@ -243,6 +244,11 @@
   $("search-btn").addEventListener("click", () => { $("search-panel").hidden = false; $("s-phone").focus(); });
   $("search-close").addEventListener("click", () => { $("search-panel").hidden = true; });
   $("search-form").addEventListener("submit", (event) => { event.preventDefault(); runSearch(); });
+  $("search-mine").addEventListener("click", () => {  // an agent's own ended chats, newest first (read-only)
+    for (const id of ["s-phone", "s-ticket", "s-text", "s-from", "s-to"]) $(id).value = "";
+    $("s-agent").value = str(C.me() && C.me().name);
+    runSearch();
+  });
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") return;
     if (!$("viewer").hidden) hideViewer();

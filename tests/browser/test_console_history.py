@@ -68,10 +68,14 @@ async def test_an_earlier_chat_is_listed_read_only_exported_and_found(browser, g
     await expect(viewer).to_be_hidden()
 
     await agent.click("#search-btn")
-    await agent.fill("#s-text", "宽带")
-    await agent.click("#search-submit")
+    await agent.click("#search-mine")  # the chats this agent closed: the first one, read-only
     results = agent.locator("#search-results .history-open")
     await expect(results).to_have_count(1, timeout=10_000)
+    await expect(agent.locator("#s-agent")).to_have_value("agent1")
+    await agent.fill("#s-agent", "")
+    await agent.fill("#s-text", "宽带")
+    await agent.click("#search-submit")
+    await expect(agent.locator("#search-note")).to_contain_text("找到 1 条", timeout=10_000)
     await expect(results.first).to_contain_text("宽带断了")
     await results.first.click()
     await expect(agent.locator("#viewer-transcript")).to_contain_text("已为您派单维修")

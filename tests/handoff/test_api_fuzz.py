@@ -24,7 +24,9 @@ ENDPOINTS = [
     ("POST", "/api/chats/{id}/notes"), ("POST", "/api/chats/{id}/transfer"), ("POST", "/api/chats/{id}/close"),
     ("POST", "/api/chats/{id}/accept"), ("GET", "/api/chats/{id}"), ("GET", "/api/chats/{id}/canned"),
     ("POST", "/api/callbacks/{id}/reply"), ("POST", "/api/callbacks/{id}/done"), ("GET", "/api/queue"),
-    ("GET", "/api/callbacks"), ("GET", "/api/agent/me"),
+    ("GET", "/api/callbacks"), ("GET", "/api/agent/me"), ("GET", "/api/chats/{id}/history"),
+    ("GET", "/api/history/{id}"), ("GET", "/api/history/{id}/export"), ("GET", "/api/search?text={id}"),
+    ("GET", "/api/search?phone={id}&from={id}"), ("GET", "/api/live"), ("POST", "/api/chats/{id}/takeover"),
 ]  # fmt: skip
 FIELDS = ["name", "password", "status", "text", "note", "to_agent", "to_skill", "disposition", "type", "chat"]
 GOOD = {"status": "online", "disposition": "resolved", "to_skill": "network", "to_agent": "agent2", "name": "agent1"}
