@@ -109,3 +109,33 @@ async def test_queue_by_skill_and_outages_for_supervisors(make_gateway, people, 
     assert "by_skill" not in mine and "outages" not in mine
     pushed = await boss.expect(lambda f: f["type"] == "agents" and "by_skill" in f, timeout=5)
     assert pushed["outages"][0]["seconds"] == outage["seconds"]
+
+
+async def test_a_supervisor_on_another_process_watches_and_whispers(make_gateway, people):
+    """The agent and the customer on one gateway process, the supervisor on another (same Redis)."""
+    one, two = await make_gateway(), await make_gateway()
+    agent = people("agent", one.base, "agent1", "demo-agent1")
+    boss = people("agent", two.base, "super1", "demo-super1")
+    for a in (agent, boss):
+        await a.login()
+        await a.connect()
+    customer = people("customer", one.base)
+    await customer.connect()
+    await customer.send("转人工")
+    chat_id = (await agent.expect(is_("assigned")))["chat"]["id"]
+    assert boss.ws is not None
+    await boss.ws.send_json({"type": "watch", "chat": chat_id})
+    await asyncio.sleep(0.2)
+    await customer.send("网速很慢")
+    seen = await boss.expect(lambda f: f["type"] == "message" and f.get("watched"), timeout=3)
+    assert seen["chat"] == chat_id and seen["entry"]["text"] == "网速很慢"
+    await boss.call("POST", f"/api/chats/{chat_id}/notes", {"text": "问一下是几点开始慢的"})
+    got = await agent.expect(lambda f: f["type"] == "message" and f["entry"].get("whisper"), timeout=3)
+    assert got["entry"]["text"] == "问一下是几点开始慢的"
+    await boss.ws.send_json({"type": "unwatch"})
+    await asyncio.sleep(0.2)
+    drained(boss)
+    await customer.send("还在吗")
+    await agent.expect(lambda f: f["type"] == "message" and f["entry"].get("text") == "还在吗", timeout=3)
+    await asyncio.sleep(0.3)
+    assert not any(f.get("watched") for f in drained(boss))  # no longer watching: nothing more
