@@ -13,7 +13,10 @@
   "notice_zh"?, "notice_en"?, "note"?}`` — ``null`` clears ``eta``; an empty notice text means the templated one;
 * ``POST /api/incidents/{id}/notes {"text"}``;
 * ``POST /api/incidents/proposals/{id}/accept`` (an incident is opened, 201) / ``…/dismiss``; 409 when decided;
-* ``POST /api/incidents/detect`` — run the detector now (it also runs every ``detector.interval`` seconds).
+* ``POST /api/incidents/detect`` — run the detector now (it also runs every ``detector.interval`` seconds);
+* ``POST /api/incidents/{id}/broadcasts {"numbers", "lang"?, "text"?}`` — the notice by SMS to those numbers
+  (``handoff.incidents.broadcast``); ``POST /api/incidents/broadcasts/{id}/approve`` (a second supervisor) or
+  ``…/cancel``; progress in ``GET /api/incidents/{id}`` (``broadcasts``).
 
 Mounting: ``routes()`` go into ``handoff.api.api_app(extra)``, ``page_routes()`` on the main application, the
 desk (``handoff.incidents.desk.Desk``) under ``DESK``."""
@@ -31,9 +34,10 @@ from aiohttp import web
 from msgspec import UNSET, Meta, UnsetType
 
 from gateway.edge import decode, read_body, require_json
-from gateway.errors import BadRequest, Conflict, NotFound, Unauthorized, json_error
+from gateway.errors import BadRequest, Conflict, NotFound, Unauthorized, Unavailable, json_error
 from handoff.api import JINJA
 from handoff.auth import BODY_LIMIT, agent_of, public, require_agent, requires
+from handoff.incidents.broadcast import describe
 from handoff.incidents.desk import Desk
 from handoff.incidents.model import CATEGORIES, SERVICES, STAGES, Incident, TransitionRefused
 
@@ -81,6 +85,12 @@ class UpdateIn(msgspec.Struct, forbid_unknown_fields=True):
 class TransitionIn(msgspec.Struct, forbid_unknown_fields=True):
     to: Stage
     note: Note = ""
+
+
+class BroadcastIn(msgspec.Struct, forbid_unknown_fields=True):
+    numbers: Annotated[list[Annotated[str, Meta(max_length=32)]], Meta(min_length=1, max_length=50_000)]
+    lang: Literal["zh", "en"] = "zh"
+    text: Annotated[str, Meta(max_length=600)] = ""  # empty: the incident's notice, as SMS
 
 
 class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -221,8 +231,9 @@ async def detail(request: web.Request) -> web.Response:
     links = [{k: v for k, v in link.items() if k not in ("sender",)}
              for link in (await desk.store.links(incident_id)).values()]  # fmt: skip
     links.sort(key=lambda link: link["at"])
+    broadcasts = [describe(b) for b in await desk.broadcasts.of(incident_id)]
     return _json({"incident": await _view(desk, incident), "timeline": await desk.store.timeline(incident_id),
-                  "links": links[-200:], "linked": len(links)})  # fmt: skip
+                  "links": links[-200:], "linked": len(links), "broadcasts": broadcasts})  # fmt: skip
 
 
 @requires("supervisor", "manage incidents", "仅主管和管理员可管理重大事件")
@@ -304,6 +315,34 @@ async def decide(request: web.Request) -> web.Response:
     return _json({"proposal": proposal, "incident": await _view(desk, incident)}, status=201)
 
 
+@requires("supervisor", "send incident broadcasts", "仅主管和管理员可群发事件通知")
+async def broadcast(request: web.Request) -> web.Response:
+    """``POST /api/incidents/{id}/broadcasts {"numbers", "lang"?, "text"?}`` → 201 the broadcast (``sending``, or
+    ``awaiting_approval`` above the second-approval count); 503 without the SMS channel."""
+    desk, incident_id = _desk(request), _id(request)
+    if desk.broadcasts.texter is None:
+        raise Unavailable("the SMS channel is not enabled (sms.enabled)", zh="短信渠道未启用")
+    body = decode(await read_body(request, 1024**2), BroadcastIn)
+    incident = await desk.store.get(incident_id)
+    if not incident.is_open:
+        raise Conflict(f"incident {incident_id} is {incident.stage}", zh="事件已关闭，不能再群发通知", field="id")
+    text = body.text.strip() or desk.notice_text(incident, body.lang, "sms")
+    made = await desk.broadcasts.create(incident_id, body.numbers, text, body.lang, agent_of(request).name)
+    await desk.store.note(incident_id, agent_of(request).name,
+                          f"broadcast {made['id']}: {made['total']} recipients, {made['state']}")  # fmt: skip
+    return _json({"broadcast": describe(made)}, status=201)
+
+
+@requires("supervisor", "approve incident broadcasts", "仅主管和管理员可审批事件群发")
+async def decide_broadcast(request: web.Request) -> web.Response:
+    desk, broadcast_id, action = _desk(request), _id(request), request.match_info["action"]
+    name = agent_of(request).name
+    done = await (desk.broadcasts.approve(broadcast_id, name) if action == "approve"
+                  else desk.broadcasts.cancel(broadcast_id, name))  # fmt: skip
+    await desk.store.note(done["incident"], name, f"broadcast {broadcast_id}: {done['state']}")
+    return _json({"broadcast": describe(done)})
+
+
 @requires("supervisor", "run the detector", "仅主管和管理员可运行事件预警")
 async def detect(request: web.Request) -> web.Response:
     return _json({"proposals": await _desk(request).detect()})
@@ -324,6 +363,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/incidents", create),
         web.post("/incidents/detect", detect),
         web.post("/incidents/proposals/{id}/{action:accept|dismiss}", decide),
+        web.post("/incidents/broadcasts/{id}/{action:approve|cancel}", decide_broadcast),
+        web.post("/incidents/{id}/broadcasts", broadcast),
         web.get("/incidents/{id}", detail),
         web.post("/incidents/{id}/transition", transition),
         web.post("/incidents/{id}/update", update),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from handoff.incidents.broadcast import BroadcastConfig
 from handoff.incidents.model import STAGES
 
 PACKAGED = Path(__file__).resolve().parents[2] / "config" / "incidents.yml"
@@ -40,6 +42,7 @@ class IncidentsConfig:
     network_intents: tuple[str, ...] = ("network_status", "broadband_repair")
     monitoring_token_env: str = "INCIDENTS_TOKEN"
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
 
     def monitoring_token(self, env: dict[str, str] | None = None) -> str:
         return (env if env is not None else os.environ).get(self.monitoring_token_env, "")
@@ -53,12 +56,14 @@ def _build(cls: type, data: Any, where: str) -> Any:
     for key, value in data.items():
         if key not in known:
             raise IncidentsConfigError(f"{where}: unknown key '{key}'; known: {', '.join(known)}")
-        if key == "detector":
-            args[key] = _build(DetectorConfig, value, f"{where}.detector")
+        if key in ("detector", "broadcast"):
+            args[key] = _build(DetectorConfig if key == "detector" else BroadcastConfig, value, f"{where}.{key}")
         elif isinstance(value, list):
             args[key] = tuple(str(v) for v in value)
         else:
             args[key] = value
+    if cls is BroadcastConfig and "quiet_hours" in args and not _times(args["quiet_hours"]):
+        raise IncidentsConfigError(f'{where}: quiet_hours must be two times, e.g. ["22:00", "08:00"]')
     try:
         made = cls(**args)
     except TypeError as exc:
@@ -66,7 +71,16 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return made
 
 
+def _times(values: tuple[str, ...]) -> bool:
+    try:
+        return len(values) == 2 and all(dt.time.fromisoformat(v) for v in values)
+    except ValueError:
+        return False
+
+
 def load_incidents_config(path: Path | str | None = None) -> IncidentsConfig:
+    """``path``, else the file ``INCIDENTS_CONFIG`` names, else the packaged config/incidents.yml."""
+    path = path or os.environ.get("INCIDENTS_CONFIG")
     source = Path(path) if path else PACKAGED
     try:
         data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}

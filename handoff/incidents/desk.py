@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
@@ -20,6 +22,7 @@ from bots.ports import HandoffRequest
 from gateway.models import OutboundMessage
 from gateway.privacy import mask_phone
 from gateway.rkeys import INCIDENT_SEEN_TTL, Keys
+from handoff.incidents.broadcast import Broadcasts
 from handoff.incidents.config import IncidentsConfig
 from handoff.incidents.detector import Counts, Detector
 from handoff.incidents.model import Incident
@@ -49,6 +52,7 @@ class Desk:
         self.config = config
         self.store = IncidentStore(redis, keys)
         self.detector = Detector(redis, keys, config.detector)
+        self.broadcasts = Broadcasts(redis, keys, config.broadcast)  # ``texter_source``: set by the gateway
         self.counts = Counts(config.detector.samples)
         self.publish = publish
         self.network_intents = config.network_intents
@@ -155,6 +159,7 @@ class Desk:
             if message is not None or time.time() - self.refreshed_at >= self.config.refresh_seconds:
                 await self.refresh()
             await self.counts.flush(self.redis, self.keys)
+            await self.broadcasts.tick()
             if self.config.detector.enabled and await self.detector.claim():
                 await self.detect()
 
@@ -171,6 +176,16 @@ class Desk:
         """An event for the supervisors' consoles (the agents' live channel)."""
         if self.publish is not None:
             await self.publish(event, to="supervisors")
+
+    def notice_text(self, incident: Incident, lang: str, channel: str) -> str:
+        """The incident's notice as customers get it (the supervisors' text or the template's), for a broadcast."""
+        assert self.texts is not None
+        tz = ZoneInfo(self.config.broadcast.timezone)
+        eta = dt.datetime.fromtimestamp(incident.eta, tz) if incident.eta else None
+        district = ("、" if lang == "zh" else ", ").join(incident.districts)
+        return self.texts.text("incident", "notice", lang, channel, category=incident.category,
+                               services=incident.services, eta=eta, custom=incident.notice.get(lang, ""),
+                               district=district)  # fmt: skip
 
     def follow_up(self, incident: Incident) -> None:
         """The incident closed: every customer whose complaint was linked to it is told once, on their channel (in

@@ -20,7 +20,10 @@
       k_notices: "已发送通知", k_deflected: "劝阻转人工", k_insisted: "坚持转人工", k_linked: "关联投诉客户",
       k_complaints: "投诉条数", by: "操作人", proposalText: "{d}{c}：{n} 条网络咨询/投诉（{w} 分钟），基线 {b}，{f} 倍",
       allChannels: "", src_console: "坐席台", src_monitoring: "监控系统", src_detector: "预警",
-      ev_stage: "阶段", ev_update: "更新", ev_note: "备注",
+      ev_stage: "阶段", ev_update: "更新", ev_note: "备注", broadcast: "短信群发通知", numbers: "手机号码（每行一个）",
+      bLang: "语言", send: "发送", approve: "审批通过", cancel: "取消", noBroadcasts: "尚未群发",
+      b_line: "{s}：共 {t} 人，已排队 {q}，已退订 {o}，无效 {i}", quietWait: "（免打扰时段，稍后发送）",
+      b_states: { awaiting_approval: "待另一位主管审批", sending: "发送中", done: "已完成", cancelled: "已取消" },
       categories: { natural_disaster: "自然灾害", accident: "事故灾难", public_health: "公共卫生事件",
         social_security: "社会安全事件（含网络攻击）", network_fault: "网络故障" },
       services: { mobile: "移动网络", broadband: "宽带", voice: "语音", sms: "短信", data: "上网", iptv: "电视" },
@@ -45,7 +48,12 @@
       k_insisted: "Insisted on a person", k_linked: "Customers' complaints linked", k_complaints: "Complaints",
       by: "by", proposalText: "{d}{c}: {n} network questions/complaints in {w} min, baseline {b}, {f}×",
       allChannels: "", src_console: "console", src_monitoring: "monitoring", src_detector: "early warning",
-      ev_stage: "Stage", ev_update: "Update", ev_note: "Note",
+      ev_stage: "Stage", ev_update: "Update", ev_note: "Note", broadcast: "SMS broadcast of the notice",
+      numbers: "Phone numbers (one a line)", bLang: "Language", send: "Send", approve: "Approve", cancel: "Cancel",
+      noBroadcasts: "No broadcast yet", b_line: "{s}: {t} recipients, {q} queued, {o} opted out, {i} invalid",
+      quietWait: " (quiet hours: later)",
+      b_states: { awaiting_approval: "Awaiting a second supervisor", sending: "Sending", done: "Done",
+        cancelled: "Cancelled" },
       categories: { natural_disaster: "Natural disaster", accident: "Accident / disaster",
         public_health: "Public health", social_security: "Social security (incl. network attack)",
         network_fault: "Network fault" },
@@ -221,6 +229,35 @@
       box.appendChild(el("div", tr(k[0]), "kpi-label"));
       stats.appendChild(box);
     });
+    var bl = $("broadcasts");
+    bl.textContent = "";
+    if (!(selected.broadcasts || []).length) bl.appendChild(el("li", tr("noBroadcasts"), "muted"));
+    (selected.broadcasts || []).forEach(function (b) {
+      var li = el("li");
+      li.dataset.id = b.id;
+      li.dataset.state = b.state;
+      var bar = el("progress"); bar.max = 1; bar.value = b.progress;
+      li.appendChild(bar);
+      li.appendChild(el("span", fill(tr("b_line"), { s: T[lang].b_states[b.state] || b.state, t: b.total,
+        q: b.queued, o: b.opted_out, i: b.invalid }) + (b.quiet_wait && b.state === "sending" ? tr("quietWait") : "")));
+      [["awaiting_approval", "approve"], ["awaiting_approval", "cancel"], ["sending", "cancel"]].forEach(function (a) {
+        if (b.state !== a[0]) return;
+        var btn = el("button", tr(a[1]), "btn " + a[1]);
+        btn.type = "button";
+        btn.addEventListener("click", async function () {
+          try {
+            await api("POST", "/api/incidents/broadcasts/" + encodeURIComponent(b.id) + "/" + a[1]);
+            $("broadcast-error").hidden = true;
+          } catch (err) {
+            $("broadcast-error").textContent = err.message;
+            $("broadcast-error").hidden = false;
+          }
+          await open(selected.incident.id);
+        });
+        li.appendChild(btn);
+      });
+      bl.appendChild(li);
+    });
     var ol = $("timeline");
     ol.textContent = "";
     selected.timeline.forEach(function (e) {
@@ -252,6 +289,14 @@
     drawList();
     drawProposals();
     document.body.dataset.ready = "1";
+  }
+
+  async function poll() {
+    await refresh();
+    if (selected) {  // the record's counters and broadcasts, live; the editor keeps what is being typed
+      selected = await api("GET", "/api/incidents/" + encodeURIComponent(selected.incident.id));
+      drawRecord();
+    }
   }
 
   async function open(id) {
@@ -325,6 +370,20 @@
         $("notice-note").textContent = err.message;
       }
     });
+    $("broadcast-form").addEventListener("submit", async function (e) {
+      e.preventDefault();
+      var numbers = $("broadcast-numbers").value.split(/[\s,，;；]+/).filter(Boolean);
+      try {
+        await api("POST", "/api/incidents/" + encodeURIComponent(selected.incident.id) + "/broadcasts",
+          { numbers: numbers, lang: $("broadcast-lang").value });
+        $("broadcast-error").hidden = true;
+        $("broadcast-numbers").value = "";
+      } catch (err) {
+        $("broadcast-error").textContent = err.message;
+        $("broadcast-error").hidden = false;
+      }
+      await open(selected.incident.id);
+    });
     $("note-form").addEventListener("submit", async function (e) {
       e.preventDefault();
       var text = $("note-text").value.trim();
@@ -356,7 +415,7 @@
     $("login-view").hidden = true;
     $("room").hidden = false;
     await refresh();
-    if (!poller) poller = setInterval(function () { refresh().catch(function () {}); }, 4000);
+    if (!poller) poller = setInterval(function () { poll().catch(function () {}); }, 4000);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

@@ -23,8 +23,12 @@ async def ask(base: str, text: str) -> str:
         return "\n".join(r["text"] for r in await resp.json())
 
 
-async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine, redis_url, key_prefix, artifacts):
+async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine, redis_url, key_prefix, artifacts,
+                             tmp_path, monkeypatch):  # fmt: skip
     from gateway.app import create_app
+
+    (tmp_path / "incidents.yml").write_text('broadcast: {quiet_hours: ["00:00", "00:00"]}\n', encoding="utf-8")
+    monkeypatch.setenv("INCIDENTS_CONFIG", str(tmp_path / "incidents.yml"))  # no quiet hours while it runs
 
     server = await aiohttp_server(create_app(make_settings(webchat={"token_secret": SECRET}), nlu=nlu_engine))
     base = str(server.make_url("")).rstrip("/")
@@ -51,8 +55,10 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     assert incident_id.startswith("INC")
     assert await page.text_content("dd[data-fact=c_stage]") == "已上报"
     assert await page.text_content("dd[data-fact=f_districts]") == "朝阳区, 海淀区"
-    assert [await b.get_attribute("data-to") for b in await page.locator("#stages button").all()] == ["assessed",
-                                                                                                       "closed"]
+    assert [await b.get_attribute("data-to") for b in await page.locator("#stages button").all()] == [
+        "assessed",
+        "closed",
+    ]
 
     # the stages, by the buttons
     await page.click("#stages button[data-to=assessed]")
@@ -77,11 +83,18 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     await page.locator("#notice-note", has_text="已保存").wait_for()
     answer = await ask(base, "手机没信号了")
     assert answer.startswith("朝阳区部分基站因台风退服，抢修中。") and "前恢复" in answer
+    # the notice by SMS (the demo's logging provider): one invalid number counted, the rest done
+    assert "尚未群发" in (await page.text_content("#broadcasts") or "")
+    await page.fill("#broadcast-numbers", "13800138000\n13800138001, not-a-number")
+    await page.click("#broadcast-form button[type=submit]")
+    await page.locator("#broadcasts li[data-state=sending]").wait_for()
+    done = page.locator("#broadcasts li[data-state=done]", has_text="共 2 人，已排队 2，已退订 0，无效 1")
+    await done.wait_for(timeout=15_000)  # the page re-reads the record every few seconds
     await page.fill("#note-text", "网络部已派出应急通信车")
     await page.click("#note-form button[type=submit]")
     await page.locator("#timeline li", has_text="应急通信车").wait_for()
     timeline = await page.locator("#timeline li").all_text_contents()
-    assert len(timeline) == 6 and "已上报" in timeline[0] and "super1" in timeline[0]
+    assert len(timeline) == 7 and "已上报" in timeline[0] and "super1" in timeline[0]
     await page.click("#list tbody tr")  # the counters, read again
     await page.locator("[data-kpi=k_notices] .kpi-value", has_text="2").wait_for()
 
