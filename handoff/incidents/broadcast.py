@@ -168,12 +168,15 @@ class Broadcasts:
         return sent
 
     async def _batch(self, texter: Texter, broadcast_id: str, room: int) -> int:
+        """Queue the next ``room`` recipients from the cursor, then move the cursor past them. A process that stops
+        in between leaves the cursor behind: the next one queues them again, and the outbox's job ids (one per
+        broadcast and number) keep each text queued once."""
         key = self.keys.incident_broadcast(broadcast_id)
         broadcast = await self.get(broadcast_id)
-        end = int(await self.redis.hincrby(key, "cursor", room))  # this process's share, even if others race
-        start = end - room
+        start = broadcast["cursor"]
+        end = min(start + room, broadcast["total"])
         numbers = [n.decode() for n in await self.redis.lrange(self.keys.incident_broadcast_numbers(broadcast_id),
-                                                                start, min(end, broadcast["total"]) - 1)]  # fmt: skip
+                                                                start, end - 1)]  # fmt: skip
         counts = dict.fromkeys(("queued", "opted_out", "duplicates"), 0)
         for number in numbers:
             if await texter.opted_out(number):
@@ -182,12 +185,13 @@ class Broadcasts:
                 counts["queued"] += 1
             else:
                 counts["duplicates"] += 1
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=True)
         for name, n in counts.items():
             if n:
                 pipe.hincrby(key, name, n)
+        pipe.hset(key, "cursor", end)
         if end >= broadcast["total"]:
-            pipe.hset(key, mapping={"state": "done", "cursor": broadcast["total"], "finished_at": repr(time.time())})
+            pipe.hset(key, mapping={"state": "done", "finished_at": repr(time.time())})
         await pipe.execute()
         return len(numbers)
 
