@@ -176,13 +176,15 @@ async def survey(redis: aioredis.Redis, keys: Keys, entry: dict[str, Any], distr
     score, at = int(entry["score"]), float(entry.get("at") or 0)
     if score not in buckets.LEVELS:
         return
+    skills = list(entry.get("skills") or [""])
     groups: dict[str, Iterable[str]] = {
         "channel": [entry.get("channel") or ""],
         "agent": [entry.get("agent") or ""],
-        "skill": [s for s in entry.get("skills") or [] if len(s) > 2] or list(entry.get("skills") or [""]),
+        # a two-letter skill is the language group: the survey counts under the chat's other skills when it has any
+        "skill": [s for s in skills if len(s) > 2] or skills,
         "complaint_type": [entry.get("complaint_type") or "none"],
         "district": [district or ""],
-    }  # fmt: skip  (a skill of two letters is the language group: counted under the others when there are any)
+    }
     conversation = str(entry.get("conversation") or "")
     await counters.add(redis, keys, at, buckets.survey(score, groups), once=(conversation, f"survey:{int(at)}"))
     try:
