@@ -13,6 +13,8 @@
       customer: "客户", channel: "渠道", department: "部门", severity: "严重程度", region: "地区", tier: "客户等级",
       plan: "套餐", name: "姓名", source: "来源", created: "登记时间", escalated: "已升级至", none: "无",
       followup: "回访", solved: "已解决", unsolved: "未解决", score: "满意度", by: "操作",
+      alerts: (warn, over) => [warn ? `${warn} 张即将超时` : "", over ? `${over} 张已超时` : ""].filter(Boolean).join("，"),
+      tiers: {normal: "普通", gold: "金卡", vip: "VIP"},
       stages: {registered: "已登记", analysed: "已分析", dispatched: "已派单", in_progress: "处理中", replied: "已答复",
                resolved: "已解决", followed_up: "已回访", closed: "已结案", reopened: "已重新打开"},
       types: {service: "服务类", business: "业务类", network: "网络类", other: "其他类"},
@@ -32,6 +34,8 @@
       customer: "Customer", channel: "Channel", department: "Department", severity: "Severity", region: "Region",
       tier: "Tier", plan: "Plan", name: "Name", source: "Source", created: "Registered", escalated: "Escalated to",
       none: "none", followup: "Follow-up", solved: "solved", unsolved: "not solved", score: "satisfaction", by: "by",
+      alerts: (warn, over) => [warn ? `${warn} due soon` : "", over ? `${over} overdue` : ""].filter(Boolean).join(", "),
+      tiers: {normal: "normal", gold: "gold", vip: "VIP"},
       stages: {registered: "registered", analysed: "analysed", dispatched: "dispatched", in_progress: "in progress",
                replied: "replied", resolved: "resolved", followed_up: "followed up", closed: "closed",
                reopened: "reopened"},
@@ -145,6 +149,14 @@
     }));
     $("count").textContent = String(rows.length);
     $("empty").hidden = rows.length > 0;
+    renderAlerts();
+  }
+  function renderAlerts() {  // open clocks near or past their breach, across the list
+    const states = rows.flatMap((r) => r.clocks.filter((c) => !c.met_at).map(clockState));
+    const warn = states.filter((s) => s === "warn").length, over = states.filter((s) => s === "over").length;
+    $("alerts").hidden = !(warn || over);
+    $("alerts").textContent = T[lang].alerts(warn, over);
+    $("alerts").className = over ? "alerts alerts-over" : "alerts";
   }
 
   async function openCase(ticket) {
@@ -165,7 +177,7 @@
     $("case-summary").textContent = c.summary || "";
     const facts = [["customer", c.customer], ["channel", c.channel], ["source", c.source],
                    ["severity", T[lang].severities[c.severity]], ["department", c.department_name ? c.department_name[lang] : c.department],
-                   ["cAssignee", c.assignee], ["region", c.region], ["tier", c.facts.tier], ["plan", c.facts.plan],
+                   ["cAssignee", c.assignee], ["region", c.region], ["tier", (T[lang].tiers[c.facts.tier] || c.facts.tier)], ["plan", c.facts.plan],
                    ["name", c.facts.name], ["created", when(c.created_at)]];
     if (c.followup && c.followup.solved !== undefined) {
       const f = c.followup;
@@ -227,6 +239,7 @@
       const c = source && source.clocks.find((k) => k.clock === n.dataset.clock);
       if (c) { n.textContent = clockText(c); n.className = `clock clock-${clockState(c)}`; }
     });
+    if (rows.length) renderAlerts();
   }
 
   async function start() {

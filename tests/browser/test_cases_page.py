@@ -5,6 +5,7 @@ an empty list. No Content-Security-Policy violation."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -101,3 +102,30 @@ async def test_signed_out_the_page_points_to_the_console(browser, make_gateway):
     await page.goto(f"{gw.base}/cases?lang=en")
     await expect(page.locator("#signed-out")).to_be_visible(timeout=10_000)
     await expect(page.locator("#signed-out")).to_contain_text("sign in")
+
+
+async def test_a_case_running_late_turns_orange_then_red_and_is_escalated(browser, make_gateway, handoff_config):  # noqa: F811
+    quiet = handoff_config.replace(on_complaint={t: False for t in ("service", "business", "network", "other")})
+    cases = quiet.cases.with_clocks(first_response={"due": 6, "warn_before": 4, "head_after": 600})
+    gw = await make_gateway(quiet.replace(cases=cases))
+    customer = WebCustomer(gw.base)
+    await customer.connect()
+    try:
+        ticket = await complain(customer, "投诉：信号太差")
+        page, seen = await sign_in(browser, gw.base, "super1", "demo-super1")
+        await page.goto(f"{gw.base}/cases#{ticket}")
+        clock = page.locator(f'tr[data-ticket="{ticket}"] [data-clock="first_response"]')
+        await expect(clock).to_have_class(re.compile("clock-warn"), timeout=10_000)
+        await expect(page.locator("#alerts")).to_contain_text("1 张即将超时")
+        await expect(clock).to_have_class(re.compile("clock-over"), timeout=10_000)
+        await expect(clock).to_contain_text("已超时")
+        await expect(page.locator("#alerts")).to_contain_text("1 张已超时")
+        async with asyncio.timeout(10):  # the case again (the server's worker may fire a moment after the page)
+            while not await page.locator("#case-escalation").is_visible():
+                await page.locator(f'tr[data-ticket="{ticket}"]').click()
+                await asyncio.sleep(0.5)
+        await expect(page.locator("#case-escalation")).to_contain_text("super1")
+        await expect(page.locator("#case-history")).to_contain_text("升级")
+        assert seen == []
+    finally:
+        await customer.close()
