@@ -16,7 +16,9 @@
 * ``POST /api/incidents/detect`` — run the detector now (it also runs every ``detector.interval`` seconds);
 * ``POST /api/incidents/{id}/broadcasts {"numbers", "lang"?, "text"?}`` — the notice by SMS to those numbers
   (``handoff.incidents.broadcast``); ``POST /api/incidents/broadcasts/{id}/approve`` (a second supervisor) or
-  ``…/cancel``; progress in ``GET /api/incidents/{id}`` (``broadcasts``).
+  ``…/cancel``; progress in ``GET /api/incidents/{id}`` (``broadcasts``);
+* ``GET /api/incidents/{id}/review?format=json|md&lang=zh|en`` — the review (``handoff.incidents.review``);
+  ``POST /api/incidents/{id}/lessons {"text"}`` — the lessons learnt, for it.
 
 Mounting: ``routes()`` go into ``handoff.api.api_app(extra)``, ``page_routes()`` on the main application, the
 desk (``handoff.incidents.desk.Desk``) under ``DESK``."""
@@ -40,6 +42,7 @@ from handoff.auth import BODY_LIMIT, agent_of, public, require_agent, requires
 from handoff.incidents.broadcast import describe
 from handoff.incidents.desk import Desk
 from handoff.incidents.model import CATEGORIES, SERVICES, STAGES, Incident, TransitionRefused
+from handoff.incidents.review import markdown, review
 
 DESK: web.AppKey[Desk] = web.AppKey("incidents_desk")
 ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -91,6 +94,10 @@ class BroadcastIn(msgspec.Struct, forbid_unknown_fields=True):
     numbers: Annotated[list[Annotated[str, Meta(max_length=32)]], Meta(min_length=1, max_length=50_000)]
     lang: Literal["zh", "en"] = "zh"
     text: Annotated[str, Meta(max_length=600)] = ""  # empty: the incident's notice, as SMS
+
+
+class LessonsIn(msgspec.Struct, forbid_unknown_fields=True):
+    text: Annotated[str, Meta(max_length=20_000)]
 
 
 class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -343,6 +350,30 @@ async def decide_broadcast(request: web.Request) -> web.Response:
     return _json({"broadcast": describe(done)})
 
 
+@requires("supervisor", "see incidents", "仅主管和管理员可查看重大事件")
+async def review_report(request: web.Request) -> web.Response:
+    """``GET /api/incidents/{id}/review?format=json|md&lang=zh|en``: the review (JSON, or a Markdown download)."""
+    desk, incident_id = _desk(request), _id(request)
+    fmt, lang = request.query.get("format", "json"), request.query.get("lang", "zh")
+    if fmt not in ("json", "md") or lang not in ("zh", "en"):
+        bad = "format" if fmt not in ("json", "md") else "lang"
+        raise BadRequest(f"'{bad}' must be json or md / zh or en", zh="参数取值无效", field=bad)
+    data = await review(desk.store, desk.broadcasts, incident_id)
+    if fmt == "json":
+        return _json(data)
+    text = markdown(data, lang, desk.config.broadcast.timezone)
+    attachment = {"Content-Disposition": f'attachment; filename="{incident_id}-review-{lang}.md"'}
+    return web.Response(text=text, content_type="text/markdown", charset="utf-8", headers=attachment)
+
+
+@requires("supervisor", "manage incidents", "仅主管和管理员可管理重大事件")
+async def lessons(request: web.Request) -> web.Response:
+    desk, incident_id = _desk(request), _id(request)
+    text = decode(await read_body(request, BODY_LIMIT), LessonsIn).text.strip()
+    incident = await desk.store.set_lessons(incident_id, agent_of(request).name, text)
+    return _json(await _view(desk, incident))
+
+
 @requires("supervisor", "run the detector", "仅主管和管理员可运行事件预警")
 async def detect(request: web.Request) -> web.Response:
     return _json({"proposals": await _desk(request).detect()})
@@ -369,6 +400,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/incidents/{id}/transition", transition),
         web.post("/incidents/{id}/update", update),
         web.post("/incidents/{id}/notes", add_note),
+        web.get("/incidents/{id}/review", review_report),
+        web.post("/incidents/{id}/lessons", lessons),
     ]
 
 

@@ -78,6 +78,7 @@ class Incident:
     stage_times: dict[str, float] = field(default_factory=dict)
     source: str = "console"  # console | monitoring | detector
     proposal: str = ""
+    lessons: str = ""  # the supervisors' lessons, for the review
 
     @property
     def is_open(self) -> bool:
@@ -93,7 +94,7 @@ class Incident:
             "stage": self.stage, "owner": self.owner, "created_at": repr(self.created_at),
             "updated_at": repr(self.updated_at), "eta": "" if self.eta is None else repr(self.eta),
             "notice": json.dumps(self.notice, ensure_ascii=False), "stage_times": json.dumps(self.stage_times),
-            "source": self.source, "proposal": self.proposal,
+            "source": self.source, "proposal": self.proposal, "lessons": self.lessons,
         }  # fmt: skip
 
     @classmethod
@@ -105,7 +106,7 @@ class Incident:
             owner=g.get("owner", ""), created_at=float(g["created_at"]), updated_at=float(g["updated_at"]),
             eta=float(g["eta"]) if g.get("eta") else None, notice=json.loads(g.get("notice") or "{}"),
             stage_times=json.loads(g.get("stage_times") or "{}"), source=g.get("source", "console"),
-            proposal=g.get("proposal", ""),
+            proposal=g.get("proposal", ""), lessons=g.get("lessons", ""),
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -114,7 +115,7 @@ class Incident:
             "districts": list(self.districts), "services": list(self.services), "stage": self.stage,
             "owner": self.owner, "created_at": self.created_at, "updated_at": self.updated_at, "eta": self.eta,
             "notice": self.notice, "stage_times": self.stage_times, "source": self.source, "proposal": self.proposal,
-            "allowed": list(MOVES.get(self.stage, ())),
+            "lessons": self.lessons, "allowed": list(MOVES.get(self.stage, ())),
         }  # fmt: skip
 
 

@@ -158,3 +158,13 @@ class IncidentStore:
         if raw:
             await self.redis.hset(key, owner, json.dumps({**json.loads(raw), "followed_up": time.time()},
                                                          ensure_ascii=False))  # fmt: skip
+
+    async def set_lessons(self, incident_id: str, by: str, text: str) -> Incident:
+        """The lessons learnt (free text, for the review); the timeline says who wrote them."""
+        await self.get(incident_id)
+        entry = {"at": time.time(), "by": by, "event": "lessons", "note": text[:200]}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.incident(incident_id), "lessons", text)
+        pipe.rpush(self.keys.incident_timeline(incident_id), json.dumps(entry, ensure_ascii=False))
+        await pipe.execute()
+        return await self.get(incident_id)

@@ -20,8 +20,9 @@
       k_notices: "已发送通知", k_deflected: "劝阻转人工", k_insisted: "坚持转人工", k_linked: "关联投诉客户",
       k_complaints: "投诉条数", by: "操作人", proposalText: "{d}{c}：{n} 条网络咨询/投诉（{w} 分钟），基线 {b}，{f} 倍",
       allChannels: "", src_console: "坐席台", src_monitoring: "监控系统", src_detector: "预警",
-      ev_stage: "阶段", ev_update: "更新", ev_note: "备注", broadcast: "短信群发通知", numbers: "手机号码（每行一个）",
-      bLang: "语言", send: "发送", approve: "审批通过", cancel: "取消", noBroadcasts: "尚未群发",
+      ev_stage: "阶段", ev_update: "更新", ev_note: "备注", ev_lessons: "经验教训", broadcast: "短信群发通知", numbers: "手机号码（每行一个）",
+      bLang: "语言", send: "发送", review: "总结", lessons: "经验教训", saveLessons: "保存",
+      reviewMd: "下载总结报告（Markdown）", reviewJson: "JSON", approve: "审批通过", cancel: "取消", noBroadcasts: "尚未群发",
       b_line: "{s}：共 {t} 人，已排队 {q}，已退订 {o}，无效 {i}", quietWait: "（免打扰时段，稍后发送）",
       b_states: { awaiting_approval: "待另一位主管审批", sending: "发送中", done: "已完成", cancelled: "已取消" },
       categories: { natural_disaster: "自然灾害", accident: "事故灾难", public_health: "公共卫生事件",
@@ -48,8 +49,9 @@
       k_insisted: "Insisted on a person", k_linked: "Customers' complaints linked", k_complaints: "Complaints",
       by: "by", proposalText: "{d}{c}: {n} network questions/complaints in {w} min, baseline {b}, {f}×",
       allChannels: "", src_console: "console", src_monitoring: "monitoring", src_detector: "early warning",
-      ev_stage: "Stage", ev_update: "Update", ev_note: "Note", broadcast: "SMS broadcast of the notice",
-      numbers: "Phone numbers (one a line)", bLang: "Language", send: "Send", approve: "Approve", cancel: "Cancel",
+      ev_stage: "Stage", ev_update: "Update", ev_note: "Note", ev_lessons: "Lessons", broadcast: "SMS broadcast of the notice",
+      numbers: "Phone numbers (one a line)", bLang: "Language", review: "Review", lessons: "Lessons",
+      saveLessons: "Save", reviewMd: "Download the review (Markdown)", reviewJson: "JSON", send: "Send", approve: "Approve", cancel: "Cancel",
       noBroadcasts: "No broadcast yet", b_line: "{s}: {t} recipients, {q} queued, {o} opted out, {i} invalid",
       quietWait: " (quiet hours: later)",
       b_states: { awaiting_approval: "Awaiting a second supervisor", sending: "Sending", done: "Done",
@@ -229,6 +231,10 @@
       box.appendChild(el("div", tr(k[0]), "kpi-label"));
       stats.appendChild(box);
     });
+    var base = "/api/incidents/" + encodeURIComponent(i.id) + "/review";
+    $("review-md").href = base + "?format=md&lang=" + lang;
+    $("review-md").setAttribute("download", i.id + "-review-" + lang + ".md");
+    $("review-json").href = base;
     var bl = $("broadcasts");
     bl.textContent = "";
     if (!(selected.broadcasts || []).length) bl.appendChild(el("li", tr("noBroadcasts"), "muted"));
@@ -278,6 +284,7 @@
     $("eta").value = localInput(i.eta);
     $("notice-zh").value = (i.notice && i.notice.zh) || "";
     $("notice-en").value = (i.notice && i.notice.en) || "";
+    $("lessons").value = i.lessons || "";
     var open = ["closed", "reviewed"].indexOf(i.stage) < 0;
     $("notice-form").querySelectorAll("input, textarea, button").forEach(function (e) { e.disabled = !open; });
   }
@@ -382,6 +389,12 @@
         $("broadcast-error").textContent = err.message;
         $("broadcast-error").hidden = false;
       }
+      await open(selected.incident.id);
+    });
+    $("lessons-form").addEventListener("submit", async function (e) {
+      e.preventDefault();
+      await api("POST", "/api/incidents/" + encodeURIComponent(selected.incident.id) + "/lessons",
+        { text: $("lessons").value });
       await open(selected.incident.id);
     });
     $("note-form").addEventListener("submit", async function (e) {

@@ -95,6 +95,14 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     await page.locator("#timeline li", has_text="应急通信车").wait_for()
     timeline = await page.locator("#timeline li").all_text_contents()
     assert len(timeline) == 7 and "已上报" in timeline[0] and "super1" in timeline[0]
+    await page.fill("#lessons", "备用电源不足")
+    await page.click("#lessons-form button[type=submit]")
+    await page.locator("#timeline li", has_text="备用电源不足").wait_for()
+    review = await page.evaluate("""async () => {
+        const r = await fetch(document.getElementById('review-md').href, {credentials: 'same-origin'});
+        return [r.status, await r.text()];
+    }""")
+    assert review[0] == 200 and review[1].startswith("# 事件总结报告") and "备用电源不足" in review[1]
     await page.click("#list tbody tr")  # the counters, read again
     await page.locator("[data-kpi=k_notices] .kpi-value", has_text="2").wait_for()
 
