@@ -188,7 +188,7 @@ def generate(config: ReportsConfig, days: int, per_day: int, now: float, seed: i
             if start >= now:
                 break
             share = HOURLY[hour] / weights
-            count = int(rng.gauss(volume * share, math.sqrt(volume * share + 1)))
+            count = round(rng.gauss(volume * share, math.sqrt(volume * share + 1)))
             busy = HOURLY[hour] / max(HOURLY)
             for _ in range(max(count, 0)):
                 at = start + rng.random() * 3600
