@@ -137,11 +137,12 @@ class Bot:
 
     async def route(self, ctx: Ctx) -> None:
         state = ctx.state
+        if ctx.svc.incidents is not None and await incident_notice.routed(ctx):  # a major incident answers it
+            state.misses = 0
+            return None
         if ctx.intent == FALLBACK_INTENT:
             return await self._fallback(ctx)
         state.misses = 0
-        if ctx.svc.incidents is not None and await incident_notice.routed(ctx):  # a major incident answers it
-            return None
         flow = ROUTES.get(ctx.intent) or ROUTES["out_of_scope"]  # a remote NLU may know other intents
         if ctx.public and flow.account:  # no account data where anyone reads: point to the private ways
             ctx.event("forum_private", intent=ctx.intent)

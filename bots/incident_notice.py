@@ -15,6 +15,7 @@ import logging
 from bots.bss import BSSError
 from bots.context import Ctx
 from bots.incidents import ActiveIncident, IncidentDesk
+from nlu import FALLBACK_INTENT
 
 log = logging.getLogger(__name__)
 NAME = "incident"  # templates/bots/<lang>/incident.j2
@@ -44,6 +45,8 @@ async def routed(ctx: Ctx) -> bool:
     complaint = intent == "complaint" and ctx.result.complaint_type == "network"
     if not complaint and not desk.active:
         return False
+    if intent == FALLBACK_INTENT:  # not understood for sure: during an incident, a network question's best guess
+        return await _unsure(ctx, desk)
     if not (complaint or intent == "request_human" or (intent in desk.network_intents and intent != "network_status")):
         return False
     district = await _district(ctx)
@@ -61,6 +64,20 @@ async def routed(ctx: Ctx) -> bool:
         ctx.event("incident_linked", incident=incident.id, first=first)
         await _tell(ctx, desk, incident, district, "linked", count=count, first=first)
         return True
+    await _tell(ctx, desk, incident, district, "notice")
+    return True
+
+
+async def _unsure(ctx: Ctx, desk: IncidentDesk) -> bool:
+    """A message the NLU is unsure of ("朝阳区手机没信号", 0.44) whose best guess is a network question, from an
+    affected district: the notice answers it (the usual "did you mean …" otherwise)."""
+    ranking = ctx.result.intent_ranking
+    if not ranking or ranking[0].name != "network_status":
+        return False
+    district = await _district(ctx)
+    incident = desk.affecting(district) if district else None
+    if incident is None or district is None:
+        return False
     await _tell(ctx, desk, incident, district, "notice")
     return True
 

@@ -215,3 +215,14 @@ async def _notice_on(base: str, token: str) -> bool:
 
 async def _no_notice_on(base: str, token: str) -> bool:
     return "故障通知" not in texts(await rest(base, "p1", "手机没信号了", token))
+
+
+async def test_an_unsure_network_question_gets_the_notice_during_an_incident(make_gateway, people):
+    gw = await make_gateway()
+    unsure = "朝阳区手机没信号"  # the NLU's best guess is network_status, below its confidence threshold
+    before = texts(await rest(gw.base, "u1", unsure))
+    assert "故障通知" not in before
+    boss = await supervisor(people, gw.base)
+    await open_incident(boss)
+    assert "故障通知" in texts(await rest(gw.base, "u2", unsure))
+    assert "故障通知" not in texts(await rest(gw.base, "u3", "今天天气怎么样"))  # unsure about something else

@@ -1,0 +1,49 @@
+"""Drill mode: a scenario played against a running gateway — the incident marked as a drill, its steps (stages,
+recovery time, notice), simulated customers answered with the notice, the lessons, the review."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from handoff.incidents.drill import DrillError, load, main, run
+from tests.incidents.conftest import supervisor
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = {
+    "name": "光缆中断演练",
+    "incident": {"title": "光缆被挖断", "category": "accident", "severity": 3, "districts": ["朝阳区"],
+                 "services": ["broadband", "mobile"], "eta_minutes": 120},
+    "steps": [{"at": 0, "stage": "assessed", "note": "确认中断"}, {"at": 20, "stage": "plan"},
+              {"at": 30, "eta_minutes": 90, "notice_zh": "朝阳区光缆中断，抢修中。"}, {"at": 40, "stage": "acting"},
+              {"at": 50, "note": "熔接完成一半"}, {"at": 60, "stage": "closed"}],
+    "traffic": [{"from": 5, "to": 55, "per_minute": 24, "texts": ["朝阳区是不是断网了", "朝阳区手机没信号"]}],
+    "lessons": "挖掘施工前需与管线部门确认。",
+}  # fmt: skip
+
+
+async def test_a_drill_plays_its_scenario(make_gateway, people):
+    gw = await make_gateway()
+    result = await run(gw.base, SCENARIO, speed=20)
+    assert result["messages"] == 20 and result["errors"] == 0
+    assert result["counters"]["notices"] == 20  # every simulated customer was answered with the notice
+    review = result["review"]
+    assert review.startswith(f"# 事件总结报告: {result['incident']} [演练 drill] 光缆被挖断")
+    assert "挖掘施工前需与管线部门确认" in review and "熔接完成一半" in review
+    boss = await supervisor(people, gw.base)
+    detail = await boss.call("GET", f"/api/incidents/{result['incident']}")
+    assert detail["incident"]["stage"] == "closed"
+    assert detail["incident"]["notice"] == {"zh": "朝阳区光缆中断，抢修中。"}
+    assert detail["incident"]["stats"]["notices"] == 20
+
+
+def test_the_packaged_scenario_loads_and_bad_ones_are_named(tmp_path, capsys):
+    typhoon = load(ROOT / "config" / "drills" / "typhoon.yml")
+    assert typhoon["incident"]["category"] == "natural_disaster" and typhoon["steps"][-1]["stage"] == "closed"
+    bad = tmp_path / "bad.yml"
+    bad.write_text("steps: []\n", encoding="utf-8")
+    with pytest.raises(DrillError, match="incident"):
+        load(bad)
+    assert main(["--scenario", str(ROOT / "config" / "drills" / "typhoon.yml"), "--url", "http://127.0.0.1:9"]) == 1
+    assert "drill failed" in capsys.readouterr().err
