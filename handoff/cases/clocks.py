@@ -7,7 +7,8 @@ Timers are members ``ticket|clock|stage`` of one sorted set scored by their due 
 Every gateway process runs the worker. A due timer is *claimed* by moving it a lease ahead (one script: only one
 process wins), handled, then removed. A process that dies while handling one leaves it to fire again after the
 lease, and each effect is recorded once on the case (``HSETNX`` of the timer's mark), so a timer's effect happens
-exactly once whatever processes come and go — the timers live in Redis, so they survive restarts."""
+exactly once whatever processes come and go — the timers live in Redis, so they survive restarts. (A warning that
+comes round again only after its breach is dropped: the breach says more.)"""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import redis.asyncio as aioredis
 from gateway.rkeys import Keys
 
 log = logging.getLogger(__name__)
-LEASE = 60.0  # seconds a claimed timer is held before another process may take it over
+LEASE = 15.0  # seconds a claimed timer is held before another process may take it over
 STOP_WAIT = 3.0
 
 # KEYS: timers. ARGV: member, now, lease. 1 when this process claimed the due timer.

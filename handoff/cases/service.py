@@ -40,6 +40,7 @@ from handoff.tickets import ComplaintTickets
 
 log = logging.getLogger(__name__)
 Listener = Callable[[dict[str, Any]], Awaitable[None]]
+INTAKE_CHECK = 30.0  # seconds after registration the worker completes an analysis or dispatch left undone
 ENTRY_KEYS = ("type", "severity", "channel", "assignee", "department", "skill", "region", "created_at")  # on each event
 
 
@@ -91,15 +92,31 @@ class CaseEngine:
             linked = await self._link(which, request, source, by_kind, by, chat)
             if linked is not None:
                 return linked, True
+        await self.timers.schedule(ticket, "intake", "check", now + INTAKE_CHECK)  # should this process die now
         for name, clock in clocks.items():
             await self._schedule(ticket, name, fields[f"{name}_due"], clock.warn_before)
         await self._emit(entry)
-        case = await self.store.get(ticket)
-        region = facts.get("district") or ""
-        case = await self._move(case, "analysed", "system", "analysis", severity=severity, facts=facts, region=region,
-                                repeats=repeats)  # fmt: skip
-        case = await self.dispatch(case, "system", "dispatch")
+        case = await self._intake(await self.store.get(ticket), facts, repeats)
+        await self.timers.cancel(ticket, "intake", ("check",))
         return case, False
+
+    async def _intake(self, case: dict[str, Any], facts: dict[str, Any] | None = None,
+                      repeats: int | None = None) -> dict[str, Any]:  # fmt: skip
+        """The system's analysis and dispatch of a registered case (again, by the worker, for a case a process
+        registered but died before it had analysed or dispatched it)."""
+        if case["status"] == "registered":
+            if facts is None:
+                facts = await self._facts(case.get("phone") or None, case.get("lang") or "zh")
+            if repeats is None:
+                since = case["created_at"] - self.config.severity.repeat_days * 86400
+                repeats = max(0, await self.store.count_since(case["owner"], since) - 1)
+            severity = self.severity(case["type"], int(case.get("urgency") or 0), case.get("summary") or "",
+                                     facts.get("tier"), repeats)  # fmt: skip
+            case = await self._move(case, "analysed", "system", "analysis", severity=severity, facts=facts,
+                                    region=facts.get("district") or "", repeats=repeats)  # fmt: skip
+        if case["status"] == "analysed":
+            case = await self.dispatch(case, "system", "dispatch")
+        return case
 
     async def _link(self, ticket: str, request: HandoffRequest, source: str, by_kind: str, by: str,
                     chat: str | None) -> dict[str, Any] | None:  # fmt: skip
@@ -240,12 +257,17 @@ class CaseEngine:
         case = await self.store.find(ticket)
         if case is None or (clock in CLOCKS and case.get(f"{clock}_at")):
             return  # gone, or the clock was met meanwhile
+        if stage == "warn" and clock in CLOCKS and time.time() >= float(case.get(f"{clock}_due") or 0):
+            return  # fired late (its claim was lost with a process): the breach comes instead
         mark = f"fired:{clock}:{stage}:{due:.3f}"
         if not await self.store.redis.hsetnx(self.store.keys.case(ticket), mark, time.time()):
             return  # a process that died after doing this left the timer to fire again: done already
         if clock == "followup":
             if self.visit is not None and case["status"] == "resolved":
                 await self.visit(case)
+            return
+        if clock == "intake":
+            await self._intake(case)
             return
         dept = self.config.departments.get(case.get("department") or "")
         supervisor, head = (dept.supervisor, dept.head) if dept else ("", "")

@@ -216,7 +216,7 @@
     }));
     const links = [...c.chats.map((ch) => el("li", "", `${ch.channel} · ${ch.id.slice(0, 8)} · ${ch.state}${ch.agent ? ` · ${ch.agent}` : ""}`)),
                    ...c.linked.map((l) => el("li", "", `${when(l.at)} · ${l.channel} · ${l.text}`))];
-    $("case-links").replaceChildren(...(links.length ? links : [el("li", "empty", t("none"))]));
+    $("case-links").replaceChildren(...(links.length ? links : [el("li", "none", t("none"))]));
   }
 
   async function move(to) {
