@@ -28,7 +28,7 @@
       c_today: "今日在岗", c_sl_today: "今日预计服务水平", c_gap: "缺口",
       levels: ["非常满意", "满意", "一般", "不满意", "非常不满意"], s_rate: "达标率",
       stNote: "目标：{sl} 的会话在 {t} 秒内接起；每位坐席同时接待 {c} 个会话；依据 {d} 天的实测数据。",
-      overridden: "（主管复核）", reviewedBy: "复核人："
+      overridden: "（主管复核）", reviewedBy: "复核人：", qOnly: "仅显示 {a} 的记录（再次点击该坐席显示全部）"
     },
     en: {
       title: "Service quality reports", from: "From", to: "To", trend: "Trend", day: "Daily", week: "Weekly",
@@ -57,7 +57,7 @@
       c_sl_today: "Expected service level today", c_gap: "Gap",
       levels: ["Very satisfied", "Satisfied", "Neutral", "Dissatisfied", "Very dissatisfied"], s_rate: "Share",
       stNote: "Target: {sl} of chats picked up within {t} s; an agent holds {c} chats at once; from {d} days measured.",
-      overridden: " (reviewed)", reviewedBy: "Reviewed by "
+      overridden: " (reviewed)", reviewedBy: "Reviewed by ", qOnly: "{a}'s only (click the agent again for everyone's)"
     }
   };
   var lang = document.body.dataset.lang === "en" ? "en" : "zh";
@@ -66,6 +66,7 @@
   var data = {};
   var current = null; // the inspection shown in the detail panel
   var me = null; // the signed-in supervisor
+  var qAgent = ""; // the agent whose inspections are listed ("" = everyone's)
 
   var CHANNELS = {
     zh: { webchat: "网页聊天", wechat: "微信", weibo: "微博", sms: "短信", telegram: "Telegram", rest: "REST 接口",
@@ -75,6 +76,7 @@
   };
   function channelName(c) { return CHANNELS[lang][c] || c; }
   function $(id) { return document.getElementById(id); }
+  function agentParam() { return qAgent ? "&agent=" + encodeURIComponent(qAgent) : ""; }
   function tr(key) { return T[lang][key] !== undefined ? T[lang][key] : key; }
   function pct(v) { return v === null || v === undefined ? "–" : (v * 100).toFixed(1) + "%"; }
   function num(v, d) { return v === null || v === undefined ? "–" : Number(v).toFixed(d === undefined ? 1 : d); }
@@ -244,9 +246,10 @@
       series: [{ name: tr("c_score"), type: "bar", barMaxWidth: 36,
         data: body.agents.map(function (a) { return a.average; }) }]
     }, true);
-    table("q-agents", [["c_agent", function (a) { return a.agent; }],
+    table("q-agents", [["c_agent", function (a) { return a.agent + (a.agent === qAgent ? " ✓" : ""); }],
       ["c_inspected", function (a) { return a.inspected; }], ["c_score", function (a) { return num(a.average); }]],
-      body.agents);
+      body.agents, function (a) { qAgent = qAgent === a.agent ? "" : a.agent; load(); });
+    $("q-filter").textContent = qAgent ? tr("qOnly").replace("{a}", qAgent) : "";
     table("q-list", [["c_chat", function (i) { return i.chat.slice(0, 12); }],
       ["c_agent", function (i) { return i.agent; }], ["c_channel", function (i) { return channelName(i.channel); }],
       ["c_score", function (i) { return i.score + (i.override !== null ? tr("overridden") : ""); }],
@@ -254,8 +257,9 @@
       ["c_survey", function (i) { return i.survey === null ? "–" : i.survey; }],
       ["c_when", function (i) { return new Date(i.at * 1000).toLocaleString(lang === "en" ? "en-GB" : "zh-CN"); }],
       ["c_deductions", function (i) {
-        return i.deductions.map(function (d) { return "−" + d.points + " " + (lang === "zh" ? d.reason_zh : d.reason); })
-          .join("；");
+        return i.deductions.map(function (d) {
+          return "−" + d.points + " " + (lang === "zh" ? d.reason_zh : d.reason);
+        }).join("；");
       }]], body.inspections, showInspection);
   }
 
@@ -314,7 +318,7 @@
         api("GET", "/api/reports/service_levels?" + query("group_by=" + period)),
         api("GET", "/api/reports/satisfaction?" + query("group_by=" + period)),
         api("GET", "/api/reports/satisfaction?" + query("group_by=" + group)),
-        api("GET", "/api/reports/quality?" + query("limit=100")),
+        api("GET", "/api/reports/quality?" + query("limit=100" + agentParam())),
         api("GET", "/api/reports/staffing?" + query())]);
       data = { service_levels: got[0], satisfaction: got[1], groups: got[2], quality: got[3], staffing: got[4] };
     } catch (err) {
@@ -331,7 +335,8 @@
     drawSatisfaction(data.satisfaction, data.groups);
     drawQuality(data.quality);
     drawStaffing(data.staffing);
-    var group = { "service_levels": "group_by=" + $("period").value, "satisfaction": "group_by=" + $("sat-group").value };
+    var group = { "service_levels": "group_by=" + $("period").value,
+      "satisfaction": "group_by=" + $("sat-group").value, "quality": "limit=100" + agentParam() };
     document.querySelectorAll("a.csv").forEach(function (a) {
       var parts = a.dataset.csv.split(":");
       var extra = (group[parts[0]] ? group[parts[0]] + "&" : "") + "format=csv&table=" + parts[1];

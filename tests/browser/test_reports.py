@@ -54,6 +54,15 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
     first = await page.locator("#q-list tbody tr").first.text_content() or ""
     assert "12（主管复核）" in first
 
+    # one agent's inspections: click the agent, then again for everyone's
+    agent = (await page.locator("#q-agents tbody tr").nth(1).locator("td").first.text_content() or "").strip()
+    await page.locator("#q-agents tbody tr").nth(1).click()
+    await page.locator("#q-filter", has_text=agent).wait_for()
+    shown = await page.locator("#q-list tbody tr td:nth-child(2)").all_text_contents()
+    assert shown and set(shown) == {agent}
+    await page.locator("#q-agents tbody tr", has_text=agent + " ✓").click()
+    await page.locator("#q-filter:empty").wait_for(state="attached")
+
     csv = await page.evaluate("""async () => {
         const href = document.querySelector("a.csv[data-csv='quality:agents']").href;
         const r = await fetch(href, {credentials: 'same-origin'});
