@@ -79,8 +79,12 @@ _current: list[ReportsConfig] = []
 
 
 def configure(folder: Path | str | None) -> ReportsConfig:
-    """Use ``folder``'s reports.yml (else the packaged one) from now on in this process."""
+    """Use ``folder``'s reports.yml and quality.yml (else the packaged ones) from now on in this process; either
+    wrong raises ``ReportsConfigError`` naming the key (at start-up, not at the first chat closed)."""
     config = load(folder)
+    from handoff.reports.quality import rubric  # (quality reads the configuration this module holds)
+
+    rubric(config.folder)
     _current[:] = [config]
     return config
 
