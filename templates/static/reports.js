@@ -75,6 +75,17 @@
       forum: "Forum", unknown: "Unknown" }
   };
   function channelName(c) { return CHANNELS[lang][c] || c; }
+  var KINDS = {  // complaint types and skill groups
+    zh: { network: "网络", business: "业务", service: "服务", other: "其他", none: "非投诉", general: "综合" },
+    en: { network: "Network", business: "Business", service: "Service", other: "Other", none: "Not a complaint",
+      general: "General" }
+  };
+  function groupName(dim, value) {
+    if (dim === "channel") return channelName(value);
+    if (dim === "complaint_type" || dim === "skill") return KINDS[lang][value] || value;
+    if (value === "unknown") return CHANNELS[lang].unknown;
+    return value;
+  }
   function $(id) { return document.getElementById(id); }
   function agentParam() { return qAgent ? "&agent=" + encodeURIComponent(qAgent) : ""; }
   function tr(key) { return T[lang][key] !== undefined ? T[lang][key] : key; }
@@ -205,6 +216,7 @@
 
   // ---- satisfaction ---------------------------------------------------------------------------------------
   function drawSatisfaction(trend, groups) {
+    var label = function (v) { return groupName(groups.group_by, v); };
     var levels = trend.total.levels;
     chart("sat-pie").setOption({
       tooltip: { trigger: "item", renderMode: "richText" }, legend: { bottom: 0 },
@@ -223,14 +235,12 @@
     }, true);
     chart("sat-bar").setOption({
       tooltip: TOOLTIP, grid: { left: 40, right: 16, top: 20, bottom: 50 },
-      xAxis: { type: "category", data: groups.groups.map(function (g) {
-        return groups.group_by === "channel" ? channelName(g.group) : g.group; }),
+      xAxis: { type: "category", data: groups.groups.map(function (g) { return label(g.group); }),
         axisLabel: { interval: 0, rotate: groups.groups.length > 8 ? 30 : 0 } },
       yAxis: { type: "value", min: 0, max: 100 },
       series: [{ name: tr("c_average"), type: "bar", barMaxWidth: 36,
         data: groups.groups.map(function (g) { return g.average; }) }]
     }, true);
-    var label = groups.group_by === "channel" ? channelName : function (v) { return v; };
     table("sat-table", [["c_group", function (g) { return label(g.group); }],
       ["c_surveys", function (g) { return g.surveys; }], ["c_average", function (g) { return num(g.average); }],
       ["c_satisfied", function (g) { return pct(g.satisfied); }]].concat(["5", "4", "3", "2", "1"].map(

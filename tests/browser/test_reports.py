@@ -74,6 +74,9 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
         and csv[2].lstrip("\ufeff").startswith("agent,inspected,average")
     )
 
+    await page.select_option("#sat-group", "complaint_type")
+    await page.locator("#sat-table tbody tr", has_text="非投诉").wait_for()
+    assert "网络" in (await page.locator("#sat-table").text_content() or "")
     await page.select_option("#sat-group", "district")
     await page.locator("#sat-table tbody tr", has_text="海淀区").wait_for()
     assert "海淀区" in (await page.locator("#sat-table").text_content() or "")
