@@ -22,7 +22,7 @@ from gateway.edge import json_body
 from gateway.errors import BadRequest
 from gateway.keys import REDIS, RKEYS
 from handoff.api import JINJA, path_id
-from handoff.auth import BODY_LIMIT, agent_of, requires
+from handoff.auth import BODY_LIMIT, SERVICE, agent_of, requires
 from handoff.reports import quality, report
 from handoff.reports.config import current
 
@@ -43,6 +43,8 @@ async def get_report(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     body = await report.build(name, request.config_dict[REDIS], request.config_dict[RKEYS], current(), request.query)
     if request.query.get("format", "json") == "json":
+        agents = await request.config_dict[SERVICE].agents.all()  # the page names agents as the console does
+        body["agent_names"] = {a.name: {"zh": a.display("zh"), "en": a.display("en")} for a in agents}
         return _json(body)
     if request.query["format"] != "csv":
         raise BadRequest("'format' must be json or csv", zh="format 须为 json 或 csv", field="format")

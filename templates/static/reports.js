@@ -80,8 +80,14 @@
     en: { network: "Network", business: "Business", service: "Service", other: "Other", none: "Not a complaint",
       general: "General" }
   };
+  function agentName(name) {  // "王小明 (agent1)": the name the console shows, and the sign-in name
+    var names = (data.quality && data.quality.agent_names) || {};
+    var shown = names[name] && names[name][lang];
+    return shown && shown !== name ? shown + " (" + name + ")" : name;
+  }
   function groupName(dim, value) {
     if (dim === "channel") return channelName(value);
+    if (dim === "agent") return agentName(value);
     if (dim === "complaint_type" || dim === "skill") return KINDS[lang][value] || value;
     if (value === "unknown") return CHANNELS[lang].unknown;
     return value;
@@ -251,17 +257,19 @@
   function drawQuality(body) {
     chart("q-chart").setOption({
       tooltip: TOOLTIP, grid: { left: 40, right: 16, top: 20, bottom: 40 },
-      xAxis: { type: "category", data: body.agents.map(function (a) { return a.agent; }) },
+      xAxis: { type: "category", data: body.agents.map(function (a) { return agentName(a.agent); }),
+        axisLabel: { interval: 0, rotate: body.agents.length > 6 ? 30 : 0 } },
       yAxis: { type: "value", min: 0, max: 100 },
       series: [{ name: tr("c_score"), type: "bar", barMaxWidth: 36,
         data: body.agents.map(function (a) { return a.average; }) }]
     }, true);
-    table("q-agents", [["c_agent", function (a) { return a.agent + (a.agent === qAgent ? " ✓" : ""); }],
+    table("q-agents", [["c_agent", function (a) { return agentName(a.agent) + (a.agent === qAgent ? " ✓" : ""); }],
       ["c_inspected", function (a) { return a.inspected; }], ["c_score", function (a) { return num(a.average); }]],
       body.agents, function (a) { qAgent = qAgent === a.agent ? "" : a.agent; load(); });
-    $("q-filter").textContent = qAgent ? tr("qOnly").replace("{a}", qAgent) : "";
+    $("q-filter").textContent = qAgent ? tr("qOnly").replace("{a}", agentName(qAgent)) : "";
     table("q-list", [["c_chat", function (i) { return i.chat.slice(0, 12); }],
-      ["c_agent", function (i) { return i.agent; }], ["c_channel", function (i) { return channelName(i.channel); }],
+      ["c_agent", function (i) { return agentName(i.agent); }],
+      ["c_channel", function (i) { return channelName(i.channel); }],
       ["c_score", function (i) { return i.score + (i.override !== null ? tr("overridden") : ""); }],
       ["c_auto", function (i) { return i.auto; }],
       ["c_survey", function (i) { return i.survey === null ? "–" : i.survey; }],
@@ -276,7 +284,7 @@
   function showInspection(item) {
     current = item;
     $("q-detail").hidden = false;
-    $("q-chat").textContent = item.chat + " · " + item.agent + " · " + item.score;
+    $("q-chat").textContent = item.chat + " · " + agentName(item.agent) + " · " + item.score;
     var list = $("q-deductions");
     list.textContent = "";
     if (!item.deductions.length) list.appendChild(el("li", tr("none")));

@@ -42,6 +42,7 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
     assert await page.locator("#st-table tbody tr").count() == 24
     agents = await page.locator("#q-agents tbody tr").count()
     assert agents >= 3
+    assert "王小明 (agent1)" in (await page.locator("#q-agents").text_content() or "")  # as the console names him
 
     # the lowest-scored inspection: its lines that cost points, then the supervisor's review
     await page.locator("#q-list tbody tr").first.click()

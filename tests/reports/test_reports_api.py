@@ -53,6 +53,7 @@ async def test_a_day_of_one_gateway_in_the_reports(gw):
         assert sat["total"]["surveys"] == 1 and sat["total"]["average"] == 80.0
         assert [(g["group"], g["average"]) for g in sat["groups"]] == [("agent1", 80.0)]
         quality = await boss.call("GET", f"/api/reports/quality{q}")
+        assert quality["agent_names"]["agent1"] == {"zh": "王小明", "en": "Xiaoming Wang"}
         (inspected,) = quality["inspections"]
         assert inspected["chat"] == chat and inspected["agent"] == "agent1" and inspected["survey"] == 80
         items = {d["item"] for d in inspected["deductions"]}
