@@ -46,9 +46,9 @@ class CustomerSide:
         return self.renderer.text(TEMPLATE, macro, case.get("lang") or "zh", case["channel"], **args)
 
     async def tell(self, case: dict[str, Any], text: str, buttons: tuple[Button, ...] = ()) -> None:
-        await self.customers.deliver(OutboundMessage(case["channel"], case["sender"], text,
-                                                     case.get("conversation") or "", buttons,
-                                                     sender="system"))  # fmt: skip
+        await self.customers.deliver(
+            OutboundMessage(case["channel"], case["sender"], text, case.get("conversation") or "", buttons)
+        )  # as the bot's
 
     # ---- notices ------------------------------------------------------------------------------------------
     async def stage_changed(self, case: dict[str, Any], to: str, reply: str) -> None:
