@@ -17,6 +17,8 @@
 * ``POST /api/incidents/{id}/broadcasts {"numbers", "lang"?, "text"?}`` — the notice by SMS to those numbers
   (``handoff.incidents.broadcast``); ``POST /api/incidents/broadcasts/{id}/approve`` (a second supervisor) or
   ``…/cancel``; progress in ``GET /api/incidents/{id}`` (``broadcasts``);
+* ``POST /api/incidents/{id}/tasks {"department", "title", "deadline"}``, ``…/tasks/{task}/done`` — tasks for the
+  departments of config/incidents.yml (``handoff.incidents.tasks``; overdue ones are reminded to supervisors);
 * ``GET /api/incidents/{id}/review?format=json|md&lang=zh|en`` — the review (``handoff.incidents.review``);
   ``POST /api/incidents/{id}/lessons {"text"}`` — the lessons learnt, for it.
 
@@ -36,16 +38,15 @@ from aiohttp import web
 from msgspec import UNSET, Meta, UnsetType
 
 from gateway.edge import decode, read_body, require_json
-from gateway.errors import BadRequest, Conflict, NotFound, Unauthorized, Unavailable, json_error
+from gateway.errors import BadRequest, Conflict, NotFound, Unauthorized, json_error
 from handoff.api import JINJA
 from handoff.auth import BODY_LIMIT, agent_of, public, require_agent, requires
+from handoff.incidents import api_work
 from handoff.incidents.broadcast import describe
-from handoff.incidents.desk import Desk
-from handoff.incidents.model import CATEGORIES, SERVICES, STAGES, Incident, TransitionRefused
-from handoff.incidents.review import markdown, review
+from handoff.incidents.model import CATEGORIES, SERVICES, STAGES, TransitionRefused
+from handoff.incidents.web import DESK, desk_of, json_response, path_id, view
 
-DESK: web.AppKey[Desk] = web.AppKey("incidents_desk")
-ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+__all__ = ["DESK", "page_routes", "routes"]
 Category = Literal["natural_disaster", "accident", "public_health", "social_security", "network_fault"]
 Service = Literal["mobile", "broadband", "voice", "sms", "data", "iptv"]
 Stage = Literal["reported", "assessed", "plan", "acting", "monitoring", "closed", "reviewed"]
@@ -90,16 +91,6 @@ class TransitionIn(msgspec.Struct, forbid_unknown_fields=True):
     note: Note = ""
 
 
-class BroadcastIn(msgspec.Struct, forbid_unknown_fields=True):
-    numbers: Annotated[list[Annotated[str, Meta(max_length=32)]], Meta(min_length=1, max_length=50_000)]
-    lang: Literal["zh", "en"] = "zh"
-    text: Annotated[str, Meta(max_length=600)] = ""  # empty: the incident's notice, as SMS
-
-
-class LessonsIn(msgspec.Struct, forbid_unknown_fields=True):
-    text: Annotated[str, Meta(max_length=20_000)]
-
-
 class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
     text: Annotated[str, Meta(min_length=1, max_length=2000)]
 
@@ -123,21 +114,6 @@ class _Sniff(msgspec.Struct):
     alerts: Any = None
 
 
-def _desk(request: web.Request) -> Desk:
-    return request.config_dict[DESK]
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
-
-
-def _id(request: web.Request) -> str:
-    value = request.match_info["id"]
-    if not ID.fullmatch(value):
-        raise BadRequest("'id' is not a valid incident or proposal id", zh="编号格式无效", field="id")
-    return value
-
-
 def _districts(values: list[str]) -> tuple[str, ...]:
     cleaned = tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
     if not cleaned:
@@ -150,7 +126,7 @@ async def _caller(request: web.Request) -> str:
     """``monitoring`` for a caller with the monitoring token, else the signed-in supervisor's name."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
-        token = _desk(request).config.monitoring_token()
+        token = desk_of(request).config.monitoring_token()
         sent = header[7:].strip().encode("utf-8", "surrogatepass")
         if not token or not hmac.compare_digest(sent, token.encode()):
             raise Unauthorized("wrong or unconfigured monitoring token", zh="监控系统令牌错误或未配置")
@@ -159,16 +135,13 @@ async def _caller(request: web.Request) -> str:
     return agent.name
 
 
-async def _view(desk: Desk, incident: Incident) -> dict[str, Any]:
-    return {**incident.to_json(), "stats": await desk.store.stats(incident.id)}
-
-
 # ---- handlers -------------------------------------------------------------------------------------------
 @requires("supervisor", "see incidents", "仅主管和管理员可查看重大事件")
 async def list_incidents(request: web.Request) -> web.Response:
-    desk = _desk(request)
-    incidents = [await _view(desk, i) for i in await desk.store.recent(100)]
-    return _json({"incidents": incidents, "proposals": await desk.detector.proposals()})
+    desk = desk_of(request)
+    incidents = [await view(desk, i) for i in await desk.store.recent(100)]
+    return json_response({"incidents": incidents, "proposals": await desk.detector.proposals(),
+                  "departments": desk.config.tasks.departments})  # fmt: skip
 
 
 @public  # a supervisor's session, or the monitoring system's bearer token (``_caller``)
@@ -179,7 +152,7 @@ async def create(request: web.Request) -> web.Response:
     if decode(raw, _Sniff).alerts is not None:
         return await _alertmanager(request, decode(raw, AlertmanagerIn), by)
     body = decode(raw, IncidentIn)
-    desk = _desk(request)
+    desk = desk_of(request)
     incident = await desk.store.create(
         title=body.title.strip() or body.category, category=body.category, severity=body.severity,
         districts=_districts(body.districts), services=tuple(dict.fromkeys(body.services)), owner=body.owner.strip(),
@@ -187,7 +160,7 @@ async def create(request: web.Request) -> web.Response:
         source="monitoring" if by == "monitoring" else "console", note=body.note.strip(),
     )  # fmt: skip
     await desk.changed(incident, "created")
-    return _json(await _view(desk, incident), status=201)
+    return json_response(await view(desk, incident), status=201)
 
 
 def _alert_incident(alert: Alert) -> dict[str, Any]:
@@ -207,7 +180,7 @@ def _alert_incident(alert: Alert) -> dict[str, Any]:
 
 
 async def _alertmanager(request: web.Request, body: AlertmanagerIn, by: str) -> web.Response:
-    desk = _desk(request)
+    desk = desk_of(request)
     firing = [a for a in body.alerts if a.status == "firing"]
     group = hashlib.sha256((body.groupKey or json.dumps(body.alerts[0].labels, sort_keys=True)).encode()).hexdigest()
     key = desk.keys.incident_external(group[:32])
@@ -216,9 +189,9 @@ async def _alertmanager(request: web.Request, body: AlertmanagerIn, by: str) -> 
     if incident is not None and incident.is_open:
         summary = "; ".join(a.annotations.get("summary", "") or a.labels.get("alertname", "") for a in body.alerts)
         await desk.store.note(incident.id, by, f"[{body.status}] {summary}"[:2000])
-        return _json({**await _view(desk, incident), "deduplicated": True})
+        return json_response({**await view(desk, incident), "deduplicated": True})
     if not firing:
-        return _json({"created": False, "reason": "no firing alert and no open incident of this group"})
+        return json_response({"created": False, "reason": "no firing alert and no open incident of this group"})
     facts = _alert_incident(firing[0])
     for alert in firing[1:]:  # every firing alert's districts and services
         more = _alert_incident(alert)
@@ -228,39 +201,40 @@ async def _alertmanager(request: web.Request, body: AlertmanagerIn, by: str) -> 
     incident = await desk.store.create(**facts, owner="", by=by, source="monitoring")
     await desk.redis.set(key, incident.id)
     await desk.changed(incident, "created")
-    return _json(await _view(desk, incident), status=201)
+    return json_response(await view(desk, incident), status=201)
 
 
 @requires("supervisor", "see incidents", "仅主管和管理员可查看重大事件")
 async def detail(request: web.Request) -> web.Response:
-    desk, incident_id = _desk(request), _id(request)
+    desk, incident_id = desk_of(request), path_id(request)
     incident = await desk.store.get(incident_id)
     links = [{k: v for k, v in link.items() if k not in ("sender",)}
              for link in (await desk.store.links(incident_id)).values()]  # fmt: skip
     links.sort(key=lambda link: link["at"])
     broadcasts = [describe(b) for b in await desk.broadcasts.of(incident_id)]
-    return _json({"incident": await _view(desk, incident), "timeline": await desk.store.timeline(incident_id),
-                  "links": links[-200:], "linked": len(links), "broadcasts": broadcasts})  # fmt: skip
+    return json_response({"incident": await view(desk, incident), "timeline": await desk.store.timeline(incident_id),
+                  "links": links[-200:], "linked": len(links), "broadcasts": broadcasts,
+                  "tasks": await desk.tasks.of(incident_id)})  # fmt: skip
 
 
 @requires("supervisor", "manage incidents", "仅主管和管理员可管理重大事件")
 async def transition(request: web.Request) -> web.Response:
-    desk, incident_id = _desk(request), _id(request)
+    desk, incident_id = desk_of(request), path_id(request)
     body = decode(await read_body(request, BODY_LIMIT), TransitionIn)
     try:
         incident = await desk.store.move(incident_id, body.to, agent_of(request).name, body.note.strip())
     except TransitionRefused as exc:
         response = json_error(409, exc.message, exc.zh, exc.field)
-        return _json({**json.loads(response.text or "{}"), "allowed": list(exc.allowed)}, status=409)
+        return json_response({**json.loads(response.text or "{}"), "allowed": list(exc.allowed)}, status=409)
     await desk.changed(incident, f"stage:{incident.stage}")
     if incident.stage == "closed":
         desk.follow_up(incident)
-    return _json(await _view(desk, incident))
+    return json_response(await view(desk, incident))
 
 
 @requires("supervisor", "manage incidents", "仅主管和管理员可管理重大事件")
 async def update(request: web.Request) -> web.Response:
-    desk, incident_id = _desk(request), _id(request)
+    desk, incident_id = desk_of(request), path_id(request)
     body = decode(await read_body(request, BODY_LIMIT), UpdateIn)
     current = await desk.store.get(incident_id)
     changes: dict[str, Any] = {}
@@ -285,21 +259,21 @@ async def update(request: web.Request) -> web.Response:
                        zh="事件已关闭，记录不能再修改", field="id")  # fmt: skip
     incident = await desk.store.update(incident_id, agent_of(request).name, changes, body.note.strip())
     await desk.changed(incident, "updated")
-    return _json(await _view(desk, incident))
+    return json_response(await view(desk, incident))
 
 
 @requires("supervisor", "manage incidents", "仅主管和管理员可管理重大事件")
 async def add_note(request: web.Request) -> web.Response:
-    desk, incident_id = _desk(request), _id(request)
+    desk, incident_id = desk_of(request), path_id(request)
     text = decode(await read_body(request, BODY_LIMIT), NoteIn).text.strip()
     if not text:
         raise BadRequest("'text' must not be empty", zh="内容不能为空", field="text")
-    return _json({"entry": await desk.store.note(incident_id, agent_of(request).name, text)})
+    return json_response({"entry": await desk.store.note(incident_id, agent_of(request).name, text)})
 
 
 @requires("supervisor", "decide on incident proposals", "仅主管和管理员可处理事件预警")
 async def decide(request: web.Request) -> web.Response:
-    desk, proposal_id, action = _desk(request), _id(request), request.match_info["action"]
+    desk, proposal_id, action = desk_of(request), path_id(request), request.match_info["action"]
     name = agent_of(request).name
     proposal = await desk.detector.decide(proposal_id, "accepted" if action == "accept" else "dismissed", name)
     if proposal is None:
@@ -308,7 +282,7 @@ async def decide(request: web.Request) -> web.Response:
         raise Conflict("this proposal was decided already", zh="该预警已被处理", field="id")
     if action == "dismiss":
         await desk.publish_event({"type": "incident_proposal_decided", "proposal": proposal})
-        return _json({"proposal": proposal})
+        return json_response({"proposal": proposal})
     evidence = (f"{proposal['count']:.0f} network messages in {proposal['window_minutes']} min, "
                 f"baseline {proposal['baseline']}")  # fmt: skip
     incident = await desk.store.create(
@@ -319,64 +293,12 @@ async def decide(request: web.Request) -> web.Response:
     proposal = await desk.detector.set_incident(proposal_id, incident.id)
     await desk.changed(incident, "created")
     await desk.publish_event({"type": "incident_proposal_decided", "proposal": proposal})
-    return _json({"proposal": proposal, "incident": await _view(desk, incident)}, status=201)
-
-
-@requires("supervisor", "send incident broadcasts", "仅主管和管理员可群发事件通知")
-async def broadcast(request: web.Request) -> web.Response:
-    """``POST /api/incidents/{id}/broadcasts {"numbers", "lang"?, "text"?}`` → 201 the broadcast (``sending``, or
-    ``awaiting_approval`` above the second-approval count); 503 without the SMS channel."""
-    desk, incident_id = _desk(request), _id(request)
-    if desk.broadcasts.texter is None:
-        raise Unavailable("the SMS channel is not enabled (sms.enabled)", zh="短信渠道未启用")
-    body = decode(await read_body(request, 1024**2), BroadcastIn)
-    incident = await desk.store.get(incident_id)
-    if not incident.is_open:
-        raise Conflict(f"incident {incident_id} is {incident.stage}", zh="事件已关闭，不能再群发通知", field="id")
-    text = body.text.strip() or desk.notice_text(incident, body.lang, "sms")
-    made = await desk.broadcasts.create(incident_id, body.numbers, text, body.lang, agent_of(request).name)
-    await desk.store.note(incident_id, agent_of(request).name,
-                          f"broadcast {made['id']}: {made['total']} recipients, {made['state']}")  # fmt: skip
-    return _json({"broadcast": describe(made)}, status=201)
-
-
-@requires("supervisor", "approve incident broadcasts", "仅主管和管理员可审批事件群发")
-async def decide_broadcast(request: web.Request) -> web.Response:
-    desk, broadcast_id, action = _desk(request), _id(request), request.match_info["action"]
-    name = agent_of(request).name
-    done = await (desk.broadcasts.approve(broadcast_id, name) if action == "approve"
-                  else desk.broadcasts.cancel(broadcast_id, name))  # fmt: skip
-    await desk.store.note(done["incident"], name, f"broadcast {broadcast_id}: {done['state']}")
-    return _json({"broadcast": describe(done)})
-
-
-@requires("supervisor", "see incidents", "仅主管和管理员可查看重大事件")
-async def review_report(request: web.Request) -> web.Response:
-    """``GET /api/incidents/{id}/review?format=json|md&lang=zh|en``: the review (JSON, or a Markdown download)."""
-    desk, incident_id = _desk(request), _id(request)
-    fmt, lang = request.query.get("format", "json"), request.query.get("lang", "zh")
-    if fmt not in ("json", "md") or lang not in ("zh", "en"):
-        bad = "format" if fmt not in ("json", "md") else "lang"
-        raise BadRequest(f"'{bad}' must be json or md / zh or en", zh="参数取值无效", field=bad)
-    data = await review(desk.store, desk.broadcasts, incident_id)
-    if fmt == "json":
-        return _json(data)
-    text = markdown(data, lang, desk.config.broadcast.timezone)
-    attachment = {"Content-Disposition": f'attachment; filename="{incident_id}-review-{lang}.md"'}
-    return web.Response(text=text, content_type="text/markdown", charset="utf-8", headers=attachment)
-
-
-@requires("supervisor", "manage incidents", "仅主管和管理员可管理重大事件")
-async def lessons(request: web.Request) -> web.Response:
-    desk, incident_id = _desk(request), _id(request)
-    text = decode(await read_body(request, BODY_LIMIT), LessonsIn).text.strip()
-    incident = await desk.store.set_lessons(incident_id, agent_of(request).name, text)
-    return _json(await _view(desk, incident))
+    return json_response({"proposal": proposal, "incident": await view(desk, incident)}, status=201)
 
 
 @requires("supervisor", "run the detector", "仅主管和管理员可运行事件预警")
 async def detect(request: web.Request) -> web.Response:
-    return _json({"proposals": await _desk(request).detect()})
+    return json_response({"proposals": await desk_of(request).detect()})
 
 
 async def page(request: web.Request) -> web.Response:
@@ -394,14 +316,11 @@ def routes() -> list[web.RouteDef]:
         web.post("/incidents", create),
         web.post("/incidents/detect", detect),
         web.post("/incidents/proposals/{id}/{action:accept|dismiss}", decide),
-        web.post("/incidents/broadcasts/{id}/{action:approve|cancel}", decide_broadcast),
-        web.post("/incidents/{id}/broadcasts", broadcast),
         web.get("/incidents/{id}", detail),
         web.post("/incidents/{id}/transition", transition),
         web.post("/incidents/{id}/update", update),
         web.post("/incidents/{id}/notes", add_note),
-        web.get("/incidents/{id}/review", review_report),
-        web.post("/incidents/{id}/lessons", lessons),
+        *api_work.routes(),
     ]
 
 

@@ -12,6 +12,7 @@ import yaml
 
 from handoff.incidents.broadcast import BroadcastConfig
 from handoff.incidents.model import STAGES
+from handoff.incidents.tasks import TasksConfig
 
 PACKAGED = Path(__file__).resolve().parents[2] / "config" / "incidents.yml"
 
@@ -43,9 +44,13 @@ class IncidentsConfig:
     monitoring_token_env: str = "INCIDENTS_TOKEN"
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
 
     def monitoring_token(self, env: dict[str, str] | None = None) -> str:
         return (env if env is not None else os.environ).get(self.monitoring_token_env, "")
+
+
+NESTED: dict[str, type] = {"detector": DetectorConfig, "broadcast": BroadcastConfig, "tasks": TasksConfig}
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -56,12 +61,15 @@ def _build(cls: type, data: Any, where: str) -> Any:
     for key, value in data.items():
         if key not in known:
             raise IncidentsConfigError(f"{where}: unknown key '{key}'; known: {', '.join(known)}")
-        if key in ("detector", "broadcast"):
-            args[key] = _build(DetectorConfig if key == "detector" else BroadcastConfig, value, f"{where}.{key}")
+        if key in NESTED:
+            args[key] = _build(NESTED[key], value, f"{where}.{key}")
         elif isinstance(value, list):
             args[key] = tuple(str(v) for v in value)
         else:
             args[key] = value
+    if cls is TasksConfig and "departments" in args and not _names(args["departments"]):
+        raise IncidentsConfigError(f"{where}: departments: each needs a name in zh and en, e.g. network_ops: "
+                                   "{zh: 网络运维部, en: Network operations}")  # fmt: skip
     if cls is BroadcastConfig and "quiet_hours" in args and not _times(args["quiet_hours"]):
         raise IncidentsConfigError(f'{where}: quiet_hours must be two times, e.g. ["22:00", "08:00"]')
     try:
@@ -69,6 +77,13 @@ def _build(cls: type, data: Any, where: str) -> Any:
     except TypeError as exc:
         raise IncidentsConfigError(f"{where}: {exc}") from None
     return made
+
+
+def _names(departments: Any) -> bool:
+    return isinstance(departments, dict) and all(
+        isinstance(v, dict) and isinstance(v.get("zh"), str) and isinstance(v.get("en"), str)
+        for v in departments.values()
+    )
 
 
 def _times(values: tuple[str, ...]) -> bool:

@@ -27,10 +27,12 @@ from handoff.incidents.config import IncidentsConfig
 from handoff.incidents.detector import Counts, Detector
 from handoff.incidents.model import Incident
 from handoff.incidents.store import IncidentStore
+from handoff.incidents.tasks import Tasks
 from handoff.ports import Customers, Texts
 
 log = logging.getLogger(__name__)
 TICK = 1.0  # seconds between the worker's turns
+REMIND_EVERY = 30.0  # seconds between this process's looks for due reminders (each is sent once in all)
 STOP_WAIT = 3.0
 
 
@@ -52,7 +54,9 @@ class Desk:
         self.config = config
         self.store = IncidentStore(redis, keys)
         self.detector = Detector(redis, keys, config.detector)
-        self.broadcasts = Broadcasts(redis, keys, config.broadcast)  # ``texter_source``: set by the gateway
+        self.broadcasts = Broadcasts(redis, keys, config.broadcast)
+        self.tasks = Tasks(redis, keys, config.tasks)
+        self.reminded_at = 0.0  # ``texter_source``: set by the gateway
         self.counts = Counts(config.detector.samples)
         self.publish = publish
         self.network_intents = config.network_intents
@@ -160,6 +164,8 @@ class Desk:
                 await self.refresh()
             await self.counts.flush(self.redis, self.keys)
             await self.broadcasts.tick()
+            if time.time() - self.reminded_at >= REMIND_EVERY:
+                await self.remind()
             if self.config.detector.enabled and await self.detector.claim():
                 await self.detect()
 
@@ -171,6 +177,16 @@ class Desk:
         for proposal in proposals:
             await self.publish_event({"type": "incident_proposal", "proposal": proposal})
         return proposals
+
+    async def remind(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Overdue tasks and silent incidents, to supervisors (each reminder once across processes)."""
+        self.reminded_at = time.time()
+        incidents = await self.store.open()
+        last = {i.id: await self.store.last_entry(i.id) or i.updated_at for i in incidents}
+        due = await self.tasks.reminders(incidents, last, now)
+        for event in due:
+            await self.publish_event(event)
+        return due
 
     async def publish_event(self, event: dict[str, Any]) -> None:
         """An event for the supervisors' consoles (the agents' live channel)."""

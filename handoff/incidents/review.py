@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 from handoff.incidents.broadcast import Broadcasts
 from handoff.incidents.model import CATEGORY_NAMES, SERVICE_NAMES, SEVERITY_NAMES, STAGE_NAMES, STAGES
 from handoff.incidents.store import IncidentStore
+from handoff.incidents.tasks import Tasks
 
 COUNTERS = ("notices", "deflected", "insisted", "complaints", "linked", "followups")
 
 
-async def review(store: IncidentStore, broadcasts: Broadcasts, incident_id: str) -> dict[str, Any]:
+async def review(store: IncidentStore, broadcasts: Broadcasts, incident_id: str, tasks: Tasks | None = None
+                 ) -> dict[str, Any]:  # fmt: skip
     incident = await store.get(incident_id)
     stats = await store.stats(incident_id)
     links = list((await store.links(incident_id)).values())
@@ -42,6 +44,7 @@ async def review(store: IncidentStore, broadcasts: Broadcasts, incident_id: str)
         "complaints_per_customer": round(sum(int(link.get("count", 1)) for link in links) / len(links), 2)
         if links else 0.0,
         "broadcasts": {"count": len(sent), **reach},
+        "tasks": await tasks.of(incident_id) if tasks is not None else [],
         "timeline": await store.timeline(incident_id),
         "lessons": incident.lessons,
     }  # fmt: skip
@@ -74,7 +77,9 @@ LABELS = {
     "by_district": ("按区域的关联投诉", "Linked complaints by district"), "broadcasts": ("短信群发", "SMS broadcasts"),
     "reach": ("共 {count} 次，{total} 位收件人：已排队 {queued}，已退订 {opted_out}，无效 {invalid}",
               "{count} broadcast(s), {total} recipients: {queued} queued, {opted_out} opted out, {invalid} invalid"),
-    "timeline": ("时间线", "Timeline"), "lessons": ("经验教训", "Lessons"), "none": ("（无）", "(none)"),
+    "tasks": ("部门任务", "Department tasks"), "late": ("逾期", "late"), "on_time": ("按时", "on time"),
+    "open": ("未完成", "open"), "timeline": ("时间线", "Timeline"), "lessons": ("经验教训", "Lessons"),
+    "none": ("（无）", "(none)"),
 }  # fmt: skip
 
 
@@ -108,7 +113,15 @@ def markdown(data: dict[str, Any], lang: str = "zh", timezone: str = "Asia/Shang
     lines += [f"- {c}: {n}" for c, n in data["notices_by_channel"].items()] or [t("none")]
     lines += ["", f"### {t('by_district')}", ""]
     lines += [f"- {d or '?'}: {n}" for d, n in data["linked_by_district"].items()] or [t("none")]
-    lines += ["", f"### {t('broadcasts')}", "", t("reach").format(**data["broadcasts"]), "", f"## {t('timeline')}", ""]
+    lines += ["", f"### {t('broadcasts')}", "", t("reach").format(**data["broadcasts"]), "", f"## {t('tasks')}", ""]
+    for task in data["tasks"]:
+        state = t("open") if task["state"] == "open" else t("on_time")
+        if task["late"]:
+            state = f"{t('late')} {_duration(task['late_seconds'], lang)}"
+        lines.append(f"- [{'x' if task['state'] == 'done' else ' '}] {task['department']}: {task['title']} ({state})")
+    if not data["tasks"]:
+        lines.append(t("none"))
+    lines += ["", f"## {t('timeline')}", ""]
     for e in data["timeline"]:
         what = e["event"]
         if what == "stage":

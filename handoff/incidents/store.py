@@ -168,3 +168,14 @@ class IncidentStore:
         pipe.rpush(self.keys.incident_timeline(incident_id), json.dumps(entry, ensure_ascii=False))
         await pipe.execute()
         return await self.get(incident_id)
+
+    async def last_entry(self, incident_id: str) -> float | None:
+        """When the incident's timeline last changed."""
+        last = await self.redis.lrange(self.keys.incident_timeline(incident_id), -1, -1)
+        return float(json.loads(last[0])["at"]) if last else None
+
+    async def entry(self, incident_id: str, by: str, event: str, **data: Any) -> dict[str, Any]:
+        """A timeline entry of another kind (a task added or done)."""
+        entry = {"at": time.time(), "by": by, "event": event, **data}
+        await self.redis.rpush(self.keys.incident_timeline(incident_id), json.dumps(entry, ensure_ascii=False))
+        return entry

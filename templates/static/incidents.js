@@ -20,9 +20,12 @@
       k_notices: "已发送通知", k_deflected: "劝阻转人工", k_insisted: "坚持转人工", k_linked: "关联投诉客户",
       k_complaints: "投诉条数", by: "操作人", proposalText: "{d}{c}：{n} 条网络咨询/投诉（{w} 分钟），基线 {b}，{f} 倍",
       allChannels: "", src_console: "坐席台", src_monitoring: "监控系统", src_detector: "预警",
-      ev_stage: "阶段", ev_update: "更新", ev_note: "备注", ev_lessons: "经验教训", broadcast: "短信群发通知", numbers: "手机号码（每行一个）",
+      ev_stage: "阶段", ev_update: "更新", ev_note: "备注", ev_lessons: "经验教训", ev_task: "新任务",
+      ev_task_done: "任务完成", broadcast: "短信群发通知", numbers: "手机号码（每行一个）",
       bLang: "语言", send: "发送", review: "总结", lessons: "经验教训", saveLessons: "保存",
-      reviewMd: "下载总结报告（Markdown）", reviewJson: "JSON", approve: "审批通过", cancel: "取消", noBroadcasts: "尚未群发",
+      reviewMd: "下载总结报告（Markdown）", reviewJson: "JSON", tasks: "部门任务", addTask: "添加任务",
+      taskPlaceholder: "任务内容", overdue: "逾期", markDone: "完成", doneBy: "已完成", due: "截止",
+      noTasks: "暂无任务", approve: "审批通过", cancel: "取消", noBroadcasts: "尚未群发",
       b_line: "{s}：共 {t} 人，已排队 {q}，已退订 {o}，无效 {i}", quietWait: "（免打扰时段，稍后发送）",
       b_states: { awaiting_approval: "待另一位主管审批", sending: "发送中", done: "已完成", cancelled: "已取消" },
       categories: { natural_disaster: "自然灾害", accident: "事故灾难", public_health: "公共卫生事件",
@@ -49,9 +52,12 @@
       k_insisted: "Insisted on a person", k_linked: "Customers' complaints linked", k_complaints: "Complaints",
       by: "by", proposalText: "{d}{c}: {n} network questions/complaints in {w} min, baseline {b}, {f}×",
       allChannels: "", src_console: "console", src_monitoring: "monitoring", src_detector: "early warning",
-      ev_stage: "Stage", ev_update: "Update", ev_note: "Note", ev_lessons: "Lessons", broadcast: "SMS broadcast of the notice",
+      ev_stage: "Stage", ev_update: "Update", ev_note: "Note", ev_lessons: "Lessons", ev_task: "New task",
+      ev_task_done: "Task done", broadcast: "SMS broadcast of the notice",
       numbers: "Phone numbers (one a line)", bLang: "Language", review: "Review", lessons: "Lessons",
-      saveLessons: "Save", reviewMd: "Download the review (Markdown)", reviewJson: "JSON", send: "Send", approve: "Approve", cancel: "Cancel",
+      saveLessons: "Save", reviewMd: "Download the review (Markdown)", reviewJson: "JSON", tasks: "Department tasks",
+      addTask: "Add task", taskPlaceholder: "What is to be done", overdue: "overdue", markDone: "Done",
+      doneBy: "done", due: "due", noTasks: "No tasks", send: "Send", approve: "Approve", cancel: "Cancel",
       noBroadcasts: "No broadcast yet", b_line: "{s}: {t} recipients, {q} queued, {o} opted out, {i} invalid",
       quietWait: " (quiet hours: later)",
       b_states: { awaiting_approval: "Awaiting a second supervisor", sending: "Sending", done: "Done",
@@ -71,6 +77,7 @@
   var proposals = [];
   var selected = null;   // the open record: {incident, timeline, links, linked}
   var poller = null;
+  var departments = {};
 
   function $(id) { return document.getElementById(id); }
   function tr(key) { return T[lang][key] !== undefined ? T[lang][key] : key; }
@@ -235,6 +242,31 @@
     $("review-md").href = base + "?format=md&lang=" + lang;
     $("review-md").setAttribute("download", i.id + "-review-" + lang + ".md");
     $("review-json").href = base;
+    var tl = $("tasks");
+    tl.textContent = "";
+    if (!(selected.tasks || []).length) tl.appendChild(el("li", tr("noTasks"), "muted"));
+    (selected.tasks || []).forEach(function (task) {
+      var li = el("li");
+      li.dataset.id = task.id;
+      li.dataset.state = task.state;
+      li.appendChild(el("strong", departmentName(task.department)));
+      li.appendChild(el("span", task.title));
+      li.appendChild(el("span", tr("due") + " " + when(task.deadline), "muted"));
+      if (task.late) li.appendChild(el("span", tr("overdue"), "late"));
+      if (task.state === "done") {
+        li.appendChild(el("span", "✓ " + tr("doneBy") + " " + task.done_by, "done"));
+      } else {
+        var b = el("button", tr("markDone"), "btn done-btn");
+        b.type = "button";
+        b.addEventListener("click", async function () {
+          await api("POST", "/api/incidents/" + encodeURIComponent(i.id) + "/tasks/" + encodeURIComponent(task.id) +
+            "/done");
+          await open(i.id);
+        });
+        li.appendChild(b);
+      }
+      tl.appendChild(li);
+    });
     var bl = $("broadcasts");
     bl.textContent = "";
     if (!(selected.broadcasts || []).length) bl.appendChild(el("li", tr("noBroadcasts"), "muted"));
@@ -273,7 +305,8 @@
       if (lang === "en") what = tr("ev_" + e.event) + ": ";
       if (e.event === "stage") what += (e.from ? T[lang].stages[e.from] + " → " : "") + T[lang].stages[e.to];
       if (e.event === "update") what += Object.keys(e.changes || {}).join(", ");
-      if (e.note) what += (e.event === "note" ? "" : " — ") + e.note;
+      var bare = ["note", "task", "task_done", "lessons"].indexOf(e.event) >= 0;
+      if (e.note) what += (bare ? "" : " — ") + e.note;
       li.appendChild(document.createTextNode(what + " (" + tr("by") + " " + e.by + ")"));
       ol.appendChild(li);
     });
@@ -289,10 +322,22 @@
     $("notice-form").querySelectorAll("input, textarea, button").forEach(function (e) { e.disabled = !open; });
   }
 
+  function fillDepartments() {
+    var sel = $("task-department"), keep = sel.value;
+    sel.textContent = "";
+    Object.keys(departments).forEach(function (k) {
+      var o = el("option", departments[k][lang] || k); o.value = k; sel.appendChild(o);
+    });
+    if (keep) sel.value = keep;
+  }
+
+  function departmentName(k) { return departments[k] ? departments[k][lang] : k; }
+
   async function refresh() {
     var data = await api("GET", "/api/incidents");
     incidents = data.incidents;
     proposals = data.proposals;
+    if (data.departments && Object.keys(departments).length === 0) { departments = data.departments; fillDepartments(); }
     drawList();
     drawProposals();
     document.body.dataset.ready = "1";
@@ -336,7 +381,11 @@
 
   function init() {
     applyLang();
-    $("lang-switch").addEventListener("click", function () { lang = lang === "zh" ? "en" : "zh"; applyLang(); });
+    $("lang-switch").addEventListener("click", function () {
+      lang = lang === "zh" ? "en" : "zh";
+      fillDepartments();
+      applyLang();
+    });
     $("login-form").addEventListener("submit", async function (e) {
       e.preventDefault();
       try {
@@ -389,6 +438,14 @@
         $("broadcast-error").textContent = err.message;
         $("broadcast-error").hidden = false;
       }
+      await open(selected.incident.id);
+    });
+    $("task-form").addEventListener("submit", async function (e) {
+      e.preventDefault();
+      await api("POST", "/api/incidents/" + encodeURIComponent(selected.incident.id) + "/tasks", {
+        department: $("task-department").value, title: $("task-title").value,
+        deadline: new Date($("task-deadline").value).getTime() / 1000 });
+      $("task-title").value = "";
       await open(selected.incident.id);
     });
     $("lessons-form").addEventListener("submit", async function (e) {

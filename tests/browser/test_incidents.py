@@ -83,6 +83,16 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     await page.locator("#notice-note", has_text="已保存").wait_for()
     answer = await ask(base, "手机没信号了")
     assert answer.startswith("朝阳区部分基站因台风退服，抢修中。") and "前恢复" in answer
+    # a task for a department, overdue, then done
+    await page.select_option("#task-department", "network_ops")
+    await page.fill("#task-title", "恢复37个基站")
+    await page.fill("#task-deadline", time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() - 120)))
+    await page.click("#task-form button[type=submit]")
+    task = page.locator("#tasks li[data-state=open]", has_text="恢复37个基站")
+    await task.wait_for()
+    assert "网络运维部" in (await task.text_content() or "") and await task.locator(".late").count() == 1
+    await task.locator("button.done-btn").click()
+    await page.locator("#tasks li[data-state=done]", has_text="super1").wait_for()
     # the notice by SMS (the demo's logging provider): one invalid number counted, the rest done
     assert "尚未群发" in (await page.text_content("#broadcasts") or "")
     await page.fill("#broadcast-numbers", "13800138000\n13800138001, not-a-number")
@@ -94,7 +104,7 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     await page.click("#note-form button[type=submit]")
     await page.locator("#timeline li", has_text="应急通信车").wait_for()
     timeline = await page.locator("#timeline li").all_text_contents()
-    assert len(timeline) == 7 and "已上报" in timeline[0] and "super1" in timeline[0]
+    assert len(timeline) == 9 and "已上报" in timeline[0] and "super1" in timeline[0]
     await page.fill("#lessons", "备用电源不足")
     await page.click("#lessons-form button[type=submit]")
     await page.locator("#timeline li", has_text="备用电源不足").wait_for()
