@@ -137,7 +137,8 @@ def service_levels(rows: list[Row], group_by: str, config: ReportsConfig) -> dic
         raise BadRequest(f"'group_by' must be one of {', '.join(PERIODS)}",
                          zh="group_by 须为 day、week、month 或 quarter", field="group_by")  # fmt: skip
     total = merged(f for _, f in rows)
-    channels = sorted({k.split("|", 1)[1] for k in total if k.startswith(("conv|", "hq|"))})
+    names = {k.split("|", 1)[1] for k in total if k.startswith(("conv|", "hq|"))}
+    channels = sorted(names, key=lambda ch: (-total.get(f"conv|{ch}", 0), ch))  # the busiest first
     return {
         "targets": {"bot_answer": config.targets.bot_answer, "pickup": config.targets.pickup,
                     "complaint_first_response": config.targets.complaint_first_response,
