@@ -1,5 +1,6 @@
-"""The follow-up visit (回访) on the customer's own channel, on two channels: the web chat (WebSocket) and Telegram
-(python-telegram-bot against the local fake of the Bot API). "Not solved" reopens the case (a new solution clock,
+"""The follow-up visit (回访) on the customer's own channel, on three channels: the web chat (WebSocket), Telegram
+(python-telegram-bot against the local fake of the Bot API) and SMS (the HTTP provider's fake: no buttons, the
+customer answers with digits). "Not solved" reopens the case (a new solution clock,
 the customer told when); "solved" goes on to the satisfaction (five levels, 100 points) and a comment, and the
 case is ``followed_up`` with the result kept for reports."""
 
@@ -9,7 +10,16 @@ import json
 from typing import Any
 
 from tests.cases.conftest import TICKET, bot, complain, drive
-from tests.channels.conftest import agents, eventually, gateways, telegram_api, telegram_sections  # noqa: F401
+from tests.channels.conftest import (  # noqa: F401
+    agents,
+    eventually,
+    gateways,
+    http_sms,
+    http_sms_sections,
+    telegram_api,
+    telegram_sections,
+)
+from tests.channels.test_sms import E164, text_in
 from tests.channels.test_telegram import Chat, buttons
 
 
@@ -92,3 +102,27 @@ async def test_the_visit_on_telegram(gateways, telegram_api, agents, quiet_confi
     assert case["followup"]["comment"] == ""
     status = (await me.say("complaint status"))[0]["text"]
     assert ticket in status and "followed up" in status
+
+
+async def test_the_visit_by_sms_where_there_are_no_buttons(gateways, http_sms, agents, quiet_config):  # noqa: F811
+    gw = await gateways(handoff=followup_config(quiet_config), **http_sms_sections(http_sms))
+    await text_in(gw, http_sms, "我要投诉，营业厅多收了我的卡费")
+    ack = (await http_sms.wait_messages(1))[0]["text"]
+    ticket = TICKET.search(ack).group(0)
+    supervisor = agents(gw.base, "super1", "demo-super1")
+    await supervisor.login()
+    case = await supervisor.call("GET", f"/api/cases/{ticket}")
+    assert case["channel"] == "sms" and case["customer"] == "138****8000" and case["facts"]["district"] == "朝阳区"
+    await drive(supervisor, ticket, "in_progress", "replied", "resolved")
+    ask = await eventually(lambda: next((t for t in http_sms.sent_to(E164) if "解决了吗" in t), None), timeout=10)
+    assert ticket in ask and "回复“1”已解决" in ask
+    sent = len(http_sms.sent_to(E164))
+    await text_in(gw, http_sms, "1")
+    score = await eventually(lambda: http_sms.sent_to(E164)[sent:], timeout=10)
+    assert "回复1–5" in score[0]
+    await text_in(gw, http_sms, "2")  # 2 of 5: 40 points
+    await eventually(lambda: any("哪里还需要改进" in t for t in http_sms.sent_to(E164)), timeout=10)
+    await text_in(gw, http_sms, "跳过")
+    await eventually(lambda: any("回访已完成" in t for t in http_sms.sent_to(E164)), timeout=10)
+    case = await supervisor.call("GET", f"/api/cases/{ticket}")
+    assert case["status"] == "followed_up" and case["followup"]["score"] == 40 and case["followup"]["solved"] is True
