@@ -5,21 +5,18 @@ kept with the lines that cost points (masked). Supervisors review and override a
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-import yaml
 
 from gateway.errors import BadRequest, NotFound
 from gateway.privacy import mask_text
 from gateway.rkeys import REPORT_QUALITY_TTL, Keys
 from handoff.reports import buckets, counters
-from handoff.reports.config import ReportsConfigError, current
+from handoff.reports.config import Rubric, current, load
 
 LINE_CHARS = 160  # a line quoted in a deduction
 ITEMS = ("greeting", "closing", "courtesy", "forbidden", "response_gap", "resolution", "survey")
@@ -44,54 +41,9 @@ class ChatLike(Protocol):
     enqueued_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Rubric:
-    raw: dict[str, Any]
-
-    def phrases(self, item: str) -> tuple[str, ...]:
-        groups = self.raw[item].get("phrases") or {}
-        return tuple(str(p).lower() for lang in ("zh", "en") for p in groups.get(lang) or ())
-
-    def points(self, item: str, name: str = "points") -> int:
-        return int(self.raw[item][name])
-
-
-NUMBERS = {
-    "greeting": ("points", "within_messages"),
-    "closing": ("points", "within_messages"),
-    "courtesy": ("points", "min_share"),
-    "forbidden": ("points_each", "max"),
-    "response_gap": ("seconds", "points_each", "max"),
-    "resolution": ("points",),
-    "survey": ("points",),
-}
-PHRASED = ("greeting", "closing", "courtesy", "forbidden")
-
-
-@functools.cache
 def rubric(folder: Path | None = None) -> Rubric:
-    """``quality.yml`` of ``folder`` (else of the reports' configuration, else the packaged one), checked: a missing
-    or wrong key raises ``ReportsConfigError`` naming it (the app factory reads it at start-up)."""
-    path = (folder or current().folder) / "quality.yml"
-    if not path.is_file():
-        path = Path(__file__).resolve().parents[2] / "config" / "quality.yml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ReportsConfigError(f"{path}: {exc}") from None
-    for item, names in NUMBERS.items():
-        section = (raw or {}).get(item)
-        if not isinstance(section, dict):
-            raise ReportsConfigError(f"{path}: '{item}' is missing (a mapping)")
-        for name in names:
-            value = section.get(name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ReportsConfigError(f"{path}: '{item}.{name}' must be a number, 0 or more")
-        if item in PHRASED:
-            phrases = section.get("phrases")
-            if not isinstance(phrases, dict) or not all(isinstance(v, list) for v in phrases.values()):
-                raise ReportsConfigError(f"{path}: '{item}.phrases' must map zh/en to lists of phrases")
-    return Rubric(raw)
+    """The rubric of ``folder``'s configuration (checked when read), else the process's."""
+    return load(folder).rubric if folder else current().rubric
 
 
 def _has(text: str, phrases: tuple[str, ...]) -> str | None:
