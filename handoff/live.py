@@ -135,7 +135,6 @@ class LiveChats:
         await self.clocks.closed(chat.id)
         await self.store.log_entry(chat, {"kind": "event", "event": "closed", "disposition": disposition,
                                           "agent": agent.name})  # fmt: skip
-        await self.history.record(chat, holder, agent.name, disposition, at)  # before the survey: its own turn
         shown = agent.display(chat.lang)
         text = self.renderer.text("request_human", "agent_left", chat.lang, chat.channel, agent=shown)
         await self.customers.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",
@@ -144,4 +143,5 @@ class LiveChats:
         await self.store.publish({"type": "chat_closed", "chat": chat.id}, to=[holder])
         self.background.spawn(self.queue.dispatch())
         self.background.spawn(self.queue.views.publish_agents())
+        await self.history.record(chat, holder, agent.name, disposition, at)  # kept for history and search
         return await self.store.get(chat.id)

@@ -92,6 +92,8 @@ async def test_who_may_read_history(make_gateway, people):
     assert status == 403 and body["error_zh"], body
     status, body = await other.raw("GET", f"/api/chats/{chat_id}/history")
     assert status == 403 and body["error_zh"]
+    status, body = await other.raw("GET", f"/api/history/{episode}/export?format=txt")
+    assert status == 403 and body["error_zh"]
     assert (await other.call("GET", f"/api/search?phone={PHONE}"))["results"] == []  # not theirs
     status, body = await other.raw("GET", "/api/history/nope.1")
     assert status == 404 and body["error_zh"]
@@ -160,3 +162,34 @@ async def test_a_ticket_is_found_and_listed_for_the_customer(make_gateway, peopl
     assert [t["ticket"] for t in history["tickets"]] == [ticket]
     found = (await agent.call("GET", f"/api/search?ticket={ticket.lower()}"))["results"]
     assert [r["ticket"] for r in found] == [ticket]
+
+
+async def test_an_agent_reads_the_history_of_a_customer_they_hold_now_and_only_then(make_gateway, people):
+    gw = await make_gateway()
+    first = people("agent", gw.base, "agent1", "demo-agent1")
+    await first.login()
+    await first.connect()
+    customer, chat_id = await served(gw, people, first, PHONE, ["上个月的账单不对"])
+    episode = (await first.call("GET", f"/api/chats/{chat_id}/history"))["conversations"][0]["id"]
+    await first.call("POST", "/api/agent/status", {"status": "away"})
+    second = people("agent", gw.base, "agent2", "demo-agent2")
+    await second.login()
+    await second.connect()
+    status, _ = await second.raw("GET", f"/api/history/{episode}")
+    assert status == 403  # not their customer (yet)
+    await customer.send("5")
+    await customer.expect(bot)
+    await customer.send("谢谢")
+    await customer.expect(bot)
+    await customer.send("转人工")
+    assert (await second.expect(is_("assigned")))["chat"]["id"] == chat_id
+    listed = await second.call("GET", f"/api/chats/{chat_id}/history")
+    assert [c["id"] for c in listed["conversations"]] == [episode]
+    earlier = await second.call("GET", f"/api/history/{episode}")
+    assert "上个月的账单不对" in [e.get("text") for e in earlier["transcript"]]
+    await second.call("POST", f"/api/chats/{chat_id}/close", {"disposition": "resolved"})
+    await asyncio.sleep(0.1)
+    status, _ = await second.raw("GET", f"/api/history/{episode}")
+    assert status == 403  # the customer is no longer theirs; their own chat with them still is
+    mine = (await second.call("GET", "/api/search?agent=agent2"))["results"]
+    assert len(mine) == 1 and (await second.call("GET", f"/api/history/{mine[0]['id']}"))["agent"] == "agent2"
