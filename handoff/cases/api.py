@@ -23,9 +23,10 @@ import msgspec
 from aiohttp import web
 
 from gateway.edge import json_body
-from gateway.errors import BadRequest, Forbidden, json_error
+from gateway.errors import BadRequest, Forbidden
 from gateway.privacy import mask_phone
 from handoff.agents import Agent
+from handoff.api import JINJA
 from handoff.auth import BODY_LIMIT, SERVICE, agent_of
 from handoff.cases import model
 from handoff.cases.config import CLOCKS, SEVERITIES, TYPES
@@ -174,10 +175,9 @@ async def transition(request: web.Request) -> web.Response:
     try:
         case = await cases.engine.transition(ticket, body.to, "agent", agent.name, agent=agent, note=body.note.strip(),
                                              reply=body.reply.strip(), assignee=body.assignee)  # fmt: skip
-    except model.TransitionRefused as exc:
-        response = json_error(409, exc.message, exc.zh, exc.field)
-        return web.json_response({**json.loads(response.text or "{}"), "allowed": list(exc.allowed)}, status=409,
-                                 dumps=_dumps)  # fmt: skip
+    except model.TransitionRefused as exc:  # the JSON error of every 409, and the stages allowed now
+        body = {"error": exc.message, "error_zh": exc.zh, "field": exc.field, "allowed": list(exc.allowed)}
+        return web.json_response(body, status=409, dumps=_dumps)
     return web.json_response(await detail(cases, case), dumps=_dumps)
 
 
@@ -212,8 +212,6 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def cases_page(request: web.Request) -> web.Response:
-    from handoff.api import JINJA
-
     env = request.config_dict[JINJA]
     lang = request.query.get("lang") or ("en" if request.headers.get("Accept-Language", "").startswith("en") else "zh")
     html = env.get_template("pages/cases.html").render(lang=lang if lang in ("zh", "en") else "zh",
