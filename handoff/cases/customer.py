@@ -58,7 +58,7 @@ class CustomerSide:
             await self.tell(case, self.text(case, "notice_resolved", ticket=case["ticket"], reply=reply))
             due = time.time() + self.engine.config.followup_delay
             await self.engine.timers.schedule(case["ticket"], "followup", "visit", due)
-            await self.store.update(case["ticket"], followup_due=due)
+            await self.store.update(case["ticket"], followup_due=due, followup={})  # an earlier visit: in the history
 
     # ---- the follow-up visit --------------------------------------------------------------------------------
     async def visit(self, case: dict[str, Any]) -> None:
@@ -141,6 +141,6 @@ def next_promise(case: dict[str, Any]) -> tuple[str, float | None]:
         return "first_response", case["first_response_due"]
     if stage in ("in_progress", "reopened", "dispatched") and not case.get("solution_at"):
         return "solution", case["solution_due"]
-    if stage == "resolved" and case.get("followup_due") and not (case.get("followup") or {}).get("answered_at"):
-        return "followup", float(case["followup_due"])
+    if stage == "resolved" and case.get("followup_due") and not (case.get("followup") or {}).get("asked_at"):
+        return "followup", float(case["followup_due"])  # (once asked, the visit's question itself is pending)
     return "", None

@@ -52,6 +52,11 @@ async def test_the_visit_on_the_web_chat_reopens_then_records_satisfaction(make_
 
     await drive(agent, ticket, "in_progress", "replied", "resolved")
     ask = await customer.expect(lambda f: "解决了吗" in f.get("text", ""), timeout=10)
+    await customer.send("投诉进度")  # something else first: the status, and the visit's question again
+    status = await customer.expect(lambda f: bot(f) and "处理进度" in f.get("text", ""), timeout=10)
+    assert ticket in status["text"] and "已解决" in status["text"] and "回访" not in status["text"]
+    again = await customer.expect(lambda f: bot(f) and "解决了吗" in f.get("text", ""), timeout=10)
+    assert [b["title"] for b in again["buttons"]] == ["已解决", "未解决"]
     await customer.send("1")  # typed, not tapped: solved
     score = await customer.expect(lambda f: bot(f) and "打分" in f.get("text", ""), timeout=10)
     assert [b["title"] for b in score["buttons"]] == ["非常满意", "满意", "一般", "不满意", "非常不满意"]
