@@ -94,6 +94,7 @@ async def review_report(request: web.Request) -> web.Response:
     if fmt not in ("json", "md") or lang not in ("zh", "en"):
         bad = "format" if fmt not in ("json", "md") else "lang"
         raise BadRequest(f"'{bad}' must be json or md / zh or en", zh="参数取值无效", field=bad)
+    await desk.flush_stats()
     data = await review(desk.store, desk.broadcasts, incident_id, desk.tasks)
     if fmt == "json":
         return json_response(data)

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,7 +49,8 @@ class Desk:
         ``texts``: the way back to customers and their templates, for the follow-up when an incident closes."""
         self.customers = customers
         self.texts = texts
-        self.background: set[asyncio.Task[Any]] = set()
+        self.background: set[asyncio.Future[Any]] = set()
+        self.stats_pending: Counter[tuple[str, str]] = Counter()  # (incident, counter) → not yet in Redis
         self.redis = redis
         self.keys = keys
         self.config = config
@@ -86,11 +88,35 @@ class Desk:
 
     # ---- the bots' port: the few writes of an answer ------------------------------------------------------
     async def told(self, incident_id: str, conversation_id: str, channel: str) -> None:
+        """No wait on Redis in the turn: the counters are kept in memory (added to Redis with the detector's counts,
+        and before any read of them here), the conversation's mark is written in the background."""
+        self.stats_pending[(incident_id, "notices")] += 1
+        self.stats_pending[(incident_id, f"notices:{channel}")] += 1
+        self._spawn(self.redis.set(self.keys.incident_seen(conversation_id), incident_id, ex=INCIDENT_SEEN_TTL))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("incidents: a background write failed (%s)", type(task.exception()).__name__)
+
+    async def flush_stats(self) -> None:
+        """Add this process's pending counters to Redis (one round trip; kept for the next flush on failure)."""
+        if not self.stats_pending:
+            return
+        pending, self.stats_pending = self.stats_pending, Counter()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.incident_seen(conversation_id), incident_id, ex=INCIDENT_SEEN_TTL)
-        pipe.hincrby(self.keys.incident_stats(incident_id), "notices", 1)
-        pipe.hincrby(self.keys.incident_stats(incident_id), f"notices:{channel}", 1)
-        await pipe.execute()
+        for (incident_id, name), n in pending.items():
+            pipe.hincrby(self.keys.incident_stats(incident_id), name, n)
+        try:
+            await pipe.execute()
+        except Exception:
+            self.stats_pending.update(pending)
+            raise
 
     async def told_of(self, conversation_id: str) -> str | None:
         found = await self.redis.get(self.keys.incident_seen(conversation_id))
@@ -139,6 +165,7 @@ class Desk:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT)
         with contextlib.suppress(Exception):
             await self.counts.flush(self.redis, self.keys)
+            await self.flush_stats()
 
     async def _run(self) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -163,6 +190,7 @@ class Desk:
             if message is not None or time.time() - self.refreshed_at >= self.config.refresh_seconds:
                 await self.refresh()
             await self.counts.flush(self.redis, self.keys)
+            await self.flush_stats()
             await self.broadcasts.tick()
             if time.time() - self.reminded_at >= REMIND_EVERY:
                 await self.remind()
@@ -207,9 +235,7 @@ class Desk:
         """The incident closed: every customer whose complaint was linked to it is told once, on their channel (in
         the background; the stage change that closed it is made once, so this runs once)."""
         if self.customers is not None and self.texts is not None:
-            task = asyncio.create_task(self._follow_up(incident))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
+            self._spawn(self._follow_up(incident))
 
     async def _follow_up(self, incident: Incident) -> int:
         assert self.customers is not None and self.texts is not None

@@ -32,5 +32,6 @@ def path_id(request: web.Request) -> str:
 
 
 async def view(desk: Desk, incident: Incident) -> dict[str, Any]:
-    """An incident as the API gives it: the record and its counters."""
+    """An incident as the API gives it: the record and its counters (this process's pending ones added first)."""
+    await desk.flush_stats()
     return {**incident.to_json(), "stats": await desk.store.stats(incident.id)}
