@@ -98,6 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from handoff.cli import main as agents_main
 
         return agents_main(argv[1:])
+    if argv[:1] == ["report"] or argv[:1] == ["demo"]:  # gateway report … | gateway demo seed …
+        from handoff.reports.cli import main as reports_main
+
+        return reports_main(argv)
+    if argv[:1] == ["nlu"]:  # gateway nlu retrain|status (the NLU learning loop)
+        from gateway.nlu_review_cli import main as nlu_main
+
+        return nlu_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.workers < 1:
         print("gateway: --workers must be at least 1", file=sys.stderr)
@@ -119,9 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.workers import supervise
 
         return supervise(settings, argv, args.workers)
+    from nlu.boot import prepare  # a first start trains the NLU model in a child process beside the imports below
+
+    prepare(settings.nlu.config or None, settings.nlu.data, settings.data_dir / "nlu")
     from gateway.app import create_app
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:  # a configuration file beside gateway.yml (greeting, cases, …) is wrong
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
     app.on_shutdown.append(_close_consoles)
 
     def announce(_: str) -> None:  # run_app calls this once the socket is listening

@@ -6,8 +6,6 @@ import asyncio
 import gc
 import json
 import logging
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +13,6 @@ import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio.connection import UnixDomainSocketConnection
 
 from bots.bss import BSS, BSSError
 from bots.bss.demo import DEMO_DATA, DemoBSS
@@ -24,9 +21,9 @@ from bots.context import BotConfig, Services
 from bots.engine import Bot
 from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
-from bots.state import Slot
+from bots.state import FlowId, Slot
 from bots.templates import Renderer
-from gateway import edge, operators, registry, websec
+from gateway import edge, incident_sms, nlu_review_api, operators, redisconn, registry, websec
 from gateway.channels import sms
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
@@ -40,15 +37,20 @@ from gateway.rkeys import Keys
 from gateway.security import random_key
 from gateway.settings import Settings
 from handoff import api as handoff_api
+from handoff.cases import api as cases_api
 from handoff.config import HandoffConfig, load_handoff_config
+from handoff.incidents import api as incidents_api
+from handoff.incidents.config import load_incidents_config
+from handoff.incidents.desk import Desk
+from handoff.reports import api as reports_api
+from handoff.reports.config import configure as configure_reports
 from handoff.service import HandoffService
 from nlu import NLU, NLUConfig, NLUInputError
-from nlu.data import DATA_DIR, data_files
-from nlu.engine import artifact_key
+from nlu import boot as nlu_boot
 
 log = logging.getLogger(__name__)
 EMBEDDED: web.AppKey[EmbeddedRedis] = web.AppKey("embedded_redis")
-FAST_REDIS: web.AppKey[FastRedis] = web.AppKey("fast_redis")
+FAST_REDIS: web.AppKey[FastRedis | None] = web.AppKey("fast_redis")
 HANDOFF_CONFIG: web.AppKey[HandoffConfig] = web.AppKey("handoff_config")
 DEMO_AGENTS: web.AppKey[list[tuple[str, str, str, bool]]] = web.AppKey("demo_agents")  # name, password, role, new
 HOST: web.AppKey[AppHost] = web.AppKey("host")
@@ -81,24 +83,25 @@ async def model_parse(request: web.Request) -> web.Response:
 def _redis_ctx(settings: Settings) -> object:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         embedded = None
-        # a blocking pool: under a burst, commands wait for a free connection instead of failing
         if settings.redis.url:
-            pool = aioredis.BlockingConnectionPool.from_url(settings.redis.url, max_connections=256, timeout=10)
+            client = redisconn.client(settings.redis.url)
         else:
             embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis.appendfsync)
             await embedded.start()
             app[EMBEDDED] = embedded
-            pool = aioredis.BlockingConnectionPool(connection_class=UnixDomainSocketConnection, max_connections=256,
-                                                   timeout=10, path=str(embedded.socket))  # fmt: skip
-        client = aioredis.Redis(connection_pool=pool)
+            client = redisconn.unix_client(str(embedded.socket))
         await client.ping()
-        app[REDIS] = client
-        app[SERVER_KEY] = await _server_key(client, app[RKEYS], settings)
-        app[FAST_REDIS] = FastRedis(settings.redis.url or embedded.url)  # type: ignore[union-attr]
+        app[REDIS] = client  # type: ignore[assignment]  # a RedisCluster on a cluster: the same commands
+        app[SERVER_KEY] = await _server_key(client, app[RKEYS], settings)  # type: ignore[arg-type]
+        # the lean connection speaks to one server; on a cluster the message path uses RedisCluster
+        cluster = redisconn.is_cluster(settings.redis.url)
+        app[FAST_REDIS] = None if cluster else FastRedis(settings.redis.url or embedded.url)  # type: ignore[union-attr]
         yield
-        await app[FAST_REDIS].aclose()
+        if app[FAST_REDIS] is not None:
+            await app[FAST_REDIS].aclose()
         await client.aclose()
-        await pool.disconnect()
+        if isinstance(client, aioredis.Redis):
+            await client.connection_pool.disconnect()
         if embedded:
             await embedded.stop()
 
@@ -121,21 +124,10 @@ class ParseBody(msgspec.Struct):
 
 
 def load_nlu(settings: Settings) -> NLU:
-    """Load the cached model; train it first in a child process (so scikit-learn never stays
-    resident in the server) when the data or the settings changed."""
-    config = NLUConfig.load(settings.nlu.config or None)
-    data = [DATA_DIR, *settings.nlu.data] if settings.nlu.data else None
-    folder = settings.data_dir / "nlu" / artifact_key(data_files(data), config)
-    if not (folder / "complaint_type.json").exists():
-        log.info("training the NLU model into %s (first start, or the data changed)", folder)
-        command = [sys.executable, "-m", "nlu"]
-        if settings.nlu.config:
-            command += ["--config", settings.nlu.config]
-        command += ["train", "--out", str(folder)]
-        for extra in settings.nlu.data:
-            command += ["--data", extra]
-        subprocess.run(command, check=True, cwd=Path(__file__).resolve().parent.parent)
-    return NLU.from_dir(folder, config)
+    """Load the cached model; on the first start (or when the data or the settings changed) wait for
+    the child process training it (``nlu.boot``: scikit-learn never stays resident in the server)."""
+    folder = nlu_boot.ensure(settings.nlu.config or None, settings.nlu.data, settings.data_dir / "nlu")
+    return NLU.from_dir(folder, NLUConfig.load(settings.nlu.config or None))
 
 
 def make_backend(settings: Settings, redis: aioredis.Redis) -> BSS:
@@ -148,13 +140,13 @@ def make_backend(settings: Settings, redis: aioredis.Redis) -> BSS:
 
 
 def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS, renderer: Renderer, handoff: Handoff,
-             sms: SmsSender | None = None) -> Bot:  # fmt: skip
+             sms: SmsSender | None = None, incidents: Desk | None = None) -> Bot:  # fmt: skip
     b = settings.bots
     binder = Binder(redis, keys, code_ttl=b.otp_ttl, max_attempts=b.otp_attempts, resend_after=b.otp_resend_after,
                     binding_ttl=b.binding_ttl_days * 86400)  # fmt: skip
     services = Services(
         bss=bss, renderer=renderer, handoff=handoff, sms=sms or ConsoleSms(), binder=binder,
-        config=BotConfig(confirm_ttl=b.confirm_ttl, timezone=b.timezone),
+        config=BotConfig(confirm_ttl=b.confirm_ttl, timezone=b.timezone), incidents=incidents,
     )  # fmt: skip
     return Bot(services)
 
@@ -183,6 +175,10 @@ def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: R
 
         async def await_survey(self, channel: str, sender: str, conversation_id: str) -> None:
             await app[PIPELINE].set_slot(channel, sender, conversation_id, Slot("survey", "score", {}))
+
+        async def await_answer(self, channel: str, sender: str, flow: str, step: str, data: dict[str, object]) -> None:
+            conv = await app[REDIS].hget(app[RKEYS].sender(channel, sender), "conv")  # the current conversation
+            await app[PIPELINE].set_slot(channel, sender, conv.decode() if conv else "", Slot(FlowId(flow), step, data))
 
     service = HandoffService(app[REDIS], app[RKEYS], app[HANDOFF_CONFIG], renderer, app[METRICS], PipelineCustomers(),
                              tier_of=tier_of, profile_of=profile_of, secret=app[SERVER_KEY])  # fmt: skip
@@ -217,16 +213,21 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
         sms_sender = None
         if settings.sms.enabled:  # one-time codes are texted through the SMS channel's outbox
             sms_sender = sms.OutboxSms(sms.outbox_of(app[HOST], settings))
-        bot = make_bot(settings, app[REDIS], app[RKEYS], bss, renderer, handoff, sms_sender)
+        desk = app[incidents_api.DESK] = Desk(app[REDIS], app[RKEYS], load_incidents_config(), handoff.store.publish,
+                                              handoff.callbacks.customers, renderer)  # fmt: skip
+        desk.broadcasts.texter_source = incident_sms.source(app)  # SMS broadcasts of incident notices, if SMS is on
+        bot = make_bot(settings, app[REDIS], app[RKEYS], bss, renderer, handoff, sms_sender, desk)
         pipeline = app[PIPELINE] = Pipeline(
             app[REDIS], app[RKEYS], engine, settings.pipeline, app[METRICS], bot, fast=app[FAST_REDIS],
             late_answer_timeout=settings.bots.late_answer_timeout, handoff=handoff,
         )  # fmt: skip
         app[DEMO_AGENTS] = await _demo_agents(handoff, settings)
         handoff.start()
+        desk.start()
         gc.collect()
         gc.freeze()  # the model's vocabulary lives for the process: keep it out of every GC pass
         yield
+        await desk.stop()
         await handoff.stop()
         await pipeline.drain(settings.server.shutdown_timeout)
         await bss.close()
@@ -246,6 +247,7 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_redis_ctx(settings))  # type: ignore[arg-type]
     app.cleanup_ctx.append(_core_ctx(settings, nlu))  # type: ignore[arg-type]
+    app.cleanup_ctx.append(nlu_review_api.ctx(settings))  # the NLU learning loop: collection, model switches
     app.add_routes([
         web.get("/healthz", healthz),
         web.get("/metrics", websec.guard_metrics(metrics)),
@@ -253,8 +255,12 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     ])  # fmt: skip
     app[HANDOFF_CONFIG] = handoff_config or load_handoff_config(settings.source)
     app[handoff_api.JINJA] = handoff_api.jinja()
-    app.add_routes(handoff_api.page_routes())
-    app.add_subapp("/api", handoff_api.api_app(operators.routes()))
+    app.add_routes(handoff_api.page_routes() + reports_api.page_routes() + cases_api.page_routes())
+    app.add_routes(nlu_review_api.page_routes())
+    app.add_routes(incidents_api.page_routes())
+    app.add_subapp("/api", handoff_api.api_app(operators.routes() + reports_api.routes() + cases_api.routes()
+                                               + nlu_review_api.routes() + incidents_api.routes()))  # fmt: skip
+    configure_reports(settings.source)
     app[HOST] = AppHost(app, settings)
     registry.mount(app, settings, app[HOST])
     app.cleanup_ctx.append(handoff_api.hub_ctx)

@@ -38,6 +38,7 @@ from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.rkeys import Keys
 from gateway.settings import PipelineSettings
+from handoff.reports.recorder import TurnStats
 from nlu import NLU, ParseResult, Ranked
 from nlu.normalize import has_cjk, validate
 
@@ -100,6 +101,8 @@ class Pipeline:
         self._idle = asyncio.Event()
         self._idle.set()
         self._pending_ttl = int(settings.order_wait + settings.reply_deadline) + 5
+        self.observe: Callable[[ParseResult], None] | None = None  # the NLU learning loop (gateway/nlu_review.py)
+        self.stats = TurnStats(redis, keys)  # reports: conversations, automated answers within 5 s (added each second)
 
     # ---- public --------------------------------------------------------------------------
     async def handle(self, msg: InboundMessage) -> Turn:
@@ -130,6 +133,7 @@ class Pipeline:
             await asyncio.wait_for(self._idle.wait(), timeout)
         if self._late:
             await asyncio.wait(self._late, timeout=timeout)
+        await self.stats.close()  # the last second of turn counts (reports)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -201,6 +205,8 @@ class Pipeline:
                 [payload, ticket, self.settings.dedupe_ttl, turn.lang, state_json, new_state.rev if new_state else 0,
                  *entries],
             )  # fmt: skip
+            self.stats.record(msg.channel, msg.received_at, time.perf_counter() - started, conversation.new, not human,
+                              turn.timed_out)  # fmt: skip
         except BaseException:
             await self._release(msg, dedupe_key, sender_key, ticket, late)
             raise
@@ -322,6 +328,8 @@ class Pipeline:
             result = await asyncio.to_thread(self.parse, msg.text)
         else:
             result = self.parse(msg.text)
+        if self.observe is not None and handler is None and not command:  # no I/O: unsure ones are kept for review
+            self.observe(result)
         self.metrics.intent(result.intent).inc()
         turn_id = hashlib.sha1(f"{msg.channel}|{msg.sender_id}|{msg.message_id}".encode()).hexdigest()[:16]
         new_session = None

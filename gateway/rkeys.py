@@ -48,7 +48,7 @@ FORUM_EVENT_TTL = 7 * 86400  # ``forum_event``: Discourse's redeliveries of an e
 REPORT_HOUR_TTL = 40 * 86400  # ``report_hour``: the hourly buckets of the last 40 days (staffing, today's hours)
 REPORT_DAY_TTL = 800 * 86400  # ``report_day``: two years of daily buckets (quarter over quarter, year over year)
 REPORT_ONCE_TTL = 60 * 86400  # ``report_once``: a milestone counted once per chat or case within two months
-REPORT_QUALITY_TTL = 400 * 86400  # ``report_quality`` / ``report_quality_index``: a year of inspections
+REPORT_QUALITY_TTL = 400 * 86400  # ``report_quality`` / ``report_quality_day``: a year of inspections
 # major incidents (handoff/incidents/)
 INCIDENT_COUNTS_TTL = 35 * 86400  # ``incident_counts``: the detector's hour buckets, four weeks of baseline and spare
 INCIDENT_SEEN_TTL = 86400  # ``incident_seen``: a conversation was told of an incident within a day
@@ -197,9 +197,10 @@ class Keys:
         ``REPORT_QUALITY_TTL``."""
         return self.rk("q", chat_id)
 
-    def report_quality_index(self) -> str:
-        """Sorted set: inspected chat ids by close time; older than ``REPORT_QUALITY_TTL`` trimmed on write."""
-        return self.rk("qi")
+    def report_quality_day(self, day: str, agent: str = "") -> str:
+        """Sorted set: the chats inspected on a local day ``YYYYMMDD`` (of one agent, or all) by score, so the
+        lowest of a range are read without reading every inspection. EX ``REPORT_QUALITY_TTL``."""
+        return self.rk("qd", day, agent) if agent else self.rk("qd", day)
 
     def handoff_requests(self) -> str:
         """Stream: requests for a human and new complaints, for agents (until the live queue)."""
@@ -276,6 +277,33 @@ class Keys:
     def incident_claim(self, slot: int) -> str:
         """String: the process that runs one detector evaluation (SET NX). EX twice the evaluation interval."""
         return self.ik("claim", str(slot))
+
+    def incident_broadcast(self, broadcast_id: str) -> str:
+        """Hash: a proactive broadcast of an incident's notice (incident, state, text, lang, total, cursor, the
+        counters queued/opted_out/invalid/duplicates, who asked and approved, quiet-hour waits). No TTL."""
+        return self.ik("broadcast", broadcast_id)
+
+    def incident_broadcast_numbers(self, broadcast_id: str) -> str:
+        """List: a broadcast's recipients (normalised numbers), read from ``cursor`` on. No TTL."""
+        return self.ik("broadcast-numbers", broadcast_id)
+
+    def incident_broadcasts(self) -> str:
+        """Sorted set: every broadcast's id by creation time (the workers look at the unfinished ones). No TTL."""
+        return self.ik("broadcasts")
+
+    def incident_broadcast_tick(self, second: int) -> str:
+        """String: the process that queues broadcast messages in one wall-clock second (SET NX). EX 2 s."""
+        return self.ik("broadcast-tick", str(second))
+
+    def incident_tasks(self, incident_id: str) -> str:
+        """Hash: task id → JSON of an incident's task for a department (title, deadline, state, who and when).
+        No TTL."""
+        return self.ik("tasks", incident_id)
+
+    def incident_reminder(self, what: str) -> str:
+        """String: a reminder was sent (``task:<incident>:<task>`` once; ``status:<incident>`` EX the status
+        interval), so every process sends it once."""
+        return self.ik("reminder", what)
 
     def incidents_changed(self) -> str:
         """Pub/sub channel: an incident changed (every process refreshes its cache of active incidents)."""

@@ -5,6 +5,7 @@ the satisfaction survey)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -13,6 +14,7 @@ from handoff.agents import Agent, AgentStore
 from handoff.history import History
 from handoff.ports import Background, Customers, Texts
 from handoff.queue import Queue
+from handoff.reports import recorder as reports
 from handoff.sla import Clocks
 from handoff.store import Chat, ChatStore
 from handoff.surveys import Surveys
@@ -32,6 +34,7 @@ class LiveChats:
         self.customers = customers
         self.background = background
         self.history = history
+        self.on_complaint: Callable[[Chat, Agent], Awaitable[Any]] | None = None  # handoff.cases: the chat's case
 
     # ---- the customer's side (from the pipeline) ------------------------------------------------------
     async def customer_message(self, chat_id: str, text: str, at: float) -> None:
@@ -63,6 +66,7 @@ class LiveChats:
         if chat.first_reply_at is None:
             await self.store.update(chat.id, first_reply_at=entry["at"])
             await self.clocks.first_reply(chat.id)
+            await reports.first_reply(self.store.redis, self.store.keys, chat, entry["at"])
         to = list(dict.fromkeys([chat.agent or agent.name, agent.name]))  # a supervisor's reply: its agent sees it
         await self.store.publish({"type": "message", "chat": chat.id, "entry": entry}, to=to)
         return entry
@@ -135,6 +139,9 @@ class LiveChats:
         await self.clocks.closed(chat.id)
         await self.store.log_entry(chat, {"kind": "event", "event": "closed", "disposition": disposition,
                                           "agent": agent.name})  # fmt: skip
+        await reports.chat_closed(self.store.redis, self.store.keys, chat, disposition, at)
+        if disposition == "complaint_registered" and self.on_complaint is not None:
+            await self.on_complaint(await self.store.get(chat.id), agent)
         shown = agent.display(chat.lang)
         text = self.renderer.text("request_human", "agent_left", chat.lang, chat.channel, agent=shown)
         await self.customers.deliver(OutboundMessage(chat.channel, chat.sender, text, chat.id, sender="system",

