@@ -1,0 +1,255 @@
+"""Rasa's Socket.IO channel (gateway/channels/socketio.py) over loopback with python-socketio's own client: the
+session handshake, answers and quick replies as Rasa emits them, sessions only the server issues, persistence and
+messages kept while no socket is open, a handoff across two gateway processes, and bad input at the edge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from gateway.channels.socketio import SOCKETIO
+from gateway.models import Button, OutboundMessage
+from gateway.security import mint_customer_token
+from tests.channels.conftest import eventually
+
+SESSION = re.compile(r"^[0-9a-f]{32}\.[0-9a-f]{20}$")
+JWT_SECRET = "socketio-test-secret-of-32-bytes-at-least"
+LEVELS = ["非常满意", "满意", "一般", "不满意", "非常不满意"]
+
+
+class Widget:
+    """What rasa-webchat does on the wire: session_request on connect, user_uttered with the confirmed id."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.session: str | None = None
+        for name in ("session_confirm", "bot_uttered", "error"):
+            self.client.on(name, self._handler(name))
+
+    def _handler(self, name: str) -> Callable[[Any], None]:
+        return lambda data=None: self.events.put_nowait((name, data))
+
+    async def open(self, session: str | None = None, transport: str = "websocket") -> str:
+        await self.client.connect(self.base, socketio_path="/socket.io/", transports=[transport])
+        await self.client.emit("session_request", {"session_id": session})
+        _, confirmed = await self.expect("session_confirm")
+        self.session = confirmed
+        return confirmed
+
+    async def say(self, text: Any, **custom: Any) -> None:
+        await self.client.emit("user_uttered", {"message": text, "session_id": self.session, "customData": custom})
+
+    async def expect(self, name: str, match: Callable[[Any], bool] = lambda _d: True, timeout: float = 8.0) -> Any:
+        async with asyncio.timeout(timeout):
+            while True:
+                got, data = await self.events.get()
+                if got == name and match(data):
+                    return got, data
+
+    async def bot(self, match: Callable[[dict[str, Any]], bool] = lambda _d: True) -> dict[str, Any]:
+        return (await self.expect("bot_uttered", match))[1]
+
+    def pending(self) -> list[tuple[str, Any]]:
+        out = []
+        while not self.events.empty():
+            out.append(self.events.get_nowait())
+        return out
+
+    async def close(self) -> None:
+        await self.client.disconnect()
+
+
+@pytest.fixture
+async def widgets() -> AsyncIterator[Callable[[str], Widget]]:
+    made: list[Widget] = []
+
+    def make(base: str) -> Widget:
+        made.append(Widget(base))
+        return made[-1]
+
+    yield make
+    for w in made:
+        await w.close()
+
+
+def has(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda d: text in d.get("text", "")
+
+
+async def test_handshake_answers_and_quick_replies_as_rasa_emits_them(gateways, widgets, redis_client, key_prefix):
+    gw = await gateways()
+    w = widgets(gw.base)
+    session = await w.open()
+    assert SESSION.match(session)
+    await w.say("你好", language="zh")
+    hello = await w.bot(lambda d: "quick_replies" in d)
+    assert set(hello) == {"text", "quick_replies"}  # the widget shows a message only with exactly these keys
+    assert "客服" in hello["text"]
+    reply = next(r for r in hello["quick_replies"] if r["payload"] == "/request_human")
+    assert reply == {"content_type": "text", "title": "转人工客服", "payload": "/request_human"}
+    await w.say("/query_balance")  # a quick reply sends its payload
+    asked = await w.bot()
+    assert set(asked) == {"text"} and "验证" in asked["text"]
+    sender = session.split(".")[0]  # the conversation is kept under the session's random part
+    (log_key,) = [k async for k in redis_client.scan_iter(f"{key_prefix}{{sender:socketio:{sender}}}:log:*")]
+    entries = [json.loads(f[b"e"]) for _, f in await redis_client.xrange(log_key)]
+    clicked = next(e for e in entries if e.get("text") == "/query_balance")
+    assert clicked["display"] == "查话费余额"  # the console shows what the customer clicked
+    await w.say("how much data do I have left", language="en")
+    english = await w.bot()
+    assert re.search(r"[A-Za-z]{4,}", english["text"]) and not re.search(r"[\u4e00-\u9fff]", english["text"])
+
+
+async def test_a_session_the_server_did_not_issue_is_replaced_and_never_read(gateways, widgets):
+    gw = await gateways()
+    victim = widgets(gw.base)
+    real = await victim.open()
+    forged = "0" * 32 + "." + "1" * 20
+    w = widgets(gw.base)
+    assert (await w.open(forged)) not in {forged, real}
+    # a session id that is not this socket's is refused, even a real one (another customer's)
+    await w.client.emit("user_uttered", {"message": "查话费", "session_id": real})
+    _, error = await w.expect("error")
+    assert error["field"] == "session_id" and error["error_zh"]
+    w2 = widgets(gw.base)
+    await w2.client.connect(gw.base, socketio_path="/socket.io/", transports=["websocket"])
+    await w2.client.emit("user_uttered", {"message": "查话费"})  # before session_request
+    assert (await w2.expect("error"))[1]["field"] == "session_id"
+    assert victim.pending() == []
+
+
+async def test_the_session_persists_and_messages_wait_while_no_socket_is_open(gateways, widgets):
+    gw = await gateways()
+    w = widgets(gw.base)
+    session = await w.open()
+    await w.say("你好")
+    await w.bot(lambda d: "quick_replies" in d)
+    await w.close()
+    channel = gw.app[SOCKETIO]
+    sender = session.split(".")[0]
+    await eventually(lambda: sender not in channel.hub.local)
+    notice = OutboundMessage("socketio", sender, "第一段\n\n第二段", "c1", (Button("好的", "/affirm"),), sender="agent")
+    await channel.push(notice)  # nobody listening: kept
+    again = widgets(gw.base)
+    assert await again.open(session) == session  # the widget's stored id continues
+    first, second = await again.bot(), await again.bot()
+    assert first == {"text": "第一段"}
+    assert second == {
+        "text": "第二段",
+        "quick_replies": [{"content_type": "text", "title": "好的", "payload": "/affirm"}],
+    }
+    await again.say("/affirm")  # answered in the same conversation (the bot knows it was not asked anything)
+    await again.bot()
+    await again.close()
+    third = widgets(gw.base)
+    await third.open(session)
+    await third.say("你好")
+    await third.bot(lambda d: "quick_replies" in d)
+    assert [e for e in third.pending() if e[1] in ({"text": "第一段"},)] == []  # delivered once, not replayed
+
+
+async def test_persistence_off_gives_every_connection_a_new_session(gateways, widgets):
+    gw = await gateways(socketio={"session_persistence": False})
+    w = widgets(gw.base)
+    first = await w.open()
+    await w.close()
+    assert await widgets(gw.base).open(first) != first
+
+
+async def test_handoff_across_processes_agent_message_and_survey_reach_the_widget(gateways, widgets, agents):
+    gw_a, gw_b = await gateways(), await gateways()  # the customer on A, the agent on B, one Redis
+    agent = agents(gw_b.base)
+    await agent.login()
+    await agent.connect()
+    w = widgets(gw_a.base)
+    await w.open()
+    await w.say("帮我转人工客服")
+    await w.bot(has("王小明"))
+    chat_id = (await agent.expect(lambda f: f["type"] == "assigned"))["chat"]["id"]
+    await agent.call("POST", f"/api/chats/{chat_id}/messages", {"text": "您好，我是王小明，请问有什么可以帮您？"})
+    assert (await w.bot(has("请问有什么可以帮您"))) == {"text": "您好，我是王小明，请问有什么可以帮您？"}
+    await w.say("我的宽带一直掉线")
+    heard = await agent.expect(lambda f: f["type"] == "message" and f["entry"]["kind"] == "customer")
+    assert heard["entry"]["text"] == "我的宽带一直掉线"
+    await agent.call("POST", f"/api/chats/{chat_id}/close", {"disposition": "resolved"})
+    survey = await w.bot(lambda d: "quick_replies" in d and "打分" in d["text"])
+    assert [r["title"] for r in survey["quick_replies"]] == LEVELS
+    await w.say(survey["quick_replies"][1]["payload"])
+    await w.bot(has("意见或建议"))
+    await w.say("处理得很快")
+    await w.bot(has("感谢您的反馈"))
+    transcript = (await agent.call("GET", f"/api/chats/{chat_id}"))["transcript"]
+    assert any(e.get("text") == "我的宽带一直掉线" for e in transcript)
+
+
+async def test_a_logged_in_customer_and_a_bad_token(gateways, widgets):
+    gw = await gateways(webchat={"token_secret": JWT_SECRET})
+    w = widgets(gw.base)
+    await w.open()
+    await w.say("查一下话费余额", token=mint_customer_token("13800138000", JWT_SECRET))
+    balance = await w.bot()
+    assert "元" in balance["text"] and "验证" not in balance["text"]
+    await w.say("查一下话费余额", token="not-a-token")
+    _, error = await w.expect("error")
+    assert error["field"] == "customData.token" and error["error_zh"] == "身份令牌无效"
+    assert "验证" in (await w.bot())["text"]  # answered without the identity
+
+
+async def test_bad_events_sizes_and_origins_at_the_edge(gateways, widgets, make_settings):
+    gw = await gateways(webchat={"allowed_origins": ["https://shop.example.com"]})
+    w = widgets(gw.base)
+    await w.open()
+    for bad, field in ((None, "data"), ("text", "data"), ({"message": ""}, "message"), ({"message": 5}, "message")):
+        await w.client.emit("user_uttered", bad)
+        assert (await w.expect("error"))[1]["field"] == field
+    await w.client.emit("session_request", "not an object")  # a new session, nothing breaks
+    w.session = (await w.expect("session_confirm"))[1]
+    await w.say("查" * 1500)  # over pipeline.max_message_chars: the channel's notice, in the customer's words
+    assert "太长" in (await w.bot())["text"]
+    await w.say("x" * 20000)  # over webchat.max_body_bytes: Engine.IO drops that socket, the server goes on
+    await eventually(lambda: not w.client.connected, timeout=10)
+    other = widgets(gw.base)
+    await other.open()
+    async with aiohttp.ClientSession() as http:
+        query = "/socket.io/?EIO=4&transport=polling"
+        async with http.get(gw.base + query, headers={"Origin": "https://evil.example.net"}) as resp:
+            assert resp.status == 403
+            body = await resp.json()
+            assert body["field"] == "Origin" and body["error_zh"]
+        async with http.get(gw.base + query, headers={"Origin": "https://shop.example.com"}) as resp:
+            assert resp.status == 200
+            assert resp.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+        async with http.get(gw.base + "/socket.io/?EIO=3&transport=polling") as resp:
+            assert resp.status == 400  # an old protocol is refused, not a 5xx
+        async with http.post(gw.base + "/socket.io/?EIO=4&transport=polling&sid=nope", data=b"4junk") as resp:
+            assert resp.status == 400
+
+
+async def test_turned_off_nothing_is_served(gateways):
+    gw = await gateways(socketio={"enabled": False})
+    async with aiohttp.ClientSession() as http, http.get(gw.base + "/socket.io/?EIO=4&transport=polling") as resp:
+        assert resp.status == 404
+
+
+async def test_a_stopping_process_drops_its_sockets_so_widgets_reconnect_elsewhere(gateways, widgets):
+    gw = await gateways()
+    w = widgets(gw.base)
+    await w.open()
+    channel = gw.app[SOCKETIO]
+    await channel.shutdown()  # what the gateway does first on SIGTERM
+    await eventually(lambda: not w.client.connected, timeout=5)
+    async with aiohttp.ClientSession() as http, http.get(gw.base + "/socket.io/?EIO=4&transport=polling") as resp:
+        assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+        assert (await resp.json())["error_zh"]
+    started = asyncio.get_running_loop().time()
+    await gw.close()
+    assert asyncio.get_running_loop().time() - started < 3
