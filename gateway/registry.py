@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.channels import forum, sms, telegram, webchat, wechat, weibo
+from gateway.channels import forum, sms, socketio, telegram, webchat, wechat, weibo
 from gateway.channels.base import CHANNEL_COMMANDS, Adapter, Channel, Draining, Host
 from gateway.keys import CHANNELS, OUTBOXES, PIPELINE
 from gateway.settings import Settings
@@ -21,7 +21,7 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 ADAPTERS: tuple[Adapter, ...] = (webchat.ADAPTER, sms.ADAPTER, telegram.ADAPTER, wechat.ADAPTER, weibo.ADAPTER,
-                                 forum.ADAPTER)  # fmt: skip
+                                 forum.ADAPTER, socketio.ADAPTER)  # fmt: skip
 
 
 def mount(app: web.Application, settings: Settings, host: Host) -> list[Adapter]:
