@@ -69,10 +69,10 @@
   var qAgent = ""; // the agent whose inspections are listed ("" = everyone's)
 
   var CHANNELS = {
-    zh: { webchat: "网页聊天", wechat: "微信", weibo: "微博", sms: "短信", telegram: "Telegram", rest: "REST 接口",
-      forum: "论坛", unknown: "未知" },
-    en: { webchat: "Web chat", wechat: "WeChat", weibo: "Weibo", sms: "SMS", telegram: "Telegram", rest: "REST",
-      forum: "Forum", unknown: "Unknown" }
+    zh: { webchat: "网页聊天", socketio: "网页聊天（rasa-webchat）", wechat: "微信", weibo: "微博", sms: "短信",
+      telegram: "Telegram", rest: "REST 接口", forum: "论坛", unknown: "未知" },
+    en: { webchat: "Web chat", socketio: "Web chat (rasa-webchat)", wechat: "WeChat", weibo: "Weibo", sms: "SMS",
+      telegram: "Telegram", rest: "REST", forum: "Forum", unknown: "Unknown" }
   };
   function channelName(c) { return CHANNELS[lang][c] || c; }
   var KINDS = {  // complaint types and skill groups
