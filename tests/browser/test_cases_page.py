@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.browser.shots import screenshots_dir
 from tests.cases.conftest import complain
 from tests.handoff.conftest import WebCustomer, handoff_config, make_gateway  # noqa: F401
 
 pytestmark = pytest.mark.browser
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = screenshots_dir()  # docs/ with GW_DOCS_SCREENSHOTS=1 (the README's), else the test artifacts
 
 
 def csp_watch(page: Page) -> list[str]:

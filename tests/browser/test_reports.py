@@ -5,15 +5,15 @@ the Chinese page is the README's screenshot (docs/reports-zh.png)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from gateway.rkeys import Keys
 from handoff.reports import seed
 from handoff.reports.config import configure
+from tests.browser.shots import screenshots_dir
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = screenshots_dir()  # docs/ with GW_DOCS_SCREENSHOTS=1 (the README's), else the test artifacts
 
 
 async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_url, key_prefix, artifacts):
@@ -82,7 +82,6 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
     await page.locator("#sat-table tbody tr", has_text="海淀区").wait_for()
     assert "海淀区" in (await page.locator("#sat-table").text_content() or "")
     await page.evaluate("window.scrollTo(0, 0)")
-    DOCS.mkdir(exist_ok=True)
     await page.screenshot(path=str(DOCS / "reports-zh.png"), full_page=True,
                           clip={"x": 0, "y": 0, "width": 1280, "height": 1560})  # fmt: skip
 
