@@ -178,5 +178,4 @@ class ConsoleViews:
         await asyncio.sleep(OVERVIEW_DELAY)
         self._overview_due = False
         await self.store.publish({"type": "agents", "agents": await self.agent_loads(),
-                                  "breaches": await self.breaches(), **await self.overview()},
-                                 to="supervisors")  # fmt: skip
+                                  "breaches": await self.breaches()}, to="supervisors")  # fmt: skip

@@ -122,6 +122,14 @@
     if ((chat ? chat.id : null) !== historyFor) loadHistory(chat);
   });
 
+  // The queue by skill and the live chats are read from the server (GET /api/live) when they change: a chat queued,
+  // taken or closed, loads changed; several changes make one read.
+  const LIVE_CHANGES = new Set(["queue_add", "queue_remove", "queue", "assigned", "chat_closed", "chat_removed"]);
+  let liveDue = null;
+  function liveSoon(ms) {
+    if (!liveDue) liveDue = setTimeout(() => { liveDue = null; refreshLive(); }, ms);
+  }
+
   // ---- the viewer: an ended chat (read-only, export) or a live chat a supervisor watches --------------
   let viewing = null;  // { kind: "episode" | "live", id, summary, keys: entries shown (a frame may repeat one) }
   const entryKey = (e) => `${e.kind}|${e.at}|${e.text}`;
@@ -175,6 +183,7 @@
   }
   // A watched chat's frames (the agent hub marks them "watched"): shown in the viewer, not as my chat.
   C.hooks.frame.push((frame) => {
+    if (frame && !frame.watched && LIVE_CHANGES.has(frame.type) && supervises()) liveSoon(1000);
     if (!frame || !frame.watched) return false;
     if (viewing && viewing.kind === "live" && str(frame.chat) === viewing.id) {
       if (frame.type === "message" && frame.entry) viewerAdd(frame.entry);
@@ -308,13 +317,12 @@
       renderSupervision();
     } catch (err) { if (err.status !== 401 && err.status !== 403) console.warn(err); }
   }
-  let liveDue = null;
   C.hooks.overview.push((data) => {
     if (!supervises() || !data) return;
     if (Array.isArray(data.by_skill)) bySkill = data.by_skill;
     if (Array.isArray(data.outages)) outages = data.outages;
     renderSupervision();
-    if (!liveDue) liveDue = setTimeout(() => { liveDue = null; refreshLive(); }, 300);  // loads changed: who holds what
+    liveSoon(300);  // loads changed: who holds what
   });
   C.hooks.render.push(() => {
     applyLang();

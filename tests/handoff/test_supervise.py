@@ -107,8 +107,10 @@ async def test_queue_by_skill_and_outages_for_supervisors(make_gateway, people, 
     await agent.login()
     mine = await agent.call("GET", "/api/queue")
     assert "by_skill" not in mine and "outages" not in mine
-    pushed = await boss.expect(lambda f: f["type"] == "agents" and "by_skill" in f, timeout=5)
-    assert pushed["outages"][0]["seconds"] == outage["seconds"]
+    live = await boss.call("GET", "/api/live")
+    assert live["outages"][0]["seconds"] == outage["seconds"]
+    assert {r["skill"]: r["waiting"] for r in live["by_skill"]} == {s: r["waiting"] for s, r in by_skill.items()}
+    assert all(r["longest"] >= by_skill[r["skill"]]["longest"] for r in live["by_skill"])  # waits grow
 
 
 async def test_a_supervisor_on_another_process_watches_and_whispers(make_gateway, people):
