@@ -7,7 +7,8 @@
   of a supervisor's session, also with a Prometheus Alertmanager webhook body (``{"version", "groupKey", "status",
   "alerts": [{"labels": {"district", "service"?, "category"?, "severity"?}, "annotations": {"summary"}}]}``): a
   firing group opens one incident, its later notifications (and ``resolved``) go on that incident's timeline;
-* ``GET /api/incidents/{id}`` — the record, its timeline, counters and linked complaints (customers masked);
+* ``GET /api/incidents/{id}`` — the record, its timeline, counters, linked complaints (customers masked), tasks,
+  broadcasts, and the metrics now (the last hour's network messages per affected district, the human queue);
 * ``POST /api/incidents/{id}/transition {"to", "note"?}`` — 409 with ``allowed`` when it cannot go there now;
 * ``POST /api/incidents/{id}/update {"eta"?, "severity"?, "districts"?, "services"?, "owner"?, "title"?,
   "notice_zh"?, "notice_en"?, "note"?}`` — ``null`` clears ``eta``; an empty notice text means the templated one;
@@ -31,6 +32,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -40,7 +42,7 @@ from msgspec import UNSET, Meta, UnsetType
 from gateway.edge import decode, read_body, require_json
 from gateway.errors import BadRequest, Conflict, NotFound, Unauthorized, json_error
 from handoff.api import JINJA
-from handoff.auth import BODY_LIMIT, agent_of, public, require_agent, requires
+from handoff.auth import BODY_LIMIT, SERVICE, agent_of, public, require_agent, requires
 from handoff.incidents import api_work
 from handoff.incidents.broadcast import describe
 from handoff.incidents.model import CATEGORIES, SERVICES, STAGES, TransitionRefused
@@ -212,9 +214,12 @@ async def detail(request: web.Request) -> web.Response:
              for link in (await desk.store.links(incident_id)).values()]  # fmt: skip
     links.sort(key=lambda link: link["at"])
     broadcasts = [describe(b) for b in await desk.broadcasts.of(incident_id)]
+    window = (await desk.detector.window(time.time()))[0]  # the last hour's network messages, per district
+    metrics = {"inbound_last_hour": {d: round(window.get(d, 0.0)) for d in incident.districts},
+               "queue": len(await request.config_dict[SERVICE].views.queue())}  # fmt: skip
     return json_response({"incident": await view(desk, incident), "timeline": await desk.store.timeline(incident_id),
                   "links": links[-200:], "linked": len(links), "broadcasts": broadcasts,
-                  "tasks": await desk.tasks.of(incident_id)})  # fmt: skip
+                  "tasks": await desk.tasks.of(incident_id), "metrics": metrics})  # fmt: skip
 
 
 @requires("supervisor", "manage incidents", "仅主管和管理员可管理重大事件")

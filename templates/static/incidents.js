@@ -18,7 +18,8 @@
       f_category: "类别", f_severity: "级别", f_districts: "影响区域", f_services: "影响业务", f_owner: "负责人",
       f_eta: "预计恢复", f_source: "来源", f_created: "上报时间", none: "—", toStage: "进入：",
       k_notices: "已发送通知", k_deflected: "劝阻转人工", k_insisted: "坚持转人工", k_linked: "关联投诉客户",
-      k_complaints: "投诉条数", by: "操作人", proposalText: "{d}{c}：{n} 条网络咨询/投诉（{w} 分钟），基线 {b}，{f} 倍",
+      k_complaints: "投诉条数", k_inbound: "近1小时网络咨询", k_queue: "人工排队", by: "操作人",
+      proposalText: "{d}{c}：{n} 条网络咨询/投诉（{w} 分钟），基线 {b}，{f} 倍",
       allChannels: "", src_console: "坐席台", src_monitoring: "监控系统", src_detector: "预警",
       ev_stage: "阶段", ev_update: "更新", ev_note: "备注", ev_lessons: "经验教训", ev_task: "新任务",
       ev_task_done: "任务完成", broadcast: "短信群发通知", numbers: "手机号码（每行一个）",
@@ -50,6 +51,7 @@
       f_services: "Services", f_owner: "Owner", f_eta: "Recovery", f_source: "Source", f_created: "Reported",
       none: "—", toStage: "Move to: ", k_notices: "Notices given", k_deflected: "Handoffs deflected",
       k_insisted: "Insisted on a person", k_linked: "Customers' complaints linked", k_complaints: "Complaints",
+      k_inbound: "Network messages, last hour", k_queue: "Human queue",
       by: "by", proposalText: "{d}{c}: {n} network questions/complaints in {w} min, baseline {b}, {f}×",
       allChannels: "", src_console: "console", src_monitoring: "monitoring", src_detector: "early warning",
       ev_stage: "Stage", ev_update: "Update", ev_note: "Note", ev_lessons: "Lessons", ev_task: "New task",
@@ -99,6 +101,7 @@
     return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + "T" + p(d.getHours()) + ":" +
       p(d.getMinutes());
   }
+  function sum(o) { return Object.keys(o || {}).reduce(function (a, k) { return a + o[k]; }, 0); }
   function fill(s, args) { return s.replace(/\{(\w)\}/g, function (_, k) { return args[k]; }); }
 
   async function api(method, path, body) {
@@ -231,7 +234,8 @@
     stats.textContent = "";
     var s = i.stats || {};
     [["k_notices", s.notices], ["k_deflected", s.deflected], ["k_insisted", s.insisted], ["k_linked", s.linked],
-     ["k_complaints", s.complaints]].forEach(function (k) {
+     ["k_complaints", s.complaints], ["k_inbound", sum((selected.metrics || {}).inbound_last_hour)],
+     ["k_queue", (selected.metrics || {}).queue]].forEach(function (k) {
       var box = el("div", null, "kpi");
       box.dataset.kpi = k[0];
       box.appendChild(el("div", String(k[1] || 0), "kpi-value"));

@@ -126,6 +126,8 @@ async def test_queue_protection_asks_for_a_person_twice(make_gateway, people):
     assert len(await eventually(lambda: _queued(boss, 2), timeout=5)) == 2
     stats = (await boss.call("GET", f"/api/incidents/{incident['id']}"))["incident"]["stats"]
     assert stats["deflected"] == 1 and stats["insisted"] == 1
+    metrics = await eventually(lambda: _metrics(boss, incident["id"]), timeout=5)  # counts reach Redis each second
+    assert metrics == {"inbound_last_hour": {CHAOYANG: 1}, "queue": 2}
 
 
 async def _queued(boss: Any, at_least: int = 1) -> list[dict[str, Any]] | None:
@@ -202,6 +204,11 @@ async def _monitor(redis_url: str, needle: str, seen: list[str]) -> None:
                     seen.append(command["command"])
     finally:
         await client.aclose()
+
+
+async def _metrics(boss: Any, incident_id: str) -> dict[str, Any] | None:
+    metrics = (await boss.call("GET", f"/api/incidents/{incident_id}"))["metrics"]
+    return metrics if metrics["inbound_last_hour"].get(CHAOYANG) else None
 
 
 async def _stats(boss: Any, incident_id: str, name: str, at_least: int = 1) -> dict[str, int] | None:
