@@ -12,7 +12,8 @@
 * ``POST /api/incidents/{id}/transition {"to", "note"?}`` — 409 with ``allowed`` when it cannot go there now;
 * ``POST /api/incidents/{id}/update {"eta"?, "severity"?, "districts"?, "services"?, "owner"?, "title"?,
   "notice_zh"?, "notice_en"?, "note"?}`` — ``null`` clears ``eta``; an empty notice text means the templated one;
-* ``POST /api/incidents/{id}/notes {"text"}``;
+* ``POST /api/incidents/{id}/notes {"text", "publish"?: "zh"|"en"}`` — with ``publish``, the text also becomes the
+  customers' notice in that language (a status update pushed in one step);
 * ``POST /api/incidents/proposals/{id}/accept`` (an incident is opened, 201) / ``…/dismiss``; 409 when decided;
 * ``POST /api/incidents/detect`` — run the detector now (it also runs every ``detector.interval`` seconds);
 * ``POST /api/incidents/{id}/broadcasts {"numbers", "lang"?, "text"?}`` — the notice by SMS to those numbers
@@ -95,6 +96,7 @@ class TransitionIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
     text: Annotated[str, Meta(min_length=1, max_length=2000)]
+    publish: Literal["zh", "en"] | None = None  # also the customers' notice in that language (at most 600 characters)
 
 
 class Alert(msgspec.Struct):
@@ -270,10 +272,21 @@ async def update(request: web.Request) -> web.Response:
 @requires("supervisor", "manage incidents", "仅主管和管理员可管理重大事件")
 async def add_note(request: web.Request) -> web.Response:
     desk, incident_id = desk_of(request), path_id(request)
-    text = decode(await read_body(request, BODY_LIMIT), NoteIn).text.strip()
+    body = decode(await read_body(request, BODY_LIMIT), NoteIn)
+    text, name = body.text.strip(), agent_of(request).name
     if not text:
         raise BadRequest("'text' must not be empty", zh="内容不能为空", field="text")
-    return json_response({"entry": await desk.store.note(incident_id, agent_of(request).name, text)})
+    if body.publish is None:
+        return json_response({"entry": await desk.store.note(incident_id, name, text)})
+    incident = await desk.store.get(incident_id)  # a status update pushed to the public notice in one step
+    if len(text) > 600:
+        raise BadRequest("a notice is at most 600 characters", zh="客户通知最多600字", field="text")
+    if not incident.is_open:
+        raise Conflict(f"incident {incident_id} is {incident.stage}", zh="事件已关闭", field="id")
+    incident = await desk.store.update(incident_id, name, {"notice": {**incident.notice, body.publish: text}},
+                                       note=f"published as the {body.publish} notice")  # fmt: skip
+    await desk.changed(incident, "updated")
+    return json_response({"incident": await view(desk, incident)})
 
 
 @requires("supervisor", "decide on incident proposals", "仅主管和管理员可处理事件预警")

@@ -25,7 +25,7 @@
       ev_task_done: "任务完成", broadcast: "短信群发通知", numbers: "手机号码（每行一个）",
       bLang: "语言", send: "发送", review: "总结", lessons: "经验教训", saveLessons: "保存",
       reviewMd: "下载总结报告（Markdown）", reviewJson: "JSON", tasks: "部门任务", addTask: "添加任务",
-      taskPlaceholder: "任务内容", overdue: "逾期", markDone: "完成", doneBy: "已完成", due: "截止",
+      taskPlaceholder: "任务内容", internal: "仅内部备注", publishZh: "并推送为中文通知", publishEn: "并推送为英文通知", overdue: "逾期", markDone: "完成", doneBy: "已完成", due: "截止",
       noTasks: "暂无任务", approve: "审批通过", cancel: "取消", noBroadcasts: "尚未群发",
       b_line: "{s}：共 {t} 人，已排队 {q}，已退订 {o}，无效 {i}", quietWait: "（免打扰时段，稍后发送）",
       b_states: { awaiting_approval: "待另一位主管审批", sending: "发送中", done: "已完成", cancelled: "已取消" },
@@ -58,7 +58,8 @@
       ev_task_done: "Task done", broadcast: "SMS broadcast of the notice",
       numbers: "Phone numbers (one a line)", bLang: "Language", review: "Review", lessons: "Lessons",
       saveLessons: "Save", reviewMd: "Download the review (Markdown)", reviewJson: "JSON", tasks: "Department tasks",
-      addTask: "Add task", taskPlaceholder: "What is to be done", overdue: "overdue", markDone: "Done",
+      addTask: "Add task", taskPlaceholder: "What is to be done", internal: "Internal note",
+      publishZh: "Also the Chinese notice", publishEn: "Also the English notice", overdue: "overdue", markDone: "Done",
       doneBy: "done", due: "due", noTasks: "No tasks", send: "Send", approve: "Approve", cancel: "Cancel",
       noBroadcasts: "No broadcast yet", b_line: "{s}: {t} recipients, {q} queued, {o} opted out, {i} invalid",
       quietWait: " (quiet hours: later)",
@@ -462,8 +463,11 @@
       e.preventDefault();
       var text = $("note-text").value.trim();
       if (!text) return;
-      await api("POST", "/api/incidents/" + encodeURIComponent(selected.incident.id) + "/notes", { text: text });
+      var body = { text: text };
+      if ($("note-publish").value) body.publish = $("note-publish").value;
+      await api("POST", "/api/incidents/" + encodeURIComponent(selected.incident.id) + "/notes", body);
       $("note-text").value = "";
+      $("note-publish").value = "";
       await open(selected.incident.id);
     });
     start();

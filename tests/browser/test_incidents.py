@@ -103,8 +103,13 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     await page.fill("#note-text", "网络部已派出应急通信车")
     await page.click("#note-form button[type=submit]")
     await page.locator("#timeline li", has_text="应急通信车").wait_for()
+    await page.select_option("#note-publish", "en")  # a status update pushed to the English notice
+    await page.fill("#note-text", "Emergency vehicles are on site.")
+    await page.click("#note-form button[type=submit]")
+    await page.locator("#timeline li", has_text="published as the en notice").wait_for()
+    assert await page.input_value("#notice-en") == "Emergency vehicles are on site."
     timeline = await page.locator("#timeline li").all_text_contents()
-    assert len(timeline) == 9 and "已上报" in timeline[0] and "super1" in timeline[0]
+    assert len(timeline) == 10 and "已上报" in timeline[0] and "super1" in timeline[0]
     await page.fill("#lessons", "备用电源不足")
     await page.click("#lessons-form button[type=submit]")
     await page.locator("#timeline li", has_text="备用电源不足").wait_for()

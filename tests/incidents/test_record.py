@@ -52,10 +52,14 @@ async def test_updates_go_on_the_timeline_and_a_closed_record_stays(make_gateway
     cleared = await boss.call("POST", f"{path}/update", {"eta": None, "notice_en": ""})
     assert cleared["eta"] is None and cleared["notice"] == {}
     await boss.call("POST", f"{path}/notes", {"text": "网络部已到场"})
+    pushed = await boss.call("POST", f"{path}/notes", {"text": "Engineers are on site.", "publish": "en"})
+    assert pushed["incident"]["notice"] == {"en": "Engineers are on site."}
+    await boss.call("POST", f"{path}/update", {"notice_en": ""})
     timeline = (await boss.call("GET", path))["timeline"]
     changes = [e["changes"] for e in timeline if e["event"] == "update"]
     assert changes[0]["severity"] == {"from": 4, "to": 2} and changes[1]["eta"] == {"from": 1893456000, "to": None}
-    assert timeline[-1]["event"] == "note" and timeline[-1]["note"] == "网络部已到场"
+    notes = [e["note"] for e in timeline if e["event"] == "note"]
+    assert notes == ["网络部已到场"] and timeline[-2]["note"] == "published as the en notice"
     await boss.call("POST", f"{path}/transition", {"to": "closed"})
     status, body = await boss.raw("POST", f"{path}/update", {"severity": 1})
     assert status == 409 and body["error_zh"]
