@@ -228,6 +228,10 @@ class Keys:
         """Sorted set: every incident's id by creation time. No TTL."""
         return self.ik("all")
 
+    def incidents_open(self) -> str:
+        """Set: the ids of the incidents not closed (every process re-reads these, not the whole history). No TTL."""
+        return self.ik("open")
+
     def incident_links(self, incident_id: str) -> str:
         """Hash: customer owner (``phone:<n>`` or ``<channel>:<sender>``) → JSON of their complaints linked to the
         incident (channel, sender, lang, count, first/last time). No TTL."""

@@ -17,14 +17,16 @@ import redis.asyncio as aioredis
 
 from gateway.errors import NotFound
 from gateway.rkeys import INCIDENT_SEQ_TTL, Keys
-from handoff.incidents.model import Incident, check_move
+from handoff.incidents.model import OPEN, Incident, check_move
 
-# Move an incident's stage if it is still ARGV[1]. KEYS: incident, timeline. ARGV: from, to, stage_times JSON,
-# updated_at, timeline entry JSON. Returns 1, or 0 when the stage changed meanwhile.
+# Move an incident's stage if it is still ARGV[1]. KEYS: incident, timeline, the open set. ARGV: from, to,
+# stage_times JSON, updated_at, timeline entry JSON, incident id, "1" when the new stage is open.
+# Returns 1, or 0 when the stage changed meanwhile.
 _MOVE = """
 if redis.call('HGET', KEYS[1], 'stage') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'stage', ARGV[2], 'stage_times', ARGV[3], 'updated_at', ARGV[4])
 redis.call('RPUSH', KEYS[2], ARGV[5])
+if ARGV[7] == '1' then redis.call('SADD', KEYS[3], ARGV[6]) else redis.call('SREM', KEYS[3], ARGV[6]) end
 return 1
 """
 
@@ -55,7 +57,13 @@ class IncidentStore:
         return [Incident.from_redis(raw) for raw in await pipe.execute() if raw]
 
     async def open(self) -> list[Incident]:
-        return [i for i in await self.recent() if i.is_open]
+        """The incidents not closed, newest first."""
+        ids = [i.decode() for i in await self.redis.smembers(self.keys.incidents_open())]
+        pipe = self.redis.pipeline(transaction=False)
+        for i in ids:
+            pipe.hgetall(self.keys.incident(i))
+        found = [Incident.from_redis(raw) for raw in await pipe.execute() if raw]
+        return sorted((i for i in found if i.is_open), key=lambda i: -i.created_at)
 
     async def timeline(self, incident_id: str) -> list[dict[str, Any]]:
         return [json.loads(e) for e in await self.redis.lrange(self.keys.incident_timeline(incident_id), 0, -1)]
@@ -63,6 +71,13 @@ class IncidentStore:
     async def stats(self, incident_id: str) -> dict[str, int]:
         raw = await self.redis.hgetall(self.keys.incident_stats(incident_id))
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def stats_of(self, incident_ids: list[str]) -> dict[str, dict[str, int]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for incident_id in incident_ids:
+            pipe.hgetall(self.keys.incident_stats(incident_id))
+        found = await pipe.execute()
+        return {i: {k.decode(): int(v) for k, v in raw.items()} for i, raw in zip(incident_ids, found, strict=True)}
 
     async def links(self, incident_id: str) -> dict[str, dict[str, Any]]:
         raw = await self.redis.hgetall(self.keys.incident_links(incident_id))
@@ -88,6 +103,7 @@ class IncidentStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.incident(incident.id), mapping=incident.to_redis())
         pipe.zadd(self.keys.incidents_all(), {incident.id: now})
+        pipe.sadd(self.keys.incidents_open(), incident.id)
         pipe.rpush(self.keys.incident_timeline(incident.id), json.dumps(entry, ensure_ascii=False))
         pipe.publish(self.keys.incidents_changed(), incident.id)
         await pipe.execute()
@@ -100,9 +116,10 @@ class IncidentStore:
         now = time.time()
         times = {**incident.stage_times, to: now}
         entry = {"at": now, "by": by, "event": "stage", "from": incident.stage, "to": to, "note": note}
-        moved = await self._move(keys=[self.keys.incident(incident_id), self.keys.incident_timeline(incident_id)],
-                                 args=[incident.stage, to, json.dumps(times), repr(now),
-                                       json.dumps(entry, ensure_ascii=False)])  # fmt: skip
+        keys = [self.keys.incident(incident_id), self.keys.incident_timeline(incident_id), self.keys.incidents_open()]
+        moved = await self._move(keys=keys, args=[incident.stage, to, json.dumps(times), repr(now),
+                                                  json.dumps(entry, ensure_ascii=False), incident_id,
+                                                  "1" if to in OPEN else "0"])  # fmt: skip
         if not moved:  # another change came first: judge again against the stage it left
             check_move(await self.get(incident_id), to)
             return await self.move(incident_id, to, by, note)
