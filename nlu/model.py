@@ -32,7 +32,7 @@ class ModelParams:
     max_iter: int = 2000
     min_df: int = 1
     class_weight: str | None = "balanced"
-    temperature: float = 4.0  # margins × temperature → softmax
+    temperature: float = 3.0  # margins × temperature → softmax
 
 
 class LinearModel:
