@@ -75,6 +75,8 @@ async def _unsure(ctx: Ctx, desk: IncidentDesk) -> bool:
     if not ranking or ranking[0].name != "network_status":
         return False
     district = await _district(ctx)
+    if district:
+        desk.observe(district, ctx.channel, "network_status", ctx.text)
     incident = desk.affecting(district) if district else None
     if incident is None or district is None:
         return False
