@@ -38,6 +38,7 @@ import secrets
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ from aiohttp import web
 
 from gateway import websec
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host
+from gateway.channels.socketio_relay import Relay
 from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized, Unavailable, is_outage
 from gateway.keys import SERVER_KEY
 from gateway.models import InboundMessage, OutboundMessage
@@ -60,6 +62,7 @@ PENDING_TTL = 30 * 86400  # a session's undelivered messages wait this long for 
 MAX_QUEUED = 20  # a socket's messages waiting for their turn; more are refused with an error event
 MAX_TITLES = 64  # quick-reply payloads remembered per socket (to show the title in the transcript)
 _SESSION = re.compile(r"^[0-9a-f]{32}\.[0-9a-f]{20}$")
+Handle = Callable[[], Awaitable[web.StreamResponse]]
 _SORRY = {"zh": "抱歉，出了点问题，请重新发送。", "en": "Sorry, something went wrong; please send it again."}
 
 _PUBLISH = """
@@ -236,6 +239,8 @@ class SocketIOChannel:
             logger=False,
             engineio_logger=False,
         )
+        self.relay = Relay(self.serve, settings.webchat.max_body_bytes)  # --workers: a sid's own process
+        self.sio.eio.generate_id = self.relay.generate_id  # type: ignore[method-assign]
         self.hub = SocketHub(host.redis, host.keys, self.sio, self.section.bot_message_evt, self.section.pending_limit)
         self.clients: dict[str, _Client] = {}
         self.draining = False  # the gateway is stopping: new connections go elsewhere (503)
@@ -250,6 +255,7 @@ class SocketIOChannel:
         return "ready"
 
     async def start(self) -> None:
+        await self.relay.start(self.settings)
         await self.hub.start()
 
     async def shutdown(self) -> None:
@@ -266,12 +272,22 @@ class SocketIOChannel:
             await asyncio.gather(*self._closing, return_exceptions=True)
         await self.sio.shutdown()
         await self.hub.stop()
+        await self.relay.close()
 
     async def push(self, message: OutboundMessage) -> None:
         """An agent's message, a queue notice, the survey: to whichever process holds the session's socket."""
         if message.kind == "typing":  # the widget has no way to show someone else typing
             return
         await self.hub.publish(message.recipient_id, rasa_payloads(message))
+
+    async def serve(self, request: web.Request, handle: Handle | None = None) -> web.StreamResponse:
+        """An Engine.IO request, kept in ``requests`` while it runs (a stopping process drops them)."""
+        self.requests[id(request)] = request
+        try:
+            response: web.StreamResponse = await (handle() if handle else self.sio.handle_request(request))
+        finally:
+            self.requests.pop(id(request), None)
+        return response
 
     # ---- events ----
     async def _connect(self, sid: str, environ: dict[str, Any], _auth: Any = None) -> None:
@@ -406,12 +422,12 @@ async def endpoint(request: web.Request) -> web.StreamResponse:
     if channel.draining and "sid" not in request.query:
         raise Unavailable("this gateway process is stopping; connect again", zh="服务正在重启，请重新连接",
                           headers={"Retry-After": "1"})  # fmt: skip
-    channel.requests[id(request)] = request
-    try:
-        response: web.StreamResponse = await channel.sio.handle_request(request)
-    finally:
-        channel.requests.pop(id(request), None)
-    return response
+    channel.relay.key = request.config_dict[SERVER_KEY]
+    sid = request.query.get("sid")
+    port = channel.relay.owner(sid) if sid and sid not in channel.sio.eio.sockets else None
+    if port is not None:  # another process's session (--workers): relayed to it
+        return await channel.serve(request, lambda: channel.relay.forward(request, port))
+    return await channel.serve(request)
 
 
 def _routes(settings: Settings) -> list[web.RouteDef]:

@@ -253,3 +253,46 @@ async def test_a_stopping_process_drops_its_sockets_so_widgets_reconnect_elsewhe
     started = asyncio.get_running_loop().time()
     await gw.close()
     assert asyncio.get_running_loop().time() - started < 3
+
+
+async def test_a_session_of_another_process_is_relayed_to_it(gateways):
+    """``--workers N`` (SO_REUSEPORT) gives each TCP connection to any process: Engine.IO's polls and the upgrade
+    naming a sid another process issued are relayed to that process (raw Engine.IO v4 on the wire)."""
+    gw_a, gw_b = await gateways(), await gateways()
+    q = "/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(gw_a.base + q) as resp:  # the handshake, made by A
+            handshake = json.loads((await resp.text())[1:])
+        sid = handshake["sid"]
+        assert sid not in gw_b.app[SOCKETIO].sio.eio.sockets
+
+        async def post(base: str, packet: str) -> int:
+            async with http.post(f"{base}{q}&sid={sid}", data=packet.encode()) as resp:
+                return resp.status
+
+        async def poll(base: str) -> str:
+            async with http.get(f"{base}{q}&sid={sid}") as resp:
+                assert resp.status == 200
+                return await resp.text()
+
+        assert await post(gw_b.base, "40") == 200  # the Socket.IO connect, sent to B, reaches A
+        assert (await poll(gw_b.base)).startswith("40")
+        assert await post(gw_b.base, '42["session_request",{"session_id":null}]') == 200
+        confirmed = json.loads((await poll(gw_b.base))[2:])
+        assert confirmed[0] == "session_confirm" and SESSION.match(confirmed[1])
+        async with http.ws_connect(f"{gw_b.base}/socket.io/?EIO=4&transport=websocket&sid={sid}") as ws:
+            await ws.send_str("2probe")  # the upgrade, through B's pipe to A
+            assert (await ws.receive_str(timeout=5)) == "3probe"
+            await ws.send_str("5")
+            await ws.send_str('42["user_uttered",{"message":"你好"}]')
+            async with asyncio.timeout(10):
+                while True:
+                    frame = await ws.receive_str()
+                    if frame == "2":  # Engine.IO's ping
+                        await ws.send_str("3")
+                    elif frame.startswith('42["bot_uttered"'):
+                        break
+            assert "quick_replies" in json.loads(frame[2:])[1]
+        forged = "1." + "A" * 16 + "." + "0" * 16  # a port of the client's choosing is never relayed to
+        async with http.get(f"{gw_b.base}{q}&sid={forged}") as resp:
+            assert resp.status == 400
