@@ -28,6 +28,9 @@
       chatClosed: (w) => `会话已结束：${w}`, chatRemoved: (w) => `会话已转出或重新排队：${w}`,
       assigned: (w) => `新会话已分配给您：${w}`, newReply: (w) => `${w} 发来新消息`, slaWarn: (w, c, left) => `${w}：${c}即将超时（剩余 ${left}）`,
       slaBreach: (w, c) => `${w}：${c}已超时`, targetMissing: "请选择转接对象",
+      casesLink: "投诉工单", caseClocks: { first_response: "首次响应", solution: "解决时限" },
+      caseAlert: (k, c, stage, left) => stage === "warn" ? `投诉工单 ${k}：${c}即将超时（剩余 ${left}）`
+        : stage === "breach" ? `投诉工单 ${k}：${c}已超时，已升级给主管` : `投诉工单 ${k}：${c}超时已久，已升级给部门负责人`,
       kinds: { customer: "客户", bot: "机器人", agent: "坐席", system: "系统", note: "内部备注", event: "事件" },
       reasons: { request_human: "客户要求转人工", complaint: "投诉", fallback: "机器人无法处理", urgent: "紧急", vip: "VIP 客户" },
       complaints: { service: "服务投诉", business: "业务投诉", network: "网络投诉", other: "其他投诉" },
@@ -88,6 +91,10 @@
       chatRemoved: (w) => `Chat transferred away or re-queued: ${w}`, assigned: (w) => `New chat assigned to you: ${w}`,
       newReply: (w) => `New message from ${w}`,
       slaWarn: (w, c, left) => `${w}: ${c} SLA due in ${left}`, slaBreach: (w, c) => `${w}: ${c} SLA breached`,
+      casesLink: "Cases", caseClocks: { first_response: "first response", solution: "solution" },
+      caseAlert: (k, c, stage, left) => stage === "warn" ? `Case ${k}: ${c} due in ${left}`
+        : stage === "breach" ? `Case ${k}: ${c} overdue, escalated to the supervisor`
+        : `Case ${k}: ${c} long overdue, escalated to the department head`,
       targetMissing: "Pick whom to transfer to",
       kinds: { customer: "Customer", bot: "Bot", agent: "Agent", system: "System", note: "Internal note", event: "Event" },
       reasons: { request_human: "Asked for an agent", complaint: "Complaint", fallback: "Bot fallback", urgent: "Urgent", vip: "VIP" },
@@ -1047,6 +1054,12 @@
         renderTabs();
         toast(t().slaBreach(chatLabel(frame.chat), label("clocks", frame.clock)), "breach");
         return;
+      case "case_alert": {  // a complaint case's clock (handoff/cases): warned, breached, escalated
+        const left = typeof frame.due_at === "number" ? fmtDur(frame.due_at - now()) : "";
+        const clock = t().caseClocks[frame.clock] || String(frame.clock || "");
+        toast(t().caseAlert(String(frame.ticket || ""), clock, frame.stage, left), frame.stage === "warn" ? "warn" : "breach");
+        return;
+      }
       case "callbacks_changed":
         refreshCallbacks();
         break;

@@ -113,6 +113,9 @@ async def test_a_case_running_late_turns_orange_then_red_and_is_escalated(browse
     try:
         ticket = await complain(customer, "投诉：信号太差")
         page, seen = await sign_in(browser, gw.base, "super1", "demo-super1")
+        console = await page.context.new_page()  # the same supervisor's agent console, open beside the cases
+        await console.goto(f"{gw.base}/agent?lang=zh")
+        await expect(console.locator("#cases-link")).to_have_text("投诉工单")
         await page.goto(f"{gw.base}/cases#{ticket}")
         clock = page.locator(f'tr[data-ticket="{ticket}"] [data-clock="first_response"]')
         await expect(clock).to_have_class(re.compile("clock-warn"), timeout=10_000)
@@ -126,6 +129,11 @@ async def test_a_case_running_late_turns_orange_then_red_and_is_escalated(browse
                 await asyncio.sleep(0.5)
         await expect(page.locator("#case-escalation")).to_contain_text("super1")
         await expect(page.locator("#case-history")).to_contain_text("升级")
+        toasts = console.locator("#toasts")  # the console told the supervisor as the clock ran
+        await expect(toasts).to_contain_text(f"投诉工单 {ticket}：首次响应即将超时", timeout=10_000)
+        await expect(toasts).to_contain_text(f"投诉工单 {ticket}：首次响应已超时，已升级给主管", timeout=10_000)
+        await console.click("#lang-switch")
+        await expect(console.locator("#cases-link")).to_have_text("Cases")
         assert seen == []
     finally:
         await customer.close()
