@@ -8,14 +8,13 @@ import os
 import subprocess
 import sys
 
-import psutil
 import pytest
 from playwright.async_api import expect
 
 from tests.browser.test_rasa_webchat import _open, _send, site  # noqa: F401  (the operator's site fixture)
 from tests.conftest import NLU_CACHE
 from tests.gateway.test_server_process import free_port
-from tests.gateway.test_workers import ROOT, read_until
+from tests.gateway.test_workers import ROOT, read_until, stop_supervisor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,9 +50,4 @@ async def test_the_widget_works_against_two_workers(browser, site, tmp_path):  #
         output = proc.stdout.read()  # type: ignore[union-attr]
         assert "Traceback" not in output and "Invalid session" not in output
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for child in psutil.Process().children(recursive=True):
-            if "gateway" in " ".join(child.cmdline()) or "redis-server" in child.name():
-                child.kill()
+        stop_supervisor(proc, data)
