@@ -8,4 +8,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
-exec python3 -m pytest "$@"
+# test files run in parallel (pytest-xdist; a file's tests stay together in one worker): most tests wait on
+# loopback servers, browsers and clocks, not on the CPU. PYTEST_WORKERS=0 runs them in this one process.
+exec python3 -m pytest -p no:benchmark -n "${PYTEST_WORKERS:-3}" --dist loadfile "$@"

@@ -119,6 +119,8 @@ async def test_a_case_running_late_turns_orange_then_red_and_is_escalated(browse
         await page.goto(f"{gw.base}/cases#{ticket}")
         clock = page.locator(f'tr[data-ticket="{ticket}"] [data-clock="first_response"]')
         await expect(clock).to_have_class(re.compile("clock-warn"), timeout=10_000)
+        toasts = console.locator("#toasts")  # the console told the supervisor as the clock ran
+        await expect(toasts).to_contain_text(f"投诉工单 {ticket}：首次响应即将超时", timeout=10_000)
         await expect(page.locator("#alerts")).to_contain_text("1 张即将超时")
         await expect(clock).to_have_class(re.compile("clock-over"), timeout=10_000)
         await expect(clock).to_contain_text("已超时")
@@ -129,8 +131,6 @@ async def test_a_case_running_late_turns_orange_then_red_and_is_escalated(browse
                 await asyncio.sleep(0.5)
         await expect(page.locator("#case-escalation")).to_contain_text("super1")
         await expect(page.locator("#case-history")).to_contain_text("升级")
-        toasts = console.locator("#toasts")  # the console told the supervisor as the clock ran
-        await expect(toasts).to_contain_text(f"投诉工单 {ticket}：首次响应即将超时", timeout=10_000)
         await expect(toasts).to_contain_text(f"投诉工单 {ticket}：首次响应已超时，已升级给主管", timeout=10_000)
         await console.click("#lang-switch")
         await expect(console.locator("#cases-link")).to_have_text("Cases")
