@@ -111,11 +111,12 @@ async def test_a_case_running_late_turns_orange_then_red_and_is_escalated(browse
     customer = WebCustomer(gw.base)
     await customer.connect()
     try:
-        ticket = await complain(customer, "投诉：信号太差")
         page, seen = await sign_in(browser, gw.base, "super1", "demo-super1")
         console = await page.context.new_page()  # the same supervisor's agent console, open beside the cases
         await console.goto(f"{gw.base}/agent?lang=zh")
         await expect(console.locator("#cases-link")).to_have_text("投诉工单")
+        await expect(console.locator("#conn-status")).to_have_attribute("data-state", "open", timeout=10_000)
+        ticket = await complain(customer, "投诉：信号太差")  # its clocks start now, with the console listening
         await page.goto(f"{gw.base}/cases#{ticket}")
         clock = page.locator(f'tr[data-ticket="{ticket}"] [data-clock="first_response"]')
         await expect(clock).to_have_class(re.compile("clock-warn"), timeout=10_000)
