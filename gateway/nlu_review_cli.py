@@ -14,11 +14,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
-from gateway.embedded import EmbeddedRedis
 from gateway.nlu_review import retrain_base, review_dir
 from gateway.nlu_review_models import Models
+from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys
 from gateway.settings import Settings, SettingsError, load_settings
 from nlu import NLUConfig
@@ -103,22 +101,11 @@ async def _status(models: Models, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    embedded = None
-    if settings.redis.url:
-        client = aioredis.from_url(settings.redis.url)
-    else:
-        embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis.appendfsync)
-        await embedded.start()
-        client = aioredis.Redis(unix_socket_path=str(embedded.socket))
-    try:
-        models = Models(client, Keys(settings.redis.key_prefix))
+    async with deployment_client(settings.redis.url, settings.data_dir, settings.redis.appendfsync) as client:
+        models = Models(client, Keys(settings.redis.key_prefix))  # type: ignore[arg-type]
         if args.command == "retrain":
             return await _retrain(args, settings, models)
         return await _status(models, settings)
-    finally:
-        await client.aclose()
-        if embedded:
-            await embedded.stop()
 
 
 def main(argv: Sequence[str]) -> int:

@@ -7,11 +7,14 @@
   fails over to promoted replicas). Keys that a script or a transaction touches together share a hash tag (see
   ``gateway/rkeys.py``), so each such command runs on one slot. Reads always go to masters.
 
-A leaf: redis-py only.
+A leaf: redis-py only (and the embedded server, for ``deployment_client``).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -77,3 +80,24 @@ def sync_client(url: str) -> redis.Redis | redis.RedisCluster:
         return redis.RedisCluster(startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in cluster_nodes(url)],
                                   **_cluster_options(url))  # fmt: skip
     return redis.Redis.from_url(url)
+
+
+@asynccontextmanager
+async def deployment_client(url: str, data_dir: Path, appendfsync: str = "everysec") -> AsyncIterator[AnyRedis]:
+    """The deployment's Redis for a command-line tool: ``url`` (a server or a cluster), else the embedded Redis of
+    ``data_dir`` — shared when a gateway runs it, started (and stopped afterwards) when none does."""
+    from gateway.embedded import EmbeddedRedis  # the embedded server only where a tool needs it
+
+    embedded = None
+    if url:
+        redis_client = client(url, max_connections=16)
+    else:
+        embedded = EmbeddedRedis(data_dir / "redis", appendfsync)
+        await embedded.start()
+        redis_client = unix_client(str(embedded.socket), max_connections=16)
+    try:
+        yield redis_client
+    finally:
+        await redis_client.aclose()
+        if embedded:
+            await embedded.stop()

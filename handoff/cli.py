@@ -9,9 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
-from gateway.embedded import EmbeddedRedis
+from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys
 from gateway.settings import Settings, SettingsError, load_settings
 from handoff.agents import ROLES, AgentError, AgentStore
@@ -34,39 +32,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    embedded = None
-    if settings.redis.url:
-        client = aioredis.from_url(settings.redis.url)
+async def _add(store: AgentStore, args: argparse.Namespace) -> None:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
     else:
-        embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis.appendfsync)
-        await embedded.start()
-        client = aioredis.Redis(unix_socket_path=str(embedded.socket))
-    try:
-        store = AgentStore(client, Keys(settings.redis.key_prefix))
-        if args.command == "add":
-            if args.password_stdin:
-                password = sys.stdin.readline().rstrip("\n")
-            else:
-                password = getpass.getpass(f"password for {args.name}: ")
-            agent = await store.add(args.name, password, role=args.role, skills=tuple(args.skills.split(",")),
-                                    capacity=args.capacity, display_name=args.display_name)  # fmt: skip
-            print(
-                f"agent {agent.name} ({agent.role}; skills {', '.join(agent.skills)}; capacity {agent.capacity}) saved"
-            )
-        else:
-            agents = await store.all()
-            print(f"{'name':<16} {'role':<11} {'capacity':>8}  skills")
-            for a in agents:
-                print(f"{a.name:<16} {a.role:<11} {a.capacity:>8}  {','.join(a.skills)}{'  (demo)' if a.demo else ''}")
-        return 0
-    except AgentError as exc:
-        print(f"gateway agents: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        await client.aclose()
-        if embedded:
-            await embedded.stop()
+        password = getpass.getpass(f"password for {args.name}: ")
+    agent = await store.add(args.name, password, role=args.role, skills=tuple(args.skills.split(",")),
+                            capacity=args.capacity, display_name=args.display_name)  # fmt: skip
+    print(f"agent {agent.name} ({agent.role}; skills {', '.join(agent.skills)}; capacity {agent.capacity}) saved")
+
+
+async def _list(store: AgentStore) -> None:
+    print(f"{'name':<16} {'role':<11} {'capacity':>8}  skills")
+    for a in await store.all():
+        print(f"{a.name:<16} {a.role:<11} {a.capacity:>8}  {','.join(a.skills)}{'  (demo)' if a.demo else ''}")
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    async with deployment_client(settings.redis.url, settings.data_dir, settings.redis.appendfsync) as client:
+        store = AgentStore(client, Keys(settings.redis.key_prefix))  # type: ignore[arg-type]
+        try:
+            await (_add(store, args) if args.command == "add" else _list(store))
+        except AgentError as exc:
+            print(f"gateway agents: {exc}", file=sys.stderr)
+            return 2
+    return 0
 
 
 def main(argv: Sequence[str]) -> int:

@@ -14,13 +14,13 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 import redis.asyncio as aioredis
 
-from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest
+from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys
 from gateway.settings import Settings, SettingsError, load_settings
 from handoff.reports import report, seed
@@ -62,21 +62,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, **overrides)
 
 
-@asynccontextmanager
-async def _redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    embedded = None
-    if settings.redis.url:
-        client = aioredis.from_url(settings.redis.url)
-    else:
-        embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis.appendfsync)
-        await embedded.start()
-        client = aioredis.Redis(unix_socket_path=str(embedded.socket))
-    try:
-        yield client
-    finally:
-        await client.aclose()
-        if embedded:
-            await embedded.stop()
+def _redis(settings: Settings) -> AbstractAsyncContextManager[aioredis.Redis]:
+    """The deployment's Redis (``REDIS_URL``, else the embedded one), closed afterwards."""
+    client = deployment_client(settings.redis.url, settings.data_dir, settings.redis.appendfsync)
+    return client  # type: ignore[return-value]
 
 
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
