@@ -2,7 +2,7 @@
 aiohttp baseline measured in the same run.
 
     python bench/channels_bench.py [--messages 1000] [--senders 200] [--concurrency 50] [--rounds 3]
-                                   [--dup-rate 0.05] [--quick]
+                                   [--dup-rate 0.05] [--quick] [--channels sms,telegram] [--py-spy DIR]
 
 Starts the gateway (``python -m gateway``, embedded Redis, a temporary data directory seeded with the
 tests' cached NLU model so it does not train) with the SMS channel on the generic HTTP provider and the
@@ -36,6 +36,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,11 @@ def pct(values: list[float], p: float) -> float:
     return values[min(int(len(values) * p), len(values) - 1)] * 1000 if values else float("nan")
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def metric_values(text: str, name: str) -> dict[str, float]:
     """``{channel: value}`` of a labelled counter off /metrics."""
     return {m[0]: float(m[1]) for m in re.findall(rf'^{name}{{channel="([^"]+)"}} ([0-9.e+]+)$', text, re.M)}
@@ -209,6 +215,7 @@ class Result:
     replies: Counter[str] = field(default_factory=Counter)  # replies per recipient
     stray: int = 0
     dups: int = 0
+    cpu: float = 0.0  # seconds of the target's CPU per message (its own process, not the embedded Redis)
 
     @property
     def rate(self) -> float:
@@ -372,13 +379,30 @@ async def wait_line(proc: subprocess.Popen[str], word: str, timeout: float = 30)
         raise RuntimeError(f"baseline did not start: {line!r}")
 
 
-def stop(proc: subprocess.Popen[Any], timeout: float = 20) -> None:
-    proc.send_signal(signal.SIGTERM)
+def stop(proc: subprocess.Popen[Any], timeout: float = 20, sig: int = signal.SIGTERM) -> None:
+    proc.send_signal(sig)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def profiler(args: argparse.Namespace, pid: int, channel: str, round_: int) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` of the gateway for one run (stopped with SIGINT after it), or None without --py-spy."""
+    if not args.py_spy:
+        return None
+    spy = shutil.which("py-spy")
+    if spy is None:
+        print("--py-spy: py-spy is not installed (pip install py-spy); not profiling")
+        args.py_spy = None
+        return None
+    out = Path(args.py_spy) / f"{channel}-{round_}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(0.5)  # attached before the load starts
+    return proc
 
 
 async def gateway_metrics(base: str) -> str:
@@ -421,8 +445,9 @@ async def run(args: argparse.Namespace) -> None:
         peak.start()
         load = Load(sms, tg, args)
         targets = {"baseline": f"http://127.0.0.1:{base_port}", "gateway": gw}
+        procs = {"baseline": psutil.Process(baseline.pid), "gateway": psutil.Process(gateway.pid)}
         path = {"sms": "/channels/sms/webhook", "telegram": "/channels/telegram/webhook"}
-        for channel in ("sms", "telegram"):
+        for channel in args.channels:
             for target in targets.values():
                 await load.warm(target + path[channel], channel)
         before = await gateway_metrics(gw)
@@ -443,40 +468,50 @@ async def run(args: argparse.Namespace) -> None:
         print(f"baseline: bare aiohttp, own process: check HMAC/secret, in-memory dedupe, POST the reply to the fake "
               f"provider, then 200; {dup_note}")  # fmt: skip
         print("webhook = POST → 200; e2e = POST sent → the fake provider receives the reply's send request")
-        head = f"{'':22} {'msg/s':>7} {'webhook p50':>11} {'p99':>7} {'e2e p50':>8} {'p99':>7} {'errors':>6} {'received':>9}"
+        head = (f"{'':22} {'msg/s':>7} {'webhook p50':>11} {'p99':>7} {'e2e p50':>8} {'p99':>7} {'CPU/msg':>7} {'errors':>6} "
+                f"{'received':>9}")  # fmt: skip
         print(head + "  (ms)")
         totals: dict[tuple[str, str], list[Result]] = {}
+        titles = [(c, "SMS" if c == "sms" else "Telegram") for c in args.channels]
         for round_ in range(1, args.rounds + 1):
-            for channel in ("sms", "telegram"):
+            for channel in args.channels:
                 for name, target in targets.items():
+                    spy = profiler(args, gateway.pid, channel, round_) if name == "gateway" else None
                     messages = load.build(
                         channel, args.messages, f"r{round_}-{name}-{os.urandom(3).hex()}", seed=f"r{round_}"
                     )
+                    cpu0 = cpu_seconds(procs[name])
                     r = await load.drive(target + path[channel], messages)
+                    r.cpu = (cpu_seconds(procs[name]) - cpu0) / max(len(messages), 1)
+                    if spy is not None:
+                        await asyncio.to_thread(stop, spy, 30, signal.SIGINT)  # py-spy writes its file on SIGINT
                     totals.setdefault((channel, name), []).append(r)
                     label = f"{round_}: {'SMS' if channel == 'sms' else 'Telegram'} {name}"
                     print(f"{label:22} {r.rate:7.0f} {pct(r.webhook, 0.5):11.1f} {pct(r.webhook, 0.99):7.1f} "
-                          f"{pct(r.e2e, 0.5):8.1f} {pct(r.e2e, 0.99):7.1f} {r.errors + r.lost:6d} "
+                          f"{pct(r.e2e, 0.5):8.1f} {pct(r.e2e, 0.99):7.1f} {r.cpu * 1000:7.2f} {r.errors + r.lost:6d} "
                           f"{f'{r.received}/{sum(r.sent.values())}':>9}")  # fmt: skip
         await asyncio.sleep(1.0)  # late second answers
         peak.running = False
         after = await gateway_metrics(gw)
 
-        for channel, title in (("sms", "SMS"), ("telegram", "Telegram")):
+        for channel, title in titles:
             ratios = [g.rate / b.rate for g, b in zip(totals[(channel, "gateway")], totals[(channel, "baseline")],
                                                       strict=True) if b.rate]  # fmt: skip
-            median = sorted(ratios)[len(ratios) // 2] if ratios else float("nan")
+            median = statistics.median(ratios) if ratios else float("nan")
             gws = totals[(channel, "gateway")]
             e2e = [x for r in gws for x in r.e2e]
+            cpu_gw = statistics.median(r.cpu for r in gws) * 1000
+            cpu_base = statistics.median(r.cpu for r in totals[(channel, "baseline")]) * 1000
             print(f"{title}: gateway/baseline msg/s, median of rounds {median:.0%} (rounds: "
                   f"{', '.join(f'{x:.0%}' for x in ratios)}); gateway e2e over all rounds p50 {pct(e2e, 0.5):.1f} ms, "
-                  f"p99 {pct(e2e, 0.99):.1f} ms")  # fmt: skip
+                  f"p99 {pct(e2e, 0.99):.1f} ms; CPU per message (median of rounds) gateway {cpu_gw:.2f} ms, "
+                  f"baseline {cpu_base:.2f} ms ({cpu_base / cpu_gw:.0%}: steadier than msg/s on a busy machine)")  # fmt: skip
         print(f"gateway peak RSS {peak.peak / 2**20:.1f} MB (its embedded Redis, a child process: "
               f"{peak.children_peak / 2**20:.1f} MB)")  # fmt: skip
 
         # nothing lost, answered once: each recipient got as many replies as it sent messages, no webhook failed
         once = {name: True for name in targets}
-        for channel, title in (("sms", "SMS"), ("telegram", "Telegram")):
+        for channel, title in titles:
             parts = []
             for name in targets:
                 runs = totals[(channel, name)]
@@ -487,14 +522,14 @@ async def run(args: argparse.Namespace) -> None:
                 once[name] &= per_recipient and got == sent and failed == 0
                 parts.append(f"{name} {got}/{sent} (duplicates posted {dups}, extra replies {stray})")
             print(f"{title} provider received: {'; '.join(parts)}")
-        deltas = {m: {c: metric_values(after, m).get(c, 0) - metric_values(before, m).get(c, 0) for c in ("sms", "telegram")}
+        deltas = {m: {c: metric_values(after, m).get(c, 0) - metric_values(before, m).get(c, 0) for c in args.channels}
                   for m in ("outbox_queued_total", "outbox_sent_total", "outbox_retries_total", "outbox_dead_total",
                             "gateway_duplicates_total", "gateway_deadline_misses_total")}  # fmt: skip
         print("gateway /metrics during the runs: " + "; ".join(
             f"{c}: queued {deltas['outbox_queued_total'][c]:.0f}, sent {deltas['outbox_sent_total'][c]:.0f}, "
             f"retries {deltas['outbox_retries_total'][c]:.0f}, dead {deltas['outbox_dead_total'][c]:.0f}, "
             f"duplicates seen {deltas['gateway_duplicates_total'][c]:.0f}, "
-            f"deadline misses {deltas['gateway_deadline_misses_total'][c]:.0f}" for c in ("sms", "telegram")))  # fmt: skip
+            f"deadline misses {deltas['gateway_deadline_misses_total'][c]:.0f}" for c in args.channels))  # fmt: skip
         print(f"answered once: {'yes' if once['gateway'] else 'no'} (gateway; criterion: each number/chat got "
               f"exactly as many replies as it sent messages, no webhook error, no reply missing; "
               f"baseline: {'yes' if once['baseline'] else 'no'})")  # fmt: skip
@@ -530,8 +565,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating baseline/gateway rounds")
     parser.add_argument("--dup-rate", type=float, default=0.05, help="share of webhooks posted twice (same id)")
     parser.add_argument("--quick", action="store_true", help="100 messages, one round (under a minute)")
+    parser.add_argument("--channels", default="sms,telegram", help="comma-separated: sms, telegram (default both)")
+    parser.add_argument("--py-spy", metavar="DIR", help="profile the gateway with py-spy (if installed) during each "
+                        "gateway run: DIR/<channel>-<round>.txt, raw collapsed stacks")  # fmt: skip
     parser.add_argument("--keep-data", action="store_true", help="keep the gateway's data directory")
     args = parser.parse_args()
+    args.channels = [c for c in ("sms", "telegram") if c in args.channels.split(",")]
+    if not args.channels:
+        parser.error("--channels: name sms and/or telegram")
     if args.quick:
         args.messages, args.rounds = 100, 1
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
