@@ -27,7 +27,7 @@ from nlu.entities import Entity, EntityExtractor
 from nlu.features import features
 from nlu.model import FORMAT_VERSION, LinearModel, fit, vectorise
 from nlu.normalize import normalise, validate
-from nlu.remote import RasaBackend
+from nlu.remote import RasaBackend, RemoteParse
 from nlu.urgency import urgency
 
 FALLBACK_INTENT = "nlu_fallback"
@@ -52,8 +52,9 @@ class ParseResult:
 
     @property
     def top_intent(self) -> str:
-        """The best-ranked real intent, even when the result is ``nlu_fallback``."""
-        return self.intent_ranking[0].name
+        """The best-ranked real intent, even when the result is ``nlu_fallback`` (a Rasa back end ranks its own
+        ``nlu_fallback`` too: skipped here)."""
+        return next((r.name for r in self.intent_ranking if r.name != FALLBACK_INTENT), self.intent_ranking[0].name)
 
     def to_flat(self) -> dict[str, Any]:
         """The ``python -m nlu predict`` line."""
@@ -229,20 +230,25 @@ class NLU:
     def parse(self, text: str, now: date | None = None) -> ParseResult:
         validate(text, self.config.max_length)
         norm = normalise(text)
-        ranking = self._remote_ranking(text) if self._remote else None
+        remote = self._remote.parse(text) if self._remote else None
+        ranking = self._remote_ranking(remote) if remote else None
         grams = features(norm.model)
         if ranking is None:
             probs = self._intents.proba(self._intents.indices(grams))
             order = probs.argsort()[::-1][:10].tolist()
             classes = self._intents.classes
             ranking = tuple(map(Ranked, [classes[i] for i in order], probs[order].tolist()))
-        top = ranking[0]
-        second = ranking[1].confidence if len(ranking) > 1 else 0.0
+        real = [r for r in ranking if r.name != FALLBACK_INTENT]  # Rasa's own nlu_fallback stays in the ranking
+        top = real[0] if real else Ranked(FALLBACK_INTENT, ranking[0].confidence)
+        second = real[1].confidence if len(real) > 1 else 0.0
         fallback = self.config.fallback
-        is_fallback = top.confidence < fallback.threshold or top.confidence - second < fallback.ambiguity_threshold
+        is_fallback = ranking[0].name == FALLBACK_INTENT or top.confidence < fallback.threshold \
+            or top.confidence - second < fallback.ambiguity_threshold  # fmt: skip
         ctype, cconf = None, None
         if top.name == "complaint" and not is_fallback:
             ctype, cconf = self._complaint_type(grams)
+            if remote is not None and remote.complaint_type in self._types.classes:  # Rasa's complaint/<type>
+                ctype, cconf = remote.complaint_type, remote.complaint_type_confidence or cconf
         return ParseResult(
             text=text,
             intent=FALLBACK_INTENT if is_fallback else top.name,
@@ -264,13 +270,11 @@ class NLU:
         best = int(probs.argmax())
         return self._types.classes[best], float(probs[best])
 
-    def _remote_ranking(self, text: str) -> tuple[Ranked, ...] | None:
-        assert self._remote is not None
-        ranking = self._remote.ranking(text)
-        if not ranking:
-            return None
+    def _remote_ranking(self, remote: RemoteParse) -> tuple[Ranked, ...] | None:
+        """Rasa's intents known here, and its ``nlu_fallback`` (first when Rasa fell back, as Rasa ranks it)."""
         known = sorted(
-            (Ranked(name, conf) for name, conf in ranking if name in self._intents.classes),
-            key=lambda r: -r.confidence,
-        )
+            (Ranked(name, conf) for name, conf in remote.ranking
+             if name in self._intents.classes or name == FALLBACK_INTENT),
+            key=lambda r: (r.name != FALLBACK_INTENT or remote.ranking[0][0] != FALLBACK_INTENT, -r.confidence),
+        )  # fmt: skip
         return tuple(known) or None
