@@ -4,8 +4,8 @@ A leaf: it imports nothing of ours, so channels, bots, handoff and the core all 
 
 ``mask_text`` masks what NLU found (entity spans) *and* everything a pattern recognises — mainland mobile
 numbers (with or without +86, spaces or dashes, full-width digits too), 18-digit ID card numbers, bank-card
-numbers (13–19 digits) and one-time codes next to 验证码/code — so a text no one parsed (a bot's reply, an
-SMS in the outbox, a provider's error) is masked all the same.
+numbers (13–19 digits) and one-time codes, PINs and PUKs next to their word (验证码, 动态密码, PUK码, code, PIN…)
+— so a text no one parsed (a bot's reply, an SMS in the outbox, a provider's error) is masked all the same.
 """
 
 from __future__ import annotations
@@ -21,8 +21,14 @@ PHONE = re.compile(
 )
 ID_CARD = re.compile(rf"(?<![0-9０-９]){_D}{{17}}[0-9０-９Xx](?![0-9０-９])")
 BANK_CARD = re.compile(rf"(?<![0-9０-９])(?:{_D}{_SEP}?){{12,18}}{_D}(?![0-9０-９])")
-OTP = re.compile(rf"(验证码|校验码|动态码|code|Code|CODE|OTP)(\D{{0,8}}?)({_D}{{4,8}})(?![0-9０-９])")
-_DIGITS4 = re.compile(rf"{_D}{{4}}")
+# one-time codes, PINs and PUKs: a keyword, a short gap (which may hold a masked number: "PUK code for 138****8000
+# is …"), then 4–8 digits, possibly spaced ("123 456")
+_CODE_WORD = (r"验证码|校验码|动态码|动态密码|短信码|确认码|授权码|激活码|提取码|PUK\s?码|PIN\s?码|"
+              r"(?<![A-Za-z])(?i:code|passcode|password|otp|pin|puk)(?![A-Za-z])")  # fmt: skip
+_GAP = rf"(?:[^0-9０-９]{{0,8}}?|[^0-9０-９]{{0,8}}?{_D}{{3}}\*{{4}}{_D}{{4}}[^0-9０-９]{{0,8}}?)"
+OTP = re.compile(rf"({_CODE_WORD})({_GAP})({_D}(?:[ \-]?{_D}){{3,7}})(?![0-9０-９])")
+_DIGITS4 = re.compile(rf"{_D}(?:[ \-]?{_D}){{3}}")
+_STARS = re.compile("[0-9０-９]")
 _FULL = str.maketrans("０１２３４５６７８９＋－", "0123456789+-")
 
 
@@ -64,7 +70,7 @@ def mask_text(text: str, entities: Iterable[Any] = ()) -> str:
         text = "".join(out)
     if not _DIGITS4.search(text):  # most texts: no run of four digits, nothing to mask
         return text
-    text = OTP.sub(lambda m: f"{m.group(1)}{m.group(2)}{'*' * len(m.group(3))}", text)
     text = ID_CARD.sub(lambda m: mask_id_card(m.group(0)), text)
     text = PHONE.sub(lambda m: mask_phone(m.group(0)), text)
-    return BANK_CARD.sub(lambda m: mask_card(m.group(0)), text)
+    text = BANK_CARD.sub(lambda m: mask_card(m.group(0)), text)  # before codes: a spaced card is not a code
+    return OTP.sub(lambda m: f"{m.group(1)}{m.group(2)}{_STARS.sub('*', m.group(3))}", text)
