@@ -164,7 +164,7 @@ class Order:
     """The result of a write: its order number and what it did."""
 
     order_id: str
-    kind: str  # plan_change | suspension | repair | vas_cancellation | payment
+    kind: str  # plan_change | suspension | repair | vas_cancellation | payment | goodwill
     effective: dt.date | None = None
     window: Window | None = None
     url: str | None = None
@@ -198,6 +198,16 @@ class BSS(Protocol):
     async def suspend(self, phone: str, reason: str, idempotency_key: str) -> Order: ...
     async def create_repair(self, phone: str, window: str, idempotency_key: str) -> Order: ...
     async def cancel_vas(self, phone: str, vas_id: str, idempotency_key: str) -> Order: ...
+    async def district_phones(self, district: str, after: str = "", limit: int = 1000) -> tuple[tuple[str, ...], str]:
+        """The subscribers living in ``district``, a page of numbers in ascending order after ``after``, and the
+        next page's ``after`` ("" at the end) — whom a major incident's broadcast or goodwill offer concerns."""
+        ...
+
+    async def goodwill(self, phone: str, kind: str, amount: float, reason: str, idempotency_key: str) -> Order:
+        """A goodwill gesture on the account: ``kind`` ``data`` (``amount`` MB added to this month's data) or
+        ``credit`` (``amount`` yuan added to the balance)."""
+        ...
+
     async def payment_link(self, phone: str, amount: float, idempotency_key: str) -> Order: ...
 
     async def close(self) -> None: ...

@@ -49,11 +49,11 @@ class DemoDataError(ValueError):
 
 class DemoBSS:
     def __init__(
-        self, redis: aioredis.Redis, prefix: str, path: Path = DEMO_DATA, tz: str = "Asia/Shanghai",
+        self, redis: aioredis.Redis, prefix: str | Keys, path: Path = DEMO_DATA, tz: str = "Asia/Shanghai",
         pay_url: str = "https://pay.example.com/order/",
     ) -> None:  # fmt: skip
         self.redis = redis
-        self.keys = Keys(prefix)
+        self.keys = prefix if isinstance(prefix, Keys) else Keys(prefix)  # the deployment's: numbers hashed in names
         self.tz = ZoneInfo(tz)
         self.pay_url = pay_url
         self.path = path
@@ -142,11 +142,15 @@ class DemoBSS:
 
     async def balance(self, phone: str) -> Balance:
         s = self._raw(phone)
-        return Balance(float(s["balance"]), float(s.get("credit_limit", 0)), dt.datetime.now(self.tz))
+        credit = float((await self._overlay(phone)).get("goodwill_credit", 0))  # goodwill gestures (incidents)
+        return Balance(round(float(s["balance"]) + credit, 2), float(s.get("credit_limit", 0)),
+                       dt.datetime.now(self.tz))  # fmt: skip
 
     async def usage(self, phone: str) -> tuple[Bucket, ...]:
         s = self._raw(phone)
-        return tuple(Bucket(name, int(b["used_mb"]), int(b["total_mb"])) for name, b in s["usage"].items())
+        bonus = int(float((await self._overlay(phone)).get("goodwill_mb", 0)))  # goodwill data (incidents)
+        return tuple(Bucket(name, int(b["used_mb"]), int(b["total_mb"]) + (bonus if name == "general" else 0))
+                     for name, b in s["usage"].items())  # fmt: skip
 
     async def bill(self, phone: str, month: str) -> Bill:
         s = self._raw(phone)
@@ -254,6 +258,23 @@ class DemoBSS:
             cancelled = [*json.loads(over.get("vas_cancelled", "[]")), vas_id]
             await self.redis.hset(self.keys.bss_subscriber(phone), "vas_cancelled", json.dumps(cancelled))
             return Order(await self._order_id("VC"), "vas_cancellation", self.today(), details={"vas": vas_id})
+
+        return await self._once(idempotency_key, write)
+
+    async def district_phones(self, district: str, after: str = "", limit: int = 1000) -> tuple[tuple[str, ...], str]:
+        phones = sorted(p for p, s in self._subs.items() if s["district"] == district and p > after)
+        page = tuple(phones[: max(limit, 1)])
+        return page, (page[-1] if len(phones) > len(page) else "")
+
+    async def goodwill(self, phone: str, kind: str, amount: float, reason: str, idempotency_key: str) -> Order:
+        async def write() -> Order:
+            self._raw(phone)
+            if kind not in ("data", "credit") or not 0 < amount <= 100_000:
+                raise Rejected("invalid", "a goodwill gesture is data (MB) or credit (yuan), a positive amount")
+            field = "goodwill_mb" if kind == "data" else "goodwill_credit"
+            await self.redis.hincrbyfloat(self.keys.bss_subscriber(phone), field, amount)
+            return Order(await self._order_id("GW"), "goodwill", self.today(),
+                         details={"kind": kind, "amount": amount, "reason": reason})  # fmt: skip
 
         return await self._once(idempotency_key, write)
 

@@ -186,6 +186,11 @@ class HttpBSS:
     async def destinations(self) -> tuple[RoamingRate, ...]:
         return tuple(codec.roaming_rate(r) for r in await self._call("GET", "/roaming-rates"))
 
+    async def district_phones(self, district: str, after: str = "", limit: int = 1000) -> tuple[tuple[str, ...], str]:
+        params = {"district": district, "after": after, "limit": str(limit)}
+        data = await self._call("GET", "/subscribers", params=params)
+        return tuple(str(p) for p in data["phones"]), str(data.get("next") or "")
+
     # ---- writes (never retried here; idempotent by key on the back end) ---------------------------
     async def _write(self, path: str, body: dict[str, Any], key: str) -> Order:
         return codec.order(await self._call("POST", path, body=body, idempotency_key=key))
@@ -204,6 +209,10 @@ class HttpBSS:
 
     async def payment_link(self, phone: str, amount: float, idempotency_key: str) -> Order:
         return await self._write("/payments", {"phone": phone, "amount": amount}, idempotency_key)
+
+    async def goodwill(self, phone: str, kind: str, amount: float, reason: str, idempotency_key: str) -> Order:
+        body = {"kind": kind, "amount": amount, "reason": reason}
+        return await self._write(f"/subscribers/{phone}/goodwill", body, idempotency_key)
 
 
 def _error(data: Any) -> str:

@@ -118,6 +118,19 @@ def create_bss_app(backend: BSS) -> web.Application:
         body = await _body(r)
         return _json(await bss(r).payment_link(str(body["phone"]), float(body["amount"]), _key(r)))
 
+    async def district(r: web.Request) -> web.Response:
+        district = r.query.get("district", "")
+        if not district:
+            raise ValueError("the district query parameter is required")
+        limit = min(max(int(r.query.get("limit") or 1000), 1), 10_000)
+        phones, after = await bss(r).district_phones(district, r.query.get("after", ""), limit)
+        return _json({"phones": phones, "next": after})
+
+    async def goodwill(r: web.Request) -> web.Response:
+        body = await _body(r)
+        return _json(await bss(r).goodwill(r.match_info["phone"], str(body["kind"]), float(body["amount"]),
+                                           str(body.get("reason", "")), _key(r)))  # fmt: skip
+
     p = "/subscribers/{phone}"
     app.add_routes([
         web.get(p, subscriber), web.get(f"{p}/balance", balance), web.get(f"{p}/usage", usage),
@@ -127,6 +140,6 @@ def create_bss_app(backend: BSS) -> web.Application:
         web.get("/roaming-rates", countries), web.get("/roaming-rates/{country}", roaming),
         web.post(f"{p}/plan-change", change_plan), web.post(f"{p}/suspension", suspend),
         web.post(f"{p}/repair-orders", repair), web.post(f"{p}/vas-cancellations", cancel_vas),
-        web.post("/payments", payment),
+        web.post("/payments", payment), web.get("/subscribers", district), web.post(f"{p}/goodwill", goodwill),
     ])  # fmt: skip
     return app
