@@ -108,7 +108,7 @@ async def _tell(ctx: Ctx, desk: IncidentDesk, incident: ActiveIncident, district
             eta=eta, custom=incident.notice.get(ctx.lang, "").strip(), district=district, incident_id=incident.id,
             **args)  # fmt: skip
     ctx.event("incident_notice", incident=incident.id, reason=macro)
-    await desk.told(incident.id, ctx.conversation_id, ctx.channel)
+    await desk.told(incident.id, ctx.conversation_id, ctx.channel, district, ctx.result.urgency)
 
 
 async def _district(ctx: Ctx) -> str | None:

@@ -46,8 +46,9 @@ class IncidentDesk(Protocol):
         """A network complaint (``complaint``) or question (``network_status``), for the detector (no I/O)."""
         ...
 
-    async def told(self, incident_id: str, conversation_id: str, channel: str) -> None:
-        """The conversation was given the incident's notice."""
+    async def told(self, incident_id: str, conversation_id: str, channel: str, district: str = "",
+                   urgency: int = 0) -> None:  # fmt: skip
+        """The conversation (in ``district``; its message's urgency 0–3, for the sentiment) was given the notice."""
         ...
 
     async def told_of(self, conversation_id: str) -> str | None:

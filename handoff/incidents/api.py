@@ -44,7 +44,7 @@ from gateway.edge import decode, read_body, require_json
 from gateway.errors import BadRequest, Conflict, NotFound, Unauthorized, json_error
 from handoff.api import JINJA
 from handoff.auth import BODY_LIMIT, SERVICE, agent_of, public, require_agent, requires
-from handoff.incidents import api_work
+from handoff.incidents import api_work, room
 from handoff.incidents.broadcast import describe
 from handoff.incidents.model import CATEGORIES, SERVICES, STAGES, TransitionRefused
 from handoff.incidents.web import DESK, desk_of, json_response, path_id, view
@@ -220,11 +220,16 @@ async def detail(request: web.Request) -> web.Response:
     links.sort(key=lambda link: link["at"])
     broadcasts = [describe(b) for b in await desk.broadcasts.of(incident_id)]
     window = (await desk.detector.window(time.time()))[0]  # the last hour's network messages, per district
+    shown = await view(desk, incident)
     metrics = {"inbound_last_hour": {d: round(window.get(d, 0.0)) for d in incident.districts},
-               "queue": len(await request.config_dict[SERVICE].views.queue())}  # fmt: skip
-    return json_response({"incident": await view(desk, incident), "timeline": await desk.store.timeline(incident_id),
+               "queue": len(await request.config_dict[SERVICE].views.queue()),
+               "districts": room.districts(incident.districts, shown["stats"], links, window),
+               "sentiment": room.sentiment(shown["stats"], links)}  # fmt: skip
+    return json_response({"incident": shown, "timeline": await desk.store.timeline(incident_id),
                   "links": links[-200:], "linked": len(links), "broadcasts": broadcasts,
-                  "tasks": await desk.tasks.of(incident_id), "metrics": metrics})  # fmt: skip
+                  "tasks": await desk.tasks.of(incident_id), "metrics": metrics,
+                  "compensation": await desk.compensation.of(incident_id),
+                  "members": desk.config.tasks.members})  # fmt: skip
 
 
 @requires("supervisor", "manage incidents", "仅主管和管理员可管理重大事件")
@@ -238,7 +243,7 @@ async def transition(request: web.Request) -> web.Response:
         return json_response({**json.loads(response.text or "{}"), "allowed": list(exc.allowed)}, status=409)
     await desk.changed(incident, f"stage:{incident.stage}")
     if incident.stage == "closed":
-        desk.follow_up(incident)
+        desk.closed(incident)
     return json_response(await view(desk, incident))
 
 

@@ -68,8 +68,11 @@ def _build(cls: type, data: Any, where: str) -> Any:
         else:
             args[key] = value
     if cls is TasksConfig and "departments" in args and not _names(args["departments"]):
-        raise IncidentsConfigError(f"{where}: departments: each needs a name in zh and en, e.g. network_ops: "
-                                   "{zh: 网络运维部, en: Network operations}")  # fmt: skip
+        raise IncidentsConfigError(f"{where}: departments: each needs a name in zh and en and may list members, "
+                                   "e.g. network_ops: {zh: 网络运维部, en: Network operations, "
+                                   "members: [wang]}")  # fmt: skip
+    if cls is BroadcastConfig and not _rates(args.get("per_channel", {"sms": 1})):
+        raise IncidentsConfigError(f"{where}: per_channel must map sms, wechat, telegram to positive integers")
     if cls is BroadcastConfig and "quiet_hours" in args and not _times(args["quiet_hours"]):
         raise IncidentsConfigError(f'{where}: quiet_hours must be two times, e.g. ["22:00", "08:00"]')
     try:
@@ -81,8 +84,18 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 def _names(departments: Any) -> bool:
     return isinstance(departments, dict) and all(
-        isinstance(v, dict) and isinstance(v.get("zh"), str) and isinstance(v.get("en"), str)
+        isinstance(v, dict)
+        and isinstance(v.get("zh"), str)
+        and isinstance(v.get("en"), str)
+        and isinstance(v.get("members", []), list)
+        and set(v) <= {"zh", "en", "members"}
         for v in departments.values()
+    )
+
+
+def _rates(rates: Any) -> bool:
+    return isinstance(rates, dict) and all(
+        k in ("sms", "wechat", "telegram") and isinstance(v, int) and v > 0 for k, v in rates.items()
     )
 
 

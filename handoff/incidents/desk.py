@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ from gateway.models import OutboundMessage
 from gateway.privacy import mask_phone
 from gateway.rkeys import INCIDENT_SEEN_TTL, Keys
 from handoff.incidents.broadcast import Broadcasts
+from handoff.incidents.compensation import Compensation
 from handoff.incidents.config import IncidentsConfig
 from handoff.incidents.detector import Counts, Detector
 from handoff.incidents.model import Incident
@@ -58,6 +60,7 @@ class Desk:
         self.detector = Detector(redis, keys, config.detector)
         self.broadcasts = Broadcasts(redis, keys, config.broadcast)
         self.tasks = Tasks(redis, keys, config.tasks)
+        self.compensation = Compensation(redis, keys)  # its back end: set by the gateway
         self.reminded_at = 0.0  # ``texter_source``: set by the gateway
         self.counts = Counts(config.detector.samples)
         self.publish = publish
@@ -87,12 +90,29 @@ class Desk:
             self.counts.add(district, channel, kind, text)
 
     # ---- the bots' port: the few writes of an answer ------------------------------------------------------
-    async def told(self, incident_id: str, conversation_id: str, channel: str) -> None:
+    async def told(self, incident_id: str, conversation_id: str, channel: str, district: str = "",
+                   urgency: int = 0) -> None:  # fmt: skip
         """No wait on Redis in the turn: the counters are kept in memory (added to Redis with the detector's counts,
-        and before any read of them here), the conversation's mark is written in the background."""
-        self.stats_pending[(incident_id, "notices")] += 1
-        self.stats_pending[(incident_id, f"notices:{channel}")] += 1
-        self._spawn(self.redis.set(self.keys.incident_seen(conversation_id), incident_id, ex=INCIDENT_SEEN_TTL))
+        and before any read of them here), the conversation's mark is written in the background. The counters: by
+        channel, by district, and by the message's urgency (0 calm … 3 escalating: the room's sentiment)."""
+        pending = self.stats_pending
+        pending[(incident_id, "notices")] += 1
+        pending[(incident_id, f"notices:{channel}")] += 1
+        pending[(incident_id, f"district:{district}")] += 1 if district else 0
+        pending[(incident_id, f"mood:{max(0, min(urgency, 3))}")] += 1
+        self._spawn(self._mark(incident_id, conversation_id))
+
+    async def _mark(self, incident_id: str, conversation_id: str) -> None:
+        """The conversation was told (queue protection), and is one of the incident's affected ones (the review's
+        satisfaction of affected customers)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.keys.incident_seen(conversation_id), incident_id, ex=INCIDENT_SEEN_TTL)
+        pipe.sadd(self.affected_key(incident_id), conversation_id)
+        await pipe.execute()
+
+    def affected_key(self, incident_id: str) -> str:
+        """Set: the conversations told of an incident (for the review). No TTL (the incident's record)."""
+        return self.keys.ik("affected", incident_id)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -111,7 +131,8 @@ class Desk:
         pending, self.stats_pending = self.stats_pending, Counter()
         pipe = self.redis.pipeline(transaction=False)
         for (incident_id, name), n in pending.items():
-            pipe.hincrby(self.keys.incident_stats(incident_id), name, n)
+            if n:
+                pipe.hincrby(self.keys.incident_stats(incident_id), name, n)
         try:
             await pipe.execute()
         except Exception:
@@ -132,7 +153,8 @@ class Desk:
         owner = f"phone:{request.phone}" if request.phone else f"{request.channel}:{request.sender}"
         link = {"at": time.time(), "channel": request.channel, "sender": request.sender, "lang": request.lang,
                 "phone": mask_phone(request.phone) if request.phone else "", "district": district,
-                "conversation": request.conversation_id, "text": request.text[:500]}  # fmt: skip
+                "conversation": request.conversation_id, "text": request.text[:500],
+                "urgency": request.urgency}  # fmt: skip
         stored, first = await self.store.link(incident_id, owner, link)
         await self.store.count(incident_id, "complaints", *(["linked"] if first else []))
         return int(stored.get("count", 1)), first
@@ -194,6 +216,8 @@ class Desk:
             await self.broadcasts.tick()
             if time.time() - self.reminded_at >= REMIND_EVERY:
                 await self.remind()
+                for incident_id in await self.compensation.pending():  # a run cut off (a restart): resumed
+                    self._spawn(self.grant(incident_id))
             if self.config.detector.enabled and await self.detector.claim():
                 await self.detect()
 
@@ -212,14 +236,17 @@ class Desk:
         incidents = await self.store.open()
         last = {i.id: await self.store.last_entry(i.id) or i.updated_at for i in incidents}
         due = await self.tasks.reminders(incidents, last, now)
-        for event in due:
-            await self.publish_event(event)
+        owners = {i.id: i.owner for i in incidents}
+        for event in due:  # a status update is asked of the incident's owner (an agent's name), else supervisors
+            owner = owners.get(event["incident"], "")
+            to: str | list[str] = [owner] if event["type"] == "incident_status_due" and owner else "supervisors"
+            await self.publish_event({**event, "owner": owner}, to=to)
         return due
 
-    async def publish_event(self, event: dict[str, Any]) -> None:
-        """An event for the supervisors' consoles (the agents' live channel)."""
+    async def publish_event(self, event: dict[str, Any], to: str | list[str] = "supervisors") -> None:
+        """An event for the supervisors' consoles (or the agents named), on the agents' live channel."""
         if self.publish is not None:
-            await self.publish(event, to="supervisors")
+            await self.publish(event, to=to)
 
     def notice_text(self, incident: Incident, lang: str, channel: str) -> str:
         """The incident's notice as customers get it (the supervisors' text or the template's), for a broadcast."""
@@ -231,6 +258,39 @@ class Desk:
                                services=incident.services, eta=eta, custom=incident.notice.get(lang, ""),
                                district=district)  # fmt: skip
 
+    def wechat_body(self, incident: Incident, lang: str, custom: str = "") -> str:
+        """The notice as a WeChat template message's body: ``first`` (the notice), ``keyword1`` (the districts),
+        ``keyword2`` (the estimated recovery), ``remark`` — the usual fields of a fault-notice template."""
+        tz = ZoneInfo(self.config.broadcast.timezone)
+        sep = "、" if lang == "zh" else ", "
+        eta = dt.datetime.fromtimestamp(incident.eta, tz).strftime("%Y-%m-%d %H:%M") if incident.eta else ""
+        fields = {"first": custom or self.notice_text(incident, lang, "wechat"),
+                  "keyword1": sep.join(incident.districts),
+                  "keyword2": eta or ("评估中" if lang == "zh" else "being assessed"),
+                  "remark": incident.id}  # fmt: skip
+        body = {"template_id": self.config.broadcast.wechat_template_id,
+                "data": {k: {"value": v} for k, v in fields.items()}}  # fmt: skip
+        return json.dumps(body, ensure_ascii=False)
+
+    def closed(self, incident: Incident) -> None:
+        """The incident closed: the follow-ups, and the goodwill offer if one was set."""
+        self.follow_up(incident)
+        self.spawn_offer(incident.id)
+
+    def spawn_offer(self, incident_id: str) -> None:
+        """Grant the goodwill offer in the background (the incident is closed)."""
+        self._spawn(self._close_offer(incident_id))
+
+    async def _close_offer(self, incident_id: str) -> None:
+        await self.compensation.start(incident_id)
+        await self.grant(incident_id)
+
+    async def grant(self, incident_id: str) -> int:
+        """Grant the incident's goodwill offer to those not granted yet (one process at a time)."""
+        incident = await self.store.get(incident_id)
+        linked = [owner.split(":", 1)[1] for owner in await self.store.links(incident_id) if owner.startswith("phone:")]
+        return await self.compensation.run(incident_id, incident.title, incident.districts, linked)
+
     def follow_up(self, incident: Incident) -> None:
         """The incident closed: every customer whose complaint was linked to it is told once, on their channel (in
         the background; the stage change that closed it is made once, so this runs once)."""
@@ -240,12 +300,16 @@ class Desk:
     async def _follow_up(self, incident: Incident) -> int:
         assert self.customers is not None and self.texts is not None
         told = 0
+        offer = await self.compensation.of(incident.id)
         for owner, link in (await self.store.links(incident.id)).items():
             if link.get("followed_up"):
                 continue
-            district = link.get("district") or incident.districts[0]
-            text = self.texts.text("incident", "resolved", link.get("lang") or "zh", link["channel"],
-                                   incident_id=incident.id, district=district)  # fmt: skip
+            district, lang = link.get("district") or incident.districts[0], link.get("lang") or "zh"
+            text = self.texts.text("incident", "resolved", lang, link["channel"], incident_id=incident.id,
+                                   district=district)  # fmt: skip
+            if offer is not None and owner.startswith("phone:"):  # the goodwill gesture, granted meanwhile
+                text += "\n" + self.texts.text("incident", "goodwill", lang, link["channel"], kind=offer["kind"],
+                                               amount=offer["amount"])  # fmt: skip
             message = OutboundMessage(link["channel"], link["sender"], text, link.get("conversation") or "",
                                       sender="system")  # fmt: skip
             try:

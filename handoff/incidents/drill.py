@@ -123,7 +123,7 @@ async def _traffic(session: aiohttp.ClientSession, url: str, spec: dict[str, Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handoff.incidents.drill", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="gateway demo incident", description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--speed", type=float, default=60.0, help="drill seconds per real second")

@@ -26,8 +26,13 @@ DEFAULT_DEPARTMENTS = {
 
 @dataclass(frozen=True, slots=True)
 class TasksConfig:
-    departments: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEFAULT_DEPARTMENTS))
+    departments: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_DEPARTMENTS))
     status_every: int = 1800  # seconds of silence on an active incident's timeline before a status reminder
+
+    @property
+    def members(self) -> dict[str, list[str]]:
+        """Department → the names of its members (``members`` of each department; none: anyone)."""
+        return {d: [str(m) for m in (v.get("members") or [])] for d, v in self.departments.items()}
 
 
 class Tasks:
@@ -46,12 +51,19 @@ class Tasks:
             task["late_seconds"] = round(max(0.0, finished - task["deadline"]), 1)
         return tasks
 
-    async def add(self, incident_id: str, department: str, title: str, deadline: float, by: str) -> dict[str, Any]:
+    async def add(self, incident_id: str, department: str, title: str, deadline: float, by: str,
+                  assignee: str = "") -> dict[str, Any]:  # fmt: skip
+        """A task for a department, and for one of its members when ``assignee`` names one."""
         if department not in self.config.departments:
             raise BadRequest(f"'department' must be one of {', '.join(self.config.departments)}",
                              zh="部门无效", field="department")  # fmt: skip
+        members = self.config.members[department]
+        if assignee and assignee not in members:
+            raise BadRequest(f"'assignee' must be a member of {department}: {', '.join(members) or 'none listed'}",
+                             zh="负责人不是该部门成员", field="assignee")  # fmt: skip
         task = {"id": f"T{secrets.token_hex(4)}", "incident": incident_id, "department": department, "title": title,
-                "deadline": deadline, "state": "open", "created_by": by, "created_at": time.time()}  # fmt: skip
+                "deadline": deadline, "state": "open", "created_by": by, "created_at": time.time(),
+                "assignee": assignee}  # fmt: skip
         await self.redis.hset(self.keys.incident_tasks(incident_id), task["id"], json.dumps(task, ensure_ascii=False))
         return task
 

@@ -3,9 +3,11 @@ channels' fakes (tests/channels), and a supervisor signed in."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.channels.conftest import gateways, http_sms, telegram_api  # noqa: F401 - fixtures
 from tests.handoff.conftest import AgentClient, handoff_config, make_gateway, people  # noqa: F401 - fixtures
@@ -38,3 +40,17 @@ async def rest(base: str, sender: str, text: str, phone_token: str | None = None
     async with aiohttp.ClientSession() as session, session.post(f"{base}/webhooks/rest/webhook", json=body) as resp:
         assert resp.status == 200, await resp.text()
         return await resp.json()
+
+
+@pytest.fixture
+def incidents_config(tmp_path: Path, monkeypatch: Any) -> Any:
+    """``write(**broadcast)``: config/incidents.yml with these broadcast settings, for the gateways made next."""
+
+    def write(**broadcast: Any) -> None:
+        settings = {"second_approval_over": 1000, "per_second": 20, "quiet_hours": ["00:00", "00:00"], **broadcast}
+        lines = ["broadcast:"] + [f"  {k}: {v!r}".replace("'", '"') for k, v in settings.items()]
+        path = tmp_path / "incidents.yml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        monkeypatch.setenv("INCIDENTS_CONFIG", str(path))
+
+    return write

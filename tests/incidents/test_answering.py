@@ -127,7 +127,10 @@ async def test_queue_protection_asks_for_a_person_twice(make_gateway, people):
     stats = (await boss.call("GET", f"/api/incidents/{incident['id']}"))["incident"]["stats"]
     assert stats["deflected"] == 1 and stats["insisted"] == 1
     metrics = await eventually(lambda: _metrics(boss, incident["id"]), timeout=5)  # counts reach Redis each second
-    assert metrics == {"inbound_last_hour": {CHAOYANG: 1}, "queue": 2}
+    assert metrics["inbound_last_hour"] == {CHAOYANG: 1} and metrics["queue"] == 2
+    assert metrics["districts"][0] == {"district": CHAOYANG, "affected": True, "inbound_last_hour": 1, "notices": 2,
+                                       "linked": 0}  # fmt: skip
+    assert metrics["sentiment"]["total"] == 2
 
 
 async def _queued(boss: Any, at_least: int = 1) -> list[dict[str, Any]] | None:

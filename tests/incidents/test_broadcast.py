@@ -5,11 +5,8 @@ the per-second pace, and a restart in the middle that resumes without sending an
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from handoff.api import SERVICE
 from tests.channels.conftest import eventually, http_sms_sections
@@ -17,20 +14,6 @@ from tests.channels.test_sms import E164, text_in
 from tests.incidents.conftest import open_incident, supervisor
 
 NUMBERS = ["13800138001", "13800138002", "13800138003", "13800138004", "13800138005", "13800138006"]
-
-
-@pytest.fixture
-def incidents_config(tmp_path: Path, monkeypatch: Any) -> Any:
-    """``write(**broadcast)``: config/incidents.yml with these broadcast settings, for the gateways made next."""
-
-    def write(**broadcast: Any) -> None:
-        settings = {"second_approval_over": 1000, "per_second": 20, "quiet_hours": ["00:00", "00:00"], **broadcast}
-        lines = ["broadcast:"] + [f"  {k}: {v!r}".replace("'", '"') for k, v in settings.items()]
-        path = tmp_path / "incidents.yml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        monkeypatch.setenv("INCIDENTS_CONFIG", str(path))
-
-    return write
 
 
 async def progress(boss: Any, incident_id: str, state: str = "done") -> dict[str, Any] | None:
