@@ -22,12 +22,23 @@
       proposalText: "{d}{c}：{n} 条网络咨询/投诉（{w} 分钟），基线 {b}，{f} 倍",
       allChannels: "", src_console: "坐席台", src_monitoring: "监控系统", src_detector: "预警",
       ev_stage: "阶段", ev_update: "更新", ev_note: "备注", ev_lessons: "经验教训", ev_task: "新任务",
-      ev_task_done: "任务完成", broadcast: "短信群发通知", numbers: "手机号码（每行一个）",
+      ev_task_done: "任务完成", ev_compensation: "补偿", broadcast: "主动群发通知",
+      numbers: "或指定手机号（每行一个，仅短信）", bChannels: "受影响区域的客户（后端名单），渠道：",
+      ch_sms: "短信", ch_wechat: "微信模板消息", ch_telegram: "Telegram", byDistrict: "区域情况",
+      d_district: "区域", d_inbound: "近1小时网络咨询", d_notices: "已通知", d_linked: "关联投诉",
+      sentimentLine: "客户情绪（收到通知的 {t} 条消息）：平静 {c}，不满 {a}，愤怒 {g}，升级 {e}；负面 {n}%",
+      k_negative: "负面情绪占比", compensation: "补偿（事件关闭时发放）", compData: "流量（MB）",
+      compCredit: "话费（元）", scopeLinked: "关联投诉的客户", scopeDistrict: "受影响区域的全部客户",
+      setOffer: "设置补偿", noOffer: "未设置补偿", reviewHtml: "HTML", anyone: "（不指定负责人）",
+      offerLine: "{w}，{s}：{st}；共 {t} 位，已发放 {g}，此前已发放 {a}，不符合条件 {r}，待重试 {f}",
+      offerStates: { planned: "待事件关闭后发放", granting: "发放中", done: "已发放完毕" },
+      c_line: "{c}：共 {t}，已排队 {q}，已发送 {s}，失败 {f}，已退订 {o}",
       bLang: "语言", send: "发送", review: "总结", lessons: "经验教训", saveLessons: "保存",
       reviewMd: "下载总结报告（Markdown）", reviewJson: "JSON", tasks: "部门任务", addTask: "添加任务",
       taskPlaceholder: "任务内容", internal: "仅内部备注", publishZh: "并推送为中文通知", publishEn: "并推送为英文通知", overdue: "逾期", markDone: "完成", doneBy: "已完成", due: "截止",
       noTasks: "暂无任务", approve: "审批通过", cancel: "取消", noBroadcasts: "尚未群发",
-      b_line: "{s}：共 {t} 人，已排队 {q}，已退订 {o}，无效 {i}", quietWait: "（免打扰时段，稍后发送）",
+      b_line: "{s}：共 {t} 位，已排队 {q}，已发送 {d}，失败 {f}，已退订 {o}，无效 {i}",
+      quietWait: "（免打扰时段，稍后发送）",
       b_states: { awaiting_approval: "待另一位主管审批", sending: "发送中", done: "已完成", cancelled: "已取消" },
       categories: { natural_disaster: "自然灾害", accident: "事故灾难", public_health: "公共卫生事件",
         social_security: "社会安全事件（含网络攻击）", network_fault: "网络故障" },
@@ -55,13 +66,24 @@
       by: "by", proposalText: "{d}{c}: {n} network questions/complaints in {w} min, baseline {b}, {f}×",
       allChannels: "", src_console: "console", src_monitoring: "monitoring", src_detector: "early warning",
       ev_stage: "Stage", ev_update: "Update", ev_note: "Note", ev_lessons: "Lessons", ev_task: "New task",
-      ev_task_done: "Task done", broadcast: "SMS broadcast of the notice",
-      numbers: "Phone numbers (one a line)", bLang: "Language", review: "Review", lessons: "Lessons",
+      ev_task_done: "Task done", ev_compensation: "Goodwill offer", broadcast: "Broadcast of the notice",
+      numbers: "Or these numbers (one a line, SMS only)", bChannels: "The districts' customers (the back end's list), on:",
+      ch_sms: "SMS", ch_wechat: "WeChat template message", ch_telegram: "Telegram", byDistrict: "By district",
+      d_district: "District", d_inbound: "Network messages, last hour", d_notices: "Told", d_linked: "Linked complaints",
+      sentimentLine: "Sentiment ({t} messages told): {c} calm, {a} annoyed, {g} angry, {e} escalating; {n}% negative",
+      k_negative: "Negative sentiment", compensation: "Goodwill offer (granted at close)", compData: "Data (MB)",
+      compCredit: "Credit (yuan)", scopeLinked: "Customers with linked complaints",
+      scopeDistrict: "Every customer in the districts", setOffer: "Set the offer", noOffer: "No goodwill offer",
+      reviewHtml: "HTML", anyone: "(no assignee)",
+      offerLine: "{w}, {s}: {st}; {t} customers, {g} granted, {a} before, {r} refused, {f} to retry",
+      offerStates: { planned: "granted when the incident closes", granting: "being granted", done: "granted" },
+      c_line: "{c}: {t} recipients, {q} queued, {s} sent, {f} failed, {o} opted out", bLang: "Language", review: "Review", lessons: "Lessons",
       saveLessons: "Save", reviewMd: "Download the review (Markdown)", reviewJson: "JSON", tasks: "Department tasks",
       addTask: "Add task", taskPlaceholder: "What is to be done", internal: "Internal note",
       publishZh: "Also the Chinese notice", publishEn: "Also the English notice", overdue: "overdue", markDone: "Done",
       doneBy: "done", due: "due", noTasks: "No tasks", send: "Send", approve: "Approve", cancel: "Cancel",
-      noBroadcasts: "No broadcast yet", b_line: "{s}: {t} recipients, {q} queued, {o} opted out, {i} invalid",
+      noBroadcasts: "No broadcast yet",
+      b_line: "{s}: {t} recipients, {q} queued, {d} sent, {f} failed, {o} opted out, {i} invalid",
       quietWait: " (quiet hours: later)",
       b_states: { awaiting_approval: "Awaiting a second supervisor", sending: "Sending", done: "Done",
         cancelled: "Cancelled" },
@@ -103,7 +125,7 @@
       p(d.getMinutes());
   }
   function sum(o) { return Object.keys(o || {}).reduce(function (a, k) { return a + o[k]; }, 0); }
-  function fill(s, args) { return s.replace(/\{(\w)\}/g, function (_, k) { return args[k]; }); }
+  function fill(s, args) { return s.replace(/\{(\w+)\}/g, function (_, k) { return args[k]; }); }
 
   async function api(method, path, body) {
     var headers = { "Accept": "application/json" };
@@ -236,7 +258,9 @@
     var s = i.stats || {};
     [["k_notices", s.notices], ["k_deflected", s.deflected], ["k_insisted", s.insisted], ["k_linked", s.linked],
      ["k_complaints", s.complaints], ["k_inbound", sum((selected.metrics || {}).inbound_last_hour)],
-     ["k_queue", (selected.metrics || {}).queue]].forEach(function (k) {
+     ["k_queue", (selected.metrics || {}).queue],
+     ["k_negative", Math.round((((selected.metrics || {}).sentiment || {}).negative_share || 0) * 100) + "%"]
+    ].forEach(function (k) {
       var box = el("div", null, "kpi");
       box.dataset.kpi = k[0];
       box.appendChild(el("div", String(k[1] || 0), "kpi-value"));
@@ -247,6 +271,10 @@
     $("review-md").href = base + "?format=md&lang=" + lang;
     $("review-md").setAttribute("download", i.id + "-review-" + lang + ".md");
     $("review-json").href = base;
+    $("review-html").href = base + "?format=html&lang=" + lang;
+    $("review-html").setAttribute("download", i.id + "-review-" + lang + ".html");
+    drawDistricts();
+    drawOffer();
     var tl = $("tasks");
     tl.textContent = "";
     if (!(selected.tasks || []).length) tl.appendChild(el("li", tr("noTasks"), "muted"));
@@ -254,7 +282,7 @@
       var li = el("li");
       li.dataset.id = task.id;
       li.dataset.state = task.state;
-      li.appendChild(el("strong", departmentName(task.department)));
+      li.appendChild(el("strong", departmentName(task.department) + (task.assignee ? " · " + task.assignee : "")));
       li.appendChild(el("span", task.title));
       li.appendChild(el("span", tr("due") + " " + when(task.deadline), "muted"));
       if (task.late) li.appendChild(el("span", tr("overdue"), "late"));
@@ -282,7 +310,16 @@
       var bar = el("progress"); bar.max = 1; bar.value = b.progress;
       li.appendChild(bar);
       li.appendChild(el("span", fill(tr("b_line"), { s: T[lang].b_states[b.state] || b.state, t: b.total,
-        q: b.queued, o: b.opted_out, i: b.invalid }) + (b.quiet_wait && b.state === "sending" ? tr("quietWait") : "")));
+        q: b.queued, d: b.sent, f: b.failed, o: b.opted_out, i: b.invalid }) +
+        (b.quiet_wait && b.state === "sending" ? tr("quietWait") : "")));
+      var per = el("ul", null, "channels");
+      Object.keys(b.channels || {}).forEach(function (c) {
+        var p = b.channels[c], row = el("li", fill(tr("c_line"), { c: tr("ch_" + c), t: p.total, q: p.queued,
+          s: p.sent, f: p.failed, o: p.opted_out }));
+        row.dataset.channel = c;
+        per.appendChild(row);
+      });
+      li.appendChild(per);
       [["awaiting_approval", "approve"], ["awaiting_approval", "cancel"], ["sending", "cancel"]].forEach(function (a) {
         if (b.state !== a[0]) return;
         var btn = el("button", tr(a[1]), "btn " + a[1]);
@@ -310,11 +347,48 @@
       if (lang === "en") what = tr("ev_" + e.event) + ": ";
       if (e.event === "stage") what += (e.from ? T[lang].stages[e.from] + " → " : "") + T[lang].stages[e.to];
       if (e.event === "update") what += Object.keys(e.changes || {}).join(", ");
-      var bare = ["note", "task", "task_done", "lessons"].indexOf(e.event) >= 0;
+      var bare = ["note", "task", "task_done", "lessons", "compensation"].indexOf(e.event) >= 0;
       if (e.note) what += (bare ? "" : " — ") + e.note;
       li.appendChild(document.createTextNode(what + " (" + tr("by") + " " + e.by + ")"));
       ol.appendChild(li);
     });
+  }
+
+  function drawDistricts() {
+    var m = selected.metrics || {}, t = $("districts");
+    t.textContent = "";
+    var head = el("tr");
+    ["d_district", "d_inbound", "d_notices", "d_linked"].forEach(function (k) { head.appendChild(el("th", tr(k))); });
+    var thead = el("thead"); thead.appendChild(head); t.appendChild(thead);
+    var body = el("tbody");
+    (m.districts || []).forEach(function (d) {
+      var row = el("tr", null, d.affected ? "affected" : "");
+      row.dataset.district = d.district;
+      [d.district, d.inbound_last_hour, d.notices, d.linked].forEach(function (v) { row.appendChild(el("td", String(v))); });
+      body.appendChild(row);
+    });
+    t.appendChild(body);
+    var s = m.sentiment || {};
+    $("sentiment").textContent = fill(tr("sentimentLine"), { t: s.total || 0, c: s.calm || 0, a: s.annoyed || 0,
+      g: s.angry || 0, e: s.escalating || 0, n: Math.round((s.negative_share || 0) * 100) });
+  }
+
+  function drawOffer() {
+    var o = selected.compensation, p = $("compensation");
+    $("compensation-form").hidden = !!o || selected.incident.stage === "reviewed";
+    if (!o) { p.textContent = tr("noOffer"); p.dataset.state = ""; return; }
+    var what = o.kind === "data" ? o.amount + " MB" : (lang === "zh" ? o.amount + " 元" : "¥" + o.amount);
+    p.dataset.state = o.state;
+    p.textContent = fill(tr("offerLine"), { w: what, s: tr(o.scope === "linked" ? "scopeLinked" : "scopeDistrict"),
+      st: T[lang].offerStates[o.state] || o.state, t: o.total, g: o.granted, a: o.already, r: o.refused,
+      f: o.failed });
+  }
+
+  function fillAssignees() {
+    var sel = $("task-assignee"), dep = $("task-department").value, members = (selected && selected.members) || {};
+    sel.textContent = "";
+    var none = el("option", tr("anyone")); none.value = ""; sel.appendChild(none);
+    (members[dep] || []).forEach(function (m) { var o = el("option", m); o.value = m; sel.appendChild(o); });
   }
 
   function fillEditor() {
@@ -362,6 +436,7 @@
     $("notice-note").textContent = "";
     drawRecord();
     fillEditor();
+    fillAssignees();
     drawList();
   }
 
@@ -390,6 +465,7 @@
       lang = lang === "zh" ? "en" : "zh";
       fillDepartments();
       applyLang();
+      fillAssignees();
     });
     $("login-form").addEventListener("submit", async function (e) {
       e.preventDefault();
@@ -431,12 +507,27 @@
         $("notice-note").textContent = err.message;
       }
     });
+    $("task-department").addEventListener("change", fillAssignees);
+    $("compensation-form").addEventListener("submit", async function (e) {
+      e.preventDefault();
+      try {
+        await api("POST", "/api/incidents/" + encodeURIComponent(selected.incident.id) + "/compensation",
+          { kind: $("comp-kind").value, amount: Number($("comp-amount").value), scope: $("comp-scope").value });
+        $("compensation-error").hidden = true;
+      } catch (err) {
+        $("compensation-error").textContent = err.message;
+        $("compensation-error").hidden = false;
+      }
+      await open(selected.incident.id);
+    });
     $("broadcast-form").addEventListener("submit", async function (e) {
       e.preventDefault();
-      var numbers = $("broadcast-numbers").value.split(/[\s,，;；]+/).filter(Boolean);
+      var numbers = $("broadcast-numbers").value.split(/[\s,，;；]+/).filter(Boolean), channels = [];
+      $("broadcast-channels").querySelectorAll("input:checked").forEach(function (i) { channels.push(i.value); });
+      var body = numbers.length ? { numbers: numbers } : { channels: channels };
+      body.lang = $("broadcast-lang").value;
       try {
-        await api("POST", "/api/incidents/" + encodeURIComponent(selected.incident.id) + "/broadcasts",
-          { numbers: numbers, lang: $("broadcast-lang").value });
+        await api("POST", "/api/incidents/" + encodeURIComponent(selected.incident.id) + "/broadcasts", body);
         $("broadcast-error").hidden = true;
         $("broadcast-numbers").value = "";
       } catch (err) {
@@ -448,7 +539,7 @@
     $("task-form").addEventListener("submit", async function (e) {
       e.preventDefault();
       await api("POST", "/api/incidents/" + encodeURIComponent(selected.incident.id) + "/tasks", {
-        department: $("task-department").value, title: $("task-title").value,
+        department: $("task-department").value, title: $("task-title").value, assignee: $("task-assignee").value,
         deadline: new Date($("task-deadline").value).getTime() / 1000 });
       $("task-title").value = "";
       await open(selected.incident.id);

@@ -1,7 +1,9 @@
 """The incident room in real Chromium: a supervisor signs in, reports an incident with the form, moves it through
 its stages with the buttons (a stale button after another supervisor's move shows the 409 in Chinese), edits the
-customer notice (a REST customer gets it at once), adds a note, accepts an early warning proposed by the detector,
-and reads it all in English on the switch."""
+customer notice (a REST customer gets it at once), gives a department member a task, broadcasts the notice by SMS
+(its progress per channel), reads the district table and the sentiment, sets a goodwill offer, adds a note, fetches
+the review as Markdown and HTML, accepts an early warning proposed by the detector, and reads it all in English on
+the switch."""
 
 from __future__ import annotations
 
@@ -27,7 +29,11 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
                              tmp_path, monkeypatch):  # fmt: skip
     from gateway.app import create_app
 
-    (tmp_path / "incidents.yml").write_text('broadcast: {quiet_hours: ["00:00", "00:00"]}\n', encoding="utf-8")
+    (tmp_path / "incidents.yml").write_text(
+        'broadcast: {quiet_hours: ["00:00", "00:00"]}\n'
+        "tasks: {departments: {network_ops: {zh: 网络运维部, en: Network operations, members: [王工, 李工]}}}\n",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("INCIDENTS_CONFIG", str(tmp_path / "incidents.yml"))  # no quiet hours while it runs
 
     server = await aiohttp_server(create_app(make_settings(webchat={"token_secret": SECRET}), nlu=nlu_engine))
@@ -85,12 +91,13 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     assert answer.startswith("朝阳区部分基站因台风退服，抢修中。") and "前恢复" in answer
     # a task for a department, overdue, then done
     await page.select_option("#task-department", "network_ops")
+    await page.select_option("#task-assignee", "王工")  # a member of the department (config/incidents.yml)
     await page.fill("#task-title", "恢复37个基站")
     await page.fill("#task-deadline", time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() - 120)))
     await page.click("#task-form button[type=submit]")
     task = page.locator("#tasks li[data-state=open]", has_text="恢复37个基站")
     await task.wait_for()
-    assert "网络运维部" in (await task.text_content() or "") and await task.locator(".late").count() == 1
+    assert "网络运维部 · 王工" in (await task.text_content() or "") and await task.locator(".late").count() == 1
     await task.locator("button.done-btn").click()
     await page.locator("#tasks li[data-state=done]", has_text="super1").wait_for()
     # the notice by SMS (the demo's logging provider): one invalid number counted, the rest done
@@ -98,8 +105,14 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     await page.fill("#broadcast-numbers", "13800138000\n13800138001, not-a-number")
     await page.click("#broadcast-form button[type=submit]")
     await page.locator("#broadcasts li[data-state=sending]").wait_for()
-    done = page.locator("#broadcasts li[data-state=done]", has_text="共 2 人，已排队 2，已退订 0，无效 1")
+    done = page.locator("#broadcasts li[data-state=done]", has_text="共 2 位，已排队 2")
     await done.wait_for(timeout=15_000)  # the page re-reads the record every few seconds
+    assert "无效 1" in (await done.text_content() or "")
+    assert "短信：共 2，已排队 2" in (await done.locator("li[data-channel=sms]").text_content() or "")
+    # the room's metrics: the district table (two notices in 朝阳区 so far), the sentiment
+    row = page.locator("#districts tr[data-district=朝阳区]")
+    assert [c.strip() for c in await row.locator("td").all_text_contents()][2:] == ["2", "0"]
+    assert "客户情绪（收到通知的 2 条消息）" in (await page.text_content("#sentiment") or "")
     await page.fill("#note-text", "网络部已派出应急通信车")
     await page.click("#note-form button[type=submit]")
     await page.locator("#timeline li", has_text="应急通信车").wait_for()
@@ -110,6 +123,13 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     assert await page.input_value("#notice-en") == "Emergency vehicles are on site."
     timeline = await page.locator("#timeline li").all_text_contents()
     assert len(timeline) == 10 and "已上报" in timeline[0] and "super1" in timeline[0]
+    # a goodwill offer, granted when the incident closes
+    assert await page.text_content("#compensation") == "未设置补偿"
+    await page.select_option("#comp-kind", "data")
+    await page.fill("#comp-amount", "500")
+    await page.click("#compensation-form button[type=submit]")
+    await page.locator("#compensation[data-state=planned]", has_text="500 MB，关联投诉的客户").wait_for()
+    assert await page.is_hidden("#compensation-form")
     await page.fill("#lessons", "备用电源不足")
     await page.click("#lessons-form button[type=submit]")
     await page.locator("#timeline li", has_text="备用电源不足").wait_for()
@@ -118,6 +138,12 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
         return [r.status, await r.text()];
     }""")
     assert review[0] == 200 and review[1].startswith("# 事件总结报告") and "备用电源不足" in review[1]
+    html = await page.evaluate("""async () => {
+        const r = await fetch(document.getElementById('review-html').href, {credentials: 'same-origin'});
+        const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
+        return [r.status, doc.querySelector('h1').textContent, doc.querySelectorAll('table').length];
+    }""")
+    assert html[0] == 200 and html[1].startswith("事件总结报告") and html[2] >= 2
     await page.click("#list tbody tr")  # the counters, read again
     await page.locator("[data-kpi=k_notices] .kpi-value", has_text="2").wait_for()
 
