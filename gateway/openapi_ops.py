@@ -136,6 +136,11 @@ def arr(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": items}
 
 
+def one_of(values: Any) -> dict[str, Any]:
+    """A string that is one of ``values`` (the constants the handler checks against)."""
+    return {"type": "string", "enum": list(values)}
+
+
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
@@ -214,6 +219,9 @@ def path_pattern(path: str, name: str) -> str | None:
 def operations() -> dict[tuple[str, str], Op]:
     """Every documented operation by ``(METHOD, path)``. Bodies are named ``"module:Struct"`` and imported when the
     document is built (``Op.bodies``): a module is only imported when one of its routes is registered."""
+    from handoff.cases import config as cases_config
+    from handoff.cases import model as cases_model
+
     return {
         # ---- customers ----------------------------------------------------------------------------------------
         ("POST", "/webhooks/rest/webhook"): Op(
@@ -444,10 +452,10 @@ def operations() -> dict[tuple[str, str], Op]:
             "Complaint cases, newest first",
             "投诉工单列表",
             query=(
-                Param("status", "A stage"),
-                Param("type", "A complaint type"),
-                Param("assignee", "An agent"),
-                Param("severity", "A severity"),
+                Param("status", "A stage", one_of(cases_model.STAGES)),
+                Param("type", "A complaint type", one_of(cases_config.TYPES)),
+                Param("assignee", "An agent (agents see their own cases only)"),
+                Param("severity", "A severity", one_of(cases_config.SEVERITIES)),
             ),
             ok_schema=obj(("cases", "now", "stages"), cases=arr(OBJ), now=NUM, stages=arr(STR)),
             errors=(400,),
