@@ -136,6 +136,11 @@ def arr(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": items}
 
 
+def keys(*required: str) -> dict[str, Any]:
+    """A JSON object that always has these keys (their values are not described further)."""
+    return {"type": "object", "required": list(required)}
+
+
 def one_of(values: Any) -> dict[str, Any]:
     """A string that is one of ``values`` (the constants the handler checks against)."""
     return {"type": "string", "enum": list(values)}
@@ -368,33 +373,63 @@ def operations() -> dict[tuple[str, str], Op]:
             ok_schema=obj(("agent", "csrf", "status"), agent=OBJ, csrf=STR, status=STR),
         ),
         ("POST", "/api/agent/status"): Op(
-            "agent", "Set presence (online/away)", "设置在线状态", body="handoff.api:StatusIn"
+            "agent", "Set presence (online/away)", "设置在线状态", body="handoff.api:StatusIn", ok_schema=keys("status")
         ),
         # ---- chats ---------------------------------------------------------------------------------------------
         ("GET", "/api/queue"): Op("chats", "Waiting and own chats", "排队与我的会话"),
         ("GET", "/api/chats/{id}"): Op("chats", "A chat: transcript, notes, customer", "会话详情", errors=(400, 404)),
-        ("POST", "/api/chats/{id}/accept"): Op("chats", "Accept a waiting chat", "接入会话", errors=(404, 409)),
+        ("POST", "/api/chats/{id}/accept"): Op(
+            "chats", "Accept a waiting chat", "接入会话", errors=(404, 409), ok_schema=keys("chat")
+        ),
         ("POST", "/api/chats/{id}/messages"): Op(
-            "chats", "Write to the customer", "发送消息", body="handoff.api:TextIn", errors=(404, 409)
+            "chats",
+            "Write to the customer",
+            "发送消息",
+            body="handoff.api:TextIn",
+            errors=(404, 409),
+            ok_schema=keys("entry", "sla"),
         ),
         ("POST", "/api/chats/{id}/notes"): Op(
-            "chats", "Add an internal note", "添加内部备注", body="handoff.api:TextIn", errors=(404, 409)
+            "chats",
+            "Add an internal note",
+            "添加内部备注",
+            body="handoff.api:TextIn",
+            errors=(404, 409),
+            ok_schema=keys("entry"),
         ),
         ("POST", "/api/chats/{id}/transfer"): Op(
-            "chats", "Transfer to an agent or a skill", "转接会话", body="handoff.api:TransferIn", errors=(404, 409)
+            "chats",
+            "Transfer to an agent or a skill",
+            "转接会话",
+            body="handoff.api:TransferIn",
+            errors=(404, 409),
+            ok_schema=keys("chat"),
         ),
         ("POST", "/api/chats/{id}/close"): Op(
-            "chats", "Close with a disposition", "结束会话", body="handoff.api:CloseIn", errors=(404, 409)
+            "chats",
+            "Close with a disposition",
+            "结束会话",
+            body="handoff.api:CloseIn",
+            errors=(404, 409),
+            ok_schema=keys("chat"),
         ),
         ("GET", "/api/chats/{id}/canned"): Op("chats", "Canned replies for this chat", "快捷回复", errors=(400, 404)),
         ("GET", "/api/chats/{id}/history"): Op(
-            "chats", "The customer's earlier chats", "客户历史会话", errors=(400, 404)
+            "chats",
+            "The customer's earlier chats",
+            "客户历史会话",
+            errors=(400, 404),
+            ok_schema=keys("chat", "conversations"),
         ),
         ("POST", "/api/chats/{id}/takeover"): Op(
-            "chats", "Take over a chat (supervisor)", "主管接管会话", errors=(404, 409)
+            "chats", "Take over a chat (supervisor)", "主管接管会话", errors=(404, 409), ok_schema=keys("chat")
         ),
         ("GET", "/api/chats/{id}/nlu"): Op(
-            "nlu-review", "What the NLU understood in a chat", "会话的 NLU 识别结果", errors=(400, 404)
+            "nlu-review",
+            "What the NLU understood in a chat",
+            "会话的 NLU 识别结果",
+            errors=(400, 404),
+            ok_schema=keys("messages", "labels"),
         ),
         ("POST", "/api/chats/{id}/relabel"): Op(
             "nlu-review",
@@ -402,10 +437,15 @@ def operations() -> dict[tuple[str, str], Op]:
             "纠正消息意图",
             body="gateway.nlu_review_api:RelabelIn",
             errors=(404, 409),
+            ok_schema=keys("sample"),
         ),
         ("GET", "/api/transfer-targets"): Op("chats", "Agents and skills to transfer to", "可转接的坐席与技能组"),
         ("GET", "/api/callbacks"): Op(
-            "chats", "Callback requests", "回呼任务", query=(Param("all", "1/true: include done ones"),)
+            "chats",
+            "Callback requests",
+            "回呼任务",
+            query=(Param("all", "1/true: include done ones"),),
+            ok_schema=keys("callbacks"),
         ),
         ("POST", "/api/callbacks/{id}/{action}"): Op(
             "chats",
@@ -445,7 +485,9 @@ def operations() -> dict[tuple[str, str], Op]:
             ok_schema=obj(("results", "more"), results=arr(OBJ), more=BOOL),
             errors=(400,),
         ),
-        ("GET", "/api/live"): Op("chats", "Every chat held now, the queue by skill (supervisor)", "实时监控"),
+        ("GET", "/api/live"): Op(
+            "chats", "Every chat held now, the queue by skill (supervisor)", "实时监控", ok_schema=keys("chats")
+        ),
         # ---- cases ---------------------------------------------------------------------------------------------
         ("GET", "/api/cases"): Op(
             "cases",
@@ -503,7 +545,12 @@ def operations() -> dict[tuple[str, str], Op]:
             "reports", "Override a quality score", "调整质检分数", body="handoff.reports.api:OverrideIn", errors=(404,)
         ),
         # ---- incidents -----------------------------------------------------------------------------------------
-        ("GET", "/api/incidents"): Op("incidents", "Incidents, proposals and departments", "重大事件列表"),
+        ("GET", "/api/incidents"): Op(
+            "incidents",
+            "Incidents, proposals and departments",
+            "重大事件列表",
+            ok_schema=keys("incidents", "proposals"),
+        ),
         ("POST", "/api/incidents"): Op(
             "incidents",
             "Declare an incident (or an Alertmanager webhook)",
@@ -517,7 +564,9 @@ def operations() -> dict[tuple[str, str], Op]:
             errors=(401, 403, 409, 415),
             security=(("agentSession", "csrfToken"), ("monitoringToken",)),
         ),
-        ("POST", "/api/incidents/detect"): Op("incidents", "Run the detector now", "立即运行事件预警"),
+        ("POST", "/api/incidents/detect"): Op(
+            "incidents", "Run the detector now", "立即运行事件预警", ok_schema=keys("proposals")
+        ),
         ("POST", "/api/incidents/proposals/{id}/{action}"): Op(
             "incidents",
             "Accept or dismiss a detector's proposal",
@@ -526,7 +575,13 @@ def operations() -> dict[tuple[str, str], Op]:
             errors=(404, 409),
             more={"201": _answer("Accepted: the incident opened · 已创建事件", JSON, OBJ)},
         ),
-        ("GET", "/api/incidents/{id}"): Op("incidents", "An incident with its timeline", "事件详情", errors=(400, 404)),
+        ("GET", "/api/incidents/{id}"): Op(
+            "incidents",
+            "An incident with its timeline",
+            "事件详情",
+            errors=(400, 404),
+            ok_schema=keys("incident", "timeline"),
+        ),
         ("POST", "/api/incidents/{id}/transition"): Op(
             "incidents",
             "Move an incident to another stage",
@@ -555,9 +610,14 @@ def operations() -> dict[tuple[str, str], Op]:
             body="handoff.incidents.api_work:BroadcastIn",
             ok=201,
             errors=(404, 409),
+            ok_schema=keys("broadcast"),
         ),
         ("POST", "/api/incidents/broadcasts/{id}/{action}"): Op(
-            "incidents", "Approve or cancel a broadcast awaiting approval", "审批事件群发", errors=(404, 409)
+            "incidents",
+            "Approve or cancel a broadcast awaiting approval",
+            "审批事件群发",
+            errors=(404, 409),
+            ok_schema=keys("broadcast"),
         ),
         ("GET", "/api/incidents/{id}/review"): Op(
             "incidents",
@@ -586,9 +646,10 @@ def operations() -> dict[tuple[str, str], Op]:
             body="handoff.incidents.api_work:TaskIn",
             ok=201,
             errors=(404, 409),
+            ok_schema=keys("task"),
         ),
         ("POST", "/api/incidents/{id}/tasks/{task}/done"): Op(
-            "incidents", "Mark a task done", "完成任务", errors=(404, 409)
+            "incidents", "Mark a task done", "完成任务", errors=(404, 409), ok_schema=keys("task")
         ),
         # ---- NLU learning loop -------------------------------------------------------------------------------
         ("GET", "/api/nlu/review"): Op(
@@ -597,12 +658,22 @@ def operations() -> dict[tuple[str, str], Op]:
             "待审核样本",
             query=(Param("lang", "zh or en", {"type": "string", "enum": ["zh", "en"]}),),
             errors=(400,),
+            ok_schema=keys("samples", "total", "labels"),
         ),
         ("POST", "/api/nlu/review/{id}"): Op(
-            "nlu-review", "Decide on a sample", "审核样本", body="gateway.nlu_review_api:DecisionIn", errors=(404, 409)
+            "nlu-review",
+            "Decide on a sample",
+            "审核样本",
+            body="gateway.nlu_review_api:DecisionIn",
+            errors=(404, 409),
+            ok_schema=keys("id", "action"),
         ),
-        ("POST", "/api/nlu/retrain"): Op("nlu-review", "Start retraining", "开始重新训练", ok=202, errors=(409,)),
-        ("GET", "/api/nlu/retrain"): Op("nlu-review", "The retraining job", "重新训练进度"),
+        ("POST", "/api/nlu/retrain"): Op(
+            "nlu-review", "Start retraining", "开始重新训练", ok=202, errors=(409,), ok_schema=keys("job")
+        ),
+        ("GET", "/api/nlu/retrain"): Op(
+            "nlu-review", "The retraining job", "重新训练进度", ok_schema=keys("job", "model")
+        ),
         ("POST", "/api/nlu/switch"): Op(
             "nlu-review",
             "Switch to a retrained model",
@@ -695,15 +766,19 @@ def operations() -> dict[tuple[str, str], Op]:
             body="handoff.incidents.api_work:CompensationIn",
             ok=201,
             errors=(404, 409),
+            ok_schema=keys("compensation"),
         ),
         # ---- outbound ------------------------------------------------------------------------------------------
-        ("GET", "/api/outboxes"): Op("outbound", "Each channel's outbox: waiting, retrying, dead", "各渠道发送队列"),
+        ("GET", "/api/outboxes"): Op(
+            "outbound", "Each channel's outbox: waiting, retrying, dead", "各渠道发送队列", ok_schema=keys("outboxes")
+        ),
         ("POST", "/api/sms/broadcast"): Op(
             "outbound",
             "Send one text to many numbers",
             "短信群发",
             body="gateway.operators:BroadcastIn",
             errors=(409, 415),
+            ok_schema=keys("invalid"),
         ),
         # ---- channel webhooks (present when the channel is enabled) ---------------------------------------------
         ("POST", "/channels/sms/webhook"): Op(
