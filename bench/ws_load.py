@@ -1,6 +1,7 @@
 """Many web chat customers at once: every customer on ``/ws/chat`` sends a message every few seconds.
 
     python bench/ws_load.py [--customers 2000] [--interval 5] [--duration 60] [--workers 2] [--clients 2]
+                            [--skip-echo] [--py-spy DIR]
 
 Starts the gateway (``python -m gateway --workers N``, embedded Redis, a temporary data directory) and, as the
 baseline of the same run, a bare aiohttp WebSocket echo of N processes on one port (SO_REUSEPORT). The customers
@@ -8,17 +9,21 @@ connect from ``--clients`` processes, staggered over the first interval, then ea
 ``--interval`` seconds for ``--duration`` seconds. Counted per message (``client_id``): the gateway's echo of it and
 the bot's first reply after it — a message with no reply by the end is lost; a frame ``seq`` seen twice on one
 socket is a duplicate. Latency: send → first reply. Memory: the gateway's processes (not Redis) before the
-customers connect and once they are all connected, per connection.
+customers connect and once they are all connected, per connection. CPU: the gateway's worker processes' CPU seconds
+(not Redis's) per message; the client processes share the machine. ``--py-spy DIR`` records each gateway worker with
+py-spy (raw stacks) while the customers talk to the gateway.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,6 +174,34 @@ def drive(url: str, customers: int, clients: int, interval: float, duration: flo
     return total
 
 
+def gateway_workers(process: psutil.Process) -> list[psutil.Process]:
+    """The processes that serve (the workers under a supervisor, or the gateway itself), not redis-server."""
+    kids = [c for c in process.children() if "redis-server" not in c.name()]
+    return kids or [process]
+
+
+def cpu_of(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in processes:
+        with contextlib.suppress(psutil.Error):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def profile(workers: list[psutil.Process], folder: str | None) -> list[subprocess.Popen[bytes]]:
+    """``py-spy record`` of each worker (raw collapsed stacks in ``folder/worker-<pid>.txt``), if asked and installed."""
+    spy = shutil.which("py-spy") if folder else None
+    if folder and spy is None:
+        print("--py-spy: py-spy is not installed (pip install py-spy); not profiling")
+    if not folder or spy is None:
+        return []
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([spy, "record", "-p", str(w.pid), "-r", "200", "-f", "raw", "--nonblocking", "-o",
+                              str(Path(folder) / f"worker-{w.pid}.txt")], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for w in workers]  # fmt: skip
+
+
 def report(name: str, r: dict) -> None:  # type: ignore[type-arg]
     print(f"{name:18} {r['connected']:>9} {r['sent']:>7} {r['lost']:>5} {r['duplicates']:>5} {r['p50']:>8.1f} "
           f"{r['p99']:>8.1f}")  # fmt: skip
@@ -181,6 +214,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=2, help="client processes the customers are spread over")
+    parser.add_argument("--skip-echo", action="store_true", help="no baseline run (when profiling the gateway)")
+    parser.add_argument("--py-spy", metavar="DIR", help="profile each gateway worker with py-spy into DIR")
     args = parser.parse_args()
     raise_fd_limit()
     echo_port, gw_port = free_port(), free_port()
@@ -201,8 +236,9 @@ def main() -> None:
               f"{args.interval:g} s for {args.duration:g} s; {args.workers} server processes each")  # fmt: skip
         print(f"{'':18} {'connected':>9} {'sent':>7} {'lost':>5} {'dupl.':>5} {'p50 ms':>8} {'p99 ms':>8}")
         shape = (args.customers, args.clients, args.interval, args.duration)
-        base = drive(f"http://127.0.0.1:{echo_port}/ws/chat", *shape)
-        report("bare aiohttp echo", base)
+        base = {"p99": float("nan")} if args.skip_echo else drive(f"http://127.0.0.1:{echo_port}/ws/chat", *shape)
+        if not args.skip_echo:
+            report("bare aiohttp echo", base)
         proc = psutil.Process(gateway.pid)
         before = tree_rss(proc)
         peak = [before]
@@ -219,9 +255,17 @@ def main() -> None:
         import threading
 
         threading.Thread(target=sample, daemon=True).start()
+        workers = gateway_workers(proc)
+        cpu0 = cpu_of(workers)
+        spies = profile(workers, args.py_spy)
         gw = drive(f"http://127.0.0.1:{gw_port}/ws/chat", *shape)
+        cpu = cpu_of(workers) - cpu0
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         sampling[0] = False
         report("gateway", gw)
+        print(f"gateway workers' CPU: {cpu:.1f} s, {cpu / max(gw['sent'], 1) * 1000:.2f} ms per message")
         per = (peak[0] - before) / max(gw["connected"], 1) / 1024
         print(f"gateway: lost {gw['lost']}, duplicated {gw['duplicates']}, connect errors {gw['connect_errors']} "
               f"(target 0); p99 {gw['p99']:.1f} ms (target <= 100 ms; echo {base['p99']:.1f} ms); memory "
