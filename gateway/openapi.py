@@ -57,9 +57,7 @@ def routes_of(app: web.Application) -> Iterator[Route]:
         if route.method in SKIPPED_METHODS or resource is None or isinstance(resource, web.StaticResource):
             continue
         info = resource.get_info()
-        path = info.get("path") or info.get("formatter")
-        if path is None:
-            continue
+        path = info.get("path") or info.get("formatter") or resource.canonical
         pattern = info.get("pattern")
         enums = {m.group(1): m.group(2).split("|") for m in _ALTERNATIVES.finditer(pattern.pattern)} if pattern else {}
         yield Route(route.method, path or "/", route.handler, {k: v for k, v in enums.items() if len(v) > 1})
