@@ -238,7 +238,7 @@ def operations() -> dict[tuple[str, str], Op]:
             "carries the customer's identity; after a one-time-code binding the answer ends with `custom.session`.",
             body="gateway.channels.webchat:RestBody",
             ok_schema=arr(REST_REPLY),
-            errors=(403,),
+            errors=(401, 403),  # 401: a customer token that does not verify
             more={"504": {"description": "No reply within the pipeline's deadline · 处理超时"}},
         ),
         ("GET", "/ws/chat"): Op(
