@@ -239,7 +239,6 @@ def operations() -> dict[tuple[str, str], Op]:
             body="gateway.channels.webchat:RestBody",
             ok_schema=arr(REST_REPLY),
             errors=(401, 403),  # 401: a customer token that does not verify
-            more={"504": {"description": "No reply within the pipeline's deadline · 处理超时"}},
         ),
         ("GET", "/ws/chat"): Op(
             "customer",
