@@ -47,7 +47,7 @@ class Compensation:
 
     async def of(self, incident_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(self._key(incident_id))
-        if not raw:
+        if b"amount" not in raw:  # none (or only counters left of a deleted one)
             return None
         g: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
         for name in ("total", "granted", "already", "refused", "failed"):

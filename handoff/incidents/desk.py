@@ -53,6 +53,7 @@ class Desk:
         self.texts = texts
         self.background: set[asyncio.Future[Any]] = set()
         self.stats_pending: Counter[tuple[str, str]] = Counter()  # (incident, counter) → not yet in Redis
+        self.seen_pending: dict[str, str] = {}  # conversation → the incident it was told of, not yet in Redis
         self.redis = redis
         self.keys = keys
         self.config = config
@@ -92,23 +93,15 @@ class Desk:
     # ---- the bots' port: the few writes of an answer ------------------------------------------------------
     async def told(self, incident_id: str, conversation_id: str, channel: str, district: str = "",
                    urgency: int = 0) -> None:  # fmt: skip
-        """No wait on Redis in the turn: the counters are kept in memory (added to Redis with the detector's counts,
-        and before any read of them here), the conversation's mark is written in the background. The counters: by
-        channel, by district, and by the message's urgency (0 calm … 3 escalating: the room's sentiment)."""
+        """No Redis call in the turn: the counters (by channel, by district, and by the message's urgency — 0 calm …
+        3 escalating, the room's sentiment) and the conversation's mark are kept in memory and written to Redis in
+        one batch a second (and before any read of them here)."""
         pending = self.stats_pending
         pending[(incident_id, "notices")] += 1
         pending[(incident_id, f"notices:{channel}")] += 1
         pending[(incident_id, f"district:{district}")] += 1 if district else 0
         pending[(incident_id, f"mood:{max(0, min(urgency, 3))}")] += 1
-        self._spawn(self._mark(incident_id, conversation_id))
-
-    async def _mark(self, incident_id: str, conversation_id: str) -> None:
-        """The conversation was told (queue protection), and is one of the incident's affected ones (the review's
-        satisfaction of affected customers)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.incident_seen(conversation_id), incident_id, ex=INCIDENT_SEEN_TTL)
-        pipe.sadd(self.affected_key(incident_id), conversation_id)
-        await pipe.execute()
+        self.seen_pending[conversation_id] = incident_id
 
     def affected_key(self, incident_id: str) -> str:
         """Set: the conversations told of an incident (for the review). No TTL (the incident's record)."""
@@ -126,20 +119,27 @@ class Desk:
 
     async def flush_stats(self) -> None:
         """Add this process's pending counters to Redis (one round trip; kept for the next flush on failure)."""
-        if not self.stats_pending:
+        if not self.stats_pending and not self.seen_pending:
             return
         pending, self.stats_pending = self.stats_pending, Counter()
+        seen, self.seen_pending = self.seen_pending, {}
         pipe = self.redis.pipeline(transaction=False)
         for (incident_id, name), n in pending.items():
             if n:
                 pipe.hincrby(self.keys.incident_stats(incident_id), name, n)
+        for conversation_id, incident_id in seen.items():  # queue protection; the review's affected customers
+            pipe.set(self.keys.incident_seen(conversation_id), incident_id, ex=INCIDENT_SEEN_TTL)
+            pipe.sadd(self.affected_key(incident_id), conversation_id)
         try:
             await pipe.execute()
         except Exception:
             self.stats_pending.update(pending)
+            self.seen_pending = {**seen, **self.seen_pending}
             raise
 
     async def told_of(self, conversation_id: str) -> str | None:
+        if conversation_id in self.seen_pending:  # told in this process within the last second
+            return self.seen_pending[conversation_id]
         found = await self.redis.get(self.keys.incident_seen(conversation_id))
         return found.decode() if found else None
 

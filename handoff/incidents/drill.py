@@ -7,8 +7,10 @@ recovery time, notice text) while the traffic runs, given the scenario's lessons
         [--speed 60] [--user super1 --password demo-super1] [--lang zh]
 
 Scenario: ``name``, ``incident`` (the record's fields, ``eta_minutes`` from the start), ``steps`` (``at`` seconds of
-drill time; ``stage``, ``note``, ``eta_minutes``, ``notice_zh``/``notice_en``), ``traffic`` (``from``, ``to``,
-``per_minute``, ``texts``), ``lessons``. ``--speed`` divides every time."""
+drill time; ``stage``, ``note``, ``eta_minutes``, ``notice_zh``/``notice_en``, ``task`` {department, title,
+assignee?, due_minutes}, ``broadcast`` {channels, lang?} — refused channels are reported, not fatal — and
+``compensation`` {kind, amount, scope?}), ``traffic`` (``from``, ``to``, ``per_minute``, ``texts``), ``lessons``.
+``--speed`` divides every time. Also ``gateway demo incident --scenario …``."""
 
 from __future__ import annotations
 
@@ -71,15 +73,15 @@ async def run(url: str, scenario: dict[str, Any], speed: float = 60.0, user: str
             spec["eta"] = time.time() + eta * 60 / speed
         incident = await call("/api/incidents", spec)
         path = f"/api/incidents/{incident['id']}"
-        results = {"messages": 0, "errors": 0}
+        results: dict[str, Any] = {"messages": 0, "errors": 0, "broadcasts": []}
         steps = sorted(scenario.get("steps") or [], key=lambda s: s["at"])
         for step in [s for s in steps if s["at"] <= 0]:  # what the scenario starts with, before any customer
-            await _step(call, path, step, speed)
+            await _step(call, path, step, speed, results)
         started = time.monotonic()
         traffic = [asyncio.create_task(_traffic(session, url, t, at, results)) for t in scenario.get("traffic") or []]
         for step in [s for s in steps if s["at"] > 0]:
             await asyncio.sleep(max(0.0, at(step["at"]) - time.monotonic()))
-            await _step(call, path, step, speed)
+            await _step(call, path, step, speed, results)
         await asyncio.gather(*traffic)
         if scenario.get("lessons"):
             await call(f"{path}/lessons", {"text": scenario["lessons"]})
@@ -90,12 +92,24 @@ async def run(url: str, scenario: dict[str, Any], speed: float = 60.0, user: str
     return {"incident": incident["id"], **results, "counters": counters, "review": review}
 
 
-async def _step(call: Any, path: str, step: dict[str, Any], speed: float) -> None:
+async def _step(call: Any, path: str, step: dict[str, Any], speed: float, results: dict[str, Any]) -> None:
     changes = {k: step[k] for k in ("notice_zh", "notice_en") if k in step}
     if "eta_minutes" in step:
         changes["eta"] = time.time() + step["eta_minutes"] * 60 / speed
     if changes:
         await call(f"{path}/update", {**changes, "note": step.get("note", "")})
+    if "task" in step:  # {department, title, assignee?, due_minutes}
+        task = dict(step["task"])
+        task["deadline"] = time.time() + float(task.pop("due_minutes", 60)) * 60 / speed
+        await call(f"{path}/tasks", task)
+    if "compensation" in step:  # {kind, amount, scope?}: granted when the drill's incident closes
+        await call(f"{path}/compensation", step["compensation"])
+    if "broadcast" in step:  # {channels, lang?}: a channel the drill's gateway has not enabled is reported, not fatal
+        try:
+            made = await call(f"{path}/broadcasts", step["broadcast"])
+            results["broadcasts"].append({k: made["broadcast"][k] for k in ("id", "state", "total")})
+        except DrillError as exc:
+            results["broadcasts"].append({"refused": str(exc)})
     if "stage" in step:
         await call(f"{path}/transition", {"to": step["stage"], "note": step.get("note", "")})
     elif step.get("note") and not changes:

@@ -14,6 +14,7 @@ import yaml
 
 import gateway.__main__ as gateway_main
 from handoff.incidents.drill import DrillError, load, main, run
+from tests.channels.conftest import eventually
 from tests.incidents.conftest import supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,10 @@ SCENARIO = {
     "name": "光缆中断演练",
     "incident": {"title": "光缆被挖断", "category": "accident", "severity": 3, "districts": ["朝阳区"],
                  "services": ["broadband", "mobile"], "eta_minutes": 120},
-    "steps": [{"at": 0, "stage": "assessed", "note": "确认中断"}, {"at": 20, "stage": "plan"},
+    "steps": [{"at": 0, "stage": "assessed", "note": "确认中断"},
+              {"at": 10, "task": {"department": "network_ops", "title": "熔接光缆", "due_minutes": 30}},
+              {"at": 15, "broadcast": {"channels": ["sms"]}}, {"at": 16, "broadcast": {"channels": ["wechat"]}},
+              {"at": 20, "stage": "plan", "compensation": {"kind": "credit", "amount": 2, "scope": "district"}},
               {"at": 30, "eta_minutes": 90, "notice_zh": "朝阳区光缆中断，抢修中。"}, {"at": 40, "stage": "acting"},
               {"at": 50, "note": "熔接完成一半"}, {"at": 60, "stage": "closed"}],
     "traffic": [{"from": 5, "to": 55, "per_minute": 24, "texts": ["朝阳区是不是断网了", "朝阳区手机没信号"]}],
@@ -33,6 +37,8 @@ async def test_a_drill_plays_its_scenario(make_gateway, people):
     gw = await make_gateway()
     result = await run(gw.base, SCENARIO, speed=20)
     assert result["messages"] == 20 and result["errors"] == 0
+    made, refused = result["broadcasts"]
+    assert made["total"] == 5 and "wechat" in refused["refused"]  # Chaoyang's 5 customers; WeChat is off here
     assert result["counters"]["notices"] == 20  # every simulated customer was answered with the notice
     review = result["review"]
     assert review.startswith(f"# 事件总结报告: {result['incident']} [演练 drill] 光缆被挖断")
@@ -42,6 +48,16 @@ async def test_a_drill_plays_its_scenario(make_gateway, people):
     assert detail["incident"]["stage"] == "closed"
     assert detail["incident"]["notice"] == {"zh": "朝阳区光缆中断，抢修中。"}
     assert detail["incident"]["stats"]["notices"] == 20
+    assert [t["title"] for t in detail["tasks"]] == ["熔接光缆"]
+    assert detail["compensation"]["kind"] == "credit" and detail["compensation"]["scope"] == "district"
+    path = f"/api/incidents/{result['incident']}"
+    granted = await eventually(lambda: _granted(boss, path), timeout=10)  # at the close, to the district's 5
+    assert (granted["total"], granted["granted"]) == (5, 5)
+
+
+async def _granted(boss, path: str):
+    offer = (await boss.call("GET", path))["compensation"]
+    return offer if offer["state"] == "done" else None
 
 
 def test_the_packaged_scenario_loads_and_bad_ones_are_named(tmp_path, capsys):
