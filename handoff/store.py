@@ -227,12 +227,14 @@ class ChatStore:
             await pipe.execute()
 
     async def close(self, chat: Chat, holder: str, closed_by: str, disposition: str, at: float) -> None:
-        """The chat ends: off its agent's load, and the customer's next message goes to the bot again."""
+        """The chat ends: off its agent's load, and the customer's next message goes to the bot again. The sender's
+        key is in another Cluster slot than the chat's, so it is let go of first: were the close to fail after it,
+        the customer talks to the bot and the agent closes again, rather than the customer writing to a closed chat."""
+        await self.redis.hdel(self.keys.sender(chat.channel, chat.sender), "human")
         async with self.redis.pipeline(transaction=True) as pipe:
             fields = {"state": "closed", "closed_at": at, "disposition": disposition, "closed_by": closed_by}
             pipe.hset(self.keys.handoff_chat(chat.id), mapping=fields)
             pipe.srem(self.keys.handoff_agent_chats(holder), chat.id)
-            pipe.hdel(self.keys.sender(chat.channel, chat.sender), "human")
             await pipe.execute()
 
     # ---- events and the log ------------------------------------------------------------------------
