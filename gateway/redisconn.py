@@ -7,11 +7,21 @@
   fails over to promoted replicas). Keys that a script or a transaction touches together share a hash tag (see
   ``gateway/rkeys.py``), so each such command runs on one slot. Reads always go to masters.
 
+On a cluster, commands that fail while a master is down (connection refused, ``CLUSTERDOWN``, a slot not covered)
+are retried with a growing pause until about ``FAILOVER_WAIT`` seconds have passed (``?failover_wait=`` in the URL
+changes it): longer than the cluster's node timeout plus the replica's election, so a failover is a pause, not an
+error. redis-py's cluster pipeline refuses ``PUBLISH`` (a channel has no slot) and multi-key set commands; this
+module's pipeline sends a ``PUBLISH`` right after the pipeline's commands ran (its reply in its place in
+``execute()``'s list, nothing published when they failed) and queues ``SINTER``/``SUNION``/``SDIFF``/``MGET`` whose
+keys share a slot like any command. Pub/sub is Redis's classic kind: a ``PUBLISH`` reaches the subscribers of every
+node (Redis Cluster forwards it over its bus), whatever node either side is connected to.
+
 A leaf: redis-py only (and the embedded server, for ``deployment_client``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,10 +30,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.connection import UnixDomainSocketConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
+from redis.commands.core import AsyncCoreCommands
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+FAILOVER_WAIT = 10.0  # seconds a cluster command keeps retrying while a master is down (> node timeout + election)
+_BACKOFF_CAP = 0.5  # the longest pause between two attempts (EqualJitter: between half of it and all of it)
 AnyRedis = aioredis.Redis | RedisCluster
 
 
@@ -43,6 +58,52 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
     return nodes
 
 
+class GatewayClusterPipeline(ClusterPipeline):
+    """redis-py's cluster pipeline, with ``PUBLISH`` held until the pipeline's commands ran and the multi-key set
+    reads the gateway pipelines (their keys share a hash tag, so a slot)."""
+
+    __slots__ = ("_publishes",)
+
+    def __init__(self, client: RedisCluster, transaction: bool | None = None) -> None:
+        super().__init__(client, transaction)
+        self._publishes: list[tuple[int, Any, Any]] = []
+
+    def publish(self, channel: Any, message: Any, **kwargs: Any) -> GatewayClusterPipeline:  # type: ignore[override]
+        self._publishes.append((len(self) + len(self._publishes), channel, message))
+        return self
+
+    sinter = AsyncCoreCommands.sinter  # type: ignore[assignment]
+    sunion = AsyncCoreCommands.sunion  # type: ignore[assignment]
+    sdiff = AsyncCoreCommands.sdiff  # type: ignore[assignment]
+    mget = AsyncCoreCommands.mget  # type: ignore[assignment]
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        held, self._publishes = self._publishes, []
+        results = await super().execute(raise_on_error, allow_redirections) if len(self) else []
+        for position, channel, message in held:
+            results.insert(position, await self.cluster_client.publish(channel, message))
+        return results
+
+    async def reset(self) -> None:
+        self._publishes = []
+        await super().reset()
+
+
+class GatewayCluster(RedisCluster):
+    """redis-py's ``RedisCluster`` whose pipelines are ``GatewayClusterPipeline``."""
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> GatewayClusterPipeline:
+        if shard_hint:
+            raise redis.RedisClusterException("shard_hint is deprecated in cluster mode")
+        return GatewayClusterPipeline(self, transaction)
+
+
+def failover_retry(wait: float = FAILOVER_WAIT) -> Retry:
+    """Attempts spaced 0.05 s, 0.1 s, … up to ``_BACKOFF_CAP`` (each at least half its step), as many as last
+    ``wait`` seconds at the least."""
+    return Retry(EqualJitterBackoff(cap=_BACKOFF_CAP, base=0.05), retries=4 + math.ceil(wait / (_BACKOFF_CAP / 2)))
+
+
 def _cluster_options(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     options: dict[str, Any] = {}
@@ -55,14 +116,15 @@ def _cluster_options(url: str) -> dict[str, Any]:
     query = parse_qs(parts.query)
     if "socket_timeout" in query:
         options["socket_timeout"] = float(query["socket_timeout"][0])
+    options["retry"] = failover_retry(float(query.get("failover_wait", [FAILOVER_WAIT])[0]))
     return options
 
 
 def client(url: str, max_connections: int = 256) -> AnyRedis:
     """An asyncio client for ``url`` (see the module's doc)."""
     if is_cluster(url):
-        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster_nodes(url)],
-                            max_connections=max_connections, **_cluster_options(url))  # fmt: skip
+        return GatewayCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster_nodes(url)],
+                              max_connections=max_connections, **_cluster_options(url))  # fmt: skip
     return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=10))  # fmt: skip
 

@@ -1,25 +1,51 @@
 """The gateway on a real Redis Cluster (3 masters, 3 replicas on loopback): what runs on it today.
 
 The REST channel's whole turn — the pipeline's Lua scripts (dedupe, pending marks, the sender's state, the log),
-bot flows and the demo back end — runs on the cluster, each script's keys in one slot. What does not yet: the
-web chat hub and the human side publish inside pipelines, which redis-py's cluster pipeline refuses (the
-scale-out issue).
+bot flows and the demo back end — runs on the cluster, each script's keys in one slot; web chat over WebSocket and a
+handoff to an agent cross between two gateways through the cluster's pub/sub.
 """
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import importlib
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import socketio
+from redis.commands.core import AsyncScript
 
+from bots.identity import Binder
+from gateway import redisconn
 from gateway.app import create_app
-from gateway.redisconn import cluster_nodes, is_cluster, sync_client
+from gateway.channels.authn import Replays
+from gateway.channels.smpp import MobileOriginated
+from gateway.channels.smpp_inbox import SmppInbound
+from gateway.channels.socketio import SocketHub
+from gateway.keys import PIPELINE, RKEYS
+from gateway.metrics import Metrics
+from gateway.nlu_review import Collector, ReviewStore
+from gateway.outbox import Job, Outbox, OutboxPolicy
+from gateway.redisconn import GatewayCluster, cluster_nodes, is_cluster, sync_client
+from gateway.rkeys import Keys
+from handoff import api as handoff_api
+from handoff.cases.clocks import CaseTimers
+from handoff.cases.store import CaseStore
+from handoff.config import load_handoff_config
+from handoff.incidents.store import IncidentStore
+from handoff.sla import Clocks
+from handoff.store import ChatStore
 from tests.cluster import binaries, redis_cluster
+from tests.handoff.conftest import SECRET, AgentClient, WebCustomer
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cluster_urls():
@@ -65,3 +91,202 @@ async def test_rest_conversations_on_a_cluster(aiohttp_client, make_settings, nl
         for key in list(direct.scan_iter(match=f"{prefix}*", count=1000)):
             direct.delete(key)
         direct.close()
+
+
+@pytest.fixture
+async def cluster_gateways(aiohttp_server, make_settings, nlu_engine, cluster_url) -> AsyncIterator[list[Any]]:
+    """Two gateway apps (their own ports, hubs and pub/sub connections) on the cluster and one key prefix: what
+    two processes share is only Redis."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    servers = []
+    for _ in range(2):
+        settings = make_settings(redis={"url": cluster_url, "key_prefix": prefix}, webchat={"token_secret": SECRET})
+        server = await aiohttp_server(create_app(settings, nlu=nlu_engine, handoff_config=load_handoff_config()))
+        server.base = str(server.make_url("")).rstrip("/")
+        servers.append(server)
+    yield servers
+    _clean(cluster_url, prefix)
+
+
+def _clean(url: str, prefix: str) -> None:
+    direct = sync_client(url)
+    for key in list(direct.scan_iter(match=f"{prefix}*", count=1000)):
+        direct.delete(key)
+    direct.close()
+
+
+def _is(kind: str, **match: object) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: f.get("type") == kind and all(f.get(k) == v for k, v in match.items())
+
+
+async def test_web_chat_and_a_handoff_across_two_gateways_on_a_cluster(cluster_gateways):
+    """The customer's WebSocket on one gateway, the agent's console on the other: the bot's replies, the queue,
+    the assignment, both sides' messages and the close cross between them through the cluster's pub/sub; the
+    handoff's scripts and transactions (one hash tag) run on one slot."""
+    one, two = cluster_gateways
+    customer, agent = WebCustomer(one.base), AgentClient(two.base, "agent1", "demo-agent1")
+    try:
+        await agent.login()
+        await agent.connect()
+        await customer.connect()
+        await customer.send("你好")
+        hello = await customer.expect(lambda f: f.get("from") == "bot", timeout=10)
+        assert hello["text"]
+        await customer.send("帮我转人工客服")
+        joined = await customer.expect(_is("agent_joined"), timeout=10)
+        assert "王小明" in joined["text"]
+        chat_id = (await agent.expect(_is("assigned"), timeout=10))["chat"]["id"]
+        await agent.call("POST", f"/api/chats/{chat_id}/messages", {"text": "您好，我是王小明"})
+        said = await customer.expect(lambda f: f.get("from") == "agent", timeout=10)
+        assert said["text"] == "您好，我是王小明" and said["agent"] == "王小明"
+        await customer.send("我的宽带一直掉线")
+        heard = await agent.expect(lambda f: f["type"] == "message" and f["entry"].get("kind") == "customer",
+                                   timeout=10)  # fmt: skip
+        assert heard["chat"] == chat_id and heard["entry"]["text"] == "我的宽带一直掉线"
+        await agent.call("POST", f"/api/chats/{chat_id}/close", {"disposition": "resolved"})
+        await customer.expect(_is("agent_left"), timeout=10)
+        detail = await agent.call("GET", f"/api/chats/{chat_id}")
+        kinds = [e["kind"] for e in detail["transcript"]]
+        assert kinds.count("customer") >= 3 and "agent" in kinds and "bot" in kinds
+        # the customer comes back on the other gateway: the same visitor, its turns go on there
+        await customer.close()
+        again = WebCustomer(two.base)
+        again.visitor, again.token = customer.visitor, customer.token
+        try:
+            await again.connect()
+            await again.send("谢谢")
+            await again.expect(lambda f: f.get("from") == "bot", timeout=10)
+        finally:
+            await again.close()
+    finally:
+        await customer.close()
+        await agent.close()
+
+
+def _every_script() -> dict[str, str]:
+    """Every Lua script of the code base, ``<file>:<name>`` → its text: what ``register_script`` and ``eval``
+    are given anywhere in gateway/, handoff/ and bots/ (found in the source, so a new one is not missed)."""
+    found = {}
+    for path in sorted(p for top in ("gateway", "handoff", "bots") for p in (ROOT / top).rglob("*.py")):
+        module = None
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args
+                    and node.func.attr in ("register_script", "eval")):  # fmt: skip
+                module = module or importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+                value: Any = module
+                for part in ast.unparse(node.args[0]).split("."):
+                    value = getattr(value, part)
+                found[f"{path.relative_to(ROOT)}:{ast.unparse(node.args[0])}"] = value
+    return found
+
+
+async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aiohttp_client, make_settings, nlu_engine,
+                                                                          cluster_url, monkeypatch):  # fmt: skip
+    """Each script of the code base, run through the code that calls it, against the cluster: redis-py refuses a
+    script whose keys are in different slots (and Redis one that touches a key of another slot), so each call that
+    returns is a script whose keys share a slot. Which scripts ran is recorded; none may be left out."""
+    scripts = _every_script()
+    assert len(scripts) >= 20
+    ran: set[str] = set()
+    call, evaluate = AsyncScript.__call__, GatewayCluster.eval
+
+    async def record_call(self: AsyncScript, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        result = await call(self, keys=keys, args=args, client=client)
+        ran.add(self.script.decode() if isinstance(self.script, bytes) else self.script)
+        return result
+
+    async def record_eval(self: GatewayCluster, script: str, numkeys: int, *keys_and_args: Any) -> Any:
+        result = await evaluate(self, script, numkeys, *keys_and_args)
+        ran.add(script)
+        return result
+
+    monkeypatch.setattr(AsyncScript, "__call__", record_call)
+    monkeypatch.setattr(GatewayCluster, "eval", record_eval)
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings = make_settings(redis={"url": cluster_url, "key_prefix": prefix})
+    client = await aiohttp_client(create_app(settings, nlu=nlu_engine, handoff_config=load_handoff_config()))
+    r, keys, now = redisconn.client(cluster_url), client.app[RKEYS], time.time()
+    try:
+        # the pipeline: a turn (accept, finish); a message whose turn died with its process (take over); an earlier
+        # turn of a dead process (serve); a late answer
+        body = {"sender": "scripts", "message": "你好", "metadata": {"message_id": "m-1"}}
+        assert (await client.post("/webhooks/rest/webhook", json=body)).status == 200
+        await r.set(keys.dedupe("rest", "scripts", "m-dead"), "pending:gone-instance:2", ex=60)
+        body = {"sender": "scripts", "message": "查一下流量", "metadata": {"message_id": "m-dead"}}
+        assert (await client.post("/webhooks/rest/webhook", json=body)).status == 200
+        pipeline = client.app[PIPELINE]
+        sender_key = keys.sender("rest", "scripts")
+        await pipeline._serve(keys=[sender_key], args=[99])
+        conversation = (await r.hget(sender_key, "conv")).decode()
+        await pipeline._late_script(keys=[sender_key, keys.conversation_log("rest", "scripts", conversation),
+                                          keys.late("rest", "scripts")], args=[-1, b"{}", 1, 1, "{}"])  # fmt: skip
+        # sign-in throttle: a wrong password, then the right one
+        for password in ("wrong", "demo-agent1"):
+            await client.post("/api/agent/login", json={"name": "agent1", "password": password})
+        # the human side: a queued chat claimed, given back; a callback task closed; the outage clocks
+        keys = Keys(f"{prefix}direct:")  # from here on, no gateway's worker sees the keys written
+        chats = ChatStore(r, keys)
+        async with chats.batch() as pipe:
+            chats.put_queued(pipe, {"id": "c-1", "channel": "rest", "sender": "scripts", "state": "queued",
+                                    "lang": "zh", "enqueued_at": now, "log": "-"}, now)  # fmt: skip
+            await pipe.execute()
+        chat = await chats.get("c-1")
+        assert await chats.claim(chat, "agent1", 3, now)
+        assert await chats.give_back(await chats.get("c-1"), "agent1", now)
+        await chats._return(keys=[keys.handoff_queue(), keys.handoff_chat("c-1"), keys.handoff_agent_chats("a")],
+                            args=["c-1", "a", now])  # fmt: skip
+        await Clocks(r, keys, load_handoff_config()).resume(now)
+        callbacks = client.app[handoff_api.SERVICE].callbacks
+        await callbacks._close(keys=[keys.handoff_callback_open("rest", "scripts")], args=["t-1"])
+        # one-time codes; a signed webhook's replay guard; an SMS in two parts over SMPP
+        binder = Binder(r, keys)
+        code = await binder.issue("telegram", "42", "13800138000")
+        assert code and (await binder.verify("telegram", "42", code)).status == "ok"
+        assert await Replays(r, keys, "wechat").once("1700000000:nonce", "<xml/>")
+        inbound = SmppInbound(r, keys, None)  # type: ignore[arg-type]
+        for seq, part in ((1, "你好".encode("utf-16-be")), (2, "世界".encode("utf-16-be"))):
+            await inbound._store(MobileOriginated("13800138000", "10086", 8, part, (7, 2, seq)))
+        # an outbox: queued, claimed, settled
+        outbox = Outbox(r, keys, "sms", Metrics(), OutboxPolicy(interval=0.01))
+        sent: asyncio.Queue[Job] = asyncio.Queue()
+
+        async def send(job: Job) -> str:
+            await sent.put(job)
+            return "provider-1"
+
+        assert await outbox.put(Job(to="13800138000", text="您好", id="j-1"))
+        outbox.start(send)
+        assert (await asyncio.wait_for(sent.get(), 10)).id == "j-1"
+        await outbox.stop()
+        # Socket.IO's outbox; the NLU review queue
+        await SocketHub(r, keys, socketio.AsyncServer(async_mode="aiohttp"), "bot_uttered", 50).publish("s", [{}])
+        nlu = settings.nlu
+        await Collector(r, keys, nlu).write([("s-1", {"text": "那个东西", "lang": "zh", "count": 1})])
+        review = ReviewStore(r, keys, nlu)
+        claimed = await review.claim("s-1")
+        assert claimed is not None
+        await review.restore(claimed)
+        # complaint cases: registered, moved, a timer claimed; an incident opened and moved
+        cases = CaseStore(r, keys)
+        owner = "phone:13800138000"
+        fields = {"ticket": "T1", "created_at": now, "status": "registered", "owner": owner}
+        made, ticket = await cases.create("T1", owner, fields, {"at": now})
+        assert made
+        case = await cases.get(ticket)
+        assert await cases.move(case, "assigned", {"at": now}, now) == "ok"
+        timers, fired = CaseTimers(r, keys), []
+        await timers.schedule(ticket, "resolve", "warn", now - 1)
+
+        async def fire(*what: Any) -> None:
+            fired.append(what)
+
+        assert await timers.fire_due(fire) == 1
+        incidents = IncidentStore(r, keys)
+        incident = await incidents.create(title="光缆中断", category="network", severity=2, districts=("海淀",),
+                                          services=("broadband",), owner="super1", by="super1")  # fmt: skip
+        assert (await incidents.move(incident.id, "assessed", "super1")).stage == "assessed"
+        missing = {name for name, text in scripts.items() if text not in ran}
+        assert not missing, f"scripts not run on the cluster: {sorted(missing)}"
+    finally:
+        await r.aclose()
+        _clean(cluster_url, prefix)
