@@ -68,25 +68,31 @@ class Compensation:
         assert found is not None
         return found
 
+    def _granting(self) -> str:
+        """Set: the incidents whose offer is being granted (what a worker resumes). No TTL."""
+        return self.keys.ik("compensations-granting")
+
     async def start(self, incident_id: str) -> None:
         """The incident closed (or the offer came after): the offer is to be granted."""
         key = self._key(incident_id)
         if await self.redis.hget(key, "state") == b"planned":
-            await self.redis.hset(key, "state", "granting")
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(key, "state", "granting")
+            pipe.sadd(self._granting(), incident_id)
+            await pipe.execute()
 
     async def pending(self) -> list[str]:
         """Incidents whose offer is being granted (what a worker resumes)."""
-        found = []
-        async for key in self.redis.scan_iter(match=self.keys.ik("compensation", "*"), count=200):
-            if await self.redis.hget(key, "state") == b"granting":
-                found.append((key.decode() if isinstance(key, bytes) else key).rsplit(":", 1)[1])
-        return found
+        return sorted(i.decode() for i in await self.redis.smembers(self._granting()))
 
     async def run(self, incident_id: str, title: str, districts: tuple[str, ...], linked: list[str]) -> int:
         """Grant the offer to every customer not granted yet, in the one process holding the run; returns how many
         were granted now. ``linked``: the numbers of the customers whose complaints were linked."""
         offer = await self.of(incident_id)
-        if offer is None or offer["state"] != "granting" or self.backend is None:
+        if offer is None or offer["state"] != "granting":
+            await self.redis.srem(self._granting(), incident_id)
+            return 0
+        if self.backend is None:
             return 0
         lease = self.keys.ik("compensation-run", incident_id)
         if not await self.redis.set(lease, "1", nx=True, ex=RUN_LEASE):
@@ -104,8 +110,10 @@ class Compensation:
                 await self.redis.expire(lease, RUN_LEASE)
             done = await self.of(incident_id)
             if done is not None and done["failed"] == 0:
-                await self.redis.hset(self._key(incident_id), mapping={"state": "done",
-                                                                       "done_at": repr(time.time())})  # fmt: skip
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.hset(self._key(incident_id), mapping={"state": "done", "done_at": repr(time.time())})
+                pipe.srem(self._granting(), incident_id)
+                await pipe.execute()
             return granted
         finally:
             await self.redis.delete(lease)

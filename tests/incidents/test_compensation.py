@@ -101,3 +101,21 @@ async def test_the_back_end_operations_over_http(aiohttp_server, redis_client, k
             await client.goodwill("13800138003", "voucher", 1, "", "goodwill:INC1:x")
     finally:
         await client.close()
+
+
+async def test_a_grant_cut_off_is_resumed_by_the_next_process(make_gateway, people, redis_client, key_prefix):
+    gw = await make_gateway()
+    boss = await supervisor(people, gw.base)
+    incident = await open_incident(boss, "acting")
+    path = f"/api/incidents/{incident['id']}"
+    await boss.call("POST", f"{path}/compensation", {"kind": "credit", "amount": 3, "scope": "district"}, status=201)
+    # the process that closed it stopped before granting anything: the offer is marked as being granted, no more
+    keys = Keys(key_prefix)
+    await redis_client.hset(keys.ik("compensation", incident["id"]), "state", "granting")
+    await redis_client.sadd(keys.ik("compensations-granting"), incident["id"])
+    await gw.close()
+    gw2 = await make_gateway()  # another process: its worker resumes the grant as it starts
+    boss2 = await supervisor(people, gw2.base)
+    done = await eventually(lambda: _offer(boss2, incident["id"]), timeout=10)
+    assert (done["total"], done["granted"]) == (len(CHAOYANG_PHONES), len(CHAOYANG_PHONES))
+    assert await redis_client.smembers(keys.ik("compensations-granting")) == set()
