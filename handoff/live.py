@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.errors import BadRequest, Conflict, Forbidden, NotFound
 from gateway.models import OutboundMessage
+from gateway.privacy import mask_text
 from handoff.agents import Agent, AgentStore
 from handoff.history import History
 from handoff.ports import Background, Customers, Texts
@@ -40,7 +41,7 @@ class LiveChats:
     async def customer_message(self, chat_id: str, text: str, at: float) -> None:
         chat = await self.store.get(chat_id)
         if chat.state == "assigned" and chat.agent:
-            entry = {"kind": "customer", "text": text, "at": at}
+            entry = {"kind": "customer", "text": mask_text(text), "at": at}  # as the log keeps it: numbers masked
             await self.store.publish({"type": "message", "chat": chat.id, "entry": entry}, to=[chat.agent])
 
     async def customer_typing(self, chat_id: str) -> None:
