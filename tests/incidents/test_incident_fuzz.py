@@ -28,10 +28,12 @@ ENDPOINTS = [
     ("POST", "/api/incidents/broadcasts/{id}/approve"), ("POST", "/api/incidents/broadcasts/{id}/cancel"),
     ("POST", "/api/incidents/proposals/{id}/accept"), ("POST", "/api/incidents/proposals/{id}/dismiss"),
     ("GET", "/api/incidents/{id}/review"), ("GET", "/api/incidents/{id}/review?format=md&lang=en"),
+    ("GET", "/api/incidents/{id}/review?format=html&lang=zh"), ("POST", "/api/incidents/{id}/compensation"),
     ("POST", "/api/incidents/{id}/lessons"), ("POST", "/api/incidents/detect"),
 ]  # fmt: skip
 FIELDS = ["title", "category", "severity", "districts", "services", "eta", "to", "text", "numbers", "department",
-          "deadline", "publish", "alerts", "notice_zh", "groupKey", "status", "labels"]  # fmt: skip
+          "deadline", "publish", "alerts", "notice_zh", "groupKey", "status", "labels", "channels", "kind", "amount",
+          "scope", "assignee"]  # fmt: skip
 GOOD = {"category": "accident", "severity": 2, "districts": ["朝阳区"], "to": "assessed", "title": "x",
         "department": "billing", "publish": "zh", "alerts": [{"labels": {"district": "朝阳区"}}]}  # fmt: skip
 objects = st.dictionaries(st.sampled_from(FIELDS), values | st.sampled_from(list(GOOD.values())), max_size=5)
