@@ -105,13 +105,21 @@ class WebchatHub:
         await self._pubsub.aclose()
 
     async def publish(self, visitor: str, frame: dict[str, Any]) -> int:
-        seq = int(await self.redis.incr(self.keys.visitor_seq(visitor)))
-        data = json.dumps({**frame, "seq": seq}, ensure_ascii=False)
+        return (await self.publish_many(visitor, [frame]))[-1]
+
+    async def publish_many(self, visitor: str, frames: list[dict[str, Any]]) -> list[int]:
+        """A visitor's frames in order (a message's echo and its replies): their seqs from one INCRBY, kept and
+        published in one pipeline, as one pub/sub message (a JSON list when there are several) — two round trips
+        and one delivery per turn, not two and one per frame."""
+        last = int(await self.redis.incrby(self.keys.visitor_seq(visitor), len(frames)))
+        seqs = list(range(last - len(frames) + 1, last + 1))
+        datas = [json.dumps({**frame, "seq": seq}, ensure_ascii=False) for frame, seq in zip(frames, seqs, strict=True)]
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(self.keys.visitor_outbox(visitor), {"f": data}, maxlen=self.replay_limit, approximate=True)
-            pipe.publish(self.keys.visitor_channel(visitor), data)
+            for data in datas:
+                pipe.xadd(self.keys.visitor_outbox(visitor), {"f": data}, maxlen=self.replay_limit, approximate=True)
+            pipe.publish(self.keys.visitor_channel(visitor), datas[0] if len(datas) == 1 else f"[{','.join(datas)}]")
             await pipe.execute()
-        return seq
+        return seqs
 
     async def replay(self, visitor: str, after: int) -> list[dict[str, Any]]:
         entries = await self.redis.xrevrange(self.keys.visitor_outbox(visitor), count=self.replay_limit)
@@ -157,9 +165,10 @@ class WebchatHub:
                     if message["type"] != "message":
                         continue
                     visitor = message["channel"].decode()[len(prefix) :]
-                    frame = json.loads(message["data"])
-                    for ws in list(self.sockets.get(visitor, ())):
-                        await self.deliver(ws, frame)
+                    payload = orjson.loads(message["data"])
+                    for frame in payload if isinstance(payload, list) else (payload,):  # a turn's frames: a list
+                        for ws in list(self.sockets.get(visitor, ())):
+                            await self.deliver(ws, frame)
             except asyncio.CancelledError:
                 raise
             except (aioredis.ConnectionError, OSError):
@@ -375,17 +384,13 @@ class _Session:
             try:
                 turn = await channel.host.handle(inbound)
                 if not turn.duplicate:
-                    await hub.publish(
-                        self.visitor,
-                        {
-                            "type": "message",
-                            "from": "customer",
-                            "text": inbound.display or inbound.text,
-                            "client_id": inbound.message_id,
-                        },
-                    )
+                    echo = {"type": "message", "from": "customer", "text": inbound.display or inbound.text,
+                            "client_id": inbound.message_id}  # fmt: skip
+                    mine = [r.to_dict() for r in turn.replies if r.recipient_id == self.visitor]
+                    await hub.publish_many(self.visitor, [echo, *mine])  # one batch: two round trips, one delivery
                     for reply in turn.replies:
-                        await publish_outbound(hub, reply)
+                        if reply.recipient_id != self.visitor:
+                            await publish_outbound(hub, reply)
             except GatewayError as exc:
                 await self.error(exc.message, exc.zh)
             except Exception as exc:
