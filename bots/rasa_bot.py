@@ -3,7 +3,8 @@ on every channel of the gateway, and a conversation it wants to hand to people g
 
 * A turn: ``POST {rasa_url}/webhooks/rest/webhook`` ``{"sender", "message", "metadata"}``. The sender is the
   gateway's conversation id (random: no phone number or account reaches Rasa's tracker store); a new gateway
-  conversation is a new Rasa conversation. The metadata names the channel and the reply language.
+  conversation is a new Rasa conversation. The metadata names the channel, the reply language and whether the
+  channel is public (a forum: everyone reads the answer).
 * Rasa's answers (``[{"recipient_id", "text"?, "buttons"?, "image"?, "attachment"?, "custom"?}]``) become the
   bot's replies: text, buttons (quick replies; a number picks one where the channel has no buttons), images and
   attachments as links, a custom payload's ``text``/``buttons``. Other custom payloads are logged, never shown.
@@ -213,11 +214,11 @@ class RasaBot(Bot):
 
     async def _turn(self, ctx: Ctx, text: str) -> None:
         if HUMAN_PAYLOAD in (text, ctx.result.text.strip()):
-            return await self._hand_over(ctx, Handover("request_human", ctx.result.complaint_type))
+            return await self._hand_over(ctx, Handover("request_human"))
         sender = ctx.conversation_id
         try:
             responses = await self._resume(ctx)
-            responses += await self.client.send(sender, text, {"channel": ctx.channel, "lang": ctx.lang})
+            responses += await self.client.send(sender, text, self._metadata(ctx))
         except RasaError as exc:
             log.warning("rasa unavailable: %s", exc)
             ctx.event("rasa_unavailable", error=str(exc)[:200])
@@ -237,6 +238,11 @@ class RasaBot(Bot):
             await self._hand_over(ctx, handover)
         return None
 
+    @staticmethod
+    def _metadata(ctx: Ctx) -> dict[str, Any]:
+        """What Rasa's custom actions may read (``tracker.latest_message["metadata"]``): never who the customer is."""
+        return {"channel": ctx.channel, "lang": ctx.lang, "public": ctx.public}
+
     async def _resume(self, ctx: Ctx) -> list[dict[str, Any]]:
         """After people had the conversation: Rasa's tracker restarted (``resume_message``) before the next turn."""
         key = self.keys.sender(ctx.channel, ctx.sender)
@@ -245,8 +251,7 @@ class RasaBot(Bot):
             return []
         responses: list[dict[str, Any]] = []
         if marked.decode() == ctx.conversation_id and self.config.resume_message:
-            responses = await self.client.send(ctx.conversation_id, self.config.resume_message,
-                                               {"channel": ctx.channel, "lang": ctx.lang})  # fmt: skip
+            responses = await self.client.send(ctx.conversation_id, self.config.resume_message, self._metadata(ctx))
             ctx.event("rasa_resumed", message=self.config.resume_message)
         await self.redis.hdel(key, RESTART_FIELD)  # (another conversation's mark: that tracker is not used again)
         return responses
@@ -269,13 +274,14 @@ class RasaBot(Bot):
         said = ((last.get("parse_data") or {}).get("intent") or {}).get("name")
         done = {e.get("name") for e in events[users[-1] + 1 :] if isinstance(e, dict) and e.get("event") == "action"}
         if (intent and said == intent) or (action and action in done):
-            return Handover("request_human", ctx.result.complaint_type)
+            return Handover("request_human")
         return None
 
     async def _hand_over(self, ctx: Ctx, handover: Handover) -> None:
         """To the gateway's queue through the ``Handoff`` port (as ``Ctx.hand_over``, with Rasa's skill), and a
         mark that Rasa's tracker is restarted when the bot has the conversation again."""
-        request = dataclasses.replace(ctx.handoff_request(handover.reason), complaint_type=handover.complaint_type)
+        kind = handover.complaint_type or ctx.result.complaint_type  # Rasa's skill, else the gateway's NLU's type
+        request = dataclasses.replace(ctx.handoff_request(handover.reason), complaint_type=kind)
         result = await self.svc.handoff.request_human(request)
         ctx.handed_over = True
         ctx.event("handoff", reason=handover.reason, status=result.status, request_id=result.request_id,

@@ -16,9 +16,26 @@ from gateway.keys import PIPELINE
 from gateway.settings import BotSettings
 from tests.bots.fake_rasa import BALANCE, GREET, HANDOFF, IMAGE, FakeRasa
 from tests.bots.rasa_support import agent_clients, post, rasa_gateways, rest, telegram_ready, texts
-from tests.channels.conftest import TG_SECRET, eventually, http_sms_sections, telegram_sections
+from tests.channels.conftest import SMS_SECRET, TG_SECRET, eventually, http_sms_sections, telegram_sections
 from tests.channels.fake_sms import FakeHttpSms
 from tests.channels.fake_telegram import FakeTelegram
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    """Requested before ``gateway``: stopped after it (a gateway stopping against a dead Bot API waits)."""
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def sms() -> AsyncIterator[FakeHttpSms]:
+    fake = FakeHttpSms(webhook_secret=SMS_SECRET)
+    await fake.start()
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture
@@ -48,7 +65,7 @@ async def test_a_rest_turn_shows_rasas_text_buttons_and_images(gateway, rasa):
     assert greeting[0]["buttons"] == [{"title": "查话费", "payload": "/query_balance"},
                                       {"title": "转人工", "payload": "/human_handoff"}]  # fmt: skip
     ((sender, message, metadata),) = rasa.received
-    assert message == "你好" and metadata == {"channel": "rest", "lang": "zh"}
+    assert message == "你好" and metadata == {"channel": "rest", "lang": "zh", "public": False}
     assert sender != "rest-1" and len(sender) == 32  # the gateway's conversation id, never the channel's sender
     balance = await rest(gw, "rest-1", "/query_balance")  # the button's payload goes to Rasa as it is
     assert texts(balance) == [BALANCE, IMAGE]  # an image is a link
@@ -58,37 +75,30 @@ async def test_a_rest_turn_shows_rasas_text_buttons_and_images(gateway, rasa):
     assert shown[0]["buttons"] == [{"title": "好", "payload": "/affirm"}]
 
 
-async def test_telegram_gets_rasas_buttons_as_a_keyboard_and_sms_picks_one_by_number(gateway, rasa, make_settings):
-    telegram, sms = FakeTelegram(), FakeHttpSms(webhook_secret="sms-webhook-secret")
-    await telegram.start()
-    await sms.start()
-    try:
-        gw = await gateway(RasaConfig(rasa.base_url), **telegram_sections(telegram), **http_sms_sections(sms))
-        await eventually(lambda: telegram_ready(gw), timeout=5)  # PTB has reached the Bot API
-        secret = {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}
-        update = telegram.text_update(1, 4242, "你好", language_code="zh-hans")
-        await post(gw, "/channels/telegram/webhook", json=update, headers=secret)
-        (sent,) = await telegram.wait_for("sendMessage", 1, chat_id=4242)
-        assert sent["text"].startswith(GREET)
-        keyboard = [(b["text"], b["callback_data"]) for row in sent["reply_markup"]["inline_keyboard"] for b in row]
-        assert keyboard == [("查话费", "/query_balance"), ("转人工", "/human_handoff")]
-        press = telegram.callback_update(2, 4242, "/query_balance", language_code="zh-hans")
-        await post(gw, "/channels/telegram/webhook", json=press, headers=secret)
-        answers = await telegram.wait_for("sendMessage", 3, chat_id=4242)
-        assert [a["text"] for a in answers[1:]] == [BALANCE, IMAGE]
-        # SMS: the buttons are numbered lines; "1" is the first one's payload for Rasa
-        for n, body in enumerate(("你好", "1")):
-            raw, signed = sms.inbound_body("+8613800138000", "10658000", body, f"sms-{n}")
-            await post(gw, "/channels/sms/webhook", data=raw, headers=signed)
-            await sms.wait_messages(n + 1)
-        menu, balance = sms.sent_to("+8613800138000")
-        assert GREET in menu and "1. 查话费" in menu
-        assert BALANCE in balance
-        sender = next(s for s, m, meta in rasa.received if meta.get("channel") == "sms")
-        assert rasa.messages(sender) == ["你好", "/query_balance"]
-    finally:
-        await telegram.stop()
-        await sms.stop()
+async def test_telegram_gets_rasas_buttons_as_a_keyboard_and_sms_picks_one_by_number(telegram, sms, gateway, rasa):
+    gw = await gateway(RasaConfig(rasa.base_url), **telegram_sections(telegram), **http_sms_sections(sms))
+    await eventually(lambda: telegram_ready(gw), timeout=5)  # PTB has reached the Bot API
+    secret = {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}
+    update = telegram.text_update(1, 4242, "你好", language_code="zh-hans")
+    await post(gw, "/channels/telegram/webhook", json=update, headers=secret)
+    (sent,) = await telegram.wait_for("sendMessage", 1, chat_id=4242)
+    assert sent["text"].startswith(GREET)
+    keyboard = [(b["text"], b["callback_data"]) for row in sent["reply_markup"]["inline_keyboard"] for b in row]
+    assert keyboard == [("查话费", "/query_balance"), ("转人工", "/human_handoff")]
+    press = telegram.callback_update(2, 4242, "/query_balance", language_code="zh-hans")
+    await post(gw, "/channels/telegram/webhook", json=press, headers=secret)
+    answers = await telegram.wait_for("sendMessage", 3, chat_id=4242)
+    assert [a["text"] for a in answers[1:]] == [BALANCE, IMAGE]
+    # SMS: the buttons are numbered lines; "1" is the first one's payload for Rasa
+    for n, body in enumerate(("你好", "1")):
+        raw, signed = sms.inbound_body("+8613800138000", "10658000", body, f"sms-{n}")
+        await post(gw, "/channels/sms/webhook", data=raw, headers=signed)
+        await sms.wait_messages(n + 1)
+    menu, balance = sms.sent_to("+8613800138000")
+    assert GREET in menu and "1. 查话费" in menu
+    assert BALANCE in balance
+    sender = next(s for s, m, meta in rasa.received if meta.get("channel") == "sms")
+    assert rasa.messages(sender) == ["你好", "/query_balance"]
 
 
 async def test_rasas_handoff_payload_reaches_an_agent_and_rasa_restarts_afterwards(

@@ -12,6 +12,7 @@ tests are skipped, saying so. The model is trained once per change of the fixtur
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ import pytest
 from bots.rasa_bot import RasaConfig
 from nlu import FALLBACK_INTENT, NLU, NLUConfig
 from tests.bots.rasa_support import agent_clients, post, rasa_gateways, rest, texts
-from tests.channels.conftest import free_port, http_sms_sections
+from tests.channels.conftest import SMS_SECRET, free_port, http_sms_sections
 from tests.channels.fake_sms import FakeHttpSms
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ HANDOFF = "正在为您转接人工客服。Connecting you to an agent."
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.timeout(900),  # the first run trains the model in the server fixture's set-up
+    pytest.mark.timeout(1500),  # the set-up of the first test trains the model (once) and starts the server
     pytest.mark.skipif(
         not RASA.exists(),
         reason=f"Rasa 3.6.21 is not installed in {RASA_HOME}/venv (scripts/rasa-interop.sh installs it, ~1.5 GB)",
@@ -59,11 +60,18 @@ def fixture_model() -> Path:
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
     out = RASA_HOME / "models"
     model = out / f"fixture-{digest}.tar.gz"
-    if not model.exists():
-        subprocess.run([str(RASA), "train", "--config", str(files[0]), "--domain", str(files[1]), "--data",
-                        str(FIXTURE / "data"), "--out", str(out), "--fixed-model-name", model.name[:-7]],
-                       cwd=RASA_HOME, env=rasa_env(), check=True, timeout=900, capture_output=True)  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "fixture.lock").open("w") as lock:  # another test run on this machine may be training it now
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not model.exists():
+            train(files, out, model)
     return model
+
+
+def train(files: list[Path], out: Path, model: Path) -> None:
+    command = [str(RASA), "train", "--config", str(files[0]), "--domain", str(files[1]), "--data",
+               str(FIXTURE / "data"), "--out", str(out), "--fixed-model-name", model.name[:-7]]  # fmt: skip
+    subprocess.run(command, cwd=RASA_HOME, env=rasa_env(), check=True, timeout=900, capture_output=True)
 
 
 def answers(url: str) -> bool:
@@ -84,10 +92,10 @@ def rasa_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc = subprocess.Popen(command, cwd=RASA_HOME, env=rasa_env(), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while not answers(url):
             assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "the Rasa server did not start in 300 s"
+            assert time.monotonic() < deadline, "the Rasa server did not start in 600 s"
             time.sleep(0.5)
         parse(url, "你好")  # the first answer of a fresh server builds TensorFlow's graphs: seconds, not in a turn
         yield url
@@ -98,6 +106,15 @@ def rasa_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.fixture
+async def sms() -> AsyncIterator[FakeHttpSms]:
+    """Requested before ``gateway``: stopped after it."""
+    fake = FakeHttpSms(webhook_secret=SMS_SECRET)
+    await fake.start()
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture
@@ -131,26 +148,21 @@ def parse(url: str, text: str) -> dict[str, Any]:
         return json.loads(resp.read())
 
 
-async def test_rasa_answers_on_rest_and_sms_with_buttons_and_images(gateway, rasa_url):
-    sms = FakeHttpSms(webhook_secret="sms-webhook-secret")
-    await sms.start()
-    try:
-        gw = await gateway(RasaConfig(rasa_url), **http_sms_sections(sms))
-        greeting = await rest(gw, "real-1", "你好")
-        assert texts(greeting) == [GREET]
-        assert greeting[0]["buttons"] == [{"title": "查话费 Balance", "payload": "/query_balance"},
-                                          {"title": "转人工 Agent", "payload": "/human_handoff"}]  # fmt: skip
-        assert texts(await rest(gw, "real-1", "/query_balance")) == [BALANCE, "https://example.com/balance-chart.png"]
-        assert texts(await rest(gw, "real-1", "check my balance")) == [BALANCE, "https://example.com/balance-chart.png"]
-        for n, body in enumerate(("hello", "1")):  # SMS: numbered lines; "1" is the first button's payload
-            raw, signed = sms.inbound_body("+8613800138000", "10658000", body, f"real-sms-{n}")
-            await post(gw, "/channels/sms/webhook", data=raw, headers=signed)
-            await sms.wait_messages(n + 1, timeout=20)
-        menu, balance = sms.sent_to("+8613800138000")
-        assert menu.startswith(GREET) and "1. 查话费 Balance" in menu
-        assert balance.startswith(BALANCE)
-    finally:
-        await sms.stop()
+async def test_rasa_answers_on_rest_and_sms_with_buttons_and_images(sms, gateway, rasa_url):
+    gw = await gateway(RasaConfig(rasa_url), **http_sms_sections(sms))
+    greeting = await rest(gw, "real-1", "你好")
+    assert texts(greeting) == [GREET]
+    assert greeting[0]["buttons"] == [{"title": "查话费 Balance", "payload": "/query_balance"},
+                                      {"title": "转人工 Agent", "payload": "/human_handoff"}]  # fmt: skip
+    assert texts(await rest(gw, "real-1", "/query_balance")) == [BALANCE, "https://example.com/balance-chart.png"]
+    assert texts(await rest(gw, "real-1", "check my balance")) == [BALANCE, "https://example.com/balance-chart.png"]
+    for n, body in enumerate(("hello", "1")):  # SMS: numbered lines; "1" is the first button's payload
+        raw, signed = sms.inbound_body("+8613800138000", "10658000", body, f"real-sms-{n}")
+        await post(gw, "/channels/sms/webhook", data=raw, headers=signed)
+        await sms.wait_messages(n + 1, timeout=30)
+    menu, balance = sms.sent_to("+8613800138000")
+    assert menu.startswith(GREET) and "1. 查话费 Balance" in menu
+    assert balance.startswith(BALANCE)
 
 
 async def test_rasas_handoff_reaches_an_agent_and_rasa_is_restarted_afterwards(gateway, agents, rasa_url):
