@@ -16,6 +16,7 @@ from gateway.rkeys import Keys
 from gateway.security import mint_customer_token
 from handoff.incidents.config import DetectorConfig
 from handoff.incidents.detector import Counts, Detector
+from tests.browser.shots import screenshots_dir
 from tests.handoff.conftest import SECRET, AgentClient
 
 
@@ -158,7 +159,7 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     proposal = page.locator(".proposal", has_text="丰台区").first
     await proposal.wait_for(timeout=10_000)  # the page polls
     assert "30 条网络咨询/投诉" in (await proposal.text_content() or "")
-    await page.screenshot(path=str(artifacts / "incidents-zh.png"), full_page=True)
+    await page.screenshot(path=str(screenshots_dir() / "incidents-zh.png"), full_page=True)  # the README's
     await proposal.locator("button.accept").click()
     await page.locator("#r-title", has_text="丰台区").wait_for()
     assert await page.text_content("dd[data-fact=f_source]") == "预警"
