@@ -124,7 +124,10 @@ class BackEnd:
         batch: list[str] = []
 
         async def check() -> None:
-            values = await redis.mget(batch)
+            pipe = redis.pipeline(transaction=False)  # not MGET: the keys are in many Cluster slots
+            for key in batch:
+                pipe.get(key)
+            values = await pipe.execute()
             found.extend(k[len(head) : len(k) - len(tail)] for k, v in zip(batch, values, strict=True)
                          if v is not None and unseal(v) in phones)  # fmt: skip
             batch.clear()
