@@ -9,6 +9,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
+from bots.bss.base import BSSError
 from gateway.edge import decode, read_body
 from gateway.errors import BadRequest, Conflict, Unavailable
 from handoff.auth import BODY_LIMIT, agent_of, requires
@@ -74,7 +75,11 @@ async def broadcast(request: web.Request) -> web.Response:
     elif desk.broadcasts.audience is None:
         raise Unavailable("the back end's customer lists are not available here", zh="无法读取后端的客户名单")
     else:
-        recipients, source = await desk.broadcasts.recipients(incident.districts, channels), "districts"
+        try:
+            recipients, source = await desk.broadcasts.recipients(incident.districts, channels), "districts"
+        except BSSError as exc:
+            raise Unavailable(f"the back end did not give the districts' customers ({type(exc).__name__})",
+                              zh="后端系统未返回受影响区域的客户名单，请稍后再试") from None  # fmt: skip
     if sum(len(v) for v in recipients.values()) > desk.config.broadcast.max_recipients:
         raise BadRequest(f"more than {desk.config.broadcast.max_recipients} recipients", zh="收件人数超过上限",
                          field="numbers")  # fmt: skip

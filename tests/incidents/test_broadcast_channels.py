@@ -13,7 +13,7 @@ import pytest
 
 from gateway.channels.sms import SMS_CHANNEL
 from gateway.rkeys import Keys
-from tests.channels.conftest import eventually, http_sms_sections, telegram_sections
+from tests.channels.conftest import eventually, free_port, http_sms_sections, telegram_sections
 from tests.channels.fake_wechat import openid
 from tests.channels.test_sms import text_in
 from tests.channels.test_wechat import wechat_sections
@@ -107,3 +107,15 @@ async def test_approval_counts_every_channel_and_a_channel_off_is_refused(
     made = (await boss.call("POST", path, {"channels": ["sms", "telegram"]}, status=201))["broadcast"]
     assert made["total"] == 6 and made["state"] == "awaiting_approval"  # 5 numbers + 1 chat > 5
     assert http_sms.messages == [] and telegram_api.sent() == []
+
+
+async def test_a_back_end_away_is_a_503_naming_it(gateways, http_sms, people, incidents_config):
+    incidents_config()
+    dead = {"backend": "http", "backend_url": f"http://127.0.0.1:{free_port()}", "backend_retries": 0}
+    gw = await gateways(**http_sms_sections(http_sms), bots=dead)
+    boss = await supervisor(people, gw.base)
+    incident = await open_incident(boss)
+    status, body = await boss.raw("POST", f"/api/incidents/{incident['id']}/broadcasts", {"channels": ["sms"]})
+    assert status == 503 and "back end" in body["error"] and body["error_zh"]
+    numbers = {"numbers": ["13800138001"]}  # numbers given: no back end needed
+    assert (await boss.call("POST", f"/api/incidents/{incident['id']}/broadcasts", numbers, status=201))["broadcast"]
