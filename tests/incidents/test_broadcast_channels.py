@@ -2,7 +2,8 @@
 the back end's customers of the district by SMS (``TD`` honoured), the WeChat followers bound to their numbers by
 template message (an unsubscribed one skipped), the Telegram chats bound to them (a blocked bot counted as failed);
 sent / failed / opted out per channel, as the outboxes report them; a second approval counted over every channel;
-a channel that cannot broadcast refused with 503."""
+a channel that cannot broadcast, or a back end away, refused with 503; a restart in the middle resumes each
+channel from its cursor, nothing sent twice."""
 
 from __future__ import annotations
 
@@ -119,3 +120,28 @@ async def test_a_back_end_away_is_a_503_naming_it(gateways, http_sms, people, in
     assert status == 503 and "back end" in body["error"] and body["error_zh"]
     numbers = {"numbers": ["13800138001"]}  # numbers given: no back end needed
     assert (await boss.call("POST", f"/api/incidents/{incident['id']}/broadcasts", numbers, status=201))["broadcast"]
+
+
+async def test_telegram_resumes_after_a_restart_without_sending_twice(
+    gateways, telegram_api, people, incidents_config, redis_client, key_prefix
+):
+    incidents_config(per_channel={"telegram": 1})  # one chat a second: the restart comes in the middle
+    chats = ["5001", "5002", "5003", "5004", "5005"]
+    for chat, phone in zip(chats, CHAOYANG_PHONES, strict=True):
+        await _bind(redis_client, key_prefix, "telegram", chat, phone)
+    sections = telegram_sections(telegram_api)
+    gw = await gateways(**sections)
+    port = gw.port
+    boss = await supervisor(people, gw.base)
+    incident = await open_incident(boss)
+    path = f"/api/incidents/{incident['id']}/broadcasts"
+    await boss.call("POST", path, {"channels": ["telegram"]}, status=201)
+    await telegram_api.wait_for("sendMessage", 2, timeout=10)
+    await gw.close()
+    assert len(telegram_api.sent()) < len(chats)
+    gw2 = await gateways(port=port, **sections)
+    boss2 = await supervisor(people, gw2.base)
+    done = await eventually(lambda: _done(boss2, incident["id"]), timeout=20)
+    assert done["channels"]["telegram"]["queued"] + done["channels"]["telegram"]["duplicates"] == len(chats)
+    await telegram_api.wait_for("sendMessage", len(chats), timeout=10)
+    assert sorted(p["chat_id"] for p in telegram_api.sent()) == [int(c) for c in chats]  # each once
