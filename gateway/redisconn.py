@@ -22,6 +22,7 @@ A leaf: redis-py only (and the embedded server, for ``deployment_client``).
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, ClusterPubSub, RedisCluster, _ClusterNodePoolAdapter
 from redis.asyncio.connection import UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
@@ -89,8 +90,54 @@ class GatewayClusterPipeline(ClusterPipeline):
         await super().reset()
 
 
+class GatewayClusterPubSub(ClusterPubSub):
+    """Classic pub/sub on a cluster that outlives its node: redis-py's keeps reconnecting to the node it first chose,
+    even once that node is gone for good (a killed master whose replica took over). A ``PUBLISH`` reaches every
+    node, so once the connection is lost this one listens on another live node, its channels subscribed again
+    there (by the connection's ``on_connect``). Messages published while no node was listened to are lost, as
+    pub/sub's are on any reconnect."""
+
+    _lost = False
+
+    async def parse_response(self, block: bool = True, timeout: float = 0) -> Any:
+        if self._lost:
+            await self._listen_elsewhere()
+        try:
+            return await super().parse_response(block=block, timeout=timeout)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._lost = True
+            raise
+
+    async def connect(self) -> None:
+        if self._lost:
+            await self._listen_elsewhere()
+            return
+        try:
+            await super().connect()
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._lost = True
+            raise
+
+    async def _listen_elsewhere(self) -> None:
+        lost, connection = self.node, self.connection
+        if connection is not None:
+            self.connection = None
+            await connection.disconnect()
+        live = [n for n in self.cluster.get_nodes() if lost is None or n.name != lost.name]
+        self.node = random.choice(live) if live else lost
+        self.connection_pool = _ClusterNodePoolAdapter(self.node)  # type: ignore[arg-type]
+        await super().connect()  # a connection of the new node's
+        await self.connection.connect()  # type: ignore[union-attr]  # connected: on_connect subscribes again
+        self._lost = False
+
+
 class GatewayCluster(RedisCluster):
-    """redis-py's ``RedisCluster`` whose pipelines are ``GatewayClusterPipeline``."""
+    """redis-py's ``RedisCluster`` whose pipelines are ``GatewayClusterPipeline`` and pub/sub connections
+    ``GatewayClusterPubSub``."""
+
+    def pubsub(self, node: ClusterNode | None = None, host: str | None = None, port: int | None = None,
+               **kwargs: Any) -> GatewayClusterPubSub:  # fmt: skip
+        return GatewayClusterPubSub(self, node=node, host=host, port=port, **kwargs)
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> GatewayClusterPipeline:
         if shard_hint:

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -49,9 +50,34 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+@dataclass
+class Cluster:
+    """A running cluster: its URL (the three first nodes) and each node's port and process."""
+
+    url: str
+    ports: list[int]
+    procs: list[subprocess.Popen[bytes]]
+
+    def master_of(self, key: str) -> int:
+        """The index (in ``ports``/``procs``) of the master that holds ``key``'s slot now."""
+        client = redis.RedisCluster(host="127.0.0.1", port=self.ports[0])
+        try:
+            return self.ports.index(client.get_node_from_key(key).port)
+        finally:
+            client.close()
+
+
 @contextmanager
 def redis_cluster(folder: Path, node_timeout_ms: int = 2000) -> Iterator[str]:
     """Start the cluster; yields its ``redis+cluster://`` URL; stops every node afterwards."""
+    with running_cluster(folder, node_timeout_ms) as cluster:
+        yield cluster.url
+
+
+@contextmanager
+def running_cluster(folder: Path, node_timeout_ms: int = 2000) -> Iterator[Cluster]:
+    """Start the cluster (``node_timeout_ms``: how long a master may be silent before its replica takes over);
+    yields it; stops every node afterwards (a node killed meanwhile is just reaped)."""
     found = binaries()
     assert found, "no redis-server/redis-cli pair on this machine"
     server, cli = found
@@ -64,6 +90,7 @@ def redis_cluster(folder: Path, node_timeout_ms: int = 2000) -> Iterator[str]:
             procs.append(subprocess.Popen(
                 [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                  "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(node_timeout_ms),
+                 "--cluster-replica-validity-factor", "0",
                  "--dir", str(node), "--save", "", "--appendonly", "no"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
         for port in ports:
@@ -72,7 +99,9 @@ def redis_cluster(folder: Path, node_timeout_ms: int = 2000) -> Iterator[str]:
                         "--cluster-yes"], check=True, capture_output=True, timeout=60)  # fmt: skip
         for port in ports:
             _wait(lambda p=port: redis.Redis(port=p).cluster("info")["cluster_state"] == "ok", 30)
-        yield "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports[:3])
+        for port in ports:  # every replica in sync with its master: a failover has a replica to promote
+            _wait(lambda p=port: _synced(redis.Redis(port=p).info("replication")), 30)
+        yield Cluster("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports[:3]), ports, procs)
     finally:
         for proc in procs:
             proc.terminate()
@@ -81,6 +110,10 @@ def redis_cluster(folder: Path, node_timeout_ms: int = 2000) -> Iterator[str]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _synced(info: dict[str, object]) -> bool:
+    return info["role"] == "master" or info.get("master_link_status") == "up"
 
 
 def _wait(check, timeout: float) -> None:  # type: ignore[no-untyped-def]

