@@ -147,8 +147,9 @@ async def list_incidents(request: web.Request) -> web.Response:
     found = await desk.store.recent(100)
     stats = await desk.store.stats_of([i.id for i in found])  # one round trip for all
     incidents = [{**i.to_json(), "stats": stats[i.id]} for i in found]
+    reminders = await desk.recent_reminders(time.time() - 3600)  # the last hour's (overdue tasks, silent ones)
     return json_response({"incidents": incidents, "proposals": await desk.detector.proposals(),
-                  "departments": desk.config.tasks.departments})  # fmt: skip
+                  "departments": desk.config.tasks.departments, "reminders": reminders})  # fmt: skip
 
 
 @public  # a supervisor's session, or the monitoring system's bearer token (``_caller``)

@@ -36,6 +36,7 @@ from handoff.ports import Customers, Texts
 log = logging.getLogger(__name__)
 TICK = 1.0  # seconds between the worker's turns
 REMIND_EVERY = 30.0  # seconds between this process's looks for due reminders (each is sent once in all)
+REMINDERS_KEPT = 50  # the latest reminders the incident room shows
 STOP_WAIT = 3.0
 
 
@@ -240,8 +241,21 @@ class Desk:
         for event in due:  # a status update is asked of the incident's owner (an agent's name), else supervisors
             owner = owners.get(event["incident"], "")
             to: str | list[str] = [owner] if event["type"] == "incident_status_due" and owner else "supervisors"
-            await self.publish_event({**event, "owner": owner}, to=to)
+            shown = {**event, "owner": owner, "at": time.time()}
+            await self.publish_event(shown, to=to)
+            pipe = self.redis.pipeline(transaction=False)  # also kept for the incident room (it polls)
+            pipe.lpush(self.reminders_key(), json.dumps(shown, ensure_ascii=False))
+            pipe.ltrim(self.reminders_key(), 0, REMINDERS_KEPT - 1)
+            await pipe.execute()
         return due
+
+    def reminders_key(self) -> str:
+        """List: the latest reminders (JSON, newest first), for the incident room. ``REMINDERS_KEPT`` long."""
+        return self.keys.ik("reminders")
+
+    async def recent_reminders(self, since: float) -> list[dict[str, Any]]:
+        found = [json.loads(r) for r in await self.redis.lrange(self.reminders_key(), 0, REMINDERS_KEPT - 1)]
+        return [r for r in found if r.get("at", 0) >= since]
 
     async def publish_event(self, event: dict[str, Any], to: str | list[str] = "supervisors") -> None:
         """An event for the supervisors' consoles (or the agents named), on the agents' live channel."""

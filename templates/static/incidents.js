@@ -33,6 +33,9 @@
       offerLine: "{w}，{s}：{st}；共 {t} 位，已发放 {g}，此前已发放 {a}，不符合条件 {r}，待重试 {f}",
       offerStates: { planned: "待事件关闭后发放", granting: "发放中", done: "已发放完毕" },
       c_line: "{c}：共 {t}，已排队 {q}，已发送 {s}，失败 {f}，已退订 {o}",
+      reminders: "提醒（近1小时）", noReminders: "暂无提醒",
+      r_overdue: "{i}：{d}的任务“{t}”已逾期", r_status: "{i}：已 {m} 分钟没有进展更新，请负责人 {o} 更新状态",
+      r_mine: "（您负责）",
       bLang: "语言", send: "发送", review: "总结", lessons: "经验教训", saveLessons: "保存",
       reviewMd: "下载总结报告（Markdown）", reviewJson: "JSON", tasks: "部门任务", addTask: "添加任务",
       taskPlaceholder: "任务内容", internal: "仅内部备注", publishZh: "并推送为中文通知", publishEn: "并推送为英文通知", overdue: "逾期", markDone: "完成", doneBy: "已完成", due: "截止",
@@ -77,7 +80,10 @@
       reviewHtml: "HTML", anyone: "(no assignee)",
       offerLine: "{w}, {s}: {st}; {t} customers, {g} granted, {a} before, {r} refused, {f} to retry",
       offerStates: { planned: "granted when the incident closes", granting: "being granted", done: "granted" },
-      c_line: "{c}: {t} recipients, {q} queued, {s} sent, {f} failed, {o} opted out", bLang: "Language", review: "Review", lessons: "Lessons",
+      c_line: "{c}: {t} recipients, {q} queued, {s} sent, {f} failed, {o} opted out",
+      reminders: "Reminders (last hour)", noReminders: "No reminders",
+      r_overdue: "{i}: {d}'s task \u201c{t}\u201d is overdue",
+      r_status: "{i}: no update for {m} min; owner {o}, please post the status", r_mine: " (yours)", bLang: "Language", review: "Review", lessons: "Lessons",
       saveLessons: "Save", reviewMd: "Download the review (Markdown)", reviewJson: "JSON", tasks: "Department tasks",
       addTask: "Add task", taskPlaceholder: "What is to be done", internal: "Internal note",
       publishZh: "Also the Chinese notice", publishEn: "Also the English notice", overdue: "overdue", markDone: "Done",
@@ -103,6 +109,8 @@
   var selected = null;   // the open record: {incident, timeline, links, linked}
   var poller = null;
   var departments = {};
+  var reminders = [];
+  var myName = "";
 
   function $(id) { return document.getElementById(id); }
   function tr(key) { return T[lang][key] !== undefined ? T[lang][key] : key; }
@@ -169,6 +177,7 @@
     });
     drawList();
     drawProposals();
+    drawReminders();
     if (selected) drawRecord();
   }
 
@@ -193,6 +202,24 @@
       no.addEventListener("click", function () { decide(p.id, "dismiss"); });
       actions.appendChild(yes); actions.appendChild(no);
       li.appendChild(actions);
+      ul.appendChild(li);
+    });
+  }
+
+  function drawReminders() {
+    var ul = $("reminders");
+    ul.textContent = "";
+    if (!reminders.length) { ul.appendChild(el("li", tr("noReminders"), "muted")); return; }
+    reminders.forEach(function (r) {
+      var text = r.type === "incident_task_overdue"
+        ? fill(tr("r_overdue"), { i: r.incident, d: departmentName(r.task.department), t: r.task.title })
+        : fill(tr("r_status"), { i: r.incident, m: Math.round((r.silent_seconds || 0) / 60),
+          o: r.owner || tr("none") });
+      var mine = r.owner && r.owner === myName;
+      var li = el("li", text + (mine ? tr("r_mine") : ""), "reminder" + (mine ? " mine" : ""));
+      li.dataset.type = r.type;
+      li.dataset.incident = r.incident;
+      li.addEventListener("click", function () { open(r.incident); });
       ul.appendChild(li);
     });
   }
@@ -416,9 +443,11 @@
     var data = await api("GET", "/api/incidents");
     incidents = data.incidents;
     proposals = data.proposals;
+    reminders = data.reminders || [];
     if (data.departments && Object.keys(departments).length === 0) { departments = data.departments; fillDepartments(); }
     drawList();
     drawProposals();
+    drawReminders();
     document.body.dataset.ready = "1";
   }
 
@@ -574,6 +603,7 @@
       return;
     }
     csrf = me.csrf;
+    myName = me.agent.name;
     if (["supervisor", "admin"].indexOf(me.agent.role) < 0) {
       $("login-view").hidden = false;
       $("login-error").textContent = tr("notSupervisor");

@@ -1,9 +1,9 @@
 """The incident room in real Chromium: a supervisor signs in, reports an incident with the form, moves it through
 its stages with the buttons (a stale button after another supervisor's move shows the 409 in Chinese), edits the
-customer notice (a REST customer gets it at once), gives a department member a task, broadcasts the notice by SMS
-(its progress per channel), reads the district table and the sentiment, sets a goodwill offer, adds a note, fetches
-the review as Markdown and HTML, accepts an early warning proposed by the detector, and reads it all in English on
-the switch."""
+customer notice (a REST customer gets it at once), gives a department member a task (overdue: among the room's
+reminders), broadcasts the notice by SMS (its progress per channel), reads the district table and the sentiment,
+sets a goodwill offer, adds a note, fetches the review as Markdown and HTML, accepts an early warning proposed by the
+detector, and reads it all in English on the switch."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from gateway.rkeys import Keys
 from gateway.security import mint_customer_token
 from handoff.incidents.config import DetectorConfig
 from handoff.incidents.detector import Counts, Detector
+from handoff.incidents.web import DESK
 from tests.browser.shots import screenshots_dir
 from tests.handoff.conftest import SECRET, AgentClient
 
@@ -99,6 +100,10 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     task = page.locator("#tasks li[data-state=open]", has_text="恢复37个基站")
     await task.wait_for()
     assert "网络运维部 · 王工" in (await task.text_content() or "") and await task.locator(".late").count() == 1
+    await server.app[DESK].remind()  # (the worker looks every 30 s) the overdue task is among the room's reminders
+    reminder = page.locator("#reminders li[data-type=incident_task_overdue]", has_text="恢复37个基站")
+    await reminder.wait_for(timeout=10_000)  # the page polls
+    assert "网络运维部的任务“恢复37个基站”已逾期" in (await reminder.text_content() or "")
     await task.locator("button.done-btn").click()
     await page.locator("#tasks li[data-state=done]", has_text="super1").wait_for()
     # the notice by SMS (the demo's logging provider): one invalid number counted, the rest done

@@ -53,6 +53,8 @@ async def test_tasks_deadlines_and_reminders(make_gateway, people, tmp_path: Pat
     await asyncio.sleep(1.1)
     first = await desk.remind()
     assert {e["type"] for e in first} == {"incident_task_overdue", "incident_status_due"}
+    kept = (await boss.call("GET", "/api/incidents"))["reminders"]  # also for the incident room, which polls
+    assert {e["type"] for e in kept} == {"incident_task_overdue", "incident_status_due"}
     overdue = await boss.expect(lambda f: f.get("type") == "incident_task_overdue")
     assert overdue["task"]["id"] == late["id"] and overdue["incident"] == incident["id"]
     status_due = await owner.expect(lambda f: f.get("type") == "incident_status_due")  # to its owner, an agent
