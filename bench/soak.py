@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -480,8 +481,12 @@ def report(soak: Soak, samples: list[Sample], warmup: float, log: Any, args: arg
     print(
         f"errors: {errors}" + (": " + "; ".join(f"{k} × {v}" for k, v in tally.errors.most_common()) if errors else "")
     )
-    if warnings:
-        print(f"gateway log: {len(warnings)} WARNING line(s), e.g. {warnings[0][:200]!r}")
+    if warnings:  # by logger and the message's first words (numbers and ids vary)
+        kinds = Counter(re.sub(r"\d+", "#", line.split(" WARNING ", 1)[1])[:90] for line in warnings)
+        print(
+            f"gateway log: {len(warnings)} WARNING line(s): "
+            + "; ".join(f"{k!r} × {v}" for k, v in kinds.most_common(4))
+        )
     if bad:
         print(f"gateway log: first ERROR lines: {bad[:3]} (full log {log.name})")
     else:
