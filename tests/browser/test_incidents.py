@@ -7,7 +7,10 @@ detector, and reads it all in English on the switch."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -72,13 +75,23 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     await page.click("#stages button[data-to=assessed]")
     await page.locator("dd[data-fact=c_stage]", has_text="已评估").wait_for()
     assert "故障通知" in await ask(base, "网络是不是出故障了")
-    # another supervisor moves it meanwhile: this page's button is stale, the 409 is shown in Chinese
+    # another supervisor moves it meanwhile: this page's button is stale, the 409 is shown in Chinese. The page's
+    # poll (every 4 s: the list first, then the record) is held meanwhile, or it would redraw the buttons first
+    released = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        await released.wait()
+        await route.continue_()
+
+    await page.route(re.compile(r".*/api/incidents$"), hold)
     other = AgentClient(base, "super1", "demo-super1")
     await other.login()
     await other.call("POST", f"/api/incidents/{incident_id}/transition", {"to": "plan"})
     await other.close()
     await page.click("#stages button[data-to=plan]")
+    released.set()
     await page.locator("#stage-error", has_text="不能变为").wait_for()
+    await page.unroute(re.compile(r".*/api/incidents$"), hold)
     assert await page.text_content("dd[data-fact=c_stage]") == "已制定方案"
     await page.click("#stages button[data-to=acting]")
     await page.locator("dd[data-fact=c_stage]", has_text="处置中").wait_for()
