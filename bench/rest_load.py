@@ -8,12 +8,18 @@ and prints messages/s, p50/p99 latency, errors, the gateway's peak RSS and the r
 gateway/echo. Then opens N idle customer WebSockets and reports memory per connection.
 ``--workers N`` runs the gateway with ``--workers N`` and the echo as N processes on one port (SO_REUSEPORT), so
 the ratio compares like with like; memory is then the sum over the gateway's processes.
+``--cluster`` runs the gateway on a Redis Cluster (3 masters, 3 replicas on loopback, tests/cluster.py) instead of the
+embedded Redis; with ``--failover S`` a master is killed (SIGKILL) S seconds into the last gateway round, whose
+throughput, longest gap between two answers (any customer) and slowest answer (one whose keys were on the killed
+master waits for its replica) are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -25,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -94,6 +101,7 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
     tokens = _tokens(senders)
 
     latencies: list[float] = []
+    answered: list[float] = []  # when each answer came (monotonic), for the longest gap
     errors = 0
     run = os.urandom(4).hex()  # fresh message ids each run: a repeated id would be answered as a duplicate
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -117,12 +125,14 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
             except aiohttp.ClientError:
                 errors += 1
             latencies.append(time.perf_counter() - t0)
+            answered.append(time.monotonic())
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         # warm-up, not counted
         await asyncio.gather(*(session.post(url, json={"sender": "warm", "message": "hi"}) for _ in range(20)))
         latencies.clear()
+        answered.clear()
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
@@ -130,6 +140,7 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
     return {
         "rate": messages / elapsed, "p50": latencies[len(latencies) // 2] * 1000,
         "p99": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors,
+        "gap": max((b - a for a, b in itertools.pairwise(answered)), default=0.0), "max": latencies[-1],
     }  # fmt: skip
 
 
@@ -204,8 +215,40 @@ def main() -> None:
     parser.add_argument("--websockets", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="gateway --workers N, and N echo processes")
+    parser.add_argument("--cluster", action="store_true", help="the gateway on a 3-master Redis Cluster")
+    parser.add_argument(
+        "--failover", type=float, default=0.0, help="with --cluster: kill a master S s into the last round"
+    )
     args = parser.parse_args()
     raise_fd_limit()
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(_cluster()) if args.cluster else None
+        run(args, cluster)
+
+
+@contextlib.contextmanager
+def _cluster() -> Iterator[object]:
+    sys.path.insert(0, str(ROOT))
+    from tests.cluster import running_cluster
+
+    with tempfile.TemporaryDirectory(prefix="gw-bench-cluster-") as folder, running_cluster(Path(folder)) as cluster:
+        print(f"Redis Cluster: 3 masters, 3 replicas, node timeout 2 s ({cluster.url})")
+        yield cluster
+
+
+def _kill_later(cluster: object, seconds: float, killed: list[float]) -> threading.Timer:
+    def kill() -> None:
+        victim = cluster.master_of("load-0")  # type: ignore[attr-defined]
+        cluster.procs[victim].kill()  # type: ignore[attr-defined]
+        killed.append(time.monotonic())
+        print(f"  killed master 127.0.0.1:{cluster.ports[victim]} (SIGKILL)")  # type: ignore[attr-defined]
+
+    timer = threading.Timer(seconds, kill)
+    timer.start()
+    return timer
+
+
+def run(args: argparse.Namespace, cluster: object | None) -> None:
 
     echo_port, gw_port = free_port(), free_port()
     shared = ["reuse"] if args.workers > 1 else []
@@ -214,6 +257,7 @@ def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="gw-bench-")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["WEBCHAT_JWT_SECRET"] = SECRET
+    redis_url = ["--redis-url", cluster.url] if cluster is not None else []  # type: ignore[attr-defined]
     gateway = subprocess.Popen(
         [
             sys.executable,
@@ -227,6 +271,7 @@ def main() -> None:
             "INFO" if args.workers > 1 else "WARNING",
             "--workers",
             str(args.workers),
+            *redis_url,
         ],
         cwd=ROOT,
         env=env,
@@ -264,7 +309,13 @@ def main() -> None:
         ratios, gw_p99, errors = [], [], 0
         for round_ in range(1, args.rounds + 1):
             base = drive(f"http://127.0.0.1:{echo_port}/webhooks/rest/webhook", *shape)
+            killed: list[float] = []
+            if cluster is not None and args.failover and round_ == args.rounds:
+                _kill_later(cluster, args.failover, killed)
             gw = drive(f"http://127.0.0.1:{gw_port}/webhooks/rest/webhook", *shape)
+            if killed:
+                print(f"  failover round: {gw['rate']:.0f} msg/s, longest gap between two answers {gw['gap']:.2f} s, "
+                      f"slowest answer {gw['max']:.2f} s, {gw['errors']} errors")  # fmt: skip
             for name, r in ((f"{round_}: bare aiohttp echo", base), (f"{round_}: gateway", gw)):
                 print(f"{name:22} {r['rate']:8.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d}")
             ratios.append(gw["rate"] / base["rate"])
