@@ -12,7 +12,7 @@ import pytest
 
 from bots.rasa_bot import APOLOGY, RESTART_FIELD, RasaBot, RasaConfig, render
 from gateway.app import create_app
-from gateway.keys import PIPELINE
+from gateway.keys import PIPELINE, RKEYS
 from gateway.settings import BotSettings
 from tests.bots.fake_rasa import BALANCE, GREET, HANDOFF, IMAGE, FakeRasa
 from tests.bots.rasa_support import agent_clients, post, rasa_gateways, rest, telegram_ready, texts
@@ -101,9 +101,7 @@ async def test_telegram_gets_rasas_buttons_as_a_keyboard_and_sms_picks_one_by_nu
     assert rasa.messages(sender) == ["你好", "/query_balance"]
 
 
-async def test_rasas_handoff_payload_reaches_an_agent_and_rasa_restarts_afterwards(
-    gateway, rasa, agents, redis_client, key_prefix
-):
+async def test_rasas_handoff_payload_reaches_an_agent_and_rasa_restarts_afterwards(gateway, rasa, agents, redis_client):
     gw = await gateway(RasaConfig(rasa.base_url))
     agent = agents(gw.base)
     await agent.login()
@@ -124,11 +122,12 @@ async def test_rasas_handoff_payload_reaches_an_agent_and_rasa_restarts_afterwar
     assert any("意见或建议" in t for t in texts(survey))
     assert any("感谢您的反馈" in t for t in texts(await rest(gw, "rest-h", "很好")))
     assert rasa.messages(sender) == ["转人工"]
-    assert await redis_client.hget(f"{key_prefix}{{sender:rest:rest-h}}:state", RESTART_FIELD) == sender.encode()
+    state_key = gw.app[RKEYS].sender("rest", "rest-h")  # the sender's hash, as the gateway names it
+    assert await redis_client.hget(state_key, RESTART_FIELD) == sender.encode()
     back = await rest(gw, "rest-h", "你好")
     assert back[0]["text"].startswith(GREET)
     assert rasa.messages(sender) == ["转人工", "/restart", "你好"]  # a clean tracker, then the customer
-    assert await redis_client.hget(f"{key_prefix}{{sender:rest:rest-h}}:state", RESTART_FIELD) is None
+    assert await redis_client.hget(state_key, RESTART_FIELD) is None
     transcript = (await agent.call("GET", f"/api/chats/{chat_id}"))["transcript"]
     assert [e["reason"] for e in transcript if e.get("event") == "handoff"] == ["request_human"]
     assert any(e["kind"] == "bot" and e["text"] == HANDOFF for e in transcript)  # the agent reads Rasa's turns
