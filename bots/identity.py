@@ -65,7 +65,8 @@ class Binder:
         key = self.keys.otp(channel, sender)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
-            pipe.hset(key, mapping={"phone": phone, "salt": salt, "digest": digest, "attempts": 0})
+            sealed = self.keys.seal(phone)  # the script copies it, still sealed, to the binding
+            pipe.hset(key, mapping={"phone": sealed, "salt": salt, "digest": digest, "attempts": 0})
             pipe.expire(key, self.code_ttl)
             await pipe.execute()
         return code
@@ -77,7 +78,46 @@ class Binder:
             keys=[self.keys.otp(channel, sender), self.keys.binding(channel, bind_as or sender)],
             args=[code, self.binding_ttl, self.max_attempts],
         )  # fmt: skip
-        return Verification(status.decode(), int(left), phone.decode() if phone and status == b"ok" else None)
+        bound = self.keys.unseal(phone) if phone and status == b"ok" else None
+        if bound:  # the number's accounts, for broadcasts and data-subject requests (a separate key: another slot)
+            account = bind_as or sender
+            index = self.keys.phone_accounts(bound)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(index, self.keys.cid(f"{channel}:{account}"), self.keys.seal(f"{channel}\x1f{account}"))
+                pipe.expire(index, self.binding_ttl)
+                await pipe.execute()
+        return Verification(status.decode(), int(left), bound)
 
     async def unbind(self, channel: str, sender: str) -> bool:
+        bound = await self.redis.get(self.keys.binding(channel, sender))
+        if bound:
+            await self.redis.hdel(
+                self.keys.phone_accounts(self.keys.unseal(bound)), self.keys.cid(f"{channel}:{sender}")
+            )
         return bool(await self.redis.delete(self.keys.binding(channel, sender)))
+
+    async def accounts(self, phone: str) -> list[tuple[str, str]]:
+        """The (channel, sender) accounts bound to ``phone`` whose binding still holds."""
+        return (await accounts_of(self.redis, self.keys, [phone])).get(phone, [])
+
+
+async def accounts_of(redis: aioredis.Redis, keys: Keys, phones: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Each number's bound (channel, sender) accounts whose binding still names it (one pipelined round trip per
+    500 numbers; a binding since removed or moved to another number is left out)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for start in range(0, len(phones), 500):
+        chunk = phones[start : start + 500]
+        async with redis.pipeline(transaction=False) as pipe:
+            for phone in chunk:
+                pipe.hvals(keys.phone_accounts(phone))
+            rows = await pipe.execute()
+        candidates = [(phone, *keys.unseal(v).split("\x1f", 1)) for phone, vals in zip(chunk, rows, strict=True)
+                      for v in vals]  # fmt: skip
+        async with redis.pipeline(transaction=False) as pipe:
+            for _, channel, sender in candidates:
+                pipe.get(keys.binding(channel, sender))
+            current = await pipe.execute()
+        for (phone, channel, sender), bound in zip(candidates, current, strict=True):
+            if bound is not None and keys.unseal(bound) == phone:
+                out.setdefault(phone, []).append((channel, sender))
+    return out

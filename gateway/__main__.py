@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.settings import Settings, SettingsError, load_settings
+from gateway.vault import KeyringError, deployment_keyring
 from gateway.workers import SHARED_REDIS_ENV, WORKER_ENV, signal_ready
 
 log = logging.getLogger("gateway")
@@ -98,10 +99,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         from handoff.cli import main as agents_main
 
         return agents_main(argv[1:])
+    if argv[:2] == ["demo", "incident"]:  # gateway demo incident --scenario config/drills/typhoon.yml [--url …]
+        from handoff.incidents.drill import main as drill_main
+
+        return drill_main(argv[2:])
     if argv[:1] == ["report"] or argv[:1] == ["demo"]:  # gateway report … | gateway demo seed …
         from handoff.reports.cli import main as reports_main
 
         return reports_main(argv)
+    if argv[:1] == ["keys"]:  # gateway keys new|status|rotate|reencrypt (encryption at rest)
+        from gateway.keyring_cli import main as keys_main
+
+        return keys_main(argv[1:])
+    if argv[:1] == ["audit"]:  # gateway audit [--since] [--who] [--what] [--customer PHONE] [--json]
+        from gateway.audit_cli import main as audit_main
+
+        return audit_main(argv[1:])
+    if argv[:1] == ["privacy"]:  # gateway privacy export|delete|purge|consent (data-subject requests, retention)
+        from gateway.privacy_cli import main as privacy_main
+
+        return privacy_main(argv[1:])
     if argv[:1] == ["nlu"]:  # gateway nlu retrain|status (the NLU learning loop)
         from gateway.nlu_review_cli import main as nlu_main
 
@@ -127,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.workers import supervise
 
         return supervise(settings, argv, args.workers)
+    try:  # no usable data key, no start — before the NLU's first training, so the refusal comes at once
+        deployment_keyring(settings.privacy.key_file, settings.data_dir, settings.server.production)
+    except KeyringError as exc:
+        print(f"gateway: data keys: {exc}", file=sys.stderr)
+        return 2
     from nlu.boot import prepare  # a first start trains the NLU model in a child process beside the imports below
 
     prepare(settings.nlu.config or None, settings.nlu.data, settings.data_dir / "nlu")
@@ -137,10 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:  # a configuration file beside gateway.yml (greeting, cases, …) is wrong
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+    except KeyringError as exc:  # customer data is sealed at rest: no usable key, no start
+        print(f"gateway: data keys: {exc}", file=sys.stderr)
+        return 2
     app.on_shutdown.append(_close_consoles)
 
     def announce(_: str) -> None:  # run_app calls this once the socket is listening
-        from gateway.app import DEMO_AGENTS
+        from gateway.app import DEMO_AGENTS, KEYS_SOURCE
 
         shared = os.environ.get(SHARED_REDIS_ENV)
         redis = f"embedded Redis in {settings.data_dir / 'redis'}"
@@ -152,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("gateway ready: web chat widget %s/ · agent console %s/agent · REST %s/webhooks/rest/webhook · "
                  "metrics %s/metrics · %s", base, base, base, base, redis)  # fmt: skip
         log.info("channels: %s", " · ".join(_channels(settings, base)))
+        log.info("data keys: %s (customer data is encrypted at rest; back the key file up apart from the data)",
+                 app[KEYS_SOURCE])  # fmt: skip
         demo = app.get(DEMO_AGENTS, [])
         created = [f"{role} {name} / {password}" for name, password, role, new in demo if new]
         kept = [f"{role} {name} / {password}" for name, password, role, new in demo if not new]

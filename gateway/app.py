@@ -21,9 +21,10 @@ from bots.context import BotConfig, Services
 from bots.engine import Bot
 from bots.identity import Binder
 from bots.ports import ConsoleSms, Handoff, SmsSender
+from bots.rasa_bot import RasaBot, RasaClient, RasaConfig
 from bots.state import FlowId, Slot
 from bots.templates import Renderer
-from gateway import edge, incident_sms, nlu_review_api, operators, redisconn, registry, websec
+from gateway import edge, incident_sms, nlu_review_api, openapi, operators, redisconn, registry, vault, websec
 from gateway.channels import sms
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 EMBEDDED: web.AppKey[EmbeddedRedis] = web.AppKey("embedded_redis")
 FAST_REDIS: web.AppKey[FastRedis | None] = web.AppKey("fast_redis")
 HANDOFF_CONFIG: web.AppKey[HandoffConfig] = web.AppKey("handoff_config")
+KEYS_SOURCE: web.AppKey[str] = web.AppKey("keys_source")  # where the data keys came from (logged at start)
 DEMO_AGENTS: web.AppKey[list[tuple[str, str, str, bool]]] = web.AppKey("demo_agents")  # name, password, role, new
 HOST: web.AppKey[AppHost] = web.AppKey("host")
 
@@ -130,13 +132,13 @@ def load_nlu(settings: Settings) -> NLU:
     return NLU.from_dir(folder, NLUConfig.load(settings.nlu.config or None))
 
 
-def make_backend(settings: Settings, redis: aioredis.Redis) -> BSS:
+def make_backend(settings: Settings, redis: aioredis.Redis, keys: Keys) -> BSS:
     """The operator back end the settings name: the demo data (default) or a real one over HTTP."""
     b = settings.bots
     if b.backend == "http":
         return HttpBSS(b.backend_url, auth_header=b.backend_auth, timeout=b.backend_timeout, retries=b.backend_retries,
                        failure_threshold=b.circuit_failures, reset_after=b.circuit_reset)  # fmt: skip
-    return DemoBSS(redis, settings.redis.key_prefix, Path(b.demo_data) if b.demo_data else DEMO_DATA, b.timezone)
+    return DemoBSS(redis, keys, Path(b.demo_data) if b.demo_data else DEMO_DATA, b.timezone)
 
 
 def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS, renderer: Renderer, handoff: Handoff,
@@ -148,7 +150,18 @@ def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS, re
         bss=bss, renderer=renderer, handoff=handoff, sms=sms or ConsoleSms(), binder=binder,
         config=BotConfig(confirm_ttl=b.confirm_ttl, timezone=b.timezone), incidents=incidents,
     )  # fmt: skip
+    if b.engine == "rasa":  # a Rasa assistant answers (bots/rasa_bot.py); the gateway keeps handoff and survey
+        rasa = RasaConfig(b.rasa_url, b.rasa_token, b.rasa_timeout, b.rasa_handoff_payload, b.rasa_handoff_intent,
+                          b.rasa_handoff_action, b.rasa_resume_message)  # fmt: skip
+        return RasaBot(services, RasaClient(rasa), redis, keys)
     return Bot(services)
+
+
+def _history_secret(app: web.Application) -> bytes:
+    """What the history's customer keys and search terms are hashed with: derived from the data keys' index key
+    (outside Redis, so a copy of the data names no one), else the server key."""
+    ring = app[RKEYS].vault
+    return ring.derive("history") if ring is not None else app[SERVER_KEY]
 
 
 def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: Renderer) -> HandoffService:
@@ -181,7 +194,7 @@ def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: R
             await app[PIPELINE].set_slot(channel, sender, conv.decode() if conv else "", Slot(FlowId(flow), step, data))
 
     service = HandoffService(app[REDIS], app[RKEYS], app[HANDOFF_CONFIG], renderer, app[METRICS], PipelineCustomers(),
-                             tier_of=tier_of, profile_of=profile_of, secret=app[SERVER_KEY])  # fmt: skip
+                             tier_of=tier_of, profile_of=profile_of, secret=_history_secret(app))  # fmt: skip
     app[handoff_api.SERVICE] = service
     return service
 
@@ -203,11 +216,21 @@ async def _demo_agents(service: HandoffService, settings: Settings) -> list[tupl
     return made
 
 
+async def _follow_keys(keys: Keys) -> None:
+    """Re-read the key file when it changes (``gateway keys rotate``): new values get the new active key."""
+    while keys.vault is not None:
+        await asyncio.sleep(1.0)
+        try:
+            keys.vault.refresh()
+        except (vault.KeyringError, OSError) as exc:  # a half-edited file: the ring stays as it was
+            log.warning("data keys: the key file could not be re-read (%s)", exc)
+
+
 def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = nlu or await asyncio.to_thread(load_nlu, settings)
         app[NLU_ENGINE] = engine
-        bss = make_backend(settings, app[REDIS])
+        bss = make_backend(settings, app[REDIS], app[RKEYS])
         renderer = Renderer(sms_max_parts=settings.bots.sms_max_parts)
         handoff = make_handoff(app, settings, bss, renderer)
         sms_sender = None
@@ -226,11 +249,15 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
         desk.start()
         gc.collect()
         gc.freeze()  # the model's vocabulary lives for the process: keep it out of every GC pass
+        follower = asyncio.create_task(_follow_keys(app[RKEYS]), name="follow-keys")
         yield
+        follower.cancel()
         await desk.stop()
         await handoff.stop()
         await pipeline.drain(settings.server.shutdown_timeout)
         await bss.close()
+        if isinstance(bot, RasaBot):
+            await bot.close()
 
     return ctx
 
@@ -241,7 +268,9 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     app = web.Application(middlewares=[websec.middleware(settings), error_middleware],
                           client_max_size=max(settings.webchat.max_body_bytes, 1024**2))  # fmt: skip
     app[SETTINGS] = settings
-    app[RKEYS] = Keys(settings.redis.key_prefix)
+    keyring, app[KEYS_SOURCE] = vault.deployment_keyring(settings.privacy.key_file, settings.data_dir,
+                                                         settings.server.production)  # fmt: skip
+    app[RKEYS] = Keys(settings.redis.key_prefix, keyring)
     app[CHANNELS] = {"rest": lambda: "ready", "webchat": lambda: "ready"}
     app[OUTBOXES] = {}
     app[METRICS] = Metrics()
@@ -263,5 +292,6 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     configure_reports(settings.source)
     app[HOST] = AppHost(app, settings)
     registry.mount(app, settings, app[HOST])
+    app.add_routes(openapi.routes())  # GET /openapi.json and /docs: the document of the routes above
     app.cleanup_ctx.append(handoff_api.hub_ctx)
     return app

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bots.bss import BSS
 from bots.bss.base import Order
+from bots.identity import accounts_of
 from gateway.channels.sms import SMS_CHANNEL, SmsChannel, normalise_number
 from gateway.channels.telegram import TELEGRAM, TelegramChannel
 from gateway.channels.wechat import WECHAT, WeChatChannel
@@ -112,32 +113,12 @@ class BackEnd:
                 return found
 
     async def accounts(self, channel: str, phones: set[str]) -> list[str]:
-        """The accounts whose binding names one of ``phones``: read off the binding keys' names, so none when the
-        deployment hashes identifiers in key names (``Keys.cid``)."""
+        """The ``channel`` accounts bound to one of ``phones`` (the number's accounts index, ``bots.identity``: no
+        number in any key name)."""
         redis, keys = self.app[REDIS], self.app[RKEYS]
-        if getattr(keys, "cid", lambda v: v)("probe") != "probe":
-            return []
-        unseal = getattr(keys, "unseal", lambda v: v.decode() if isinstance(v, bytes) else v)
-        pattern = keys.binding(channel, "*")
-        head, tail = pattern.split("*", 1)
         found: list[str] = []
-        batch: list[str] = []
-
-        async def check() -> None:
-            pipe = redis.pipeline(transaction=False)  # not MGET: the keys are in many Cluster slots
-            for key in batch:
-                pipe.get(key)
-            values = await pipe.execute()
-            found.extend(k[len(head) : len(k) - len(tail)] for k, v in zip(batch, values, strict=True)
-                         if v is not None and unseal(v) in phones)  # fmt: skip
-            batch.clear()
-
-        async for key in redis.scan_iter(match=pattern, count=1000):
-            batch.append(key.decode() if isinstance(key, bytes) else key)
-            if len(batch) >= 500:
-                await check()
-        if batch:
-            await check()
+        for accounts in (await accounts_of(redis, keys, sorted(phones))).values():
+            found.extend(sender for on, sender in accounts if on == channel)
         return sorted(found)
 
     async def goodwill(self, phone: str, kind: str, amount: float, reason: str, idempotency_key: str) -> Order:

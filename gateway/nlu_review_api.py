@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 import yaml
 from aiohttp import web
 
+from gateway import audit, websec
 from gateway.edge import json_body
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.keys import PIPELINE, REDIS, RKEYS
@@ -188,6 +189,9 @@ async def switch(request: web.Request) -> web.Response:
             field="model",
         )
     record = await loop.models.switch(ident, agent_of(request).name)
+    await audit.record(request.config_dict[REDIS], request.config_dict[RKEYS], agent_of(request).name,
+                       "config_change", where=websec.client_key(request), setting="nlu.model", value=ident,
+                       before=active["id"] if active else "")  # fmt: skip
     await loop.follower.sync()  # this process at once; the others on the notice
     return _json({"active": {k: v for k, v in record.items() if k != "review_keys"},
                   "serving": loop.follower.serving})  # fmt: skip
@@ -204,8 +208,9 @@ async def chat_nlu(request: web.Request) -> web.Response:
     chat = await views.readable(agent_of(request), path_id(request))
     redis = request.config_dict[REDIS]
     out = []
+    keys = request.config_dict[RKEYS]
     for ref, fields in await redis.xrange(chat.log):
-        entry = json.loads(fields[b"e"])
+        entry = json.loads(keys.unseal(fields[b"e"]))
         if entry.get("kind") == "customer" and entry.get("text") and not str(entry["text"]).startswith("/"):
             nlu = entry.get("nlu") or {}
             out.append({"ref": ref.decode(), "text": entry["text"], "intent": nlu.get("intent"),
@@ -221,7 +226,7 @@ async def relabel(request: web.Request) -> web.Response:
         raise BadRequest("'ref' is not a message reference", zh="消息引用无效", field="ref")
     label = check_label(body.intent)
     found = await request.config_dict[REDIS].xrange(chat.log, body.ref, body.ref)
-    entry = json.loads(found[0][1][b"e"]) if found else {}
+    entry = json.loads(request.config_dict[RKEYS].unseal(found[0][1][b"e"])) if found else {}
     text = str(entry.get("text") or "")
     if entry.get("kind") != "customer" or not text or text.startswith("/"):
         raise NotFound("no customer message with this reference in this chat", zh="该会话中没有这条客户消息",

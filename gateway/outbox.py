@@ -144,6 +144,7 @@ class Job:
 
 
 Sender = Callable[[Job], Awaitable[str | None]]  # returns the provider's message id, if any
+Observer = Callable[[Job, str], Awaitable[None]]  # a job's final outcome: "done" (sent) or "dead" (given up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,21 +176,26 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(policy.concurrency)
+        self.observers: list[Observer] = []  # told each job's final outcome (e.g. an incident broadcast's progress)
 
+    # A recipient (a phone number, a chat id) is known in Redis only by its keyed hash (``Keys.cid``): in the due set
+    # and the key names. The job itself, which carries the address and the text, is stored encrypted.
     def queue_key(self, recipient: str) -> str:
-        return self.keys.outbox_queue(self.channel, recipient)
+        return self.keys.outbox_queue(self.channel, self.keys.cid(recipient))
 
     def next_key(self, recipient: str) -> str:
-        return self.keys.outbox_next(self.channel, recipient)
+        return self.keys.outbox_next(self.channel, self.keys.cid(recipient))
 
     # ---- enqueue -------------------------------------------------------------------------------
     async def put(self, job: Job, id_ttl: int = OUTBOX_ID_TTL) -> bool:
         """Queue ``job``; False when a job with the same id was already queued."""
         job.created = job.created or time.time()
         marker = self.keys.outbox_id(self.channel, job.id or "-")
+        rid = self.keys.cid(job.to)
+        queue, later = self.keys.outbox_queue(self.channel, rid), self.keys.outbox_next(self.channel, rid)
         added = await self._enqueue(
-            keys=[self.due_key, self.queue_key(job.to), marker, self.next_key(job.to)],
-            args=[job.dumps(), job.to, time.time(), id_ttl if job.id else ""],
+            keys=[self.due_key, queue, marker, later],
+            args=[self.keys.seal(job.dumps()), rid, time.time(), id_ttl if job.id else ""],
         )  # fmt: skip
         if added:
             self.metrics.outbox_queued.labels(self.channel).inc()
@@ -201,10 +207,10 @@ class Outbox:
         return int(await self.redis.zcard(self.due_key))
 
     async def pending(self, recipient: str) -> list[Job]:
-        return [Job.loads(raw) for raw in await self.redis.lrange(self.queue_key(recipient), 0, -1)]
+        return [Job.loads(self.keys.unseal(raw)) for raw in await self.redis.lrange(self.queue_key(recipient), 0, -1)]
 
     async def dead(self) -> list[dict[str, Any]]:
-        return [json.loads(raw) for raw in await self.redis.lrange(self.dead_key, 0, -1)]
+        return [json.loads(self.keys.unseal(raw)) for raw in await self.redis.lrange(self.dead_key, 0, -1)]
 
     # ---- the worker ----------------------------------------------------------------------------
     def start(self, send: Sender) -> None:
@@ -251,7 +257,7 @@ class Outbox:
         now = time.time()
         got = await self._claim(
             keys=[self.due_key],
-            args=[now, self.policy.lease, free, self.policy.per_second, self.queue_key(""),
+            args=[now, self.policy.lease, free, self.policy.per_second, self.keys.outbox_queue(self.channel, ""),
                   self.keys.outbox_second(self.channel, int(now)), OUTBOX_SECOND_TTL],
         )  # fmt: skip
         for i in range(1, len(got), 2):
@@ -282,7 +288,7 @@ class Outbox:
 
     async def _deliver(self, recipient: str, head: bytes) -> None:
         assert self._send is not None
-        job = Job.loads(head)
+        job = Job.loads(self.keys.unseal(head))
         started = time.perf_counter()
         outcome, error, after = "done", "", None
         async with self._slots:
@@ -311,25 +317,34 @@ class Outbox:
                 self.metrics.outbox_retries.labels(labels).inc()
                 log.info("outbox %s: send failed (%s); try %d in %.1f s", self.channel, error, job.attempts + 1,
                          delay)  # fmt: skip
-                await self._settle_safely(recipient, head, "retry", now + delay, job.dumps())
+                await self._settle_safely(recipient, head, "retry", now + delay, self.keys.seal(job.dumps()))
                 return
         if outcome == "dead":
-            record = json.dumps({**asdict(job), "failed_at": now}, ensure_ascii=False)
+            record = self.keys.seal(json.dumps({**asdict(job), "failed_at": now}, ensure_ascii=False))
             self.metrics.outbox_dead.labels(labels).inc()
             log.warning("outbox %s: message dropped after %d tr%s: %s", self.channel, job.attempts,
                         "y" if job.attempts == 1 else "ies", error)  # fmt: skip
             await self._settle_safely(recipient, head, "dead", now, record)
+            await self._observe(job, "dead")
             return
         self.metrics.outbox_sent.labels(labels).inc()
         self.metrics.outbox_send_seconds.labels(labels).observe(time.perf_counter() - started)
         await self._settle_safely(recipient, head, "done", now + self.policy.interval, "")
+        await self._observe(job, "done")
+
+    async def _observe(self, job: Job, outcome: str) -> None:
+        for observer in self.observers:
+            try:
+                await observer(job, outcome)
+            except Exception as exc:  # an observer's failure never touches the send
+                log.warning("outbox %s: an observer failed (%s)", self.channel, type(exc).__name__)
 
     async def _settle_safely(self, recipient: str, head: bytes, outcome: str, due: float, data: str) -> None:
         for attempt in range(5):
             try:
                 keep_ms = int(self.policy.interval * 1000) if outcome == "done" else 0
-                await self._settle(keys=[self.due_key, self.queue_key(recipient), self.dead_key,
-                                         self.next_key(recipient)],
+                await self._settle(keys=[self.due_key, self.keys.outbox_queue(self.channel, recipient), self.dead_key,
+                                         self.keys.outbox_next(self.channel, recipient)],
                                    args=[recipient, head, outcome, due, data, keep_ms,
                                          OUTBOX_DEAD_KEPT])  # fmt: skip
                 self._wake.set()  # the recipient's next time is set: the worker re-plans its sleep

@@ -176,29 +176,35 @@ class Pipeline:
             return turn
         _, ticket, served, conv_id, new, conv_lang, raw_state, bound, late, human = accepted
         conversation = Conversation(conv_id.decode(), bool(new), conv_lang.decode() or None)
-        state = BotState.load(raw_state, conversation.id)
+        state = BotState.load(self.keys.unseal(raw_state) if raw_state else raw_state, conversation.id)
         try:
             if served < ticket - 1:
                 await self._wait_turn(msg, sender_key, ticket)
             if human and self.handoff is not None:  # a person holds the conversation: no bot, straight to them
                 turn, entries, new_state = await self._to_human(msg, conversation, human.decode(), ticket)
             else:
-                turn, entries, new_state = await self._turn(msg, conversation, state, bound.decode() or None, started,
+                turn, entries, new_state = await self._turn(msg, conversation, state,
+                                                            self.keys.unseal(bound) or None, started,
                                                             ticket)  # fmt: skip
             if late:
                 earlier = tuple(
-                    turnlog.out_from_dict(d, msg, conversation.id) for raw in late for d in orjson.loads(raw)
+                    turnlog.out_from_dict(d, msg, conversation.id)
+                    for raw in late
+                    for d in orjson.loads(self.keys.unseal(raw))
                 )
                 turn = dataclasses.replace(turn, replies=earlier + turn.replies)
             # a turn that issued a binding session keeps no replies for duplicates: whoever repeats its
             # (client-chosen) sender and message id must not receive the account data it answered with
-            payload = orjson.dumps([] if turn.session else [turnlog.out_dict(r) for r in turn.replies])
+            payload = self.keys.seal(
+                orjson.dumps([] if turn.session else [turnlog.out_dict(r) for r in turn.replies]).decode()
+            )
             log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
             if conversation.new:  # about one message in ten; the meta hash has its own slot, so not in the script
-                meta = {"channel": msg.channel, "sender": msg.sender_id, "started_at": msg.received_at,
+                meta = {"channel": msg.channel, "sender": self.keys.seal(msg.sender_id),
+                        "started_at": msg.received_at,
                         "log": log_key}  # fmt: skip
                 await self._command("HSET", self.keys.conversation(conversation.id), *itertools.chain(*meta.items()))
-            state_json = new_state.to_json() if new_state else b""
+            state_json = self.keys.seal(new_state.to_json().decode()) if new_state else b""
             await self._script(
                 self._finish,
                 [dedupe_key, sender_key, log_key],
@@ -259,7 +265,8 @@ class Pipeline:
             stored = await self.redis.get(key) or b""
         if not stored:  # the first handling was cut short and let go of the message: handle it now
             return None
-        replies = tuple(turnlog.out_from_dict(d, msg, conversation) for d in orjson.loads(stored))
+        replies = tuple(turnlog.out_from_dict(d, msg, conversation)
+                        for d in orjson.loads(self.keys.unseal(stored)))  # fmt: skip
         return Turn(conversation, replies, None, duplicate=True)
 
     async def _wait_turn(self, msg: InboundMessage, sender_key: str, ticket: int) -> None:
@@ -300,7 +307,9 @@ class Pipeline:
         if task in done:
             ctx = task.result()
             replies = self._outbound(msg, conversation, ctx.replies)
-            entries = turnlog.log_entries(msg, ctx.result, replies, ctx.events, time.perf_counter() - started, ticket)
+            entries = turnlog.log_entries(
+                msg, ctx.result, replies, ctx.events, time.perf_counter() - started, ticket, seal=self.keys.seal
+            )
             ctx.state.rev = rev + 1
             turn = Turn(conversation.id, replies, ctx.result.intent, ctx.lang, session=ctx.issued_session)
             return turn, entries, ctx.state
@@ -309,7 +318,7 @@ class Pipeline:
         text = self.bot.svc.renderer.text("common", "checking", lang, msg.channel)
         replies = (OutboundMessage(msg.channel, msg.sender_id, text, conversation.id),)
         entries = turnlog.log_entries(msg, None, replies, [{"kind": "event", "event": "deadline"}],
-                               time.perf_counter() - started, ticket)  # fmt: skip
+                                      time.perf_counter() - started, ticket, seal=self.keys.seal)  # fmt: skip
         late = asyncio.ensure_future(self._deliver_late(task, msg, conversation, rev, lang, started))
         self._late.add(late)
         late.add_done_callback(self._late.discard)
@@ -366,9 +375,9 @@ class Pipeline:
             result, events = None, [{"kind": "event", "event": "late_failed"}]
         seconds = time.perf_counter() - started
         self.metrics.channel(msg.channel).late_answer_seconds.observe(seconds)
-        entries = [e for e in turnlog.log_entries(msg, result, replies, events, seconds, 0)[1:]]
+        entries = turnlog.log_entries(msg, result, replies, events, seconds, 0, seal=self.keys.seal)[1:]
         pusher = self.pushers.get(msg.channel)
-        keep = b"" if pusher else orjson.dumps([turnlog.out_dict(r) for r in replies])
+        keep = "" if pusher else self.keys.seal(orjson.dumps([turnlog.out_dict(r) for r in replies]).decode())
         late_key = self.keys.late(msg.channel, msg.sender_id)
         if not pusher and state is not None and ctx.issued_session:  # bound late: the answer waits in the session
             late_key = self.keys.late(msg.channel, security.session_sender(msg.sender_id, ctx.issued_session))
@@ -379,7 +388,8 @@ class Pipeline:
         await self._late_script(
             keys=[self.keys.sender(msg.channel, msg.sender_id),
                   self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id), late_key],
-            args=[expected, state.to_json() if state else b"{}", rev + 1, keep, *entries],
+            args=[expected, self.keys.seal(state.to_json().decode()) if state else b"{}", rev + 1, keep,
+                  *entries],
         )  # fmt: skip
         if pusher:
             for reply in replies:
@@ -388,7 +398,7 @@ class Pipeline:
     async def _to_human(self, msg: InboundMessage, conversation: Conversation, chat_id: str,
                         ticket: int) -> tuple[Turn, list[bytes], None]:  # fmt: skip
         await self.handoff.customer_message(chat_id, msg.display or msg.text, msg.received_at)  # what they clicked
-        entries = turnlog.log_entries(msg, None, (), [], 0.0, ticket)
+        entries = turnlog.log_entries(msg, None, (), [], 0.0, ticket, seal=self.keys.seal)
         return Turn(conversation.id, (), None, reply_lang(msg.text, _preferred_lang(msg, conversation))), entries, None
 
     async def deliver(self, message: OutboundMessage) -> None:
@@ -399,17 +409,18 @@ class Pipeline:
             await pusher(message)
         elif message.kind != "typing":
             key = self.keys.late(message.channel, message.recipient_id)
-            await self.redis.rpush(key, orjson.dumps([turnlog.out_dict(message)]))
+            await self.redis.rpush(key, self.keys.seal(orjson.dumps([turnlog.out_dict(message)]).decode()))
             await self.redis.expire(key, 86400)
 
     async def set_slot(self, channel: str, sender: str, conversation_id: str, slot: Any) -> None:
         """Give the conversation back to the bot, waiting for ``slot`` (e.g. the survey)."""
         key = self.keys.sender(channel, sender)
         raw, rev = await self.redis.hmget(key, "bot", "botrev")
-        state = BotState.load(raw, conversation_id)
+        state = BotState.load(self.keys.unseal(raw) if raw else raw, conversation_id)
         state.slot, state.pending, state.options = slot, None, []
         state.rev = int(rev or 0) + 1
-        await self.redis.hset(key, mapping={"bot": state.to_json(), "botrev": state.rev})
+        await self.redis.hset(key, mapping={"bot": self.keys.seal(state.to_json().decode()),
+                                            "botrev": state.rev})  # fmt: skip
 
     async def customer_typing(self, channel: str, sender: str) -> None:
         if self.handoff is None:

@@ -4,14 +4,9 @@ one visitor's keys in one Redis Cluster slot."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-
-def _tag(channel: str, sender: str) -> str:
-    """``{sender:<channel>:<sender>}``. A REST session's namespace (``<sender>~<hash>``, see gateway/security.py)
-    keeps its sender's hash tag, so a binding made in the open conversation lands in the same Cluster slot."""
-    base, tilde, rest = sender.partition("~")
-    return f"{{sender:{channel}:{base}}}{tilde}{rest}"
-
+from gateway.vault import Keyring, deployment_keyring
 
 # ---- expiry times and lengths (seconds / entries) ---------------------------------------------------
 SEQ_TTL = 3 * 86400  # ``counter``: a day's sequence outlives its day
@@ -59,11 +54,44 @@ NLU_CANDIDATE_TTL = 86400  # ``nlu_model`` of a retrained model not switched to 
 NLU_PREVIOUS_TTL = 7 * 86400  # ``nlu_model`` of the model switched away from: a week (to switch back by hand)
 NLU_RETRAIN_LOCK_TTL = 1800  # ``nlu_retrain_lock``: one retrain at a time; a crashed one frees it in 30 minutes
 NLU_RETRAIN_JOB_TTL = 86400  # ``nlu_retrain_job``: the last retrain's progress and result
+AUDIT_KEPT = 3 * 365 * 86400  # ``audit``: entries older than three years trimmed (MINID) at each write
+PRIVACY_PURGE_LOCK_TTL = 23 * 3600  # ``privacy_purge_lock``: one retention purge a day for the whole deployment
 
 
 @dataclass(frozen=True, slots=True)
 class Keys:
+    """Key names, and the sealing of what is stored under them. With a ``vault`` (the deployment's keyring, see
+    gateway/vault.py) a customer's identifier in a key name — a phone number, a Telegram chat id, an openid — is
+    its keyed hash (``cid``), and ``seal``/``unseal`` encrypt and decrypt stored values; without one (benches,
+    tools reading only non-customer keys) both are the identity."""
+
     prefix: str = "gw:"
+    vault: Keyring | None = None
+
+    def cid(self, value: str) -> str:
+        """A customer identifier as it appears in key names, index members and logs: 24 hex digits of its HMAC
+        under the index key (the same value always gives the same name; the name gives nothing back)."""
+        return self.vault.index(value, "id")[:24] if self.vault is not None else value
+
+    def seal(self, text: str) -> str:
+        """``text`` encrypted (AES-256-GCM, the key id beside it). The key prefix is authenticated with it: a value
+        copied into another deployment's keys does not open there."""
+        return self.vault.encrypt(text, self.prefix) if self.vault is not None else text
+
+    def unseal(self, value: str | bytes | None) -> str:
+        """A stored value in clear text: sealed ones decrypted, clear ones (older data) as they are; ``""`` for
+        None."""
+        if value is None:
+            return ""
+        text = value.decode() if isinstance(value, bytes) else value
+        return self.vault.decrypt(text, self.prefix) if self.vault is not None else text
+
+    def _tag(self, channel: str, sender: str) -> str:
+        """``{sender:<channel>:<cid(sender)>}``. A REST session's namespace (``<sender>~<hash>``, see
+        gateway/security.py) keeps its sender's hash tag, so a binding made in the open conversation lands in the
+        same Cluster slot."""
+        base, tilde, rest = sender.partition("~")
+        return f"{{sender:{channel}:{self.cid(base)}}}{tilde}{rest}"
 
     def server_key(self) -> str:
         """String: the key that signs web chat visitor ids when GATEWAY_SECRET_KEY is not set (made once,
@@ -78,29 +106,35 @@ class Keys:
         """ "pending:<instance>:<ticket>" while handled (EX: a turn's longest time), then the stored replies
         (JSON, EX dedupe_ttl).
         Tagged with the sender so the accept script touches one Cluster slot."""
-        return f"{self.prefix}{_tag(channel, sender)}:dedupe:{message_id}"
+        return f"{self.prefix}{self._tag(channel, sender)}:dedupe:{message_id}"
 
     def sender(self, channel: str, sender: str) -> str:
         """Hash: conv (current conversation id), started, last (activity time), ticket (INCR on
         arrival), served (last ticket whose turn finished). EX conversation_idle_timeout + 1 day."""
-        return f"{self.prefix}{_tag(channel, sender)}:state"
+        return f"{self.prefix}{self._tag(channel, sender)}:state"
 
     def binding(self, channel: str, sender: str) -> str:
         """String: the phone number a social/forum account proved it owns (one-time code). EX binding_ttl."""
-        return f"{self.prefix}{_tag(channel, sender)}:bind"
+        return f"{self.prefix}{self._tag(channel, sender)}:bind"
 
     def otp(self, channel: str, sender: str) -> str:
         """Hash: phone, salt, digest (SHA-1 of salt+code), attempts. EX otp_ttl (5 minutes)."""
-        return f"{self.prefix}{_tag(channel, sender)}:otp"
+        return f"{self.prefix}{self._tag(channel, sender)}:otp"
+
+    def phone_accounts(self, phone: str) -> str:
+        """Hash: the accounts bound to a number — field ``cid(<channel>:<sender>)``, value the sealed
+        ``<channel>\\x1f<sender>`` — so a broadcast or a data-subject request finds a customer's social accounts
+        without the number in any key name. EX the binding's TTL, refreshed at each binding."""
+        return f"{self.prefix}{{accounts:{self.cid(phone)}}}"
 
     def otp_rate(self, phone: str) -> str:
         """String, SET NX EX otp_resend_after: one code per number per interval."""
-        return f"{self.prefix}otp-rate:{phone}"
+        return f"{self.prefix}otp-rate:{self.cid(phone)}"
 
     def late(self, channel: str, sender: str) -> str:
         """List: answers that arrived after the deadline for a channel that cannot push (REST);
         delivered in front of the sender's next reply."""
-        return f"{self.prefix}{_tag(channel, sender)}:late"
+        return f"{self.prefix}{self._tag(channel, sender)}:late"
 
     def conversation(self, conversation_id: str) -> str:
         """Hash: channel, sender, started_at, log (the log's key): find a conversation by id."""
@@ -109,7 +143,7 @@ class Keys:
     def conversation_log(self, channel: str, sender: str, conversation_id: str) -> str:
         """Stream: one entry per customer message, reply and event, each a JSON field ``e``.
         Tagged with the sender so a turn's whole write is one script in one Cluster slot."""
-        return f"{self.prefix}{_tag(channel, sender)}:log:{conversation_id}"
+        return f"{self.prefix}{self._tag(channel, sender)}:log:{conversation_id}"
 
     def complaint(self, ticket: str) -> str:
         """Hash: a complaint ticket (type, status, owner, channel, text masked, due times, history JSON)."""
@@ -117,7 +151,7 @@ class Keys:
 
     def complaints_of(self, owner: str) -> str:
         """Sorted set: a customer's tickets by creation time; owner is ``phone:<number>`` or ``<channel>:<sender>``."""
-        return f"{self.prefix}complaints-of:{owner}"
+        return f"{self.prefix}complaints-of:{self.cid(owner)}"
 
     # ---- complaint cases (handoff/cases/): one hash tag, so each case script touches one Cluster slot ----------
     def ck(self, *parts: str) -> str:
@@ -152,12 +186,12 @@ class Keys:
     def cases_of(self, owner: str) -> str:
         """Sorted set: a customer's tickets by registration time; owner is ``phone:<number>`` or
         ``<channel>:<sender>``. No TTL."""
-        return self.ck("of", owner)
+        return self.ck("of", self.cid(owner))
 
     def case_open(self, owner: str) -> str:
         """String: the ticket of the customer's open case (a new complaint links to it); set at registration,
         deleted at ``resolved``, set again at ``reopened``. No TTL."""
-        return self.ck("open", owner)
+        return self.ck("open", self.cid(owner))
 
     def case_timers(self) -> str:
         """Sorted set: ``ticket|clock|stage`` case timers (warn, breach, head, followup) by due time; a process
@@ -171,7 +205,7 @@ class Keys:
 
     def case_followup(self, channel: str, sender: str) -> str:
         """String: the ticket whose follow-up visit waits for this customer's answer. EX ``CASE_FOLLOWUP_TTL``."""
-        return self.ck("followup", channel, sender)
+        return self.ck("followup", channel, self.cid(sender))
 
     # ---- reports (handoff/reports/): one hash tag, so each recorder script touches one Cluster slot ----------
     def rk(self, *parts: str) -> str:
@@ -391,7 +425,7 @@ class Keys:
 
     def handoff_callback_open(self, channel: str, sender: str) -> str:
         """String: the id of the customer's open callback task (one at a time). EX ``HANDOFF_CLOCKS_TTL``."""
-        return self.hk("callback-open", channel, sender)
+        return self.hk("callback-open", channel, self.cid(sender))
 
     def handoff_episode(self, episode: str) -> str:
         """Hash: one ended chat with people (an episode of a conversation): the chat's summary masked, agents,
@@ -448,7 +482,7 @@ class Keys:
     # ---- the demo operator back end (bots/bss/demo.py): writes over the read-only demo data ----------
     def bss_subscriber(self, phone: str) -> str:
         """Hash: what demo writes changed on a subscriber (status, pending_plan, vas_cancelled JSON). No TTL."""
-        return f"{self.prefix}bss:{{sub:{phone}}}"
+        return f"{self.prefix}bss:{{sub:{self.cid(phone)}}}"
 
     def bss_idempotency(self, key: str) -> str:
         """String: "pending" while a demo write runs (EX ``BSS_IDEMPOTENCY_PENDING_TTL``), then its order (JSON,
@@ -502,6 +536,21 @@ class Keys:
         error. EX ``NLU_RETRAIN_JOB_TTL``."""
         return self.nlu("retrain", "job")
 
+    def audit(self) -> str:
+        """Stream: the audit trail (gateway/audit.py) — who, what, customer (``cid``), where, reason, details —
+        append-only; entries older than ``AUDIT_KEPT`` trimmed by MINID at each write."""
+        return f"{self.prefix}audit"
+
+    # ---- privacy: consent and retention (gateway/consent.py, gateway/retention.py) ------------------------
+    def consent(self, phone: str) -> str:
+        """Hash: a customer's marketing consent, channel (or ``*``) → JSON {granted, at, source, by, history}.
+        No TTL (the proof of consent, and a withdrawal, outlive conversations; kept through an erasure)."""
+        return f"{self.prefix}consent:{self.cid(phone)}"
+
+    def privacy_purge_lock(self) -> str:
+        """String: the process running the daily retention purge (SET NX EX ``PRIVACY_PURGE_LOCK_TTL``)."""
+        return f"{self.prefix}privacy:purge-lock"
+
     # ---- channels: provider state and de-duplication (gateway/channels/) ----------------------------------
     def passive_claim(self, channel: str, message_key: str) -> str:
         """String: who answers a pushed message (WeChat, Weibo), "passive" (in the HTTP response) or "api" (through
@@ -509,7 +558,8 @@ class Keys:
         return f"{self.prefix}{{{channel}}}:claim:{message_key}"
 
     def sms_optout(self) -> str:
-        """Hash: number → when it opted out of marketing texts (epoch seconds). No TTL (until it opts in)."""
+        """Hash (older versions): clear number → when it opted out of marketing texts. Moved into ``consent`` records
+        and deleted by ``gateway.consent.migrate_sms_optout`` (at the SMS channel's start and by the daily purge)."""
         return f"{self.prefix}sms:optout"
 
     def sms_receipt(self, provider_id: str) -> str:
@@ -529,7 +579,7 @@ class Keys:
     def smpp_parts(self, source: str, reference: int | str, total: int | str) -> str:
         """Hash: the parts of a long text come so far, seq → data coding byte + the part's bytes; deleted when
         complete, else EX ``SMPP_PARTS_TTL`` (from the last part)."""
-        return self.smpp("parts", source, str(reference), str(total))
+        return self.smpp("parts", self.cid(source), str(reference), str(total))
 
     def smpp_seen(self, digest: str) -> str:
         """String "1": a (sender, recipient, text) accepted into the inbox (SET NX EX ``SMPP_SEEN_TTL``): SMPP gives
@@ -557,22 +607,22 @@ class Keys:
     def wechat_window(self, openid: str) -> str:
         """Hash: a follower's customer-service window, last_in (when they last wrote), sent (messages since);
         EX the window + ``WECHAT_WINDOW_SPARE``."""
-        return self.wechat("win", openid)
+        return self.wechat("win", self.cid(openid))
 
     def wechat_held(self, openid: str) -> str:
         """List: outbox jobs (JSON) held until the follower writes again (window closed or its quota used);
         EX ``WECHAT_HELD_TTL`` from the last one held."""
-        return self.wechat("held", openid)
+        return self.wechat("held", self.cid(openid))
 
     def wechat_unsubscribed(self, openid: str) -> str:
         """String "1": the follower unsubscribed (nothing is sent to them); deleted when they subscribe again, else
         EX ``UNSUBSCRIBED_TTL``."""
-        return self.wechat("unsub", openid)
+        return self.wechat("unsub", self.cid(openid))
 
     def weibo_unsubscribed(self, fan: str) -> str:
         """String "1": the fan unfollowed (nothing is sent to them); deleted when they follow again, else EX
         ``UNSUBSCRIBED_TTL``."""
-        return f"{self.prefix}{{weibo}}:unsub:{fan}"
+        return f"{self.prefix}{{weibo}}:unsub:{self.cid(fan)}"
 
     def forum(self, *parts: str) -> str:
         """The builder of every forum key, ``{prefix}{forum}:<parts>``; use the named methods below."""
@@ -581,7 +631,7 @@ class Keys:
     def forum_topic(self, sender: str) -> str:
         """Hash: where a forum user last posted (topic_id, post_number, url, username, source: discourse | feed),
         where their replies go. No TTL (overwritten by their next post)."""
-        return self.forum("topic", sender)
+        return self.forum("topic", self.cid(sender))
 
     def forum_event(self, event_id: str) -> str:
         """String "1": a Discourse webhook event id handled (or being handled); SET NX EX ``FORUM_EVENT_TTL``,
@@ -636,3 +686,10 @@ class Keys:
         """List: jobs given up on (JSON, with attempts, last_error masked, failed_at), for operators; trimmed to
         the newest ``OUTBOX_DEAD_KEPT``. No TTL."""
         return self.outbox(channel, "dead")
+
+
+def deployment_keys(prefix: str, key_file: str = "", data_dir: Path | None = None, production: bool = False) -> Keys:
+    """The deployment's ``Keys``: its prefix and its keyring (``vault.deployment_keyring``: the environment, else the
+    key file) — what the server, its command-line tools and tests reading its keys all use."""
+    ring, _ = deployment_keyring(key_file, data_dir or Path("/nonexistent-data-dir"), production)
+    return Keys(prefix, ring)

@@ -113,6 +113,15 @@ class BotSettings:
     otp_attempts: int = 5
     otp_resend_after: int = 60
     binding_ttl_days: int = 180
+    # Rasa as the bot (bots/rasa_bot.py, README "Use with Rasa")
+    engine: str = "builtin"  # builtin | rasa
+    rasa_url: str = ""  # for engine: rasa, e.g. http://rasa:5005
+    rasa_token: str = field(default="", repr=False)  # from RASA_TOKEN: Rasa's --auth-token (tracker API only)
+    rasa_timeout: float = 8.0  # seconds per call to Rasa
+    rasa_handoff_payload: str = "handoff"  # a custom payload with this key true hands over ("" never)
+    rasa_handoff_intent: str = ""  # e.g. human_handoff (read from the tracker: rasa run --enable-api)
+    rasa_handoff_action: str = ""  # e.g. action_handoff (likewise)
+    rasa_resume_message: str = "/restart"  # Rasa gets this when the bot resumes after people ("" nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +215,23 @@ class ForumSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PrivacySettings:
+    # the data keys and the index key (gateway/vault.py): GATEWAY_DATA_KEYS + GATEWAY_INDEX_KEY, else this key file
+    # (GATEWAY_KEY_FILE overrides it), else $XDG_CONFIG_HOME/gateway/keys — never inside the data dir
+    key_file: str = ""
+    # marketing consent (gateway/consent.py): opt_out — allowed until the customer withdraws (SMS TD) — or opt_in
+    marketing_default: str = "opt_out"
+    # retention, days per kind of data (gateway/retention.py: TTLs where keys expire, a daily purge for the rest)
+    conversations_days: int = 180  # conversation logs and meta, closed chats with people
+    history_days: int = 400  # ended chats' episodes and the history indexes
+    surveys_days: int = 400  # survey answers and the survey stream
+    callbacks_days: int = 90  # callback requests and the messages customers left
+    cases_days: int = 1095  # complaint cases, from their last change (closed ones only)
+    broadcasts_days: int = 30  # incident broadcasts' recipient lists
+    audit_days: int = 1095  # the audit trail
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -219,6 +245,7 @@ class Settings:
     wechat: WechatSettings = field(default_factory=WechatSettings)
     weibo: WeiboSettings = field(default_factory=WeiboSettings)
     forum: ForumSettings = field(default_factory=ForumSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     source: str = field(default="(defaults)", compare=False)
 
     @property
@@ -241,6 +268,7 @@ SECRETS = {
     ("server", "metrics_token"): "METRICS_TOKEN",
     ("webchat", "token_secret"): "WEBCHAT_JWT_SECRET",
     ("bots", "backend_auth"): "BSS_AUTH_HEADER",
+    ("bots", "rasa_token"): "RASA_TOKEN",
     ("sms", "webhook_secret"): "SMS_WEBHOOK_SECRET",
     ("sms", "twilio_auth_token"): "TWILIO_AUTH_TOKEN",
     ("sms", "http_auth"): "SMS_HTTP_AUTH_HEADER",
@@ -342,10 +370,24 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         raise SettingsError(f"{path}: 'bots.backend' must be demo or http, got {settings.bots.backend!r}")
     if settings.bots.backend == "http" and not settings.bots.backend_url:
         raise SettingsError(f"{path}: 'bots.backend' is http but 'bots.backend_url' is empty")
+    if settings.bots.engine not in {"builtin", "rasa"}:
+        raise SettingsError(f"{path}: 'bots.engine' must be builtin or rasa, got {settings.bots.engine!r}")
+    if settings.bots.engine == "rasa" and not settings.bots.rasa_url:
+        raise SettingsError(f"{path}: 'bots.engine' is rasa but 'bots.rasa_url' is empty")
     if settings.server.production and not settings.webchat.token_secret:
         raise SettingsError(f"{path}: server.production is true but WEBCHAT_JWT_SECRET is not set")
+    check_privacy(settings.privacy, str(path))
     check_channels(settings, str(path))
     return settings
+
+
+def check_privacy(privacy: PrivacySettings, where: str) -> None:
+    if privacy.marketing_default not in {"opt_out", "opt_in"}:
+        raise SettingsError(f"{where}: 'privacy.marketing_default' must be opt_out or opt_in, "
+                            f"got {privacy.marketing_default!r}")  # fmt: skip
+    for name in (f.name for f in dataclasses.fields(privacy) if f.name.endswith("_days")):
+        if getattr(privacy, name) < 1:
+            raise SettingsError(f"{where}: 'privacy.{name}' must be at least 1 (days)")
 
 
 def check_channels(settings: Settings, where: str) -> None:

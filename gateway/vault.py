@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 PREFIX = "v1."
 NONCE = 12
 KEY_BYTES = 32
+INDEX_CACHE = 50_000  # keyed hashes remembered per process
 _KEY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -74,6 +76,28 @@ class Keyring:
         self.active = active
         self._ciphers = {kid: AESGCM(key) for kid, key in data_keys.items()}
         self._index_key = index_key
+        self._indexed: dict[tuple[str, str], str] = {}
+        self.path: Path | None = None  # the key file it was read from (``refresh`` follows its changes)
+        self._stamp: tuple[int, int] | None = None
+
+    def refresh(self) -> bool:
+        """Re-read the key file if it changed (a rotation added a key): the running process encrypts with the new
+        active key and reads values sealed with it, without a restart. True when the ring changed. The index key
+        must stay the same (it names every index); a file that does not load leaves the ring as it was."""
+        if self.path is None:
+            return False
+        try:
+            st = self.path.stat()
+        except OSError:
+            return False
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return False
+        fresh = load_keyring(self.path)
+        if fresh._index_key != self._index_key:
+            raise KeyringError(f"{self.path}: the index key changed; it names every index and is never rotated")
+        self._ciphers, self.active, self._stamp = fresh._ciphers, fresh.active, stamp
+        return True
 
     @property
     def key_ids(self) -> list[str]:
@@ -99,6 +123,8 @@ class Keyring:
             return value
         _, kid, body = value.split(".", 2)
         cipher = self._ciphers.get(kid)
+        if cipher is None and self.refresh():  # another process of the deployment already seals with a new key
+            cipher = self._ciphers.get(kid)
         if cipher is None:
             raise KeyringError(f"a value was sealed with key {kid!r}, which is not in the ring")
         try:
@@ -114,8 +140,20 @@ class Keyring:
         return self.encrypt(self.decrypt(value, context), context)
 
     # ---- identifiers -----------------------------------------------------------------------------
+    def derive(self, purpose: str) -> bytes:
+        """A secret of its own for ``purpose`` (e.g. the history's customer and search-term hashes), derived from the
+        index key: kept, like it, outside Redis and the data directory."""
+        return hmac.new(self._index_key, f"derive\0{purpose}".encode(), hashlib.sha256).digest()
+
     def index(self, value: str, purpose: str = "id") -> str:
-        return hmac.new(self._index_key, f"{purpose}\0{value}".encode(), hashlib.sha256).hexdigest()[:32]
+        key = (purpose, value)
+        found = self._indexed.get(key)
+        if found is None:  # a turn names its sender's keys several times: hash once (bounded memory)
+            if len(self._indexed) >= INDEX_CACHE:
+                self._indexed.clear()
+            found = self._indexed[key] = hmac.new(self._index_key, f"{purpose}\0{value}".encode(),
+                                                  hashlib.sha256).hexdigest()[:32]  # fmt: skip
+        return found
 
 
 # ---- loading -----------------------------------------------------------------------------------------
@@ -142,7 +180,8 @@ def load_keyring(path: Path, data_dir: Path | None = None) -> Keyring:
     if data_dir is not None and path.is_relative_to(data_dir.expanduser().resolve()):
         raise KeyringError(f"the key file {path} lies inside the data directory: keep keys apart from the data")
     try:
-        mode = path.stat().st_mode
+        st = path.stat()  # before the read: a change after it shows as a new stamp (``refresh`` reads again)
+        mode = st.st_mode
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise KeyringError(f"no key file at {path} (write one with 'gateway keys new {path}')") from None
@@ -162,7 +201,9 @@ def load_keyring(path: Path, data_dir: Path | None = None) -> Keyring:
             raise KeyringError(f"{path}:{n}: expected 'data <id> <base64>' or 'index <base64>'")
     if not keys or not index:
         raise KeyringError(f"{path}: needs at least one 'data' line and an 'index' line")
-    return Keyring(keys, next(iter(keys)), index)
+    ring = Keyring(keys, next(iter(keys)), index)
+    ring.path, ring._stamp = path, (st.st_mtime_ns, st.st_size)
+    return ring
 
 
 def new_key_id() -> str:
@@ -173,11 +214,18 @@ def new_key_file(path: Path) -> None:
     """Write a new key file (mode 600): one data key and an index key. Refuses to overwrite."""
     path = path.expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if path.exists():
+        raise FileExistsError(f"{path} exists")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write("# gateway keys: the first 'data' line is the active key; keep this file out of the data dir\n")
         out.write(f"data {new_key_id()} {base64.b64encode(os.urandom(KEY_BYTES)).decode()}\n")
         out.write(f"index {base64.b64encode(os.urandom(KEY_BYTES)).decode()}\n")
+    try:
+        os.link(tmp, path)  # whole or not at all: a process starting beside this one never reads half a file
+    finally:
+        tmp.unlink()
 
 
 def add_key(path: Path) -> str:
@@ -194,3 +242,34 @@ def add_key(path: Path) -> str:
         out.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
     return kid
+
+
+def default_key_file(env: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/gateway/keys`` (``~/.config/gateway/keys``): apart from any data directory."""
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "gateway" / "keys"
+
+
+def deployment_keyring(
+    key_file: str, data_dir: Path, production: bool, env: Mapping[str, str] | None = None
+) -> tuple[Keyring, str]:
+    """The deployment's ring and where it came from: ``GATEWAY_DATA_KEYS`` + ``GATEWAY_INDEX_KEY``, else the key file
+    (``GATEWAY_KEY_FILE``, else ``key_file``, else ``default_key_file``). Outside production a missing key file is
+    made (the demo needs nothing set up); in production it is refused: data sealed under a lost key is lost, so a
+    new one is never made silently. Raises ``KeyringError`` with what to do."""
+    env = os.environ if env is None else env
+    ring = from_env(env)
+    if ring is not None:
+        return ring, "GATEWAY_DATA_KEYS"
+    path = Path(env.get("GATEWAY_KEY_FILE") or key_file or default_key_file(env)).expanduser()
+    if not path.exists():
+        if production:
+            raise KeyringError(
+                f"no key file at {path} and GATEWAY_DATA_KEYS is not set: customer data is encrypted at rest "
+                f"(server.production refuses to make a key silently). Make one with 'gateway keys new {path}' "
+                "and keep a copy apart from the data backups."
+            )
+        with contextlib.suppress(FileExistsError):  # another process of the deployment made it first
+            new_key_file(path)
+        return load_keyring(path, data_dir), f"{path} (made now)"
+    return load_keyring(path, data_dir), str(path)

@@ -45,8 +45,8 @@ class Callbacks:
         self._close = redis.register_script(_CLOSE)
 
     async def _add(self, entry: dict[str, Any]) -> None:
-        await self.redis.xadd(self.keys.handoff_callbacks(), {"e": json.dumps(entry, ensure_ascii=False)},
-                              maxlen=HANDOFF_CALLBACKS_MAXLEN)  # fmt: skip
+        sealed = self.keys.seal(json.dumps(entry, ensure_ascii=False))  # the sender and the text: encrypted at rest
+        await self.redis.xadd(self.keys.handoff_callbacks(), {"e": sealed}, maxlen=HANDOFF_CALLBACKS_MAXLEN)
         await self.store.publish({"type": "callbacks_changed"})
 
     async def open_task(self, channel: str, sender: str) -> str | None:
@@ -91,7 +91,7 @@ class Callbacks:
         entries = await self.redis.xrevrange(self.keys.handoff_callbacks(), count=READ_BACK)
         tasks: dict[str, dict[str, Any]] = {}
         for _, fields in reversed(entries):  # oldest first: the request, then the customer's messages
-            data = json.loads(fields[b"e"])
+            data = json.loads(self.keys.unseal(fields[b"e"]))
             task = tasks.setdefault(data["id"], {"id": data["id"], "messages": []})
             if data.get("kind") == "message":
                 task["messages"].append({"text": data["text"], "at": data["at"]})
@@ -103,7 +103,7 @@ class Callbacks:
             if "channel" not in task:
                 continue  # its request fell off the stream's end
             handled = done.get(task["id"].encode())
-            task["handled"] = json.loads(handled) if handled else None
+            task["handled"] = json.loads(self.keys.unseal(handled)) if handled else None
             if include_done or not handled:
                 out.append(task)
         return out[:limit]
@@ -119,7 +119,7 @@ class Callbacks:
         task = await self.get(task_id)
         record = {"agent": agent.display_name, "at": time.time(), "reply": bool(reply), "note": note[:500]}
         if not await self.redis.hsetnx(self.keys.handoff_callbacks_done(), task_id,
-                                       json.dumps(record, ensure_ascii=False)):  # fmt: skip
+                                       self.keys.seal(json.dumps(record, ensure_ascii=False))):  # fmt: skip
             raise Conflict("this callback task was already handled", zh="该回电任务已被处理")
         await self._close(keys=[self.keys.handoff_callback_open(task["channel"], task["sender"])], args=[task_id])
         if reply:

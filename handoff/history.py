@@ -110,8 +110,9 @@ class History:
             "agent": holder, "agents": ",".join(agents), "closed_by": closed_by,
             "disposition": disposition, "enqueued_at": chat.enqueued_at, "assigned_at": chat.assigned_at or "",
             "closed_at": at, "log": chat.log, "log_from": chat.log_from or "", "log_to": upto or "",
-            "customer_key": self.key_of(chat), "text": text,
+            "customer_key": self.key_of(chat), "text": self.keys.seal(text),
         }  # fmt: skip
+        record["customer"] = self.keys.seal(str(record["customer"]))
         indexes = [self.keys.handoff_history(record["customer_key"])]
         indexes += [self.keys.handoff_index("agent", a) for a in agents]
         if chat.ticket:
@@ -139,7 +140,12 @@ class History:
             for episode in ids:
                 pipe.hgetall(self.keys.handoff_episode(episode))
             rows = await pipe.execute()
-        return [{k.decode(): v.decode() for k, v in row.items()} for row in rows if row]
+        out = [{k.decode(): v.decode() for k, v in row.items()} for row in rows if row]
+        for episode in out:  # the customer's label and words are encrypted at rest
+            for field in ("customer", "text"):
+                if field in episode:
+                    episode[field] = self.keys.unseal(episode[field])
+        return out
 
     async def episode(self, episode: str) -> dict[str, Any] | None:
         found = await self.episodes([episode])
@@ -165,7 +171,7 @@ class History:
             before = [e for e in episodes if e["chat"] == chat_id and float(e["closed_at"]) <= when]
             if before:
                 best = max(before, key=lambda e: float(e["closed_at"]))
-                best["score"], best["comment"] = json.loads(score), json.loads(comment or b'""')
+                best["score"], best["comment"] = json.loads(score), json.loads(self.keys.unseal(comment) or '""')
         return episodes
 
     async def tickets_of(self, chat: Chat) -> list[dict[str, Any]]:

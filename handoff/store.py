@@ -47,6 +47,8 @@ return 1
 """
 
 ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # chat ids (conversation ids) and callback task ids
+SEALED = frozenset({"sender", "phone"})  # a chat's fields that identify the customer: encrypted at rest
+SEALED_B = tuple(f.encode() for f in SEALED)
 Timers = dict[str, tuple[float, float, bool]]  # clock → (warn at, due at, breached), as the console shows them
 
 
@@ -114,9 +116,15 @@ class ChatStore:
         self._return = redis.register_script(_RETURN)
 
     # ---- reads ------------------------------------------------------------------------------------
+    def _chat(self, raw: dict[bytes, bytes]) -> Chat:
+        for field in SEALED_B:
+            if raw.get(field):
+                raw[field] = self.keys.unseal(raw[field]).encode()
+        return Chat.from_redis(raw)
+
     async def find(self, chat_id: str) -> Chat | None:
         raw = await self.redis.hgetall(self.keys.handoff_chat(chat_id))
-        return Chat.from_redis(raw) if raw else None
+        return self._chat(raw) if raw else None
 
     async def get(self, chat_id: str) -> Chat:
         """The chat, or ``NotFound`` (404)."""
@@ -133,7 +141,7 @@ class ChatStore:
             for chat_id in ids:
                 pipe.hgetall(self.keys.handoff_chat(chat_id))
             rows = await pipe.execute()
-        return [Chat.from_redis(r) for r in rows if r]
+        return [self._chat(r) for r in rows if r]
 
     async def queued(self, limit: int = 200) -> list[Chat]:
         """The queue, first in line first."""
@@ -174,13 +182,13 @@ class ChatStore:
 
     async def log(self, chat: Chat) -> list[dict[str, Any]]:
         """Every entry of the chat's conversation log, oldest first."""
-        return [json.loads(fields[b"e"]) for _, fields in await self.redis.xrange(chat.log)]
+        return [json.loads(self.keys.unseal(fields[b"e"])) for _, fields in await self.redis.xrange(chat.log)]
 
     async def log_slice(self, key: str, after: str | None, upto: str | None, count: int = 2000) -> list[dict[str, Any]]:
         """The log entries after stream id ``after`` (from the start when None) up to ``upto`` (to the end), at
         most ``count``, oldest first."""
         rows = await self.redis.xrange(key, f"({after}" if after else "-", upto or "+", count=count)
-        return [json.loads(fields[b"e"]) for _, fields in rows]
+        return [json.loads(self.keys.unseal(fields[b"e"])) for _, fields in rows]
 
     async def log_end(self, key: str) -> str | None:
         """The stream id of the log's last entry (None when it is empty)."""
@@ -193,10 +201,11 @@ class ChatStore:
         return self.redis.pipeline(transaction=False)
 
     def put_queued(self, pipe: Pipeline, fields: dict[str, Any], score: float) -> None:
-        """A new chat in the queue (replacing an old record of the same conversation)."""
+        """A new chat in the queue (replacing an old record of the same conversation). The customer's identifiers
+        (``SEALED``) are stored encrypted."""
         key = self.keys.handoff_chat(str(fields["id"]))
         pipe.delete(key)
-        pipe.hset(key, mapping=fields)
+        pipe.hset(key, mapping={k: self.keys.seal(str(v)) if k in SEALED and v else v for k, v in fields.items()})
         pipe.zadd(self.keys.handoff_queue(), {str(fields["id"]): score})
 
     async def link(self, chat: Chat) -> None:
@@ -261,5 +270,5 @@ class ChatStore:
     async def log_entry(self, chat: Chat, entry: dict[str, Any]) -> dict[str, Any]:
         """Append to the chat's conversation log (``at`` now unless given); returns the entry as stored."""
         entry = {**entry, "at": entry.get("at", time.time())}
-        await self.redis.xadd(chat.log, {"e": json.dumps(entry, ensure_ascii=False)})
+        await self.redis.xadd(chat.log, {"e": self.keys.seal(json.dumps(entry, ensure_ascii=False))})
         return entry

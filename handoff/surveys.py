@@ -44,7 +44,9 @@ class Surveys:
                  "channel": chat.channel if chat else "", "complaint_type": chat.complaint_type if chat else None,
                  "at": time.time()}  # fmt: skip
         key = self.keys.handoff_survey(conversation_id)
-        await self.redis.hset(key, mapping={k: json.dumps(v, ensure_ascii=False) for k, v in entry.items()})
+        stored = {k: json.dumps(v, ensure_ascii=False) for k, v in entry.items()}
+        stored["comment"] = self.keys.seal(stored["comment"])  # the customer's own words: encrypted at rest
+        await self.redis.hset(key, mapping=stored)
         await self.redis.expire(key, HANDOFF_SURVEY_TTL)
         if comment is None:
             await self.redis.xadd(self.keys.handoff_surveys(), {"e": json.dumps(entry, ensure_ascii=False)})

@@ -49,6 +49,20 @@ def redis_url() -> Iterator[str]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The data keys of every gateway the tests start (in this process or as a child process): a key file of this
+    test session's own, never the user's ``~/.config/gateway/keys``."""
+    path = tmp_path_factory.mktemp("keys") / "keys"
+    before = os.environ.get("GATEWAY_KEY_FILE")
+    os.environ["GATEWAY_KEY_FILE"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("GATEWAY_KEY_FILE", None)
+    else:
+        os.environ["GATEWAY_KEY_FILE"] = before
+
+
 @pytest.fixture(scope="session")
 def nlu_engine() -> NLU:
     return NLU.load(cache_dir=NLU_CACHE)

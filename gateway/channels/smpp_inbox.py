@@ -140,7 +140,8 @@ class SmppInbound:
         digest = hashlib.sha1(f"{mo.source}|{mo.dest}|{text}".encode()).hexdigest()[:20]
         await self._accept(
             keys=[self.keys.smpp_seen(digest), self.stream],
-            args=[self.WINDOW, SMPP_INBOX_MAXLEN, "from", mo.source, "to", mo.dest, "text", text,
+            args=[self.WINDOW, SMPP_INBOX_MAXLEN, "from", self.keys.seal(mo.source), "to", mo.dest,
+                  "text", self.keys.seal(text),
                   "id", f"{digest}-{time.time():.3f}", "at", f"{time.time():.3f}"],
         )  # fmt: skip
         return C.SMPP_ESME_ROK
@@ -173,6 +174,7 @@ class SmppInbound:
 
     async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         f = {k.decode(): v.decode() for k, v in fields.items()}
+        f["from"], f["text"] = self.keys.unseal(f.get("from", "")), self.keys.unseal(f.get("text", ""))  # sealed
         try:
             await self.channel.receive(f["from"], f["text"], f["id"], float(f.get("at", 0)) or None, provider="smpp")
         except Exception as exc:

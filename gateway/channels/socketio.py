@@ -138,7 +138,7 @@ class SocketHub:
 
     async def publish(self, sender: str, payloads: list[dict[str, Any]]) -> None:
         name = self._name(sender)
-        data = json.dumps({"m": payloads}, ensure_ascii=False)
+        data = self.keys.seal(json.dumps({"m": payloads}, ensure_ascii=False))  # kept while away: encrypted at rest
         await self._script(keys=[self.keys.visitor_outbox(name)],
                            args=[self.keys.visitor_channel(name), data, self.limit, PENDING_TTL])  # fmt: skip
 
@@ -179,7 +179,7 @@ class SocketHub:
                 pipe.expire(key, PENDING_TTL)
                 await pipe.execute()
             return
-        for payload in json.loads(data)["m"]:
+        for payload in json.loads(self.keys.unseal(data))["m"]:
             for reply in payload.get("quick_replies", ()):
                 for sid in sids:
                     titles = self.titles.setdefault(sid, {})

@@ -116,14 +116,19 @@ class WebchatHub:
         datas = [json.dumps({**frame, "seq": seq}, ensure_ascii=False) for frame, seq in zip(frames, seqs, strict=True)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for data in datas:
-                pipe.xadd(self.keys.visitor_outbox(visitor), {"f": data}, maxlen=self.replay_limit, approximate=True)
+                pipe.xadd(
+                    self.keys.visitor_outbox(visitor),
+                    {"f": self.keys.seal(data)},
+                    maxlen=self.replay_limit,
+                    approximate=True,
+                )  # kept for a replay: encrypted at rest (the live frame is not stored)
             pipe.publish(self.keys.visitor_channel(visitor), datas[0] if len(datas) == 1 else f"[{','.join(datas)}]")
             await pipe.execute()
         return seqs
 
     async def replay(self, visitor: str, after: int) -> list[dict[str, Any]]:
         entries = await self.redis.xrevrange(self.keys.visitor_outbox(visitor), count=self.replay_limit)
-        frames = [json.loads(fields[b"f"]) for _, fields in entries]
+        frames = [json.loads(self.keys.unseal(fields[b"f"])) for _, fields in entries]
         return sorted((f for f in frames if f["seq"] > after), key=lambda f: f["seq"])
 
     async def attach(self, visitor: str, ws: web.WebSocketResponse, last_seq: int) -> None:

@@ -56,6 +56,12 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# a case's fields that identify the customer or hold their words: encrypted at rest (the history and notes lists are
+# encrypted entry by entry); the reports' stream of events carries none of them
+SEALED = frozenset({"owner", "sender", "phone", "summary", "facts", "followup"})
+SEALED_B = frozenset(f.encode() for f in SEALED)
+
+
 class CaseStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
@@ -63,12 +69,22 @@ class CaseStore:
         self._create = redis.register_script(_CREATE)
         self._move = redis.register_script(_MOVE)
 
+    def _stored(self, fields: dict[str, Any]) -> dict[str, str]:
+        """Fields as stored: JSON for dicts and lists, the ``SEALED`` ones encrypted."""
+        out = {}
+        for key, value in fields.items():
+            text = dumps(value) if isinstance(value, dict | list) else str(value)
+            out[key] = self.keys.seal(text) if key in SEALED and text else text
+        return out
+
+    def _case(self, raw: dict[bytes, bytes]) -> dict[str, Any]:
+        return decode({k: self.keys.unseal(v).encode() if k in SEALED_B and v else v for k, v in raw.items()})
+
     # ---- writes -----------------------------------------------------------------------------------------
     async def create(self, ticket: str, owner: str, fields: dict[str, Any], entry: dict[str, Any]) -> tuple[bool, str]:
         """Register a case unless the customer has an open one: ``(True, ticket)``, else ``(False, open ticket)``."""
         k = self.keys
-        flat = [str(x) for kv in fields.items() for x in (kv[0], dumps(kv[1]) if isinstance(kv[1], dict | list)
-                                                           else kv[1])]  # fmt: skip
+        flat = [x for kv in self._stored(fields).items() for x in kv]
         made, which = await self._create(
             keys=[k.case_open(owner), k.case(ticket), k.case_history(ticket), k.cases_all(), k.cases_in("registered"),
                   k.cases_of(owner), k.case_events()],
@@ -79,8 +95,7 @@ class CaseStore:
                    **fields: Any) -> str:  # fmt: skip
         """One transition from the case's stage as read; ``'ok'``, else the stage it is at by now."""
         k, ticket = self.keys, case["ticket"]
-        flat = [str(x) for kv in fields.items() for x in (kv[0], dumps(kv[1]) if isinstance(kv[1], dict | list)
-                                                           else kv[1])]  # fmt: skip
+        flat = [x for kv in self._stored(fields).items() for x in kv]
         got = await self._move(
             keys=[k.case(ticket), k.case_history(ticket), k.cases_in(case["status"]), k.cases_in(to), k.case_events(),
                   k.case_open(case["owner"])],
@@ -88,8 +103,7 @@ class CaseStore:
         return got.decode() if isinstance(got, bytes) else str(got)
 
     async def update(self, ticket: str, **fields: Any) -> None:
-        mapping = {k: dumps(v) if isinstance(v, dict | list) else str(v) for k, v in fields.items()}
-        await self.redis.hset(self.keys.case(ticket), mapping=mapping)  # type: ignore[arg-type]
+        await self.redis.hset(self.keys.case(ticket), mapping=self._stored(fields))  # type: ignore[arg-type]
 
     async def assign(self, ticket: str, before: str, after: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -102,17 +116,17 @@ class CaseStore:
     async def record(self, ticket: str, entry: dict[str, Any]) -> None:
         """An event in the case's history (a clock warning, a breach, an escalation, a link), also for reports."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(self.keys.case_history(ticket), dumps(entry))
+            pipe.rpush(self.keys.case_history(ticket), self.keys.seal(dumps(entry)))
             pipe.xadd(self.keys.case_events(), {"e": dumps(entry)}, maxlen=CASE_EVENTS_MAXLEN, approximate=True)
             await pipe.execute()
 
     async def add_note(self, ticket: str, note: dict[str, Any]) -> None:
-        await self.redis.rpush(self.keys.case_notes(ticket), dumps(note))
+        await self.redis.rpush(self.keys.case_notes(ticket), self.keys.seal(dumps(note)))
 
     # ---- reads ------------------------------------------------------------------------------------------
     async def find(self, ticket: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(self.keys.case(ticket))
-        return decode(raw) if raw else None
+        return self._case(raw) if raw else None
 
     async def get(self, ticket: str) -> dict[str, Any]:
         case = await self.find(ticket)
@@ -127,13 +141,13 @@ class CaseStore:
             for t in tickets:
                 pipe.hgetall(self.keys.case(t))
             rows = await pipe.execute()
-        return [decode(r) for r in rows if r]
+        return [self._case(r) for r in rows if r]
 
     async def history(self, ticket: str) -> list[dict[str, Any]]:
-        return [json.loads(e) for e in await self.redis.lrange(self.keys.case_history(ticket), 0, -1)]
+        return [json.loads(self.keys.unseal(e)) for e in await self.redis.lrange(self.keys.case_history(ticket), 0, -1)]
 
     async def notes(self, ticket: str) -> list[dict[str, Any]]:
-        return [json.loads(e) for e in await self.redis.lrange(self.keys.case_notes(ticket), 0, -1)]
+        return [json.loads(self.keys.unseal(e)) for e in await self.redis.lrange(self.keys.case_notes(ticket), 0, -1)]
 
     async def tickets(self, *, stage: str | None = None, assignee: str | None = None, limit: int = 500) -> list[str]:
         """Tickets, newest first, of one stage and/or one agent (all cases when neither is given)."""

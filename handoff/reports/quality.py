@@ -111,14 +111,14 @@ def _gaps(entries: list[dict[str, Any]], assigned_at: float, r: Rubric) -> list[
     return out
 
 
-async def transcript(redis: aioredis.Redis, log_key: str, since: float) -> list[dict[str, Any]]:
+async def transcript(redis: aioredis.Redis, keys: Keys, log_key: str, since: float) -> list[dict[str, Any]]:
     """The chat's log entries from ``since`` (a second's slack) on."""
     start = f"{max(int((since - 1) * 1000), 0)}-0"
     out = []
     for _, fields in await redis.xrange(log_key, min=start, max="+", count=5000):
         try:
-            entry = json.loads(fields[b"e"])
-        except (KeyError, ValueError):
+            entry = json.loads(keys.unseal(fields[b"e"]))
+        except (KeyError, ValueError):  # (KeyringError is a ValueError: an entry that does not open is skipped)
             continue
         if isinstance(entry, dict):
             out.append(entry)
@@ -132,7 +132,7 @@ def total(deductions: list[dict[str, Any]]) -> int:
 async def inspect(redis: aioredis.Redis, keys: Keys, chat: ChatLike, disposition: str, at: float) -> int:
     """Score a closed chat, keep the inspection, count it for its agent; its score."""
     since = chat.assigned_at or chat.enqueued_at
-    entries = await transcript(redis, chat.log, since)
+    entries = await transcript(redis, keys, chat.log, since)
     found = score(entries, disposition, since, None, rubric())
     points = total(found)
     record = {

@@ -7,14 +7,14 @@ import asyncio
 import redis.asyncio as aioredis
 
 from gateway.app import create_app
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from tests.bots.conftest import DEMO, SECRET, Customer
 
 
 async def orders(redis_url: str, prefix: str) -> int:
     client = aioredis.from_url(redis_url)
     try:
-        return int(await client.get(Keys(prefix).bss_orders()) or 0)
+        return int(await client.get(deployment_keys(prefix).bss_orders()) or 0)
     finally:
         await client.aclose()
 

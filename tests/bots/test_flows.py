@@ -14,7 +14,7 @@ from bots.context import Ctx, Flow
 from bots.flows import FLOWS, ROUTES
 from bots.state import BotState, FlowId
 from gateway.keys import PIPELINE
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from nlu import INTENTS
 from tests.bots.conftest import DEMO, demo
 
@@ -85,11 +85,13 @@ def _module_of(flow: Flow) -> str:
 async def test_questions_are_stored_under_the_same_strings(customer, redis_client, key_prefix):
     c = customer("13800138004")
     await c.text("查账单")
-    stored = await redis_client.hget(Keys(key_prefix).sender("rest", c.sender), "bot")
-    assert b'"flow":"bill"' in stored
+    keys = deployment_keys(key_prefix)
+    stored = await redis_client.hget(keys.sender("rest", c.sender), "bot")
+    assert b'"flow":"bill"' not in stored  # encrypted at rest
+    assert '"flow":"bill"' in keys.unseal(stored)
     await c.text('/change_package{"plan":"premium_199"}')
-    stored = await redis_client.hget(Keys(key_prefix).sender("rest", c.sender), "bot")
-    assert b'"flow":"change_plan"' in stored
+    stored = await redis_client.hget(keys.sender("rest", c.sender), "bot")
+    assert '"flow":"change_plan"' in keys.unseal(stored)
 
 
 async def test_a_write_refused_by_the_back_end_is_told(customer):

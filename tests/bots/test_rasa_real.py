@@ -46,6 +46,13 @@ pytestmark = [
         not RASA.exists(),
         reason=f"Rasa 3.6.21 is not installed in {RASA_HOME}/venv (scripts/rasa-interop.sh installs it, ~1.5 GB)",
     ),
+    # a real Rasa server takes 60-200 s to start on a loaded 2-core machine (and its first training ~100 s): past the
+    # suite's 60 s per test and its time budget, so the main suite leaves it to scripts/rasa-interop.sh
+    pytest.mark.skipif(
+        os.environ.get("GW_RASA_INTEROP") != "1",
+        reason="the real-Rasa tests run with scripts/rasa-interop.sh (GW_RASA_INTEROP=1): a Rasa server's start "
+        "alone exceeds the main suite's 60 s per test",
+    ),
 ]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from gateway.security import mint_customer_token
 from handoff.incidents.config import DetectorConfig
 from handoff.incidents.detector import Counts, Detector
@@ -171,8 +171,8 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     counts = Counts()
     for i in range(30):
         counts.add("丰台区", "sms", "complaint", f"丰台区没信号 {i}")
-    await counts.flush(client, Keys(key_prefix))
-    assert await Detector(client, Keys(key_prefix), DetectorConfig()).evaluate()
+    await counts.flush(client, deployment_keys(key_prefix))
+    assert await Detector(client, deployment_keys(key_prefix), DetectorConfig()).evaluate()
     await client.aclose()
     proposal = page.locator(".proposal", has_text="丰台区").first
     await proposal.wait_for(timeout=10_000)  # the page polls

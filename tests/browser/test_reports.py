@@ -8,7 +8,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from handoff.reports import seed
 from handoff.reports.config import configure
 from tests.browser.shots import screenshots_dir
@@ -21,7 +21,7 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
     config = configure(None)
     history = seed.generate(config, 30, 400, now, seed=7)
     client = aioredis.from_url(redis_url)
-    await seed.write(client, Keys(key_prefix), history, now, config.tz)
+    await seed.write(client, deployment_keys(key_prefix), history, now, config.tz)
     await client.aclose()
 
     page = await browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")

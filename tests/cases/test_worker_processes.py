@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 from bots.ports import HandoffRequest
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from tests.cases.worker_proc import engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_three_worker_processes_fire_each_timer_once(redis_url, redis_client, key_prefix):
-    cases = engine(redis_client, Keys(key_prefix))  # registers only: no worker in this process
+    cases = engine(redis_client, deployment_keys(key_prefix))  # registers only: no worker in this process
     procs = [subprocess.Popen([sys.executable, "-m", "tests.cases.worker_proc", redis_url, key_prefix, "20"],
                               cwd=ROOT, stdout=subprocess.PIPE) for _ in range(3)]  # fmt: skip
     try:
@@ -60,7 +60,7 @@ async def test_a_case_left_registered_by_a_dead_process_is_analysed_and_dispatch
     """What a process that died right after registering leaves: the case at ``registered`` and its intake timer."""
     import time
 
-    cases = engine(redis_client, Keys(key_prefix))
+    cases = engine(redis_client, deployment_keys(key_prefix))
     now = time.time()
     fields = {"ticket": "TS2026010100042", "status": "registered", "source": "bot", "owner": "webchat:v9",
               "channel": "webchat", "sender": "v9", "phone": "", "lang": "zh", "summary": "我要找律师起诉你们",

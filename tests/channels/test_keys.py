@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from gateway.channels.authn import MAX_SKEW
 from gateway.metrics import Metrics
 from gateway.outbox import Job, Outbox, OutboxPolicy
-from gateway.rkeys import WEBHOOK_REPLAY_TTL, Keys
+from gateway.rkeys import WEBHOOK_REPLAY_TTL, Keys, deployment_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 K = Keys("gw:")
@@ -71,13 +71,16 @@ def test_no_channel_builds_its_own_key_names():
 
 async def test_the_outbox_writes_its_keys_under_the_same_names(redis_url, key_prefix):
     client = aioredis.from_url(redis_url)
-    outbox = Outbox(client, Keys(key_prefix), "sms", Metrics(), OutboxPolicy())
+    outbox = Outbox(client, deployment_keys(key_prefix), "sms", Metrics(), OutboxPolicy())
     try:
         assert await outbox.put(Job(to="13800138000", text="hi", id="f00d"))
         assert await outbox.put(Job(to="13800138001", text="hi"))  # no id: no marker
         found = {k.decode() async for k in client.scan_iter(match=f"{key_prefix}*")}
-        assert found == {f"{key_prefix}{{out:sms}}:due", f"{key_prefix}{{out:sms}}:q:13800138000",
-                         f"{key_prefix}{{out:sms}}:q:13800138001", f"{key_prefix}{{out:sms}}:id:f00d"}  # fmt: skip
+        k = deployment_keys(key_prefix)  # a recipient is named by its keyed hash, never the number
+        out = f"{key_prefix}{{out:sms}}"
+        assert found == {f"{out}:due", f"{out}:q:{k.cid('13800138000')}", f"{out}:q:{k.cid('13800138001')}",
+                         f"{out}:id:f00d"}  # fmt: skip
+        assert not any("1380013800" in name for name in found)
         assert 0 < await client.ttl(f"{key_prefix}{{out:sms}}:id:f00d") <= 86400
     finally:
         await client.aclose()

@@ -16,6 +16,7 @@ import socketio
 
 from gateway.channels.socketio import SOCKETIO
 from gateway.models import Button, OutboundMessage
+from gateway.rkeys import deployment_keys
 from gateway.security import mint_customer_token
 from tests.channels.conftest import eventually
 
@@ -100,8 +101,10 @@ async def test_handshake_answers_and_quick_replies_as_rasa_emits_them(gateways, 
     asked = await w.bot()
     assert set(asked) == {"text"} and "验证" in asked["text"]
     sender = session.split(".")[0]  # the conversation is kept under the session's random part
-    (log_key,) = [k async for k in redis_client.scan_iter(f"{key_prefix}{{sender:socketio:{sender}}}:log:*")]
-    entries = [json.loads(f[b"e"]) for _, f in await redis_client.xrange(log_key)]
+    keys = deployment_keys(key_prefix)  # names carry the sender's keyed hash; entries are encrypted
+    match = f"{key_prefix}{{sender:socketio:{keys.cid(sender)}}}:log:*"
+    (log_key,) = [k async for k in redis_client.scan_iter(match)]
+    entries = [json.loads(keys.unseal(f[b"e"])) for _, f in await redis_client.xrange(log_key)]
     clicked = next(e for e in entries if e.get("text") == "/query_balance")
     assert clicked["display"] == "查话费余额"  # the console shows what the customer clicked
     await w.say("how much data do I have left", language="en")

@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import itertools
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,7 +26,7 @@ import socketio
 from redis.commands.core import AsyncScript
 
 from bots.identity import Binder
-from gateway import redisconn
+from gateway import redisconn, rekey
 from gateway.app import create_app
 from gateway.channels.authn import Replays
 from gateway.channels.smpp import MobileOriginated
@@ -37,6 +38,7 @@ from gateway.nlu_review import Collector, ReviewStore
 from gateway.outbox import Job, Outbox, OutboxPolicy
 from gateway.redisconn import GatewayCluster, cluster_nodes, is_cluster, sync_client
 from gateway.rkeys import Keys
+from gateway.vault import Keyring
 from handoff import api as handoff_api
 from handoff.cases.clocks import CaseTimers
 from handoff.cases.store import CaseStore
@@ -288,6 +290,16 @@ async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aioh
         incident = await incidents.create(title="光缆中断", category="network", severity=2, districts=("海淀",),
                                           services=("broadband",), owner="super1", by="super1")  # fmt: skip
         assert (await incidents.move(incident.id, "assessed", "super1")).stage == "assessed"
+        # key rotation: values sealed under an old key re-sealed in place (string, hash field, list item, stream)
+        k_old, k_new, k_index = os.urandom(32), os.urandom(32), os.urandom(32)
+        sealed = Keys(f"{prefix}rekey:", Keyring({"old": k_old}, "old", k_index))
+        await r.set(sealed.ck("s"), sealed.seal("a"))
+        await r.hset(sealed.ck("h"), "f", sealed.seal("b"))
+        await r.rpush(sealed.ck("l"), sealed.seal("c"))
+        await r.xadd(sealed.ck("x"), {"e": sealed.seal("d")})
+        rotated = Keys(f"{prefix}rekey:", Keyring({"new": k_new, "old": k_old}, "new", k_index))
+        assert (await rekey.reencrypt(r, rotated)).resealed == 4
+        assert await rekey.census(r, rotated) == {"new": 4}
         missing = {name for name, text in scripts.items() if text not in ran}
         assert not missing, f"scripts not run on the cluster: {sorted(missing)}"
     finally:

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 
 from bots.bss.demo import DemoBSS
 from bots.bss.server import create_bss_app
+from gateway.rkeys import deployment_keys
 from gateway.security import mint_customer_token
 from tests.bots.conftest import SECRET
 from tests.bots.test_backend import Faults
@@ -118,8 +119,9 @@ async def test_sigkill_mid_run_loses_nothing_and_answers_once(aiohttp_server, re
         proc.wait(15)
     # each message is in its conversation's log exactly once
     for sender, _, mid in messages:
-        logs = [k async for k in redis.scan_iter(match=f"{key_prefix}{{sender:rest:{sender}}}:log:*")]
-        entries = [json.loads(f[b"e"]) for key in logs for _, f in await redis.xrange(key)]
+        keys = deployment_keys(key_prefix)  # names carry the sender's keyed hash; entries are encrypted
+        logs = [k async for k in redis.scan_iter(match=f"{key_prefix}{{sender:rest:{keys.cid(sender)}}}:log:*")]
+        entries = [json.loads(keys.unseal(f[b"e"])) for key in logs for _, f in await redis.xrange(key)]
         customer = [e for e in entries if e["kind"] == "customer" and e["message_id"] == mid]
         assert len(customer) == 1, (mid, entries)
     await redis.aclose()

@@ -24,7 +24,7 @@ from gateway.app import create_app
 from gateway.keys import PIPELINE
 from gateway.nlu_review import Collector
 from gateway.nlu_review_api import LOOP
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from handoff.config import load_handoff_config
 from nlu.data import load, load_rasa_yaml
 from nlu.review import add_examples, label_of
@@ -120,7 +120,7 @@ async def test_unsure_messages_are_collected_masked_once_each(gateway, clients, 
     assert not any(s["text"].startswith("查一下") for s in body["samples"])  # a confident turn is not collected
     assert body["names"]["complaint/network"] == {"zh": "投诉 · 网络类", "en": "Complaint · network"}
     # nothing of the number at rest
-    keys = Keys(key_prefix)
+    keys = deployment_keys(key_prefix)
     raw = await redis_client.hgetall(keys.nlu_review_items())
     assert raw and not any(PHONE.encode() in v for v in raw.values())
     assert 0 < await redis_client.ttl(keys.nlu_review_items()) <= 30 * 86400
@@ -134,10 +134,10 @@ async def test_unsure_messages_are_collected_masked_once_each(gateway, clients, 
 async def test_collection_is_capped_and_decided_samples_are_not_collected_again(redis_client, key_prefix, nlu_engine,
                                                                                make_settings):  # fmt: skip
     settings = make_settings(nlu={"review_max": 3, "review_threshold": 1.01})  # everything counts as unsure
-    collector = Collector(redis_client, Keys(key_prefix), settings.nlu)
+    collector = Collector(redis_client, deployment_keys(key_prefix), settings.nlu)
     from gateway.nlu_review import ReviewStore
 
-    store = ReviewStore(redis_client, Keys(key_prefix), settings.nlu)
+    store = ReviewStore(redis_client, deployment_keys(key_prefix), settings.nlu)
     for n in range(5):
         collector.offer(nlu_engine, nlu_engine.parse(f"第{n}个奇怪的问题 example {n}"))
         await collector.flush()

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from gateway.metrics import Metrics
 from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 
 CHANNEL = "tg"
 TOL = 0.015  # clock/scheduling slack for "not before" checks
@@ -106,7 +106,7 @@ async def new_redis(redis_url: str) -> AsyncIterator[Callable[[], aioredis.Redis
 @pytest.fixture
 def make_outbox(new_redis: Callable[[], aioredis.Redis], key_prefix: str) -> Callable[..., Outbox]:
     def make(**overrides: float) -> Outbox:
-        return Outbox(new_redis(), Keys(key_prefix), CHANNEL, Metrics(), policy(**overrides))
+        return Outbox(new_redis(), deployment_keys(key_prefix), CHANNEL, Metrics(), policy(**overrides))
 
     return make
 

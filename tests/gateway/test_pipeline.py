@@ -12,7 +12,7 @@ import pytest
 
 from gateway.app import EMBEDDED, create_app
 from gateway.keys import REDIS
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from nlu import NLU, NLUConfig
 
 
@@ -29,10 +29,10 @@ async def test_same_sender_on_two_processes_is_handled_in_order(aiohttp_client, 
     texts = [f"第{i}条：查一下流量" for i in range(12)]
     results = await asyncio.gather(*(post(a if i % 2 else b, "same-sender", t) for i, t in enumerate(texts)))
     assert all(r and r[0]["text"] for r in results)  # every message answered
-    keys = Keys(settings.redis.key_prefix)
+    keys = deployment_keys(settings.redis.key_prefix)
     conv = (await redis_client.hget(keys.sender("rest", "same-sender"), "conv")).decode()
     log = [
-        json.loads(fields[b"e"])
+        json.loads(keys.unseal(fields[b"e"]))
         for _, fields in await redis_client.xrange(keys.conversation_log("rest", "same-sender", conv))
     ]
     customer = [e for e in log if e["kind"] == "customer"]
@@ -125,7 +125,7 @@ async def test_embedded_redis_keeps_conversations_across_a_restart(aiohttp_clien
     client2 = await aiohttp_client(app2)
     again = await post(client2, "durable-1", "帮我查下账单", message_id="d-1")
     assert again == first  # the provider's retry after the crash is answered from the stored turn
-    keys = Keys(settings.redis.key_prefix)
+    keys = deployment_keys(settings.redis.key_prefix)
     conv = (await app2[REDIS].hget(keys.sender("rest", "durable-1"), "conv")).decode()
     assert len(await app2[REDIS].xrange(keys.conversation_log("rest", "durable-1", conv))) == 2
 
@@ -133,7 +133,7 @@ async def test_embedded_redis_keeps_conversations_across_a_restart(aiohttp_clien
 async def test_a_retry_after_a_crash_mid_turn_is_handled(client, settings, redis_client):
     """A process died after accepting (the dedupe key says "pending"): once the pending mark
     lapses, the provider's retry is handled instead of being swallowed as a duplicate."""
-    keys = Keys(settings.redis.key_prefix)
+    keys = deployment_keys(settings.redis.key_prefix)
     dedupe = keys.dedupe("rest", "crashy", "c-1")
     await redis_client.set(dedupe, "pending", ex=60)
     ttl = await redis_client.ttl(dedupe)
@@ -145,7 +145,7 @@ async def test_a_retry_after_a_crash_mid_turn_is_handled(client, settings, redis
 
 
 async def test_pending_mark_is_short_and_stored_reply_is_kept(client, settings, redis_client):
-    keys = Keys(settings.redis.key_prefix)
+    keys = deployment_keys(settings.redis.key_prefix)
     await post(client, "ttl-1", "你好", message_id="t-1")
     ttl = await redis_client.ttl(keys.dedupe("rest", "ttl-1", "t-1"))
     assert settings.pipeline.dedupe_ttl - 5 <= ttl <= settings.pipeline.dedupe_ttl

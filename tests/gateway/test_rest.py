@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from gateway.app import create_app
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from gateway.security import mint_customer_token
 
 SECRET = "test-secret-0123456789abcdef0123456789"
@@ -97,21 +97,21 @@ async def test_duplicate_delivery_is_answered_once(client, settings, redis_clien
     body = {"sender": "v6", "message": "我想查一下上个月的账单", "metadata": {"message_id": "m-1"}}
     first, second = await (await post(client, body)).json(), await (await post(client, body)).json()
     assert first == second
-    keys = Keys(settings.redis.key_prefix)
+    keys = deployment_keys(settings.redis.key_prefix)
     conv = (await redis_client.hget(keys.sender("rest", "v6"), "conv")).decode()
     log = await redis_client.xrange(keys.conversation_log("rest", "v6", conv))
-    assert [json.loads(e[1][b"e"])["kind"] for e in log] == ["customer", "bot"]
+    assert [json.loads(keys.unseal(e[1][b"e"]))["kind"] for e in log] == ["customer", "bot"]
     metrics = await (await client.get("/metrics")).text()
     assert 'gateway_duplicates_total{channel="rest"} 1.0' in metrics
 
 
 async def test_turns_are_logged_with_numbers_masked(client, settings, redis_client):
     await post(client, {"sender": "v7", "message": "帮我查下13800138000的流量"})
-    keys = Keys(settings.redis.key_prefix)
+    keys = deployment_keys(settings.redis.key_prefix)
     conv = (await redis_client.hget(keys.sender("rest", "v7"), "conv")).decode()
     entries = await redis_client.xrange(keys.conversation_log("rest", "v7", conv))
     assert b"13800138000" not in entries[0][1][b"e"]
-    customer = json.loads(entries[0][1][b"e"])
+    customer = json.loads(keys.unseal(entries[0][1][b"e"]))
     assert "138****8000" in customer["text"]
     assert customer["nlu"]["intent"] == "query_data_usage"
     meta = await redis_client.hgetall(keys.conversation(conv))  # a conversation can be found by its id
@@ -121,7 +121,7 @@ async def test_turns_are_logged_with_numbers_masked(client, settings, redis_clie
 async def test_idle_timeout_starts_a_new_conversation(aiohttp_client, make_settings, nlu_engine, redis_client):
     settings = make_settings(pipeline={"conversation_idle_timeout": 1})
     client = await aiohttp_client(create_app(settings, nlu=nlu_engine))
-    keys = Keys(settings.redis.key_prefix)
+    keys = deployment_keys(settings.redis.key_prefix)
     await post(client, {"sender": "v8", "message": "你好"})
     first = await redis_client.hget(keys.sender("rest", "v8"), "conv")
     await post(client, {"sender": "v8", "message": "查流量"})

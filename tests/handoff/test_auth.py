@@ -16,7 +16,7 @@ from gateway.errors import error_middleware
 from gateway.keys import METRICS, SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from handoff.api import SERVICE, agent_of, api_app, public, require_agent, requires
 from handoff.service import HandoffService
 from tests.handoff.conftest import AgentClient
@@ -73,7 +73,8 @@ async def probe_app(settings: Any, handoff_config: Any) -> web.Application:
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         redis = aioredis.from_url(settings.redis.url)
-        service = HandoffService(redis, Keys(settings.redis.key_prefix), handoff_config, Renderer(), app[METRICS],
+        service = HandoffService(redis, deployment_keys(settings.redis.key_prefix), handoff_config, Renderer(),
+                                 app[METRICS],
                                  Customers())  # fmt: skip
         for name, role in (("plain1", "agent"), ("boss1", "supervisor"), ("root1", "admin")):
             await service.agents.add(name, PASSWORD, role=role, skills=("zh",))

@@ -11,7 +11,7 @@ import sys
 
 import redis.asyncio as aioredis
 
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from handoff.agents import AgentStore
 from handoff.config import Clock
 
@@ -61,7 +61,8 @@ async def test_customer_reaches_an_agent_and_answers_the_survey(make_gateway, pe
     assert survey_entry["score"] == 80 and survey_entry["level"] == "satisfied" and survey_entry["agent"] == "agent1"
     assert survey_entry["channel"] == "webchat" and survey_entry["skills"] == ["zh"]
     stored = await redis_client.hget(f"{key_prefix}{{handoff}}:survey:{chat_id}", "comment")
-    assert json.loads(stored) == "处理得很快"
+    assert b"\xe5\xa4\x84" not in stored  # the customer's words are encrypted at rest
+    assert json.loads(deployment_keys(key_prefix).unseal(stored)) == "处理得很快"
     seen = []
     while not customer.frames.empty():
         seen.append(customer.frames.get_nowait())
@@ -125,7 +126,7 @@ async def test_authentication_roles_and_ownership(make_gateway, people, handoff_
 async def test_demo_accounts_are_refused_in_production(make_gateway, people, redis_url, key_prefix):
     gw = await make_gateway(server={"production": True})
     client = aioredis.from_url(redis_url)
-    store = AgentStore(client, Keys(key_prefix))
+    store = AgentStore(client, deployment_keys(key_prefix))
     assert await store.all() == []  # production creates no demo agents
     await store.add("demo1", "demo-password", demo=True)
     await store.add("real1", "real-password", skills=("zh",))
@@ -286,7 +287,7 @@ async def test_agents_cli(redis_url, key_prefix):
     short = subprocess.run(command, input="short\n", capture_output=True, text=True, env=env, timeout=60)
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
     client = aioredis.from_url(redis_url)
-    agent = await AgentStore(client, Keys(key_prefix)).verify("zhang", "a-long-password")
+    agent = await AgentStore(client, deployment_keys(key_prefix)).verify("zhang", "a-long-password")
     await client.aclose()
     assert agent is not None and agent.skills == ("network", "zh") and not agent.demo
 

@@ -24,6 +24,7 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
+from gateway.rkeys import deployment_keys
 from handoff.config import CONFIG
 from tests.gateway.test_server_process import free_port
 from tests.handoff.conftest import SECRET, AgentClient, WebCustomer
@@ -116,8 +117,9 @@ def is_(kind: str, **match: Any) -> Any:
     return lambda f: (f.get("type") == kind or f.get("kind") == kind) and all(f.get(k) == v for k, v in match.items())
 
 
-async def log_events(redis: aioredis.Redis, key: str) -> list[str]:
-    return [json.loads(f[b"e"]).get("event", "") for _, f in await redis.xrange(key)]
+async def log_events(redis: aioredis.Redis, key: str, prefix: str) -> list[str]:
+    keys = deployment_keys(prefix)  # the log's entries are encrypted at rest
+    return [json.loads(keys.unseal(f[b"e"])).get("event", "") for _, f in await redis.xrange(key)]
 
 
 @pytest.mark.slow
@@ -173,7 +175,7 @@ async def test_a_restart_keeps_assignments_away_and_counts_no_breach_for_the_dow
         await asyncio.sleep(0.5)
         assert not any(f["type"] == "assigned" for f in list(agent2.frames._queue)), "an away agent got a chat"  # type: ignore[attr-defined]
 
-        events = await log_events(redis, chat_log)
+        events = await log_events(redis, chat_log, key_prefix)
         assert "agent_lost" not in events and "sla_breach" not in events, events
         assert await redis.lrange(f"{key_prefix}{{handoff}}:breaches", 0, -1) == []
         outages = [json.loads(o) for o in await redis.lrange(f"{key_prefix}{{handoff}}:outages", 0, -1)]

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from handoff.agents import AgentError, AgentStore
 from tests.handoff.test_handoff import is_
 
@@ -174,7 +174,7 @@ async def test_passwords_over_72_bytes_are_refused_cleanly(make_gateway, redis_u
     assert (await post_login(gw.base, "agent1", "a" * 72))[0] == 401
     assert (await post_login(gw.base, "agent1", "a\x00b-nul-inside"))[0] == 401
     client = aioredis.from_url(redis_url)
-    store = AgentStore(client, Keys(key_prefix))
+    store = AgentStore(client, deployment_keys(key_prefix))
     with pytest.raises(AgentError, match="72 bytes"):
         await store.add("longpw", "密" * 25)
     await store.add("longpw", "密" * 24, skills=("zh",))  # exactly 72 bytes

@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from tests.handoff.test_handoff import is_
 
 
@@ -85,7 +85,7 @@ async def test_an_agent_may_not_watch(make_gateway, people):
 
 async def test_queue_by_skill_and_outages_for_supervisors(make_gateway, people, handoff_config, redis_client,
                                                         key_prefix):  # fmt: skip
-    keys = Keys(key_prefix)
+    keys = deployment_keys(key_prefix)
     await redis_client.set(keys.handoff_alive(), time.time() - 40)  # the deployment was down for 40 s
     gw = await make_gateway(handoff_config.replace(push=False))
     boss = people("agent", gw.base, "super1", "demo-super1")

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from bots.identity import Binder
 from gateway.channels.sms import SMS_CHANNEL
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from tests.channels.conftest import eventually, free_port, http_sms_sections, telegram_sections
 from tests.channels.fake_wechat import openid
 from tests.channels.test_sms import text_in
@@ -34,8 +35,10 @@ async def wx() -> AsyncIterator[FakeWeChatTemplates]:
 
 
 async def _bind(redis_client: Any, key_prefix: str, channel: str, account: str, phone: str) -> None:
-    """An account bound to a number, as the one-time-code binding leaves it (``bots/identity.py``)."""
-    await redis_client.set(Keys(key_prefix).binding(channel, account), phone, ex=3600)
+    """An account bound to a number by the one-time-code binding itself (``bots/identity.py``)."""
+    binder = Binder(redis_client, deployment_keys(key_prefix), binding_ttl=3600)
+    code = await binder.issue(channel, account, phone)
+    assert code is not None and (await binder.verify(channel, account, code)).status == "ok"
 
 
 async def _done(boss: Any, incident_id: str) -> dict[str, Any] | None:
@@ -59,7 +62,7 @@ async def test_the_districts_customers_on_sms_wechat_and_telegram(
     await _bind(redis_client, key_prefix, "wechat", fan, "13800138003")
     await _bind(redis_client, key_prefix, "wechat", gone, "13800138009")
     await _bind(redis_client, key_prefix, "wechat", elsewhere, "13800138001")  # 海淀区: not affected
-    await redis_client.set(Keys(key_prefix).wechat_unsubscribed(gone), "1")  # unfollowed the account
+    await redis_client.set(deployment_keys(key_prefix).wechat_unsubscribed(gone), "1")  # unfollowed the account
     await _bind(redis_client, key_prefix, "telegram", "5001", "13800138010")
     await _bind(redis_client, key_prefix, "telegram", "5002", "13800138012")
     telegram_api.fail("sendMessage", 1, 403, description="Forbidden: bot was blocked by the user")

@@ -13,7 +13,7 @@ from bots.bss.base import Rejected
 from bots.bss.demo import DemoBSS
 from bots.bss.http import HttpBSS
 from bots.bss.server import create_bss_app
-from gateway.rkeys import Keys
+from gateway.rkeys import deployment_keys
 from gateway.security import mint_customer_token
 from tests.channels.conftest import eventually
 from tests.handoff.conftest import SECRET
@@ -33,7 +33,7 @@ async def _offer(boss: Any, incident_id: str, state: str = "done") -> dict[str, 
 
 async def test_linked_customers_get_the_data_bonus_once(make_gateway, people, redis_client, key_prefix):
     gw = await make_gateway()
-    bss = DemoBSS(redis_client, key_prefix)
+    bss = DemoBSS(redis_client, deployment_keys(key_prefix))
     before = await _general_mb(bss, "13800138000")
     boss = await supervisor(people, gw.base)
     incident = await open_incident(boss, "acting")
@@ -49,7 +49,7 @@ async def test_linked_customers_get_the_data_bonus_once(make_gateway, people, re
     status, again = await boss.raw("POST", f"{path}/compensation", {"kind": "credit", "amount": 5})
     assert status == 409 and again["error_zh"]
     # a grant cut off after the back end took it (a process stopped in between): claimed, the order made
-    await redis_client.set(Keys(key_prefix).ik("goodwill", incident["id"], "13800138000"), "pending")
+    await redis_client.set(deployment_keys(key_prefix).ik("goodwill", incident["id"], "13800138000"), "pending")
     await bss.goodwill("13800138000", "data", 1024.0, "cut off", f"goodwill:{incident['id']}:13800138000")
     await boss.call("POST", f"{path}/transition", {"to": "closed"})
     done = await eventually(lambda: _offer(boss, incident["id"]), timeout=10)
@@ -65,7 +65,7 @@ async def test_linked_customers_get_the_data_bonus_once(make_gateway, people, re
 
 async def test_every_customer_of_the_district_gets_the_credit(make_gateway, people, redis_client, key_prefix):
     gw = await make_gateway()
-    bss = DemoBSS(redis_client, key_prefix)
+    bss = DemoBSS(redis_client, deployment_keys(key_prefix))
     before = {p: (await bss.balance(p)).balance for p in [*CHAOYANG_PHONES, "13800138001"]}
     boss = await supervisor(people, gw.base)
     incident = await open_incident(boss, "acting")
@@ -84,7 +84,7 @@ async def test_every_customer_of_the_district_gets_the_credit(make_gateway, peop
 
 
 async def test_the_back_end_operations_over_http(aiohttp_server, redis_client, key_prefix):
-    demo = DemoBSS(redis_client, key_prefix)
+    demo = DemoBSS(redis_client, deployment_keys(key_prefix))
     server = await aiohttp_server(create_bss_app(demo))
     client = HttpBSS(str(server.make_url("")))
     try:
@@ -110,7 +110,7 @@ async def test_a_grant_cut_off_is_resumed_by_the_next_process(make_gateway, peop
     path = f"/api/incidents/{incident['id']}"
     await boss.call("POST", f"{path}/compensation", {"kind": "credit", "amount": 3, "scope": "district"}, status=201)
     # the process that closed it stopped before granting anything: the offer is marked as being granted, no more
-    keys = Keys(key_prefix)
+    keys = deployment_keys(key_prefix)
     await redis_client.hset(keys.ik("compensation", incident["id"]), "state", "granting")
     await redis_client.sadd(keys.ik("compensations-granting"), incident["id"])
     await gw.close()

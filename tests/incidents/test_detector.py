@@ -10,7 +10,7 @@ import random
 
 import redis.asyncio as aioredis
 
-from gateway.rkeys import Keys
+from gateway.rkeys import Keys, deployment_keys
 from handoff.incidents.config import DetectorConfig
 from handoff.incidents.detector import HOUR, Counts, Detector
 from tests.channels.conftest import eventually
@@ -39,7 +39,7 @@ async def seeded(redis_client: aioredis.Redis, keys: Keys, days: int = 28) -> No
 
 
 async def test_quiet_on_the_daily_rhythm_fires_on_a_surge(redis_client, key_prefix):
-    keys = Keys(key_prefix)
+    keys = deployment_keys(key_prefix)
     await seeded(redis_client, keys)
     detector = Detector(redis_client, keys, DetectorConfig(factor=5.0, min_count=20, cooldown=7200))
     # day 28: an ordinary day, judged at the end of every hour (nights, the evening peak)
@@ -63,12 +63,12 @@ async def test_quiet_on_the_daily_rhythm_fires_on_a_surge(redis_client, key_pref
     assert await detector.evaluate(surge + HOUR - 1) == []  # judged once per cooldown
     assert [p["id"] for p in await detector.proposals()] and len(await detector.proposals()) == 4
     # an open incident already covering a district: nothing proposed for it
-    other = Detector(redis_client, Keys(key_prefix + "x:"), DetectorConfig())
+    other = Detector(redis_client, deployment_keys(key_prefix + "x:"), DetectorConfig())
     assert await other.evaluate(surge + HOUR - 1, covered={CHAOYANG}) == []
 
 
 async def test_a_quiet_district_needs_the_minimum_count(redis_client, key_prefix):
-    keys = Keys(key_prefix)
+    keys = deployment_keys(key_prefix)
     detector = Detector(redis_client, keys, DetectorConfig(factor=5.0, min_count=20, floor=1.0))
     now = START + 10 * 86400 + 12 * HOUR
     counts = Counts()
@@ -83,7 +83,7 @@ async def test_a_quiet_district_needs_the_minimum_count(redis_client, key_prefix
 
 
 async def test_one_process_judges_each_interval(redis_client, key_prefix):
-    keys = Keys(key_prefix)
+    keys = deployment_keys(key_prefix)
     processes = [Detector(redis_client, keys, DetectorConfig(interval=60)) for _ in range(4)]
     now = START + 5 * 86400 + 30
     claims = await asyncio.gather(*(d.claim(now) for d in processes))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.rkeys import Keys
+from gateway.rkeys import Keys, deployment_keys
 from handoff.reports.config import ReportsConfig, configure
 
 
@@ -25,4 +25,4 @@ async def rc(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture
 def keys(key_prefix: str) -> Keys:
-    return Keys(key_prefix)
+    return deployment_keys(key_prefix)
