@@ -22,6 +22,7 @@ from typing import TypeVar
 import bcrypt
 import redis.asyncio as aioredis
 
+from gateway import audit
 from gateway.rkeys import HANDOFF_SESSION_TTL, Keys
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,9 @@ class AgentStore:
 
     async def add(self, name: str, password: str, *, role: str = "agent", skills: tuple[str, ...] = (),
                   capacity: int = 3, display_name: str = "", demo: bool = False,
-                  names: dict[str, str] | None = None) -> Agent:  # fmt: skip
+                  names: dict[str, str] | None = None, by: str = "system") -> Agent:  # fmt: skip
+        """Create or update an account; audited as ``agent_created``, ``role_change`` or ``agent_changed``, done
+        ``by`` (an agent's name, ``system``, ``cli:<user>``)."""
         if not NAME.match(name):
             raise AgentError(f"agent name {name!r} must be 2–32 letters, digits, '.', '_' or '-'")
         if role not in ROLES:
@@ -138,6 +141,7 @@ class AgentStore:
         if not 1 <= capacity <= 50:
             raise AgentError("capacity must be between 1 and 50")
         digest = (await HASHER.run(bcrypt.hashpw, raw, bcrypt.gensalt(rounds=10))).decode()
+        before = await self.redis.hget(self.keys.handoff_agent(name), "role")
         by_lang = tuple(sorted((k, v) for k, v in (names or {}).items() if v))
         agent = Agent(name, display_name or name, role, tuple(s.strip() for s in skills if s.strip()), capacity, demo,
                       by_lang)  # fmt: skip
@@ -147,7 +151,18 @@ class AgentStore:
             "names": json.dumps(dict(by_lang), ensure_ascii=False)})  # fmt: skip
         await self.redis.sadd(self.keys.handoff_agents(), name)
         self._cache = None
+        await self._audit(agent, before.decode() if before else None, by)
         return agent
+
+    async def _audit(self, agent: Agent, role_before: str | None, by: str) -> None:
+        facts = {"agent": agent.name, "role": agent.role, "skills": list(agent.skills), "capacity": agent.capacity}
+        if role_before is None:
+            what = "agent_created"
+        elif role_before != agent.role:
+            what, facts["role_before"] = "role_change", role_before
+        else:
+            what = "agent_changed"
+        await audit.record(self.redis, self.keys, by, what, **facts)
 
     async def get(self, name: str, fresh: bool = False) -> Agent | None:
         """An account by name (from the short cache unless ``fresh``)."""

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from gateway.edge import json_body
 from gateway.errors import BadRequest
-from handoff import api_history, auth
+from handoff import api_history, audit_api, auth
 from handoff.auth import AGENT, BODY_LIMIT, SERVICE, agent_of, public, require_agent, requires
 from handoff.hub import HUB, agent_socket, dumps, hub_ctx
 from handoff.store import ID
@@ -204,6 +204,7 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/callbacks", callbacks),
         web.post("/callbacks/{id}/{action:reply|done}", handle_callback),
         *api_history.routes(),
+        *audit_api.routes(),  # the audit trail, and revealing a number with a reason
     ]
 
 
@@ -217,8 +218,8 @@ def api_app(extra: Iterable[web.AbstractRouteDef] = ()) -> web.Application:
 
 
 def page_routes() -> list[web.RouteDef]:
-    """On the main application: the console page and the console's WebSocket."""
-    return [web.get("/agent", console_page), web.get("/ws/agent", agent_socket)]
+    """On the main application: the console page, the console's WebSocket and the audit page (/audit)."""
+    return [web.get("/agent", console_page), web.get("/ws/agent", agent_socket), *audit_api.page_routes()]
 
 
 def jinja() -> jinja2.Environment:

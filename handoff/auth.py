@@ -10,6 +10,9 @@ runs — an agent of any role, unless the handler says otherwise with ``@require
 and admins) or ``@requires("admin")``, or ``@public`` (login). The handler finds the agent with
 ``agent_of(request)``. Outside ``/api`` (the console's WebSocket, or a core module's own endpoint) call
 ``await require_agent(request, role)``.
+
+Signing in, a failed sign-in (wrong password, or a demo account refused in production) and signing out go to the
+audit trail (gateway/audit.py) with the client's address; throttled attempts (429) do not reach it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import msgspec
 from aiohttp import web
 
-from gateway import websec
+from gateway import audit, websec
 from gateway.edge import json_body, require_json
 from gateway.errors import BadRequest, Forbidden, TooManyRequests, Unauthorized, Unavailable
 from gateway.keys import SETTINGS
@@ -174,11 +177,14 @@ async def login(request: web.Request) -> web.Response:
         await service.login_guard.give_back(body.name, address, policy)  # never judged: not a failure
         raise _busy() from None
     if agent is None:
+        await audit.record(service.redis, service.keys, body.name, "sign_in_failed", where=address)
         raise Unauthorized("wrong name or password", zh="账号或密码错误")
     await service.login_guard.succeeded(body.name, address, policy)
     if agent.demo and settings.server.production:
+        await audit.record(service.redis, service.keys, agent.name, "sign_in_failed", where=address, demo=True)
         raise Forbidden("demo agent accounts are refused when server.production is set",
                         zh="生产环境不允许使用演示坐席账号")  # fmt: skip
+    await audit.record(service.redis, service.keys, agent.name, "sign_in", where=address, role=agent.role)
     sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     await service.agents.open_session(sid, agent.name, csrf)
     await service.agents.set_status(agent.name, "online")
@@ -194,6 +200,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     service, agent = request.config_dict[SERVICE], agent_of(request)
     await service.agents.end_session(request.cookies[COOKIE])
+    await audit.record(service.redis, service.keys, agent.name, "sign_out", where=websec.client_key(request))
     await service.queue.agent_gone(agent.name)
     response = web.json_response({})
     response.del_cookie(COOKIE, path="/", secure=websec.is_secure(request), httponly=True, samesite="Strict")
