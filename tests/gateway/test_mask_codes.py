@@ -43,3 +43,21 @@ def test_codes_masked_without_entities(text: str, hidden: str) -> None:
 )
 def test_ordinary_texts_keep_their_numbers(text: str) -> None:
     assert mask_text(text, ()) == text
+
+
+async def test_a_bot_reply_with_a_puk_is_logged_masked(aiohttp_client, make_settings, nlu_engine, redis_client,
+                                                      key_prefix):  # fmt: skip
+    """The customer sees their PUK; the conversation log (decrypted) holds it masked."""
+    from gateway.app import create_app
+    from gateway.rkeys import deployment_keys
+    from tests.bots.conftest import SECRET, Customer, demo
+
+    client = await aiohttp_client(create_app(make_settings(webchat={"token_secret": SECRET}), nlu=nlu_engine))
+    puk = str(demo("13800138004")["puk"])
+    assert puk in await Customer(client, "puk-asker", "13800138004").text("PUK码是多少")
+    keys = deployment_keys(key_prefix)
+    logged = []
+    async for key in redis_client.scan_iter(match=f"{key_prefix}*:log:*"):
+        logged += [keys.unseal(fields[b"e"]) for _, fields in await redis_client.xrange(key)]
+    bot = [e for e in logged if '"bot"' in e and "PUK" in e]
+    assert bot and all(puk not in e for e in logged), logged
