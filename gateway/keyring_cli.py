@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import rekey
+from gateway import audit, rekey
 from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys
 from gateway.settings import Settings, SettingsError, load_settings
@@ -50,8 +52,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, server=server, **({"redis": redis} if redis else {}))
 
 
-async def _reencrypt(settings: Settings, keys: Keys) -> int:
+def _operator() -> str:
+    """Who runs the command, as the audit trail names them."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no name for this uid (a bare container)
+        return f"cli:uid{os.getuid()}"
+
+
+async def _reencrypt(settings: Settings, keys: Keys, rotated_to: str = "") -> int:
     async with deployment_client(settings.redis.url, settings.data_dir, settings.redis.appendfsync) as redis:
+        if rotated_to:  # in the audit trail before the long part: who rotated, to which key
+            await audit.record(redis, keys, _operator(), "key_rotation", new_key=rotated_to)  # type: ignore[arg-type]
         for n in range(1, 6):
             started = time.monotonic()
             done = await rekey.reencrypt(redis, keys)  # type: ignore[arg-type]
@@ -83,8 +95,6 @@ async def _status(settings: Settings, keys: Keys, source: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import os
-
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
@@ -102,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         keys = Keys(settings.redis.key_prefix, ring)
         if args.command == "status":
             return asyncio.run(_status(settings, keys, source))
+        kid = ""
         if args.command == "rotate":
             if ring.path is None:
                 print("gateway keys: the keys come from GATEWAY_DATA_KEYS: put a new key first in it, restart the "
@@ -109,10 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             kid = add_key(ring.path)
             ring.refresh()
-            print(f"new active key {kid} in {ring.path}; waiting {FOLLOW_WAIT:g} s for the running gateways to take it",
-                  flush=True)
+            print(
+                f"new active key {kid} in {ring.path}; waiting {FOLLOW_WAIT:g} s for the running gateways to take it",
+                flush=True,
+            )
             time.sleep(FOLLOW_WAIT)
-        return asyncio.run(_reencrypt(settings, keys))
+        return asyncio.run(_reencrypt(settings, keys, kid if args.command == "rotate" else ""))
     except (KeyringError, FileExistsError) as exc:
         print(f"gateway keys: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
-from gateway import rekey
+from gateway import audit, rekey
 from gateway.app import create_app
 from gateway.keys import REDIS, RKEYS
 from gateway.rkeys import deployment_keys
@@ -93,6 +93,8 @@ async def test_rotation_under_load_fails_no_turn_and_reseals_everything(make_set
         keys = deployment_keys(key_prefix)
         counts = await rekey.census(app[REDIS], keys)
         assert counts and set(counts) == {ring.active}, counts
+        (entry,) = await audit.collect(app[REDIS], keys, audit.Query(what="key_rotation"))
+        assert entry["who"].startswith("cli:") and entry["details"]["new_key"] == ring.active, entry
     finally:
         stop.set()
         await server.close()
