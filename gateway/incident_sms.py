@@ -23,6 +23,7 @@ from bots.identity import accounts_of
 from gateway.channels.sms import SMS_CHANNEL, SmsChannel, normalise_number
 from gateway.channels.telegram import TELEGRAM, TelegramChannel
 from gateway.channels.wechat import WECHAT, WeChatChannel
+from gateway.consent import may_market
 from gateway.errors import BadRequest
 from gateway.keys import PIPELINE, REDIS, RKEYS
 from gateway.outbox import Job, Outbox, job_id
@@ -114,11 +115,13 @@ class BackEnd:
 
     async def accounts(self, channel: str, phones: set[str]) -> list[str]:
         """The ``channel`` accounts bound to one of ``phones`` (the number's accounts index, ``bots.identity``: no
-        number in any key name)."""
+        number in any key name) whose customers have not withdrawn marketing consent there."""
         redis, keys = self.app[REDIS], self.app[RKEYS]
         found: list[str] = []
-        for accounts in (await accounts_of(redis, keys, sorted(phones))).values():
-            found.extend(sender for on, sender in accounts if on == channel)
+        for phone, accounts in (await accounts_of(redis, keys, sorted(phones))).items():
+            for on, sender in accounts:
+                if on == channel and await may_market(redis, keys, phone, channel):  # marketing consent
+                    found.append(sender)
         return sorted(found)
 
     async def goodwill(self, phone: str, kind: str, amount: float, reason: str, idempotency_key: str) -> Order:

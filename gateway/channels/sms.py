@@ -34,7 +34,7 @@ from aiohttp import web
 from msgspec import Meta
 from twilio.request_validator import RequestValidator
 
-from gateway import edge
+from gateway import consent, edge
 from gateway import sms_units as sms_sizes
 from gateway.channels.authn import LONG_TTL, REPLAY_TTL, Replays, hmac_sha256, same, signed_time
 from gateway.channels.base import Adapter, Capabilities, Command, CommandContext, Host, as_text, queue_parts, read_body
@@ -99,7 +99,6 @@ class SmsChannel:
         self.outbox = outbox_of(host, settings)
         self.keywords = Keywords.load(self.s.keywords or None, host.intents)
         self.keys = host.keys
-        self.optout_key = self.keys.sms_optout()
         self.provider: Provider | None = None
         self.inbound: SmppInbound | None = None
         self.commands: dict[str, Command] = {"sms.opt_out": self.cmd_opt_out, "sms.opt_in": self.cmd_opt_in,
@@ -119,6 +118,7 @@ class SmsChannel:
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
+        await consent.migrate_sms_optout(self.redis, self.keys)  # clear numbers of older versions → consent records
         self.provider = make_provider(self.settings)
         if isinstance(self.provider, SmppProvider):
             self.inbound = SmppInbound(self.redis, self.keys, self)
@@ -179,7 +179,9 @@ class SmsChannel:
         return f"ready ({provider.name if provider else '?'})"
 
     async def opted_out(self, number: str) -> bool:
-        return bool(await self.redis.hexists(self.optout_key, number))
+        """Marketing and broadcasts to ``number`` withdrawn (TD, the console, the API): gateway/consent.py."""
+        policy = self.settings.privacy.marketing_default
+        return not await consent.may_market(self.redis, self.keys, number, CHANNEL, policy)
 
     async def send_job(self, job: Job) -> str | None:
         """The outbox's sender: marketing to an opted-out number is skipped here, at the last moment."""
@@ -215,12 +217,12 @@ class SmsChannel:
 
     # ---- commands (answered instead of the bot, logged like any turn) ------------------------
     async def cmd_opt_out(self, ctx: CommandContext) -> None:
-        await self.redis.hset(self.optout_key, ctx.sender, str(time.time()))
+        await consent.record(self.redis, self.keys, ctx.sender, CHANNEL, False, f"sms:{_word(ctx.text)}")
         ctx.event("sms_opt_out")
         ctx.say("channel", "opted_out")
 
     async def cmd_opt_in(self, ctx: CommandContext) -> None:
-        await self.redis.hdel(self.optout_key, ctx.sender)
+        await consent.record(self.redis, self.keys, ctx.sender, CHANNEL, True, f"sms:{_word(ctx.text)}")
         ctx.event("sms_opt_in")
         ctx.say("channel", "opted_in")
 
@@ -243,6 +245,12 @@ class SmsChannel:
                                               kind="marketing"))  # fmt: skip
             counts["queued" if added else "duplicates"] += 1
         return counts
+
+
+def _word(text: str) -> str:
+    """The keyword a customer texted (``TD``, ``STOP``), as a consent record's source."""
+    word = re.sub(r"[^A-Za-z0-9_-]", "", unicodedata.normalize("NFKC", text).strip().upper())[:20]
+    return word or "keyword"
 
 
 class OutboxSms:

@@ -13,7 +13,9 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
+from gateway import consent
 from gateway import sms_units as sms_sizes
+from gateway.rkeys import deployment_keys
 from tests.channels.conftest import eventually, http_sms_sections, metric
 
 NUMBER = "13800138000"  # 张伟, demo data: balance 86.50
@@ -88,10 +90,14 @@ async def test_opt_out_is_kept_and_enforced_on_broadcasts(gateways, http_sms, ag
     texts = http_sms.sent_to("+8613800138001")
     assert "no longer receive marketing texts" in texts[1]
     client = aioredis.from_url(redis_url)
-    assert set(await client.hkeys(f"{key_prefix}sms:optout")) == {NUMBER.encode(), b"13800138001"}
+    keys = deployment_keys(key_prefix)  # opt-outs are consent records under the number's keyed hash
+    assert not await client.exists(f"{key_prefix}sms:optout")  # no list of clear numbers
+    assert (await consent.read(client, keys, NUMBER))["sms"]["source"] == "sms:TD"
+    assert (await consent.read(client, keys, "13800138001"))["sms"]["source"] == "sms:STOP"
     await text_in(gw, http_sms, "DY")
     assert "恢复接收" in (await http_sms.wait_messages(4))[-1]["text"]
-    assert await client.hkeys(f"{key_prefix}sms:optout") == [b"13800138001"]
+    assert (await consent.read(client, keys, NUMBER))["sms"]["granted"] is True
+    assert (await consent.read(client, keys, "13800138001"))["sms"]["granted"] is False
     await client.aclose()
 
 
