@@ -34,6 +34,8 @@ from gateway.keys import CHANNELS, METRICS, NLU_ENGINE, OUTBOXES, PIPELINE, REDI
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
 from gateway.pipeline import Pipeline
+from gateway.privacy_api import routes as privacy_routes
+from gateway.retention import ctx as retention_ctx
 from gateway.rkeys import Keys
 from gateway.security import random_key
 from gateway.settings import Settings
@@ -277,6 +279,7 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     app.cleanup_ctx.append(_redis_ctx(settings))  # type: ignore[arg-type]
     app.cleanup_ctx.append(_core_ctx(settings, nlu))  # type: ignore[arg-type]
     app.cleanup_ctx.append(nlu_review_api.ctx(settings))  # the NLU learning loop: collection, model switches
+    app.cleanup_ctx.append(retention_ctx(settings))  # the daily retention purge (one process of the deployment)
     app.add_routes([
         web.get("/healthz", healthz),
         web.get("/metrics", websec.guard_metrics(metrics)),
@@ -288,7 +291,8 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     app.add_routes(nlu_review_api.page_routes())
     app.add_routes(incidents_api.page_routes())
     app.add_subapp("/api", handoff_api.api_app(operators.routes() + reports_api.routes() + cases_api.routes()
-                                               + nlu_review_api.routes() + incidents_api.routes()))  # fmt: skip
+                                               + nlu_review_api.routes() + incidents_api.routes()
+                                               + privacy_routes()))  # fmt: skip
     configure_reports(settings.source)
     app[HOST] = AppHost(app, settings)
     registry.mount(app, settings, app[HOST])
