@@ -204,7 +204,7 @@ class Pipeline:
                         "started_at": msg.received_at,
                         "log": log_key}  # fmt: skip
                 await self._command("HSET", self.keys.conversation(conversation.id), *itertools.chain(*meta.items()))
-            state_json = self.keys.seal(new_state.to_json().decode()) if new_state else b""
+            state_json = self._stored_state(new_state) if new_state else b""
             await self._script(
                 self._finish,
                 [dedupe_key, sender_key, log_key],
@@ -230,6 +230,12 @@ class Pipeline:
                 await self.redis.lpush(self.keys.late(msg.channel, msg.sender_id), *reversed(late))
         except (aioredis.RedisError, OSError, FastRedisError) as exc:  # Redis is away: the mark expires by itself
             log.warning("channel %s: could not release an unfinished turn (%s)", msg.channel, type(exc).__name__)
+
+    def _stored_state(self, state: BotState) -> bytes | str:
+        """The bot's state as stored: encrypted when a flow holds data (a number being bound, a pending order);
+        the bare bookkeeping of most turns (conversation id, revision, counters) names no one and stays clear."""
+        raw = state.to_json()
+        return self.keys.seal(raw.decode()) if state.slot is not None or state.pending is not None else raw
 
     async def _command(self, *args: Any) -> Any:
         return await (self.fast.execute(*args) if self.fast else self.redis.execute_command(*args))
@@ -388,7 +394,7 @@ class Pipeline:
         await self._late_script(
             keys=[self.keys.sender(msg.channel, msg.sender_id),
                   self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id), late_key],
-            args=[expected, self.keys.seal(state.to_json().decode()) if state else b"{}", rev + 1, keep,
+            args=[expected, self._stored_state(state) if state else b"{}", rev + 1, keep,
                   *entries],
         )  # fmt: skip
         if pusher:
@@ -419,7 +425,7 @@ class Pipeline:
         state = BotState.load(self.keys.unseal(raw) if raw else raw, conversation_id)
         state.slot, state.pending, state.options = slot, None, []
         state.rev = int(rev or 0) + 1
-        await self.redis.hset(key, mapping={"bot": self.keys.seal(state.to_json().decode()),
+        await self.redis.hset(key, mapping={"bot": self._stored_state(state),
                                             "botrev": state.rev})  # fmt: skip
 
     async def customer_typing(self, channel: str, sender: str) -> None:
