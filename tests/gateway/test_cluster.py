@@ -325,6 +325,7 @@ async def test_a_master_killed_under_load_fails_over_and_every_accepted_turn_is_
         keys = client.app[RKEYS]
         victim = cluster.master_of(keys.visitor_channel("_hub"))  # where the hub's pub/sub listens
         done: list[tuple[float, int]] = []  # (when answered, status)
+        answered_at: dict[str, float] = {}  # message id → when its 200 came
         failed: list[dict[str, Any]] = []
         killed = asyncio.Event()
         kill_at: list[float] = []
@@ -344,6 +345,8 @@ async def test_a_master_killed_under_load_fails_over_and_every_accepted_turn_is_
                 done.append((time.monotonic(), status))
                 if status != 200:
                     failed.append(body)
+                else:
+                    answered_at[body["metadata"]["message_id"]] = time.monotonic()
 
         async def kill() -> None:
             while len(done) < len(senders) * per_sender // 3:
@@ -363,14 +366,28 @@ async def test_a_master_killed_under_load_fails_over_and_every_accepted_turn_is_
             assert await turn(body) == 200
         direct = redisconn.client(cluster.url)
         try:
+            # Replication is asynchronous: what the dead master acknowledged in its last moments may be missing on
+            # the replica it was promoted to (README "Redis Cluster": lost writes). So: every message is logged at
+            # most once (in any conversation of the sender: a lost state starts a new one), and every message
+            # answered once the replica had taken over is there.
+            settled = kill_at[0] + gap + 1.0
+            lost: list[str] = []
             for sender in senders:
-                conversation = (await direct.hget(keys.sender("rest", sender), "conv")).decode()
-                rows = await direct.xrange(keys.conversation_log("rest", sender, conversation))
-                unseal = getattr(keys, "unseal", bytes.decode)  # values are sealed where the vault is on
-                entries = [json.loads(unseal(fields[b"e"])) for _, fields in rows]
+                match = keys.conversation_log("rest", sender, "*")
+                logs = [k async for k in direct.scan_iter(match=match)]
+                entries = [
+                    json.loads(keys.unseal(fields[b"e"])) for log in logs for _, fields in await direct.xrange(log)
+                ]
                 ids = [e["message_id"] for e in entries if e["kind"] == "customer"]
-                assert sorted(ids) == sorted(f"{sender}-{n}" for n in range(per_sender)), sender  # each once
-                assert sum(e["kind"] == "bot" for e in entries) >= per_sender
+                assert len(ids) == len(set(ids)), (sender, ids)  # none twice
+                missing = {f"{sender}-{n}" for n in range(per_sender)} - set(ids)
+                assert all(answered_at.get(m, 0.0) < settled for m in missing), (sender, sorted(missing))
+                lost += sorted(missing)
+                assert sum(e["kind"] == "bot" for e in entries) >= len(ids)
+            print(
+                f"lost at the failover (acknowledged by the dead master, not replicated): {len(lost)} of "
+                f"{len(senders) * per_sender}"
+            )
             customer = WebCustomer(str(client.make_url("")).rstrip("/"))
             try:
                 await customer.connect()
