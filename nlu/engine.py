@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -166,18 +167,20 @@ def train_to_dir(
         if missing:
             raise ValueError(f"training data has no examples of complaint type(s): {', '.join(sorted(missing))}")
         meta = {"examples": len(examples), "files": [str(f) for f in files], "trained_at": datetime.now().isoformat()}
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".tmp-{os.getpid()}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
         tmp.mkdir(exist_ok=True)
         intent_model.save(tmp / "intent", meta)
         type_model.save(tmp / "complaint_type", meta)
-        # Publish file by file (each rename is atomic), complaint_type.json last: loaders take it as
-        # the sign that the model is complete.
         names = sorted(p.name for p in tmp.iterdir())
         names.sort(key=lambda name: name == "complaint_type.json")
-        for name in names:
-            (tmp / name).replace(out / name)
-        tmp.rmdir()
+        try:  # the whole model at once: processes training the same model side by side never mix their files
+            tmp.rename(out)
+        except OSError:  # the folder exists: another process published first (keep its model), or it is empty
+            if not (out / "complaint_type.json").exists():
+                for name in names:  # file by file, complaint_type.json last: loaders take it as the sign
+                    (tmp / name).replace(out / name)  # that the model is complete
+            shutil.rmtree(tmp, ignore_errors=True)
         steps(f"saved to {out}")
     finally:
         steps.close()
