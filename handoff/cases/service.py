@@ -259,7 +259,10 @@ class CaseEngine:
             return  # gone, or the clock was met meanwhile
         if stage == "warn" and clock in CLOCKS and time.time() >= float(case.get(f"{clock}_due") or 0):
             return  # fired late (its claim was lost with a process): the breach comes instead
-        mark = f"fired:{clock}:{stage}:{due:.3f}"
+        # once per scheduled time: the case's own due time of the clock (the timers' score moves a lease ahead with
+        # each claim, so a process slower than the lease would otherwise fire again under another mark)
+        scheduled = float(case.get(f"{clock}_due") or due)
+        mark = f"fired:{clock}:{stage}:{scheduled:.3f}"
         if not await self.store.redis.hsetnx(self.store.keys.case(ticket), mark, time.time()):
             return  # a process that died after doing this left the timer to fire again: done already
         if clock == "followup":
