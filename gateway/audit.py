@@ -17,8 +17,10 @@ older than ``AUDIT_KEPT`` (three years; ``XADD … MINID``, exact: a write finds
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 import json
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -174,3 +176,11 @@ def to_csv(entries: Iterable[dict[str, Any]]) -> str:
         writer.writerow([_cell(v) for v in (e["id"], f"{e['at']:.3f}", iso, e["who"], e["what"], e["customer"],
                                              e["where"], e["reason"], e["details"] or "")])  # fmt: skip
     return buf.getvalue()
+
+
+def cli_operator() -> str:
+    """Who runs a command-line tool, as the trail names them: ``cli:<login name>`` (``cli:uid-<n>`` without one)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no name for this uid (a bare container)
+        return f"cli:uid-{os.getuid()}"

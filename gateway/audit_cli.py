@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import calendar
-import getpass
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -60,13 +58,6 @@ def _when(value: str | None, end: bool) -> float | None:
     return when
 
 
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return f"cli:uid-{os.getuid()}"
-
-
 def _line(e: dict[str, Any]) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"]))
     details = json.dumps(e["details"], ensure_ascii=False) if e["details"] else ""
@@ -85,7 +76,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         entries = await audit.collect(redis, keys, query, args.limit)
         filters = {k: v for k, v in (("who", args.who), ("what", args.what), ("since", args.since),
                                      ("until", args.until)) if v}  # fmt: skip
-        await audit.record(redis, keys, _operator(), "audit_export", args.customer.strip() or None, via="cli",
+        await audit.record(redis, keys, audit.cli_operator(), "audit_export", args.customer.strip() or None, via="cli",
                            format="json" if args.json else "text", entries=len(entries), filters=filters)  # fmt: skip
     if args.json:
         for e in entries:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import os
 import sys
 import time
@@ -52,18 +51,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, server=server, **({"redis": redis} if redis else {}))
 
 
-def _operator() -> str:
-    """Who runs the command, as the audit trail names them."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):  # no name for this uid (a bare container)
-        return f"cli:uid{os.getuid()}"
-
-
 async def _reencrypt(settings: Settings, keys: Keys, rotated_to: str = "") -> int:
     async with deployment_client(settings.redis.url, settings.data_dir, settings.redis.appendfsync) as redis:
         if rotated_to:  # in the audit trail before the long part: who rotated, to which key
-            await audit.record(redis, keys, _operator(), "key_rotation", new_key=rotated_to)  # type: ignore[arg-type]
+            await audit.record(redis, keys, audit.cli_operator(), "key_rotation", new_key=rotated_to)  # type: ignore[arg-type]
         for n in range(1, 6):
             started = time.monotonic()
             done = await rekey.reencrypt(redis, keys)  # type: ignore[arg-type]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import os
 import sys
@@ -52,19 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _who() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 async def _export(args: argparse.Namespace, redis: Any, keys: Keys, settings: Settings) -> int:
     secret = await subject.server_secret(redis, keys, settings.server.secret_key)
     finder, hits = await subject.gather(redis, keys, args.phone, settings.sms.country_code, secret)
     document = subject.export_document(finder.phone, hits)
     text = json.dumps(document, ensure_ascii=False, indent=2)
-    await audit.record(redis, keys, _who(), "export", finder.phone, "cli", keys_found=len(hits))
+    await audit.record(redis, keys, audit.cli_operator(), "export", finder.phone, "cli", keys_found=len(hits))
     if args.out:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -89,8 +81,8 @@ async def _delete(args: argparse.Namespace, redis: Any, keys: Keys, settings: Se
             print("nothing erased")
             return 1
     counts = await subject.delete(redis, keys, finder, hits, embedded=not settings.redis.url)
-    await audit.record(redis, keys, _who(), "deletion", finder.phone, "cli", keys_deleted=counts["keys_deleted"],
-                       entries_removed=counts["entries_removed"],
+    await audit.record(redis, keys, audit.cli_operator(), "deletion", finder.phone, "cli",
+                       keys_deleted=counts["keys_deleted"], entries_removed=counts["entries_removed"],
                        cases_anonymised=counts["cases_anonymised"])  # fmt: skip
     print(
         f"erased {masked}: {counts['keys_deleted']} key(s) deleted, {counts['entries_removed']} entr(ies) removed "
@@ -106,15 +98,15 @@ async def _purge(args: argparse.Namespace, redis: Any, keys: Keys, settings: Set
     for kind, count in counts.items():
         print(f"  {kind:<14} {count:>8}   (older than {days[kind]} days)")
     if not args.dry_run:
-        await audit.record(redis, keys, _who(), "retention_purge", None, "cli", **counts)
+        await audit.record(redis, keys, audit.cli_operator(), "retention_purge", None, "cli", **counts)
     return 0
 
 
 async def _consent(args: argparse.Namespace, redis: Any, keys: Keys, settings: Settings) -> int:
     phone = subject.national(args.phone, settings.sms.country_code)
     if args.grant or args.withdraw:
-        await consent.record(redis, keys, phone, args.channel, bool(args.grant), "console", _who())
-        await audit.record(redis, keys, _who(), "consent_change", phone, "cli", channel=args.channel,
+        await consent.record(redis, keys, phone, args.channel, bool(args.grant), "console", audit.cli_operator())
+        await audit.record(redis, keys, audit.cli_operator(), "consent_change", phone, "cli", channel=args.channel,
                            granted=bool(args.grant))  # fmt: skip
     records = await consent.read(redis, keys, phone)
     for channel in consent.CHANNELS:

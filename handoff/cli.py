@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway import audit
 from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys
 from gateway.settings import Settings, SettingsError, load_settings
@@ -33,14 +33,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def operator() -> str:
-    """Who runs a command, as the audit trail names them: ``cli:<login name>``."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):  # no name for this uid (a bare container)
-        return f"cli:uid-{os.getuid()}"
-
-
 async def _add(store: AgentStore, args: argparse.Namespace) -> None:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -48,7 +40,7 @@ async def _add(store: AgentStore, args: argparse.Namespace) -> None:
         password = getpass.getpass(f"password for {args.name}: ")
     agent = await store.add(args.name, password, role=args.role, skills=tuple(args.skills.split(",")),
                             capacity=args.capacity, display_name=args.display_name,
-                            by=operator())  # fmt: skip
+                            by=audit.cli_operator())  # fmt: skip
     print(f"agent {agent.name} ({agent.role}; skills {', '.join(agent.skills)}; capacity {agent.capacity}) saved")
 
 
