@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,9 @@ class EmbeddedRedis:
         process, self._process = self._process, None
         if process is None or process.returncode is not None:
             return
-        client = aioredis.Redis(unix_socket_path=str(self.socket))
+        # no retries: the server closes the connection as it exits, which is the answer (redis-py's default retry
+        # would reconnect to the removed socket with back-off for seconds, holding every stop)
+        client = aioredis.Redis(unix_socket_path=str(self.socket), retry=Retry(NoBackoff(), 0))
         with contextlib.suppress(aioredis.RedisError, OSError):
             await client.shutdown(save=True)
         await client.aclose()
