@@ -78,6 +78,7 @@ async def test_an_earlier_chat_is_listed_read_only_exported_and_found(browser, g
     await expect(agent.locator("#search-note")).to_contain_text("找到 1 条", timeout=10_000)
     await expect(results.first).to_contain_text("宽带断了")
     await results.first.click()
+    await expect(viewer).to_be_visible()  # (the hidden viewer still holds the first viewing's transcript)
     await expect(agent.locator("#viewer-transcript")).to_contain_text("已为您派单维修")
     await agent.keyboard.press("Escape")
     await expect(viewer).to_be_hidden()
