@@ -42,6 +42,7 @@ from gateway.rkeys import OUTBOX_DEAD_KEPT, OUTBOX_ID_TTL, OUTBOX_SECOND_TTL, Ke
 
 log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"\+?\d{7,15}")
+LOCAL_JOBS = 4096  # jobs queued by this process kept in memory until it sends them (Outbox._local)
 
 # KEYS: due zset, recipient list, id marker, the recipient's next allowed send time.
 # ARGV: job JSON, recipient, now, id ttl ('' = no id).
@@ -57,7 +58,8 @@ return 1
 
 # Claim up to ARGV[3] due recipients. KEYS: due zset. ARGV: now, lease, batch, per-second cap (0 = none),
 # key prefix of the recipient lists, key of this second's counter, that counter's TTL.
-# Returns {capped (1 when this second's cap stopped the claim), recipient, head job, …}.
+# Returns {capped (1 when this second's cap stopped the claim), when the earliest recipient left is due ('' for
+# none: the worker's idle wait, without another round trip), recipient, head job, …}.
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {0}
@@ -76,34 +78,56 @@ for _, r in ipairs(due) do
     table.insert(out, head)
   end
 end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+table.insert(out, 2, first[2] or '')
 return out
 """
 
-# Settle the head job. KEYS: due zset, recipient list, dead list, the recipient's next allowed send time.
-# ARGV: recipient, head as claimed, outcome (done | retry | dead), next due time, replacement head (retry)
-# or dead record (dead), milliseconds the next allowed time is kept (the interval), dead jobs kept.
+# Settle head jobs, several at once (the sends that finished while the previous settle was on its way).
+# KEYS: due zset, dead list. ARGV: key prefix of the recipient lists, key prefix of their next allowed send
+# times, dead jobs kept; then per job: recipient, head as claimed, outcome (done | retry | dead), next due time,
+# replacement head (retry) or dead record (dead), milliseconds the next allowed time is kept (the interval), n,
+# and n more: a hash to record with the send (key, TTL, field, value, …; n = 0 for none, and always 0 on a
+# Cluster, where that key lives in another slot). Returns 1 per job settled, 0 for a job whose head is no longer
+# the one claimed (its lease ran out and another process took it).
 _SETTLE = """
-if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return 0 end
-if ARGV[3] == 'retry' then
-  redis.call('LSET', KEYS[2], 0, ARGV[5])
-  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
-  return 1
+local out = {}
+local i = 4
+while i <= #ARGV do
+  local r, head, outcome, due, data, keep = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local n = tonumber(ARGV[i + 6])
+  if n > 0 then
+    redis.call('HSET', ARGV[i + 7], unpack(ARGV, i + 9, i + 6 + n))
+    redis.call('EXPIRE', ARGV[i + 7], ARGV[i + 8])
+  end
+  i = i + 7 + n
+  local queue, later = ARGV[1] .. r, ARGV[2] .. r
+  if redis.call('LINDEX', queue, 0) ~= head then
+    table.insert(out, 0)
+  elseif outcome == 'retry' then
+    redis.call('LSET', queue, 0, data)
+    redis.call('ZADD', KEYS[1], due, r)
+    table.insert(out, 1)
+  else
+    redis.call('LPOP', queue)
+    if outcome == 'dead' then
+      redis.call('RPUSH', KEYS[2], data)
+      redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+    end
+    if tonumber(keep) > 0 then  -- a message queued after the list emptied still keeps the interval
+      redis.call('SET', later, due, 'PX', keep)
+    end
+    if redis.call('LLEN', queue) > 0 then
+      redis.call('ZADD', KEYS[1], due, r)
+    else
+      redis.call('ZREM', KEYS[1], r)
+    end
+    table.insert(out, 1)
+  end
 end
-redis.call('LPOP', KEYS[2])
-if ARGV[3] == 'dead' then
-  redis.call('RPUSH', KEYS[3], ARGV[5])
-  redis.call('LTRIM', KEYS[3], -tonumber(ARGV[7]), -1)
-end
-if tonumber(ARGV[6]) > 0 then  -- a message queued after the list emptied still keeps the interval
-  redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[6])
-end
-if redis.call('LLEN', KEYS[2]) > 0 then
-  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
-else
-  redis.call('ZREM', KEYS[1], ARGV[1])
-end
-return 1
+return out
 """
+SETTLE_BATCH = 64  # jobs settled by one script call at most
 
 
 class RetryLater(Exception):
@@ -144,6 +168,9 @@ class Job:
 
 
 Sender = Callable[[Job], Awaitable[str | None]]  # returns the provider's message id, if any
+# What to record of a job sent (a hash: key, fields, TTL in seconds) given the provider's id, written with the
+# settle in the same script (on a Cluster, where the key lives in another slot, right after the send)
+Recorder = Callable[[Job, str], tuple[str, dict[str, str | int | float], int] | None]
 Observer = Callable[[Job, str], Awaitable[None]]  # a job's final outcome: "done" (sent) or "dead" (given up)
 
 
@@ -177,6 +204,19 @@ class Outbox:
         self._inflight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(policy.concurrency)
         self.observers: list[Observer] = []  # told each job's final outcome (e.g. an incident broadcast's progress)
+        self._record: Recorder | None = None
+        # one server: a send's record is written by the settle script; a Cluster keeps it in another slot
+        self._one_server = not isinstance(redis, aioredis.RedisCluster)
+        # settles waiting for the next script call, and the task making those calls (one at a time: the sends that
+        # finish while one call is on its way are settled together by the next)
+        self._settles: list[tuple[list[Any], asyncio.Future[int]]] = []
+        self._settler: asyncio.Task[None] | None = None
+        # jobs this process queued, by their sealed form: sent without decrypting and parsing them again (a job
+        # another process queued, or one pushed out of this bounded memo, is read from Redis as before)
+        self._local: dict[bytes, str] = {}
+        self._queued = metrics.outbox_queued.labels(channel)
+        self._sent = metrics.outbox_sent.labels(channel)
+        self._send_seconds = metrics.outbox_send_seconds.labels(channel)
 
     # A recipient (a phone number, a chat id) is known in Redis only by its keyed hash (``Keys.cid``): in the due set
     # and the key names. The job itself, which carries the address and the text, is stored encrypted.
@@ -193,14 +233,24 @@ class Outbox:
         marker = self.keys.outbox_id(self.channel, job.id or "-")
         rid = self.keys.cid(job.to)
         queue, later = self.keys.outbox_queue(self.channel, rid), self.keys.outbox_next(self.channel, rid)
+        text = job.dumps()
+        sealed = self.keys.seal(text)
         added = await self._enqueue(
-            keys=[self.due_key, queue, marker, later],
-            args=[self.keys.seal(job.dumps()), rid, time.time(), id_ttl if job.id else ""],
-        )  # fmt: skip
+            keys=[self.due_key, queue, marker, later], args=[sealed, rid, time.time(), id_ttl if job.id else ""]
+        )
         if added:
-            self.metrics.outbox_queued.labels(self.channel).inc()
+            self._queued.inc()
+            self._remember(sealed, text)
             self._wake.set()
         return bool(added)
+
+    def _remember(self, sealed: str, text: str) -> None:
+        """A job just queued, kept for this process's worker (which will most likely be the one to send it)."""
+        if self._task is None:
+            return
+        if len(self._local) >= LOCAL_JOBS:
+            del self._local[next(iter(self._local))]  # the oldest (sent by another process, or stuck)
+        self._local[sealed.encode()] = text
 
     async def depth(self) -> int:
         """Recipients with something waiting (a cheap view of the backlog)."""
@@ -213,8 +263,10 @@ class Outbox:
         return [json.loads(self.keys.unseal(raw)) for raw in await self.redis.lrange(self.dead_key, 0, -1)]
 
     # ---- the worker ----------------------------------------------------------------------------
-    def start(self, send: Sender) -> None:
+    def start(self, send: Sender, record: Recorder | None = None) -> None:
+        """Send with ``send``; ``record`` names what to keep of each job sent (a channel's receipt record)."""
         self._send = send
+        self._record = record
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self.channel}")
 
@@ -232,53 +284,53 @@ class Outbox:
             await asyncio.wait(self._inflight, timeout=timeout)
         for task in list(self._inflight):  # cut off: re-sent by any process once their lease runs out
             task.cancel()
+        if self._settler is not None and not self._settler.done():  # the settles of sends that finished
+            await asyncio.wait({self._settler}, timeout=timeout)
 
     async def _run(self) -> None:
         backoff = 0.1
         while not self._stopping:
             self._wake.clear()  # before claiming: a put, a settled send or stop() from now on wakes the idle wait
             try:
-                claimed, capped = await self._claim_batch()
+                free = self.policy.concurrency - len(self._inflight)
+                if free <= 0:  # every slot busy: until one frees, or stop()
+                    await self._sleep(1.0)
+                    continue
+                claimed, capped, first = await self._claim_batch(free)
                 backoff = 0.1
             except (aioredis.RedisError, OSError) as exc:
                 log.warning("outbox %s: Redis unavailable (%s); retrying", self.channel, type(exc).__name__)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if claimed:
+            if claimed >= free:  # a full batch: more may be due at once
                 continue
-            await self._idle(capped)
+            await self._idle(capped, first)
 
-    async def _claim_batch(self) -> tuple[int, bool]:
-        free = self.policy.concurrency - len(self._inflight)
-        if free <= 0:  # every slot busy: until one frees, or stop()
-            await self._sleep(1.0)
-            return 0, False
+    async def _claim_batch(self, free: int) -> tuple[int, bool, float | None]:
+        """Up to ``free`` due recipients claimed and their sends started: how many, whether this second's cap
+        stopped the claim, and when the earliest recipient left is due (None: none is waiting)."""
         now = time.time()
         got = await self._claim(
             keys=[self.due_key],
             args=[now, self.policy.lease, free, self.policy.per_second, self.keys.outbox_queue(self.channel, ""),
                   self.keys.outbox_second(self.channel, int(now)), OUTBOX_SECOND_TTL],
         )  # fmt: skip
-        for i in range(1, len(got), 2):
+        for i in range(2, len(got), 2):
             recipient, head = got[i].decode(), got[i + 1]
             task = asyncio.create_task(self._deliver(recipient, head))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
             task.add_done_callback(lambda _: self._wake.set())  # a slot is free again
-        return len(got) // 2, bool(got[0])
+        return (len(got) - 2) // 2, bool(got[0]), float(got[1]) if got[1] else None
 
-    async def _idle(self, capped: bool) -> None:
-        """Sleep until the earliest recipient is due (at most 1 s) — or, when this second's cap was reached,
-        until the next second — unless something is queued, a send settles, or the outbox stops."""
+    async def _idle(self, capped: bool, first: float | None) -> None:
+        """Sleep until the earliest recipient is due (``first``; at most 1 s) — or, when this second's cap was
+        reached, until the next second — unless something is queued, a send settles, or the outbox stops."""
         if capped:
             await self._sleep(1.0 - time.time() % 1.0 + 0.001)
             return
-        first = await self.redis.zrange(self.due_key, 0, 0, withscores=True)
-        wait = 1.0
-        if first:
-            wait = min(max(first[0][1] - time.time(), 0.001), 1.0)
-        await self._sleep(wait)
+        await self._sleep(1.0 if first is None else min(max(first - time.time(), 0.001), 1.0))
 
     async def _sleep(self, seconds: float) -> None:
         if self._stopping:
@@ -288,12 +340,24 @@ class Outbox:
 
     async def _deliver(self, recipient: str, head: bytes) -> None:
         assert self._send is not None
-        job = Job.loads(self.keys.unseal(head))
+        text = self._local.pop(head, None)
+        job = Job.loads(text if text is not None else self.keys.unseal(head))
         started = time.perf_counter()
         outcome, error, after = "done", "", None
+        record: list[Any] = []
         async with self._slots:
             try:
-                await self._send(job)
+                provider_id = await self._send(job)
+                kept = self._record(job, provider_id) if self._record is not None and provider_id else None
+                if kept is not None:
+                    key, fields, ttl = kept
+                    if self._one_server:  # written by the settle script, with it
+                        record = [2 + 2 * len(fields), key, ttl, *(x for kv in fields.items() for x in kv)]
+                    else:
+                        async with self.redis.pipeline(transaction=False) as pipe:
+                            pipe.hset(key, mapping=fields)
+                            pipe.expire(key, ttl)
+                            await pipe.execute()
             except RetryLater as exc:
                 outcome, error, after = "retry", exc.reason, exc.after
             except PermanentFailure as exc:
@@ -327,9 +391,9 @@ class Outbox:
             await self._settle_safely(recipient, head, "dead", now, record)
             await self._observe(job, "dead")
             return
-        self.metrics.outbox_sent.labels(labels).inc()
-        self.metrics.outbox_send_seconds.labels(labels).observe(time.perf_counter() - started)
-        await self._settle_safely(recipient, head, "done", now + self.policy.interval, "")
+        self._sent.inc()
+        self._send_seconds.observe(time.perf_counter() - started)
+        await self._settle_safely(recipient, head, "done", now + self.policy.interval, "", record)
         await self._observe(job, "done")
 
     async def _observe(self, job: Job, outcome: str) -> None:
@@ -339,20 +403,46 @@ class Outbox:
             except Exception as exc:  # an observer's failure never touches the send
                 log.warning("outbox %s: an observer failed (%s)", self.channel, type(exc).__name__)
 
-    async def _settle_safely(self, recipient: str, head: bytes, outcome: str, due: float, data: str) -> None:
+    async def _settle_safely(self, recipient: str, head: bytes, outcome: str, due: float, data: str,
+                             record: list[Any] | None = None) -> None:  # fmt: skip
+        keep_ms = int(self.policy.interval * 1000) if outcome == "done" else 0
+        item = [recipient, head, outcome, due, data, keep_ms, *(record or [0])]
         for attempt in range(5):
             try:
-                keep_ms = int(self.policy.interval * 1000) if outcome == "done" else 0
-                await self._settle(keys=[self.due_key, self.keys.outbox_queue(self.channel, recipient), self.dead_key,
-                                         self.keys.outbox_next(self.channel, recipient)],
-                                   args=[recipient, head, outcome, due, data, keep_ms,
-                                         OUTBOX_DEAD_KEPT])  # fmt: skip
+                await self._settled(item)
                 self._wake.set()  # the recipient's next time is set: the worker re-plans its sleep
                 return
             except (aioredis.RedisError, OSError):
                 await asyncio.sleep(0.2 * (attempt + 1))
         # Redis stayed away: the lease runs out and the message is handled again (at least once)
         log.warning("outbox %s: could not record a send's outcome; it will be retried", self.channel)
+
+    async def _settled(self, item: list[Any]) -> int:
+        """``item`` settled by the next settle script call, with the others waiting then (1, or 0 when the head is
+        no longer the one claimed)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._settles.append((item, future))
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.create_task(self._settle_waiting(), name=f"outbox-{self.channel}-settle")
+        return await future
+
+    async def _settle_waiting(self) -> None:
+        while self._settles:
+            batch, self._settles = self._settles[:SETTLE_BATCH], self._settles[SETTLE_BATCH:]
+            args: list[Any] = [self.keys.outbox_queue(self.channel, ""), self.keys.outbox_next(self.channel, ""),
+                               OUTBOX_DEAD_KEPT]  # fmt: skip
+            for item, _ in batch:
+                args += item
+            try:
+                done = await self._settle(keys=[self.due_key, self.dead_key], args=args)
+            except Exception as exc:  # each waiting send retries (or gives up) on its own
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, done, strict=True):
+                if not future.done():  # its send was cancelled (stop): the settle was made all the same
+                    future.set_result(int(result))
 
     def _backoff(self, attempts: int) -> float:
         p = self.policy

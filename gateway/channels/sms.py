@@ -123,7 +123,7 @@ class SmsChannel:
         if isinstance(self.provider, SmppProvider):
             self.inbound = SmppInbound(self.redis, self.keys, self)
             await self.inbound.start(self.provider)
-        self.outbox.start(self.send_job)
+        self.outbox.start(self.send_job, self.sent_record)
 
     async def close(self) -> None:
         await self.outbox.stop(self.settings.server.shutdown_timeout)
@@ -191,14 +191,14 @@ class SmsChannel:
             return None
         provider_id = await self.provider.send(job.to, job.text, job.id)
         self.metrics.sms_parts.inc(max(sms_sizes.segments(job.text), 1))
-        if provider_id:
-            key = self.keys.sms_receipt(provider_id)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hset(key, mapping={"job": job.id, "kind": job.kind, "status": "sent", "sent_at": time.time(),
-                                        "parts": sms_sizes.segments(job.text)})  # fmt: skip
-                pipe.expire(key, SMS_RECEIPT_TTL)
-                await pipe.execute()
         return provider_id
+
+    def sent_record(self, job: Job, provider_id: str) -> tuple[str, dict[str, str | int | float], int]:
+        """The send's record, matched by its delivery receipts (kept 7 days); the outbox writes it with the
+        send's settle."""
+        fields = {"job": job.id, "kind": job.kind, "status": "sent", "sent_at": time.time(),
+                  "parts": sms_sizes.segments(job.text)}  # fmt: skip
+        return self.keys.sms_receipt(provider_id), fields, SMS_RECEIPT_TTL
 
     async def receipt(self, provider_id: str, status: str, error: str = "") -> bool:
         """A delivery receipt: recorded on the send's record (kept 7 days) and counted when final."""
