@@ -88,7 +88,10 @@ def _redis_ctx(settings: Settings) -> object:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         embedded = None
         if settings.redis.url:
-            client = redisconn.client(settings.redis.url)
+            counter = app[METRICS].redis_unconfirmed
+            durability = redisconn.Durability(settings.redis.wait_replicas, settings.redis.wait_timeout_ms,
+                                              lambda reason: counter.labels(reason).inc())  # fmt: skip
+            client = redisconn.client(settings.redis.url, durability=durability)
         else:
             embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis.appendfsync)
             await embedded.start()

@@ -86,6 +86,11 @@ class Metrics:
         )
         self.intents = Counter("gateway_intents_total", "Recognised intents", ["intent"], registry=self.registry)
         self.websockets = Gauge("gateway_websockets", "Open customer WebSockets", registry=self.registry)
+        self.redis_unconfirmed = Counter(
+            "gateway_redis_unconfirmed_writes_total", "Turns and queued replies answered without the confirmation "
+            "of redis.wait_replicas replicas (short: WAIT timed out; no_replica: the master has none): a failover "
+            "of their master may lose them", ["reason"], registry=self.registry,
+        )  # fmt: skip
         self.errors = Counter(
             "gateway_errors_total", "Unexpected errors while handling a request", registry=self.registry
         )

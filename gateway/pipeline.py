@@ -30,7 +30,7 @@ from redis.commands.core import AsyncScript
 from bots.context import Ctx, Reply, forced_result
 from bots.engine import Bot, reply_lang
 from bots.state import BotState, FlowId
-from gateway import security, turnlog
+from gateway import redisconn, security, turnlog
 from gateway import turn_scripts as scripts
 from gateway.errors import Unavailable
 from gateway.fastredis import FastRedis, FastRedisError
@@ -205,11 +205,11 @@ class Pipeline:
                         "log": log_key}  # fmt: skip
                 await self._command("HSET", self.keys.conversation(conversation.id), *itertools.chain(*meta.items()))
             state_json = self._stored_state(new_state) if new_state else b""
-            await self._script(
+            await self._script(  # durable: on a cluster, answered once the replicas have it (redis.wait_replicas)
                 self._finish,
                 [dedupe_key, sender_key, log_key],
                 [payload, ticket, self.settings.dedupe_ttl, turn.lang, state_json, new_state.rev if new_state else 0,
-                 *entries],
+                 *entries], durable=True,
             )  # fmt: skip
             self.stats.record(msg.channel, msg.received_at, time.perf_counter() - started, conversation.new, not human,
                               turn.timed_out)  # fmt: skip
@@ -240,10 +240,12 @@ class Pipeline:
     async def _command(self, *args: Any) -> Any:
         return await (self.fast.execute(*args) if self.fast else self.redis.execute_command(*args))
 
-    async def _script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
-        """Run a registered script on the lean connection (redis-py when there is none)."""
+    async def _script(self, script: AsyncScript, keys: list[str], args: list[Any], durable: bool = False) -> Any:
+        """Run a registered script on the lean connection (redis-py when there is none; ``durable``: on a cluster,
+        with ``WAIT`` for its replicas, ``redisconn.durable_evalsha``)."""
         if self.fast is None:
-            return await script(keys=keys, args=args)
+            return await (redisconn.durable_evalsha(self.redis, script, keys, args) if durable
+                          else script(keys=keys, args=args))  # fmt: skip
         try:
             return await self.fast.evalsha(script.sha, keys, args)
         except FastRedisError as exc:

@@ -21,26 +21,41 @@ A leaf: redis-py only (and the embedded server, for ``deployment_client``).
 
 from __future__ import annotations
 
+import logging
 import math
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, ClusterPubSub, RedisCluster, _ClusterNodePoolAdapter
+from redis.asyncio.cluster import (
+    ClusterNode,
+    ClusterPipeline,
+    ClusterPubSub,
+    PipelineCommand,
+    RedisCluster,
+    _ClusterNodePoolAdapter,  # fmt: skip
+)
 from redis.asyncio.connection import UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
-from redis.commands.core import AsyncCoreCommands
+from redis.commands.core import AsyncCoreCommands, AsyncScript
+from redis.exceptions import AskError, ClusterDownError, MaxConnectionsError, MovedError, NoScriptError, TryAgainError
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 FAILOVER_WAIT = 10.0  # seconds a cluster command keeps retrying while a master is down (> node timeout + election)
 _BACKOFF_CAP = 0.5  # the longest pause between two attempts (EqualJitter: between half of it and all of it)
 AnyRedis = aioredis.Redis | RedisCluster
+REPLICAS_CHECK_EVERY = 5.0  # seconds: auto asks a master how many replicas it has this often
+DEGRADED_WAIT_MS = 20  # a master whose replicas fell short: how long its next writes wait, until they catch up
+WARN_EVERY = 60.0  # seconds between two warnings about unconfirmed writes
+log = logging.getLogger(__name__)
 
 
 def is_cluster(url: str) -> bool:
@@ -131,9 +146,161 @@ class GatewayClusterPubSub(ClusterPubSub):
         self._lost = False
 
 
+@dataclass(slots=True)
+class Durability:
+    """How many replicas must have a customer-visible write before the gateway answers (``redis.wait_replicas``,
+    ``redis.wait_timeout_ms``), on a Redis Cluster.
+
+    ``replicas``: ``"auto"`` — 1 on a master that has a replica connected, none on one that has none; a number —
+    that many (0: off). ``durable_evalsha`` sends the script and ``WAIT <n> <timeout_ms>`` in one write on one
+    connection of the slot's master (``WAIT`` counts the replicas that have that connection's last write, and the
+    replication stream is in order, so everything the master did before it too).
+
+    When the replicas fall short (``WAIT`` answers fewer within the timeout: a replica down or far behind), the
+    write is answered all the same — a replica's outage must not stop customer service on its master's third of
+    the customers — and counted (``reason="short"``; the metric ``gateway_redis_unconfirmed_writes_total``), with a
+    warning in the log at most once a minute naming the master. That master's next writes wait only
+    ``DEGRADED_WAIT_MS`` until one is confirmed again (a dead replica costs each write 20 ms, not the timeout, and
+    holds no connection long). With ``auto``, a master that has no replica connected (its own was promoted when it
+    died and none replaced it yet; or a cluster run without replicas, which should say 0) is not waited on: its
+    writes are counted as ``reason="no_replica"``.
+    """
+
+    replicas: str | int = "auto"
+    timeout_ms: int = 300
+    count: Callable[[str], object] | None = None  # told each unconfirmed write's reason (a Prometheus counter)
+    _degraded: set[str] = field(default_factory=set)  # masters whose last WAIT fell short
+    _replicas: dict[str, tuple[int, float]] = field(default_factory=dict)  # auto: master → (replicas, checked at)
+    _unconfirmed: dict[str, int] = field(default_factory=dict)  # master → writes unconfirmed since the last warning
+    _warned_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.replicas != "auto":
+            if not str(self.replicas).isdigit():
+                raise ValueError(f"wait_replicas must be auto or a number of replicas, got {self.replicas!r}")
+            self.replicas = int(self.replicas)
+        if self.timeout_ms < 1:
+            raise ValueError(f"wait_timeout_ms must be at least 1, got {self.timeout_ms}")
+
+    @property
+    def on(self) -> bool:
+        return self.replicas != 0
+
+    async def wanted(self, node: ClusterNode) -> int:
+        """How many replicas to wait for on the master ``node``: the number set, or with ``auto`` 1 when the master
+        has a replica connected (its ``INFO replication``, asked again every ``REPLICAS_CHECK_EVERY`` seconds:
+        ``CLUSTER SLOTS`` leaves out a replica until it has data, and redis-py reads the map only after an error)."""
+        if self.replicas != "auto":
+            return int(self.replicas)
+        known = self._replicas.get(node.name)
+        now = time.monotonic()
+        if known is None or now - known[1] > REPLICAS_CHECK_EVERY:
+            self._replicas[node.name] = (known[0] if known else 1, now)  # the other turns meanwhile: as it was
+            try:
+                info = await node.execute_command("INFO", "replication")
+                count = int(info.get("connected_slaves", 0))
+            except (redis.RedisError, OSError):  # the master is away: the write itself will find out
+                count = known[0] if known else 1
+            self._replicas[node.name] = (count, now)
+        if self._replicas[node.name][0]:
+            return 1
+        self.unconfirmed(node.name, "no_replica")  # none connected (the one it had was promoted, or is down)
+        return 0
+
+    def unconfirmed(self, node: str, reason: str) -> None:
+        if self.count is not None:
+            self.count(reason)
+        self._unconfirmed[node] = self._unconfirmed.get(node, 0) + 1
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            masters = ", ".join(f"{name}: {n}" for name, n in sorted(self._unconfirmed.items()))
+            self._unconfirmed.clear()
+            log.warning("Redis Cluster: writes answered to customers without the confirmation of "
+                        "redis.wait_replicas=%s replica(s) within %d ms (a replica down, lagging, or none left after "
+                        "a failover) — a failover of these masters now may lose them; writes per master since the "
+                        "last warning: %s. Check 'INFO replication' on them and the cluster's replicas.",
+                        self.replicas, self.timeout_ms, masters)  # fmt: skip
+
+    def waited(self, node: str, want: int, acked: int) -> None:
+        if acked >= want:
+            self._degraded.discard(node)
+            return
+        self._degraded.add(node)
+        self.unconfirmed(node, "short")
+
+    def timeout_for(self, node: str) -> int:
+        return min(self.timeout_ms, DEGRADED_WAIT_MS) if node in self._degraded else self.timeout_ms
+
+
+class UnconfirmedWrite(redis.ConnectionError):
+    """The script ran, but its master was lost before the replicas' count came back: whether the write survives
+    the failover is unknown. Raised as a connection error (an outage: 503), so the caller lets go of its turn and
+    the channel's retry finds either the write (answered from it) or nothing (handled again) — never both."""
+
+
+async def durable_evalsha(client: AnyRedis, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    """Run ``script`` and return its result once the replicas ``client.durability`` asks for have the write (or
+    the wait timed out: see ``Durability``). Without a durability setting (a single server, or it is off), the
+    script runs as usual."""
+    durability = getattr(client, "durability", None)
+    if durability is None or not durability.on or not isinstance(client, RedisCluster):
+        return await script(keys=keys, args=args)
+    slot = client.keyslot(keys[0])
+    for _ in range(4):
+        if client._initialize_due():
+            await client.initialize()
+        nodes = client.nodes_manager.slots_cache.get(slot)
+        if not nodes:
+            await _reroute(client, keys[0])
+            continue
+        node = nodes[0]
+        want = await durability.wanted(node)
+        if not want:
+            return await script(keys=keys, args=args)
+        evalsha = PipelineCommand(0, "EVALSHA", script.sha, len(keys), *keys, *args)
+        wait = PipelineCommand(1, "WAIT", want, durability.timeout_for(node.name))
+        try:  # one packed write on one connection of the master: the WAIT counts the script's write
+            await node.execute_pipeline([evalsha, wait])
+        except MaxConnectionsError:
+            raise
+        except (redis.ConnectionError, redis.TimeoutError, OSError):  # the write failed: nothing ran
+            client._request_refresh(last_failed_node_name=node.name)
+            await _reroute(client, keys[0])
+            continue
+        result = evalsha.result
+        if isinstance(result, NoScriptError):  # the master restarted (or was promoted) without the script
+            await node.execute_command("SCRIPT", "LOAD", script.script)
+            continue
+        if isinstance(result, (MovedError, TryAgainError, ClusterDownError)):
+            await _reroute(client, keys[0])  # not run there: follow the slot (redis-py updates its map) and again
+            continue
+        if isinstance(result, AskError):  # the slot is being migrated: redis-py's own way, unconfirmed
+            durability.unconfirmed(node.name, "no_replica")
+            return await script(keys=keys, args=args)
+        if isinstance(result, (redis.ConnectionError, redis.TimeoutError, OSError)):
+            raise UnconfirmedWrite(f"the master {node.name} was lost before the script's reply") from result
+        if isinstance(result, BaseException):
+            raise result
+        acked = wait.result
+        if isinstance(acked, BaseException):
+            raise UnconfirmedWrite(f"the master {node.name} was lost before its replicas confirmed") from acked
+        durability.waited(node.name, want, int(acked))
+        return result
+    raise redis.ConnectionError(f"slot {slot}: no master took the write after 4 attempts")
+
+
+async def _reroute(client: RedisCluster, key: Any) -> None:
+    """Let redis-py find the slot's master now (it follows ``MOVED``, refreshes its map and retries through a
+    failover, ``FAILOVER_WAIT`` at most) with a read of ``key``."""
+    await client.execute_command("EXISTS", key)
+
+
 class GatewayCluster(RedisCluster):
     """redis-py's ``RedisCluster`` whose pipelines are ``GatewayClusterPipeline`` and pub/sub connections
-    ``GatewayClusterPubSub``."""
+    ``GatewayClusterPubSub``; ``durability`` says how ``durable_evalsha`` waits for replicas."""
+
+    durability: Durability | None = None
 
     def pubsub(self, node: ClusterNode | None = None, host: str | None = None, port: int | None = None,
                **kwargs: Any) -> GatewayClusterPubSub:  # fmt: skip
@@ -167,11 +334,16 @@ def _cluster_options(url: str) -> dict[str, Any]:
     return options
 
 
-def client(url: str, max_connections: int = 256) -> AnyRedis:
-    """An asyncio client for ``url`` (see the module's doc)."""
+def client(url: str, max_connections: int = 256, durability: Durability | None = None) -> AnyRedis:
+    """An asyncio client for ``url`` (see the module's doc); ``durability`` applies on a cluster."""
     if is_cluster(url):
-        return GatewayCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster_nodes(url)],
-                              max_connections=max_connections, **_cluster_options(url))  # fmt: skip
+        cluster = GatewayCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster_nodes(url)],
+                                 max_connections=max_connections, **_cluster_options(url))  # fmt: skip
+        cluster.durability = durability
+        return cluster
+    if durability is not None and durability.replicas not in ("auto", 0):
+        log.warning("redis.wait_replicas=%s applies on a Redis Cluster only; with one server it is not used",
+                    durability.replicas)  # fmt: skip
     return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=10))  # fmt: skip
 

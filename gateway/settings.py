@@ -47,6 +47,8 @@ class RedisSettings:
     url: str = field(default="", repr=False)  # from REDIS_URL; empty → embedded Redis under data_dir
     key_prefix: str = "gw:"
     appendfsync: str = "everysec"  # always | everysec | no
+    wait_replicas: str = "auto"  # Cluster: replicas that must have a turn before it is answered (auto | 0 = off | n)
+    wait_timeout_ms: int = 300  # how long a turn waits for them; past it, answered anyway and counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +378,11 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         raise SettingsError(f"{path}: 'bots.engine' is rasa but 'bots.rasa_url' is empty")
     if settings.server.production and not settings.webchat.token_secret:
         raise SettingsError(f"{path}: server.production is true but WEBCHAT_JWT_SECRET is not set")
+    wait = settings.redis
+    if not (wait.wait_replicas == "auto" or wait.wait_replicas.isdigit()) or wait.wait_timeout_ms < 1:
+        raise SettingsError(f"{path}: 'redis.wait_replicas' must be auto or a number of replicas (0 = off) and "
+                            f"'redis.wait_timeout_ms' at least 1, got {wait.wait_replicas!r} and "
+                            f"{wait.wait_timeout_ms}")  # fmt: skip
     check_privacy(settings.privacy, str(path))
     check_channels(settings, str(path))
     return settings
