@@ -17,12 +17,18 @@ Where the gateway differs from Rasa, for safety (README "Embed with rasa-webchat
 * the pipeline's sender is the id's random part (not a bearer secret: the console may show it);
 * ``customData.token`` is a customer JWT (``webchat.token_secret``), ``customData.language`` zh | en.
 
-Delivery across processes: a message for a session is published on its pub/sub channel (``Keys.visitor_channel``
-of ``sio:<sender>``) by one Lua script that, when no process listens (no socket open: a reload, a network drop),
-keeps it in the session's stream (``Keys.visitor_outbox``, MAXLEN ``socketio.pending_limit``, EX 30 days) instead.
-A process that subscribes for a session empties that stream to its socket once Redis confirms the subscription,
-so an agent's message sent while the page reloads arrives after the reload, once. (On Redis Cluster PUBLISH
-counts the listeners of one node: a message may then also be kept and shown again after the next reconnect.)
+Delivery across processes, exactly once on one Redis and on a Redis Cluster: a message for a session is kept in
+the session's stream (``Keys.visitor_outbox`` of ``sio:<sender>``, MAXLEN ``socketio.pending_limit``, EX 30 days) and
+published with its stream id on the session's pub/sub channel (``Keys.visitor_channel``), by one Lua script. The
+process holding the session's socket emits it and then deletes it from the stream (the stream key goes with its last
+entry); a process that (re)subscribes for a session, once Redis confirms the subscription, emits what the stream still
+holds. So what no socket took (none open: a reload, a network drop; the socket left while the message was on its way;
+the pub/sub connection was being re-made) waits for the next connection, and what a socket took is not shown again;
+an id already emitted to a session's sockets here is not emitted again (the stream and the live message may both
+carry it). No subscriber count is used: on a Redis Cluster ``PUBLISH`` reaches every node's subscribers but counts
+only those of the node that ran it (a message kept only when that count was 0 was shown live, and again after the next
+reconnect). Not covered: a message emitted into a socket whose connection was already broken (the widget does not
+acknowledge what it shows), and one emitted just before its process died, before it was deleted (shown again).
 """
 
 from __future__ import annotations
@@ -62,17 +68,25 @@ PENDING_TTL = 30 * 86400  # a session's undelivered messages wait this long for 
 MAX_QUEUED = 20  # a socket's messages waiting for their turn; more are refused with an error event
 MAX_TITLES = 64  # quick-reply payloads remembered per socket (to show the title in the transcript)
 _SESSION = re.compile(r"^[0-9a-f]{32}\.[0-9a-f]{20}$")
+_STREAM_ID = re.compile(rb"^[0-9]+-[0-9]+$")
 Handle = Callable[[], Awaitable[web.StreamResponse]]
 _SORRY = {"zh": "抱歉，出了点问题，请重新发送。", "en": "Sorry, something went wrong; please send it again."}
 
+# Keep a message for a session and publish it with its id. KEYS: the outbox. ARGV: channel, sealed data, MAXLEN, TTL.
 _PUBLISH = """
-local n = redis.call('PUBLISH', ARGV[1], ARGV[2])
-if n == 0 then
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'f', ARGV[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-end
-return n
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'f', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
+return id
 """
+# Messages emitted to the session's socket: out of its outbox, and the key gone with its last entry. KEYS: the outbox.
+# ARGV: stream ids.
+_ACK = """
+redis.call('XDEL', KEYS[1], unpack(ARGV))
+if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+RECENT = 256  # stream ids remembered per session (emitted here): the stream and the live message may both carry one
 
 
 # ---- sessions: issued and signed by the server ------------------------------------------------------------
@@ -112,14 +126,18 @@ def _lang(value: object) -> str | None:
 
 # ---- delivery through Redis ---------------------------------------------------------------------------------
 class SocketHub:
-    """This process's sockets by session, fed from Redis pub/sub; what no process could take waits in Redis."""
+    """This process's sockets by session, fed from Redis pub/sub; a message leaves its session's outbox in Redis only
+    once emitted to a socket of the session."""
 
     def __init__(self, redis: aioredis.Redis, keys: Keys, sio: socketio.AsyncServer, event: str, limit: int) -> None:
         self.redis, self.keys, self.sio, self.event, self.limit = redis, keys, sio, event, limit
         self.local: dict[str, set[str]] = defaultdict(set)  # sender → sids here
         self.titles: dict[str, dict[str, str]] = {}  # sid → quick-reply payload → title
+        self.recent: dict[str, dict[bytes, None]] = {}  # sender → stream ids emitted here lately (oldest first)
+        self.delivering = True  # False once the process stops: what arrives stays for the next connection
         self._pubsub = redis.pubsub()  # subscribe confirmations wanted: one drains what waited
         self._script = redis.register_script(_PUBLISH)
+        self._ack = redis.register_script(_ACK)
         self._reader: asyncio.Task[None] | None = None
 
     def _name(self, sender: str) -> str:
@@ -130,17 +148,24 @@ class SocketHub:
         self._reader = asyncio.create_task(self._read())
 
     async def stop(self) -> None:
+        self.delivering = False
         if self._reader:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         await self._pubsub.aclose()
 
-    async def publish(self, sender: str, payloads: list[dict[str, Any]]) -> None:
+    async def publish(self, sender: str, payloads: list[dict[str, Any]]) -> bytes:
+        """Kept in the session's outbox and published; returns its stream id."""
         name = self._name(sender)
         data = self.keys.seal(json.dumps({"m": payloads}, ensure_ascii=False))  # kept while away: encrypted at rest
-        await self._script(keys=[self.keys.visitor_outbox(name)],
-                           args=[self.keys.visitor_channel(name), data, self.limit, PENDING_TTL])  # fmt: skip
+        return await self._script(keys=[self.keys.visitor_outbox(name)],  # type: ignore[no-any-return]
+                                  args=[self.keys.visitor_channel(name), data, self.limit, PENDING_TTL])  # fmt: skip
+
+    async def ack(self, sender: str, ids: list[bytes]) -> None:
+        """Messages emitted to the session's socket: out of its outbox."""
+        if ids:
+            await self._ack(keys=[self.keys.visitor_outbox(self._name(sender))], args=ids)
 
     async def attach(self, sender: str, sid: str) -> None:
         first = not self.local[sender]
@@ -151,34 +176,47 @@ class SocketHub:
         else:
             await self._drain(sender)
 
-    async def detach(self, sender: str, sid: str) -> None:
-        self.local[sender].discard(sid)
+    def leave(self, sender: str, sid: str) -> bool:
+        """The socket is gone (no await: nothing is emitted to it, nor counted as delivered, from here on); True when
+        it was the session's last one here."""
+        sids = self.local.get(sender)
+        if sids is not None:
+            sids.discard(sid)
         self.titles.pop(sid, None)
+        if sids:
+            return False
+        self.local.pop(sender, None)
+        self.recent.pop(sender, None)
+        return True
+
+    async def detach(self, sender: str, sid: str) -> None:
+        last = self.leave(sender, sid)
         with contextlib.suppress(KeyError, ValueError):
             await self.sio.leave_room(sid, sender)
-        if not self.local[sender]:
-            del self.local[sender]
+        if last:
             with contextlib.suppress(aioredis.RedisError):
                 await self._pubsub.unsubscribe(self.keys.visitor_channel(self._name(sender)))
 
     async def _drain(self, sender: str) -> None:
-        key = self.keys.visitor_outbox(self._name(sender))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xrange(key)
-            pipe.delete(key)
-            entries, _ = await pipe.execute()
-        for _, fields in entries:
-            await self._emit(sender, fields[b"f"])
-
-    async def _emit(self, sender: str, data: bytes | str) -> None:
-        sids = self.local.get(sender)
-        if not sids:  # the socket left between the publish and now: kept for the next connection
-            key = self.keys.visitor_outbox(self._name(sender))
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(key, {"f": data}, maxlen=self.limit, approximate=True)
-                pipe.expire(key, PENDING_TTL)
-                await pipe.execute()
+        """What the session's outbox holds, to its sockets here (in order), then out of the outbox."""
+        if not self.local.get(sender):
             return
+        entries = await self.redis.xrange(self.keys.visitor_outbox(self._name(sender)))
+        emitted = [entry_id for entry_id, fields in entries if await self._emit(sender, entry_id, fields[b"f"])]
+        await self.ack(sender, emitted)
+
+    async def _emit(self, sender: str, entry_id: bytes, data: bytes | str) -> bool:
+        """Emit a message to the session's sockets here; False when there is none (it stays in the outbox for the
+        next connection). An id emitted here already is not emitted again (True: it may be deleted)."""
+        sids = self.local.get(sender)
+        if not sids or not self.delivering:
+            return False
+        seen = self.recent.setdefault(sender, {})
+        if entry_id in seen:
+            return True
+        seen[entry_id] = None
+        if len(seen) > RECENT:
+            del seen[next(iter(seen))]
         for payload in json.loads(self.keys.unseal(data))["m"]:
             for reply in payload.get("quick_replies", ()):
                 for sid in sids:
@@ -187,6 +225,7 @@ class SocketHub:
                     while len(titles) > MAX_TITLES:
                         titles.pop(next(iter(titles)))
             await self.sio.emit(self.event, payload, room=sender)
+        return True
 
     async def _read(self) -> None:
         prefix = self.keys.visitor_channel("sio:")
@@ -200,7 +239,11 @@ class SocketHub:
                     if message["type"] == "subscribe":
                         await self._drain(sender)
                     elif message["type"] == "message":
-                        await self._emit(sender, message["data"])
+                        entry_id, _, data = message["data"].partition(b" ")
+                        if not _STREAM_ID.match(entry_id):  # a process of the version before: no id, not kept
+                            await self._emit(sender, uuid.uuid4().bytes, message["data"])
+                        elif await self._emit(sender, entry_id, data):
+                            await self.ack(sender, [entry_id])
             except asyncio.CancelledError:
                 raise
             except (aioredis.ConnectionError, OSError):
@@ -261,6 +304,7 @@ class SocketIOChannel:
     async def shutdown(self) -> None:
         """Let the sockets go first (the widget reconnects, to another process, and its session continues)."""
         self.draining = True
+        self.hub.delivering = False  # what arrives from now on waits in Redis for the socket's next connection
         # dropped, not closed with a Socket.IO disconnect: a client told "server disconnect" does not come back
         for request in list(self.requests.values()):
             if request.transport is not None:
@@ -299,6 +343,8 @@ class SocketIOChannel:
         client = self.clients.pop(sid, None)
         if client is None:
             return
+        if client.sender:  # at once: what arrives for the session from now on waits for its next connection
+            self.hub.leave(client.sender, sid)
         task = asyncio.create_task(self._finish(client))  # what the customer sent is still handled
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
