@@ -36,6 +36,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
 from gateway.privacy import mask_phone
 from gateway.rkeys import OUTBOX_DEAD_KEPT, OUTBOX_ID_TTL, OUTBOX_SECOND_TTL, Keys
@@ -54,6 +55,26 @@ redis.call('RPUSH', KEYS[2], ARGV[1])
 local at = math.max(tonumber(ARGV[3]), tonumber(redis.call('GET', KEYS[4]) or '0'))
 redis.call('ZADD', KEYS[1], 'NX', at, ARGV[2])
 return 1
+"""
+
+# Several jobs queued as _ENQUEUE does, and a string set with them (an inbound request's recorded answer: the
+# request and its replies are recorded together). Only on one server (the string lives in another Cluster slot).
+# KEYS: due zset. ARGV: the string's key ('' for none), value, TTL; then per job: job, recipient, id marker,
+# recipient list, the recipient's next allowed send time, now, id ttl ('' = no id). Returns 1 or 0 per job.
+_ENQUEUE_ALL = """
+local out = {}
+for i = 4, #ARGV, 7 do
+  local added = 1
+  if ARGV[i + 6] ~= '' and not redis.call('SET', ARGV[i + 2], '1', 'NX', 'EX', ARGV[i + 6]) then added = 0 end
+  if added == 1 then
+    redis.call('RPUSH', ARGV[i + 3], ARGV[i])
+    local at = math.max(tonumber(ARGV[i + 5]), tonumber(redis.call('GET', ARGV[i + 4]) or '0'))
+    redis.call('ZADD', KEYS[1], 'NX', at, ARGV[i + 1])
+  end
+  table.insert(out, added)
+end
+if ARGV[1] ~= '' then redis.call('SET', ARGV[1], ARGV[2], 'EX', ARGV[3]) end
+return out
 """
 
 # Claim up to ARGV[3] due recipients. KEYS: due zset. ARGV: now, lease, batch, per-second cap (0 = none),
@@ -195,6 +216,7 @@ class Outbox:
         self.metrics = metrics
         self.due_key, self.dead_key = keys.outbox_due(channel), keys.outbox_dead(channel)
         self._enqueue = redis.register_script(_ENQUEUE)
+        self._enqueue_all = redis.register_script(_ENQUEUE_ALL)
         self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
         self._send: Sender | None = None
@@ -243,6 +265,46 @@ class Outbox:
             self._remember(sealed, text)
             self._wake.set()
         return bool(added)
+
+    async def put_all(self, jobs: list[Job], then_set: tuple[str, bytes, int] | None = None,
+                      fast: FastRedis | None = None, id_ttl: int = OUTBOX_ID_TTL) -> list[bool]:  # fmt: skip
+        """Queue ``jobs`` (each as ``put`` does) and set ``then_set`` (key, value, TTL in seconds) with them, in one
+        script on one server (on ``fast``, the lean connection, when given). On a Cluster the string lives in another
+        slot: the jobs are put one by one, then the string is set."""
+        if not self._one_server:
+            added = [await self.put(job, id_ttl) for job in jobs]
+            if then_set is not None:
+                await self.redis.set(then_set[0], then_set[1], ex=then_set[2])
+            return added
+        now = time.time()
+        args: list[Any] = list(then_set or ("", "", ""))
+        kept = []
+        for job in jobs:
+            job.created = job.created or now
+            rid = self.keys.cid(job.to)
+            text = job.dumps()
+            sealed = self.keys.seal(text)
+            kept.append((sealed, text))
+            args += [sealed, rid, self.keys.outbox_id(self.channel, job.id or "-"),
+                     self.keys.outbox_queue(self.channel, rid), self.keys.outbox_next(self.channel, rid), now,
+                     id_ttl if job.id else ""]  # fmt: skip
+        if fast is None:
+            got = await self._enqueue_all(keys=[self.due_key], args=args)
+        else:
+            try:
+                got = await fast.evalsha(self._enqueue_all.sha, [self.due_key], args)
+            except FastRedisError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                await self.redis.script_load(_ENQUEUE_ALL)  # Redis restarted and forgot it
+                got = await fast.evalsha(self._enqueue_all.sha, [self.due_key], args)
+        for (sealed, text), added in zip(kept, got, strict=True):
+            if added:
+                self._queued.inc()
+                self._remember(sealed, text)
+        if any(got):
+            self._wake.set()
+        return [bool(added) for added in got]
 
     def _remember(self, sealed: str, text: str) -> None:
         """A job just queued, kept for this process's worker (which will most likely be the one to send it)."""

@@ -36,14 +36,25 @@ from twilio.request_validator import RequestValidator
 
 from gateway import consent, edge
 from gateway import sms_units as sms_sizes
-from gateway.channels.authn import LONG_TTL, REPLAY_TTL, Replays, hmac_sha256, same, signed_time
-from gateway.channels.base import Adapter, Capabilities, Command, CommandContext, Host, as_text, queue_parts, read_body
+from gateway.channels.authn import LONG_TTL, REPLAY_TTL, Replays, digest, hmac_sha256, same, signed_time
+from gateway.channels.base import (
+    Adapter,
+    Capabilities,
+    Command,
+    CommandContext,
+    Host,
+    as_text,
+    job_kind,
+    queue_parts,
+    read_body,
+)
 from gateway.channels.smpp import SmppProvider
 from gateway.channels.smpp_inbox import SmppInbound
 from gateway.channels.sms_keywords import Keywords
 from gateway.channels.sms_providers import Provider, make_provider
 from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
+from gateway.fastredis import FastRedis
 from gateway.keys import SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
@@ -134,8 +145,10 @@ class SmsChannel:
 
     # ---- inbound ---------------------------------------------------------------------------
     async def receive(self, raw_from: object, text: object, message_id: str, received_at: float | None = None,
-                      provider: str = "") -> Turn:  # fmt: skip
-        """One text from a customer: keyword or NLU, then the replies queued for sending."""
+                      provider: str = "", record: Callable[[Turn], tuple[str, bytes, int]] | None = None,
+                      fast: FastRedis | None = None) -> Turn:  # fmt: skip
+        """One text from a customer: keyword or NLU, then the replies queued for sending — with ``record(turn)``
+        (key, value, TTL: the webhook's recorded answer) set in the same step, on ``fast`` when given."""
         number = normalise_number(raw_from, self.s.country_code)
         text = self.host.check_text(text)
         keyword = self.keywords.match(text)
@@ -152,6 +165,11 @@ class SmsChannel:
         turn = await self.host.handle(inbound)
         # a duplicate delivery re-queues the same job ids, which the outbox ignores: answered once, even
         # when the first handling crashed between its turn and its queueing
+        if record is not None:
+            ids = [job_id(CHANNEL, number, message_id, str(i)) for i in range(len(turn.replies))]
+            jobs = [self.job(reply, id_) for reply, id_ in zip(turn.replies, ids, strict=True)]
+            await self.outbox.put_all(jobs, record(turn), fast)
+            return turn
         for i, reply in enumerate(turn.replies):
             await self.queue(reply, job_id(CHANNEL, number, message_id, str(i)))
         return turn
@@ -162,6 +180,12 @@ class SmsChannel:
         if message.sender == "bot" and sms_sizes.segments(text) > self.settings.bots.sms_max_parts:
             text = sms_sizes.fit(text, self.settings.bots.sms_max_parts)
         return text
+
+    def job(self, message: OutboundMessage, id_: str) -> Job:
+        """``message`` as the one outbox job ``queue`` makes of it."""
+        return Job(to=message.recipient_id, text=self.text_of(message), id=id_ or random_id(), kind=job_kind(message),
+                   buttons=[[b.title, b.payload] for b in message.buttons],
+                   conversation_id=message.conversation_id)  # fmt: skip
 
     async def queue(self, message: OutboundMessage, id_: str = "") -> bool:
         return await queue_parts(self.outbox, message, [self.text_of(message)], id_)
@@ -329,18 +353,33 @@ async def _once(request: web.Request, request_id: bytes, ttl: int, handle: Calla
     return answer
 
 
+def _fast(request: web.Request) -> FastRedis | None:
+    """The lean Redis connection of the message path (``gateway/fastredis.py``; None on a Cluster)."""
+    from gateway.app import FAST_REDIS  # the application imports the channels
+
+    return request.config_dict.get(FAST_REDIS)
+
+
 async def generic_webhook(request: web.Request) -> web.Response:
+    """As ``_once`` does, in fewer round trips: the same signed request again gets the recorded answer, unhandled;
+    the answer is recorded in the same script that queues the replies (a delivery whose handling died before
+    that is handled again)."""
     channel = request.config_dict[SMS_CHANNEL]
     body, data = await _signed(request, SmsIn)
+    key = channel.keys.webhook_seen(CHANNEL, digest(b"in:" + body))  # as authn.Replays names it
+    fast = _fast(request)
+    recorded = await (fast.execute("GET", key) if fast is not None else channel.redis.get(key))
+    if recorded is not None:
+        answer = json.dumps({**json.loads(recorded), "duplicate": True}).encode()
+        return web.Response(body=answer, content_type="application/json")
+    answer = b""
 
-    async def handle() -> bytes:
-        turn = await channel.receive(data.from_, data.text, str(data.id), provider="http")
-        return json.dumps({"status": "accepted", "duplicate": turn.duplicate, "replies": len(turn.replies)}).encode()
+    def record(turn: Turn) -> tuple[str, bytes, int]:
+        nonlocal answer
+        answer = json.dumps({"status": "accepted", "duplicate": turn.duplicate, "replies": len(turn.replies)}).encode()
+        return key, answer, REPLAY_TTL
 
-    def duplicate(recorded: bytes) -> bytes:
-        return json.dumps({**json.loads(recorded), "duplicate": True}).encode()
-
-    answer = await _once(request, b"in:" + body, REPLAY_TTL, handle, duplicate)
+    await channel.receive(data.from_, data.text, str(data.id), provider="http", record=record, fast=fast)
     return web.Response(body=answer, content_type="application/json")
 
 
