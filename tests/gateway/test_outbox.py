@@ -402,6 +402,73 @@ async def test_the_same_job_id_is_queued_once(make_outbox):
     assert sample(outbox.metrics, "outbox_queued_total") == 3
 
 
+async def test_put_all_queues_jobs_once_with_a_string_set_in_the_same_step(make_outbox, key_prefix):
+    """An SMS webhook's replies and its recorded answer go into Redis together (one script): the replies once per id,
+    the answer whatever happened to the jobs."""
+    send, calls = provider()
+    outbox = make_outbox()
+    keys = deployment_keys(key_prefix)
+    answer_key = keys.webhook_seen(CHANNEL, "test-request")
+    jobs = [Job(to="alice", text="r0", id=job_id(CHANNEL, "m-1", "0")), Job(to="bob", text="r1", id=job_id("m-1", "1"))]
+    assert await outbox.put_all(jobs, (answer_key, b'{"replies": 2}', 60)) == [True, True]
+    assert await outbox.redis.get(answer_key) == b'{"replies": 2}'
+    assert 55 < await outbox.redis.ttl(answer_key) <= 60
+    again = [Job(to="alice", text="r0 again", id=jobs[0].id), Job(to="alice", text="r2", id=job_id("m-1", "2"))]
+    assert await outbox.put_all(again, (answer_key, b'{"replies": 3}', 60)) == [False, True]
+    assert await outbox.redis.get(answer_key) == b'{"replies": 3}'
+    assert await outbox.put_all([], (answer_key, b"{}", 60)) == []  # no replies: the answer alone
+    assert await outbox.redis.get(answer_key) == b"{}"
+    # stored sealed, like put's
+    raw = await outbox.redis.lrange(outbox.queue_key("alice"), 0, -1)
+    assert len(raw) == 2 and all(b"r0" not in r and b"alice" not in r for r in raw)
+    outbox.start(send)
+    try:
+        await until(lambda: len(calls) == 3, what="three sends")
+        await asyncio.sleep(0.15)  # room for a wrong extra send to show up
+    finally:
+        await stop(outbox)
+    assert texts(calls, "alice") == ["r0", "r2"] and texts(calls, "bob") == ["r1"]
+    assert sample(outbox.metrics, "outbox_queued_total") == 3
+
+
+async def test_a_record_of_each_send_is_written_with_its_settle(make_outbox, key_prefix):
+    """``start(send, record)``: what the channel keeps of a send (the SMS receipt record) is written with the settle,
+    for sends settled together too; a send without a provider id records nothing."""
+    keys = deployment_keys(key_prefix)
+
+    async def send(job: Job) -> str | None:
+        await asyncio.sleep(0.01 if job.text.endswith("0") else 0.02)
+        return None if job.text == "no-id" else f"pid-{job.text}"
+
+    def record(job: Job, provider_id: str) -> tuple[str, dict[str, str | int | float], int]:
+        return keys.sms_receipt(provider_id), {"job": job.id, "status": "sent", "parts": 1}, 120
+
+    outbox = make_outbox()
+    names = [f"to-{i}" for i in range(40)]
+    for name in names:
+        assert await outbox.put(Job(to=name, text=f"{name}:0", id=f"j-{name}"))
+        assert await outbox.put(Job(to=name, text=f"{name}:1"))
+    assert await outbox.put(Job(to="other", text="no-id"))
+    outbox.start(send, record)
+    try:
+        await until(lambda: sample(outbox.metrics, "outbox_sent_total") == 81, what="81 sends")
+
+        async def drained() -> bool:
+            return await outbox.depth() == 0
+
+        await until(drained, what="every recipient settled")
+    finally:
+        await stop(outbox)
+    assert await outbox.depth() == 0
+    for name in names:
+        assert await outbox.pending(name) == []
+        saved = await outbox.redis.hgetall(keys.sms_receipt(f"pid-{name}:0"))
+        assert saved == {b"job": f"j-{name}".encode(), b"status": b"sent", b"parts": b"1"}
+        assert 100 < await outbox.redis.ttl(keys.sms_receipt(f"pid-{name}:0")) <= 120
+        assert await outbox.redis.exists(keys.sms_receipt(f"pid-{name}:1"))
+    assert not await outbox.redis.exists(keys.sms_receipt("pid-no-id"), keys.sms_receipt("None"))
+
+
 # ---- 7. crash safety -------------------------------------------------------------------------------
 
 
