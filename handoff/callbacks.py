@@ -34,6 +34,22 @@ return 0
 """
 
 
+# The customer's open task: its id, unless an agent handled it. KEYS: the open-task key, the handled hash.
+_OPEN = """
+local id = redis.call('GET', KEYS[1])
+if id and redis.call('HEXISTS', KEYS[2], id) == 0 then return id end
+return false
+"""
+
+# A message for the customer's open task ARGV[1], stored only while that task is open and not handled (1, else 0).
+# KEYS: the open-task key, the handled hash, the stream. ARGV: task id, the sealed entry, the stream's length.
+_LEAVE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[2])
+return 1
+"""
+
+
 class Callbacks:
     def __init__(self, redis: aioredis.Redis, keys: Keys, store: ChatStore, tickets: ComplaintTickets,
                  customers: Customers) -> None:  # fmt: skip
@@ -43,20 +59,23 @@ class Callbacks:
         self.tickets = tickets
         self.customers = customers
         self._close = redis.register_script(_CLOSE)
+        self._open = redis.register_script(_OPEN)
+        self._leave = redis.register_script(_LEAVE)
+
+    def _seal(self, entry: dict[str, Any]) -> str:
+        return self.keys.seal(json.dumps(entry, ensure_ascii=False))  # the sender and the text: encrypted at rest
 
     async def _add(self, entry: dict[str, Any]) -> None:
-        sealed = self.keys.seal(json.dumps(entry, ensure_ascii=False))  # the sender and the text: encrypted at rest
-        await self.redis.xadd(self.keys.handoff_callbacks(), {"e": sealed}, maxlen=HANDOFF_CALLBACKS_MAXLEN)
-        await self.store.publish({"type": "callbacks_changed"})
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.xadd(self.keys.handoff_callbacks(), {"e": self._seal(entry)}, maxlen=HANDOFF_CALLBACKS_MAXLEN)
+            self.store.publish_in(pipe, {"type": "callbacks_changed"})
+            await pipe.execute()
 
     async def open_task(self, channel: str, sender: str) -> str | None:
         """The id of the customer's open (not yet handled) callback task, if any."""
-        task_id = await self.redis.get(self.keys.handoff_callback_open(channel, sender))
-        if task_id is None:
-            return None
-        if await self.redis.hexists(self.keys.handoff_callbacks_done(), task_id):
-            return None
-        return task_id.decode()
+        task_id = await self._open(keys=[self.keys.handoff_callback_open(channel, sender),
+                                         self.keys.handoff_callbacks_done()])  # fmt: skip
+        return task_id.decode() if task_id else None
 
     async def request(self, request: HandoffRequest, status: str) -> HandoffResult:
         """A callback task instead of a queued chat; ``status`` is ``closed`` or ``no_agents``. A customer with an
@@ -79,10 +98,14 @@ class Callbacks:
     async def leave_message(self, request_id: str, channel: str, sender: str, phone: str | None, text: str) -> bool:
         """The customer's message for their callback task; ``False`` (nothing stored) when that task is not open
         any more (handled, or another one is the customer's)."""
-        if await self.open_task(channel, sender) != request_id:
+        entry = {"id": request_id, "kind": "message", "channel": channel, "sender": sender,
+                 "phone": mask_phone(phone) if phone else "", "text": text, "at": time.time()}  # fmt: skip
+        stored = await self._leave(keys=[self.keys.handoff_callback_open(channel, sender),
+                                         self.keys.handoff_callbacks_done(), self.keys.handoff_callbacks()],
+                                   args=[request_id, self._seal(entry), HANDOFF_CALLBACKS_MAXLEN])  # fmt: skip
+        if not stored:
             return False
-        await self._add({"id": request_id, "kind": "message", "channel": channel, "sender": sender,
-                         "phone": mask_phone(phone) if phone else "", "text": text, "at": time.time()})  # fmt: skip
+        await self.store.publish({"type": "callbacks_changed"})
         return True
 
     async def tasks(self, include_done: bool = False, limit: int = 200) -> list[dict[str, Any]]:
