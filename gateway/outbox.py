@@ -59,19 +59,32 @@ return 1
 
 # Several jobs queued as _ENQUEUE does, and a string set with them (an inbound request's recorded answer: the
 # request and its replies are recorded together). Only on one server (the string lives in another Cluster slot).
-# KEYS: due zset. ARGV: the string's key ('' for none), value, TTL; then per job: job, recipient, id marker,
-# recipient list, the recipient's next allowed send time, now, id ttl ('' = no id). Returns 1 or 0 per job.
+# A job that makes its recipient due at once is also claimed, as _CLAIM would (up to ARGV[4] of them, the queueing
+# process's free send slots; this second's cap counted): its worker sends it without a claim of its own.
+# KEYS: due zset. ARGV: the string's key ('' for none), value, TTL, claims allowed, lease, per-second cap (0 =
+# none), key of this second's counter, that counter's TTL; then per job: job, recipient, id marker, recipient list,
+# the recipient's next allowed send time, now, id ttl ('' = no id). Returns per job: queued (1/0), claimed (1/0).
 _ENQUEUE_ALL = """
 local out = {}
-for i = 4, #ARGV, 7 do
-  local added = 1
+local claims, cap = tonumber(ARGV[4]), tonumber(ARGV[6])
+for i = 9, #ARGV, 7 do
+  local added, claimed = 1, 0
   if ARGV[i + 6] ~= '' and not redis.call('SET', ARGV[i + 2], '1', 'NX', 'EX', ARGV[i + 6]) then added = 0 end
   if added == 1 then
+    local now = tonumber(ARGV[i + 5])
     redis.call('RPUSH', ARGV[i + 3], ARGV[i])
-    local at = math.max(tonumber(ARGV[i + 5]), tonumber(redis.call('GET', ARGV[i + 4]) or '0'))
-    redis.call('ZADD', KEYS[1], 'NX', at, ARGV[i + 1])
+    local at = math.max(now, tonumber(redis.call('GET', ARGV[i + 4]) or '0'))
+    if redis.call('ZADD', KEYS[1], 'NX', at, ARGV[i + 1]) == 1 and at <= now and claims > 0
+        and redis.call('LLEN', ARGV[i + 3]) == 1
+        and (cap == 0 or tonumber(redis.call('GET', ARGV[7]) or '0') < cap) then
+      if cap > 0 and redis.call('INCR', ARGV[7]) == 1 then redis.call('EXPIRE', ARGV[7], ARGV[8]) end
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[i + 1])
+      claims = claims - 1
+      claimed = 1
+    end
   end
   table.insert(out, added)
+  table.insert(out, claimed)
 end
 if ARGV[1] ~= '' then redis.call('SET', ARGV[1], ARGV[2], 'EX', ARGV[3]) end
 return out
@@ -109,8 +122,9 @@ return out
 # times, dead jobs kept; then per job: recipient, head as claimed, outcome (done | retry | dead), next due time,
 # replacement head (retry) or dead record (dead), milliseconds the next allowed time is kept (the interval), n,
 # and n more: a hash to record with the send (key, TTL, field, value, …; n = 0 for none, and always 0 on a
-# Cluster, where that key lives in another slot). Returns 1 per job settled, 0 for a job whose head is no longer
-# the one claimed (its lease ran out and another process took it).
+# Cluster, where that key lives in another slot). Returns per job 2 when its recipient is due again (a retry, or
+# more jobs waiting: the worker re-plans its sleep), 1 when its list emptied, 0 when the head is no longer the
+# one claimed (its lease ran out and another process took it).
 _SETTLE = """
 local out = {}
 local i = 4
@@ -128,7 +142,7 @@ while i <= #ARGV do
   elseif outcome == 'retry' then
     redis.call('LSET', queue, 0, data)
     redis.call('ZADD', KEYS[1], due, r)
-    table.insert(out, 1)
+    table.insert(out, 2)
   else
     redis.call('LPOP', queue)
     if outcome == 'dead' then
@@ -140,10 +154,11 @@ while i <= #ARGV do
     end
     if redis.call('LLEN', queue) > 0 then
       redis.call('ZADD', KEYS[1], due, r)
+      table.insert(out, 2)
     else
       redis.call('ZREM', KEYS[1], r)
+      table.insert(out, 1)
     end
-    table.insert(out, 1)
   end
 end
 return out
@@ -233,6 +248,7 @@ class Outbox:
         # finish while one call is on its way are settled together by the next)
         self._settles: list[tuple[list[Any], asyncio.Future[int]]] = []
         self._settler: asyncio.Task[None] | None = None
+        self._slot_wait = False  # the worker waits for a send to finish (every slot busy)
         # jobs this process queued, by their sealed form: sent without decrypting and parsing them again (a job
         # another process queued, or one pushed out of this bounded memo, is read from Redis as before)
         self._local: dict[bytes, str] = {}
@@ -277,14 +293,17 @@ class Outbox:
                 await self.redis.set(then_set[0], then_set[1], ex=then_set[2])
             return added
         now = time.time()
-        args: list[Any] = list(then_set or ("", "", ""))
+        # this process's worker runs and has free slots: a job due at once is claimed for it by the same script
+        claims = 0 if self._task is None or self._stopping else self.policy.concurrency - len(self._inflight)
+        args: list[Any] = [*(then_set or ("", "", "")), max(claims, 0), self.policy.lease, self.policy.per_second,
+                           self.keys.outbox_second(self.channel, int(now)), OUTBOX_SECOND_TTL]  # fmt: skip
         kept = []
         for job in jobs:
             job.created = job.created or now
             rid = self.keys.cid(job.to)
             text = job.dumps()
             sealed = self.keys.seal(text)
-            kept.append((sealed, text))
+            kept.append((rid, sealed, text))
             args += [sealed, rid, self.keys.outbox_id(self.channel, job.id or "-"),
                      self.keys.outbox_queue(self.channel, rid), self.keys.outbox_next(self.channel, rid), now,
                      id_ttl if job.id else ""]  # fmt: skip
@@ -298,13 +317,16 @@ class Outbox:
                     raise
                 await self.redis.script_load(_ENQUEUE_ALL)  # Redis restarted and forgot it
                 got = await fast.evalsha(self._enqueue_all.sha, [self.due_key], args)
-        for (sealed, text), added in zip(kept, got, strict=True):
-            if added:
+        queued = got[0::2]
+        for (rid, sealed, text), added, claimed in zip(kept, queued, got[1::2], strict=True):
+            if claimed:  # the head of its list (the recipient was not due before): sent from here, no claim needed
+                self._queued.inc()
+                self._start_delivery(rid, sealed.encode(), text)
+            elif added:
                 self._queued.inc()
                 self._remember(sealed, text)
-        if any(got):
-            self._wake.set()
-        return [bool(added) for added in got]
+                self._wake.set()
+        return [bool(added) for added in queued]
 
     def _remember(self, sealed: str, text: str) -> None:
         """A job just queued, kept for this process's worker (which will most likely be the one to send it)."""
@@ -356,7 +378,9 @@ class Outbox:
             try:
                 free = self.policy.concurrency - len(self._inflight)
                 if free <= 0:  # every slot busy: until one frees, or stop()
+                    self._slot_wait = True
                     await self._sleep(1.0)
+                    self._slot_wait = False
                     continue
                 claimed, capped, first = await self._claim_batch(free)
                 backoff = 0.1
@@ -379,12 +403,19 @@ class Outbox:
                   self.keys.outbox_second(self.channel, int(now)), OUTBOX_SECOND_TTL],
         )  # fmt: skip
         for i in range(2, len(got), 2):
-            recipient, head = got[i].decode(), got[i + 1]
-            task = asyncio.create_task(self._deliver(recipient, head))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-            task.add_done_callback(lambda _: self._wake.set())  # a slot is free again
+            self._start_delivery(got[i].decode(), got[i + 1])
         return (len(got) - 2) // 2, bool(got[0]), float(got[1]) if got[1] else None
+
+    def _start_delivery(self, recipient: str, head: bytes, text: str | None = None) -> None:
+        """A claimed recipient's head sent by a task of its own (``text``: the job in clear, when known here)."""
+        task = asyncio.create_task(self._deliver(recipient, head, text))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(self._freed)
+
+    def _freed(self, _: asyncio.Task[None]) -> None:
+        if self._slot_wait:  # the worker waits for a slot: one is free again
+            self._wake.set()
 
     async def _idle(self, capped: bool, first: float | None) -> None:
         """Sleep until the earliest recipient is due (``first``; at most 1 s) — or, when this second's cap was
@@ -400,9 +431,9 @@ class Outbox:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def _deliver(self, recipient: str, head: bytes) -> None:
+    async def _deliver(self, recipient: str, head: bytes, text: str | None = None) -> None:
         assert self._send is not None
-        text = self._local.pop(head, None)
+        text = text if text is not None else self._local.pop(head, None)
         job = Job.loads(text if text is not None else self.keys.unseal(head))
         started = time.perf_counter()
         outcome, error, after = "done", "", None
@@ -471,8 +502,8 @@ class Outbox:
         item = [recipient, head, outcome, due, data, keep_ms, *(record or [0])]
         for attempt in range(5):
             try:
-                await self._settled(item)
-                self._wake.set()  # the recipient's next time is set: the worker re-plans its sleep
+                if await self._settled(item) == 2:
+                    self._wake.set()  # the recipient is due again: the worker re-plans its sleep
                 return
             except (aioredis.RedisError, OSError):
                 await asyncio.sleep(0.2 * (attempt + 1))
