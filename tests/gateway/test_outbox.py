@@ -431,6 +431,36 @@ async def test_put_all_queues_jobs_once_with_a_string_set_in_the_same_step(make_
     assert sample(outbox.metrics, "outbox_queued_total") == 3
 
 
+async def test_put_all_with_a_running_worker_claims_what_is_due_at_once(make_outbox):
+    """The worker's process queues with put_all: a job due at once is claimed by the same script and sent without a
+    claim of its own — once, in order per recipient, the interval and the per-second cap kept."""
+    send, calls = provider()
+    outbox = make_outbox(interval=0.2, per_second=3)
+    outbox.start(send)
+    try:
+        jobs = [Job(to="alice", text="a1", id="a1"), Job(to="alice", text="a2", id="a2"), Job(to="bob", text="b1")]
+        assert await outbox.put_all(jobs) == [True, True, True]
+        await until(lambda: len(calls) == 3, what="three sends")
+        assert texts(calls, "alice") == ["a1", "a2"] and texts(calls, "bob") == ["b1"]
+        assert first(calls, "a2").at - first(calls, "a1").at >= 0.2 - TOL  # the interval, though queued together
+        # alice was just sent to: her next job waits for the interval instead of being claimed at once
+        before = time.monotonic()
+        assert await outbox.put_all([Job(to="alice", text="a3")]) == [True]
+        await until(lambda: len(calls) == 4, what="the fourth send")
+        assert first(calls, "a3").at - first(calls, "a2").at >= 0.2 - TOL and first(calls, "a3").at > before
+        # the per-second cap (3/s) counts these claims too
+        many = [Job(to=f"r{i}", text=f"r{i}") for i in range(7)]
+        assert await outbox.put_all(many) == [True] * 7
+        await until(lambda: len(calls) == 11, what="seven more sends")
+        await asyncio.sleep(0.15)  # room for a wrong extra send to show up
+    finally:
+        await stop(outbox)
+    assert len(calls) == 11 and len({c.text for c in calls}) == 11
+    per_second = Counter(int(c.wall) for c in calls if c.text.startswith("r"))
+    assert max(per_second.values()) <= 3, per_second
+    assert await outbox.depth() == 0
+
+
 async def test_a_record_of_each_send_is_written_with_its_settle(make_outbox, key_prefix):
     """``start(send, record)``: what the channel keeps of a send (the SMS receipt record) is written with the settle,
     for sends settled together too; a send without a provider id records nothing."""
