@@ -11,7 +11,9 @@ the ratio compares like with like; memory is then the sum over the gateway's pro
 ``--cluster`` runs the gateway on a Redis Cluster (3 masters, 3 replicas on loopback, tests/cluster.py) instead of the
 embedded Redis; with ``--failover S`` a master is killed (SIGKILL) S seconds into the last gateway round, whose
 throughput, longest gap between two answers (any customer) and slowest answer (one whose keys were on the killed
-master waits for its replica) are printed.
+master waits for its replica) are printed, and how many messages answered with 200 are missing from (or twice in) the
+conversation logs afterwards. ``GATEWAY_REDIS_WAIT_REPLICAS=0`` in the environment turns the turns' wait for their
+replica off (the default, auto, waits for one).
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
 
     latencies: list[float] = []
     answered: list[float] = []  # when each answer came (monotonic), for the longest gap
+    ok: list[tuple[str, str]] = []  # (sender, message id) of each message answered with 200
     errors = 0
     run = os.urandom(4).hex()  # fresh message ids each run: a repeated id would be answered as a duplicate
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -122,6 +125,8 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
                     data = await resp.json()
                     if resp.status != 200 or not data:
                         errors += 1
+                    else:
+                        ok.append((body["sender"], metadata["message_id"]))
             except aiohttp.ClientError:
                 errors += 1
             latencies.append(time.perf_counter() - t0)
@@ -133,6 +138,7 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
         await asyncio.gather(*(session.post(url, json={"sender": "warm", "message": "hi"}) for _ in range(20)))
         latencies.clear()
         answered.clear()
+        ok.clear()
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
@@ -140,7 +146,7 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
     return {
         "rate": messages / elapsed, "p50": latencies[len(latencies) // 2] * 1000,
         "p99": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors,
-        "gap": max((b - a for a, b in itertools.pairwise(answered)), default=0.0), "max": latencies[-1],
+        "gap": max((b - a for a, b in itertools.pairwise(answered)), default=0.0), "max": latencies[-1], "ok": ok,
     }  # fmt: skip
 
 
@@ -236,6 +242,27 @@ def _cluster() -> Iterator[object]:
         yield cluster
 
 
+def _check_logs(url: str, env: dict[str, str], ok: list[tuple[str, str]]) -> tuple[int, int]:
+    """(messages answered with 200 that no conversation log holds, messages logged more than once) — read with the
+    gateway's own keys (its key prefix and the data keys the bench gave it)."""
+    from gateway import redisconn, vault
+    from gateway.rkeys import Keys
+
+    keys = Keys("gw:", vault.from_env(env))
+    direct = redisconn.sync_client(url)
+    try:
+        logged: dict[str, int] = {}
+        for sender in sorted({s for s, _ in ok}):
+            for log in direct.scan_iter(match=keys.conversation_log("rest", sender, "*"), count=1000):
+                for _, fields in direct.xrange(log):
+                    entry = json.loads(keys.unseal(fields[b"e"]))
+                    if entry["kind"] == "customer":
+                        logged[entry["message_id"]] = logged.get(entry["message_id"], 0) + 1
+    finally:
+        direct.close()
+    return sum(1 for _, m in ok if m not in logged), sum(1 for n in logged.values() if n > 1)
+
+
 def _kill_later(cluster: object, seconds: float, killed: list[float]) -> threading.Timer:
     def kill() -> None:
         victim = cluster.master_of("load-0")  # type: ignore[attr-defined]
@@ -257,6 +284,12 @@ def run(args: argparse.Namespace, cluster: object | None) -> None:
     data_dir = tempfile.mkdtemp(prefix="gw-bench-")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["WEBCHAT_JWT_SECRET"] = SECRET
+    if cluster is not None:  # data keys the bench knows too: it reads the conversation logs after a failover
+        import base64
+
+        env["GATEWAY_DATA_KEYS"] = f"bench:{base64.b64encode(os.urandom(32)).decode()}"
+        env["GATEWAY_INDEX_KEY"] = base64.b64encode(os.urandom(32)).decode()
+        print(f"redis.wait_replicas: {env.get('GATEWAY_REDIS_WAIT_REPLICAS', 'auto')}")
     redis_url = ["--redis-url", cluster.url] if cluster is not None else []  # type: ignore[attr-defined]
     gateway = subprocess.Popen(
         [
@@ -316,6 +349,9 @@ def run(args: argparse.Namespace, cluster: object | None) -> None:
             if killed:
                 print(f"  failover round: {gw['rate']:.0f} msg/s, longest gap between two answers {gw['gap']:.2f} s, "
                       f"slowest answer {gw['max']:.2f} s, {gw['errors']} errors")  # fmt: skip
+                lost, twice = _check_logs(cluster.url, env, gw["ok"])  # type: ignore[attr-defined]
+                print(f"  answered with 200: {len(gw['ok'])}; not in the conversation log after the failover: {lost}; "
+                      f"logged twice: {twice}")  # fmt: skip
             for name, r in ((f"{round_}: bare aiohttp echo", base), (f"{round_}: gateway", gw)):
                 print(f"{name:22} {r['rate']:8.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d}")
             ratios.append(gw["rate"] / base["rate"])
