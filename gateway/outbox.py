@@ -247,8 +247,9 @@ class Outbox:
         # settles waiting for the next script call, and the task making those calls (one at a time: the sends that
         # finish while one call is on its way are settled together by the next)
         self._settles: list[tuple[list[Any], asyncio.Future[int]]] = []
-        self._settler: asyncio.Task[None] | None = None
+        self._settlers: set[asyncio.Task[None]] = set()
         self._slot_wait = False  # the worker waits for a send to finish (every slot busy)
+        self._sending = 0  # sends started and not finished (a send's slot is free again before its settle)
         # jobs this process queued, by their sealed form: sent without decrypting and parsing them again (a job
         # another process queued, or one pushed out of this bounded memo, is read from Redis as before)
         self._local: dict[bytes, str] = {}
@@ -294,7 +295,7 @@ class Outbox:
             return added
         now = time.time()
         # this process's worker runs and has free slots: a job due at once is claimed for it by the same script
-        claims = 0 if self._task is None or self._stopping else self.policy.concurrency - len(self._inflight)
+        claims = 0 if self._task is None or self._stopping else self.policy.concurrency - self._sending
         args: list[Any] = [*(then_set or ("", "", "")), max(claims, 0), self.policy.lease, self.policy.per_second,
                            self.keys.outbox_second(self.channel, int(now)), OUTBOX_SECOND_TTL]  # fmt: skip
         kept = []
@@ -368,15 +369,15 @@ class Outbox:
             await asyncio.wait(self._inflight, timeout=timeout)
         for task in list(self._inflight):  # cut off: re-sent by any process once their lease runs out
             task.cancel()
-        if self._settler is not None and not self._settler.done():  # the settles of sends that finished
-            await asyncio.wait({self._settler}, timeout=timeout)
+        if self._settlers:  # the settles of sends that finished
+            await asyncio.wait(self._settlers, timeout=timeout)
 
     async def _run(self) -> None:
         backoff = 0.1
         while not self._stopping:
             self._wake.clear()  # before claiming: a put, a settled send or stop() from now on wakes the idle wait
             try:
-                free = self.policy.concurrency - len(self._inflight)
+                free = self.policy.concurrency - self._sending
                 if free <= 0:  # every slot busy: until one frees, or stop()
                     self._slot_wait = True
                     await self._sleep(1.0)
@@ -408,14 +409,10 @@ class Outbox:
 
     def _start_delivery(self, recipient: str, head: bytes, text: str | None = None) -> None:
         """A claimed recipient's head sent by a task of its own (``text``: the job in clear, when known here)."""
+        self._sending += 1
         task = asyncio.create_task(self._deliver(recipient, head, text))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
-        task.add_done_callback(self._freed)
-
-    def _freed(self, _: asyncio.Task[None]) -> None:
-        if self._slot_wait:  # the worker waits for a slot: one is free again
-            self._wake.set()
 
     async def _idle(self, capped: bool, first: float | None) -> None:
         """Sleep until the earliest recipient is due (``first``; at most 1 s) — or, when this second's cap was
@@ -432,6 +429,18 @@ class Outbox:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _deliver(self, recipient: str, head: bytes, text: str | None = None) -> None:
+        try:
+            job, outcome, error, after, record, started = await self._sent_job(recipient, head, text)
+        finally:  # the send's slot is free (its settle does not hold it)
+            self._sending -= 1
+            if self._slot_wait:  # the worker waits for a slot
+                self._wake.set()
+        await self._settle_sent(recipient, head, job, outcome, error, after, record, started)
+
+    async def _sent_job(self, recipient: str, head: bytes, text: str | None
+                        ) -> tuple[Job, str, str, float | None, list[Any], float]:  # fmt: skip
+        """The claimed head sent: the job, the outcome (done | retry | dead), the error, the provider's retry-after,
+        the send's record for the settle, when the send started."""
         assert self._send is not None
         text = text if text is not None else self._local.pop(head, None)
         job = Job.loads(text if text is not None else self.keys.unseal(head))
@@ -460,6 +469,10 @@ class Outbox:
             except Exception as exc:  # an adapter bug or an unexpected library error: retry, say what it was
                 outcome, error = "retry", type(exc).__name__
                 log.warning("outbox %s: send raised %s", self.channel, type(exc).__name__, exc_info=True)
+        return job, outcome, error, after, record, started
+
+    async def _settle_sent(self, recipient: str, head: bytes, job: Job, outcome: str, error: str, after: float | None,
+                           record: list[Any], started: float) -> None:  # fmt: skip
         now = time.time()
         labels = self.channel
         if outcome != "done":
@@ -513,29 +526,35 @@ class Outbox:
     async def _settled(self, item: list[Any]) -> int:
         """``item`` settled by the next settle script call, with the others waiting then (1, or 0 when the head is
         no longer the one claimed)."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        if not self._settles:  # the first of this moment: the settles made until the loop's next turn go with it
+            loop.call_soon(self._settle_waiting)
         self._settles.append((item, future))
-        if self._settler is None or self._settler.done():
-            self._settler = asyncio.create_task(self._settle_waiting(), name=f"outbox-{self.channel}-settle")
         return await future
 
-    async def _settle_waiting(self) -> None:
-        while self._settles:
-            batch, self._settles = self._settles[:SETTLE_BATCH], self._settles[SETTLE_BATCH:]
-            args: list[Any] = [self.keys.outbox_queue(self.channel, ""), self.keys.outbox_next(self.channel, ""),
-                               OUTBOX_DEAD_KEPT]  # fmt: skip
-            for item, _ in batch:
-                args += item
-            try:
-                done = await self._settle(keys=[self.due_key, self.dead_key], args=args)
-            except Exception as exc:  # each waiting send retries (or gives up) on its own
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(batch, done, strict=True):
-                if not future.done():  # its send was cancelled (stop): the settle was made all the same
-                    future.set_result(int(result))
+    def _settle_waiting(self) -> None:
+        waiting, self._settles = self._settles, []
+        for i in range(0, len(waiting), SETTLE_BATCH):
+            task = asyncio.create_task(self._settle_batch(waiting[i : i + SETTLE_BATCH]))
+            self._settlers.add(task)
+            task.add_done_callback(self._settlers.discard)
+
+    async def _settle_batch(self, batch: list[tuple[list[Any], asyncio.Future[int]]]) -> None:
+        args: list[Any] = [self.keys.outbox_queue(self.channel, ""), self.keys.outbox_next(self.channel, ""),
+                           OUTBOX_DEAD_KEPT]  # fmt: skip
+        for item, _ in batch:
+            args += item
+        try:
+            done = await self._settle(keys=[self.due_key, self.dead_key], args=args)
+        except Exception as exc:  # each waiting send retries (or gives up) on its own
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, done, strict=True):
+            if not future.done():  # its send was cancelled (stop): the settle was made all the same
+                future.set_result(int(result))
 
     def _backoff(self, attempts: int) -> float:
         p = self.policy
