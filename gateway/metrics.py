@@ -88,8 +88,8 @@ class Metrics:
         self.websockets = Gauge("gateway_websockets", "Open customer WebSockets", registry=self.registry)
         self.redis_unconfirmed = Counter(
             "gateway_redis_unconfirmed_writes_total", "Turns and queued replies answered without the confirmation "
-            "of redis.wait_replicas replicas (short: WAIT timed out; no_replica: the master has none): a failover "
-            "of their master may lose them", ["reason"], registry=self.registry,
+            "of redis.wait_replicas replicas (short: WAIT timed out; no_replica: the master has none; migrating: "
+            "its slot was moving): a failover of their master may lose them", ["reason"], registry=self.registry,
         )  # fmt: skip
         self.errors = Counter(
             "gateway_errors_total", "Unexpected errors while handling a request", registry=self.registry

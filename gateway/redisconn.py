@@ -163,7 +163,8 @@ class Durability:
     ``DEGRADED_WAIT_MS`` until one is confirmed again (a dead replica costs each write 20 ms, not the timeout, and
     holds no connection long). With ``auto``, a master that has no replica connected (its own was promoted when it
     died and none replaced it yet; or a cluster run without replicas, which should say 0) is not waited on: its
-    writes are counted as ``reason="no_replica"``.
+    writes are counted as ``reason="no_replica"``; a write to a slot being migrated (``ASK``) goes redis-py's way
+    unconfirmed (``reason="migrating"``).
     """
 
     replicas: str | int = "auto"
@@ -172,7 +173,7 @@ class Durability:
     _degraded: set[str] = field(default_factory=set)  # masters whose last WAIT fell short
     _replicas: dict[str, tuple[int, float]] = field(default_factory=dict)  # auto: master → (replicas, checked at)
     _unconfirmed: dict[str, int] = field(default_factory=dict)  # master → writes unconfirmed since the last warning
-    _warned_at: float = 0.0
+    _warned_at: float = float("-inf")
 
     def __post_init__(self) -> None:
         if self.replicas != "auto":
@@ -230,6 +231,7 @@ class Durability:
         self.unconfirmed(node, "short")
 
     def timeout_for(self, node: str) -> int:
+        """The ``WAIT``'s timeout on the master ``node``: shorter while its replicas fall short."""
         return min(self.timeout_ms, DEGRADED_WAIT_MS) if node in self._degraded else self.timeout_ms
 
 
@@ -259,7 +261,10 @@ async def durable_evalsha(client: AnyRedis, script: AsyncScript, keys: Sequence[
         if not want:
             return await script(keys=keys, args=args)
         evalsha = PipelineCommand(0, "EVALSHA", script.sha, len(keys), *keys, *args)
-        wait = PipelineCommand(1, "WAIT", want, durability.timeout_for(node.name))
+        wait_ms, socket_timeout = durability.timeout_for(node.name), node.connection_kwargs.get("socket_timeout")
+        if socket_timeout:  # within the read's own timeout: else every write on a master missing a replica would fail
+            wait_ms = max(1, min(wait_ms, int(socket_timeout * 800)))
+        wait = PipelineCommand(1, "WAIT", want, wait_ms)
         try:  # one packed write on one connection of the master: the WAIT counts the script's write
             await node.execute_pipeline([evalsha, wait])
         except MaxConnectionsError:
@@ -276,7 +281,7 @@ async def durable_evalsha(client: AnyRedis, script: AsyncScript, keys: Sequence[
             await _reroute(client, keys[0])  # not run there: follow the slot (redis-py updates its map) and again
             continue
         if isinstance(result, AskError):  # the slot is being migrated: redis-py's own way, unconfirmed
-            durability.unconfirmed(node.name, "no_replica")
+            durability.unconfirmed(node.name, "migrating")
             return await script(keys=keys, args=args)
         if isinstance(result, (redis.ConnectionError, redis.TimeoutError, OSError)):
             raise UnconfirmedWrite(f"the master {node.name} was lost before the script's reply") from result
