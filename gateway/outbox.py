@@ -31,9 +31,10 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 
 from gateway.fastredis import FastRedis, FastRedisError
@@ -62,23 +63,25 @@ return 1
 # A job that makes its recipient due at once is also claimed, as _CLAIM would (up to ARGV[4] of them, the queueing
 # process's free send slots; this second's cap counted): its worker sends it without a claim of its own.
 # KEYS: due zset. ARGV: the string's key ('' for none), value, TTL, claims allowed, lease, per-second cap (0 =
-# none), key of this second's counter, that counter's TTL; then per job: job, recipient, id marker, recipient list,
-# the recipient's next allowed send time, now, id ttl ('' = no id). Returns per job: queued (1/0), claimed (1/0).
+# none), key of this second's counter, that counter's TTL, now, the key prefixes of the id markers, the recipient
+# lists and their next allowed send times, the id markers' TTL; then per job: job, recipient, its id ('' = none).
+# Returns per job: queued (1/0), claimed (1/0).
 _ENQUEUE_ALL = """
 local out = {}
-local claims, cap = tonumber(ARGV[4]), tonumber(ARGV[6])
-for i = 9, #ARGV, 7 do
-  local added, claimed = 1, 0
-  if ARGV[i + 6] ~= '' and not redis.call('SET', ARGV[i + 2], '1', 'NX', 'EX', ARGV[i + 6]) then added = 0 end
+local claims, cap, now = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[9])
+for i = 14, #ARGV, 3 do
+  local r, added, claimed = ARGV[i + 1], 1, 0
+  local queue = ARGV[11] .. r
+  if ARGV[i + 2] ~= '' and not redis.call('SET', ARGV[10] .. ARGV[i + 2], '1', 'NX', 'EX', ARGV[13]) then
+    added = 0
+  end
   if added == 1 then
-    local now = tonumber(ARGV[i + 5])
-    redis.call('RPUSH', ARGV[i + 3], ARGV[i])
-    local at = math.max(now, tonumber(redis.call('GET', ARGV[i + 4]) or '0'))
-    if redis.call('ZADD', KEYS[1], 'NX', at, ARGV[i + 1]) == 1 and at <= now and claims > 0
-        and redis.call('LLEN', ARGV[i + 3]) == 1
+    redis.call('RPUSH', queue, ARGV[i])
+    local at = math.max(now, tonumber(redis.call('GET', ARGV[12] .. r) or '0'))
+    if redis.call('ZADD', KEYS[1], 'NX', at, r) == 1 and at <= now and claims > 0 and redis.call('LLEN', queue) == 1
         and (cap == 0 or tonumber(redis.call('GET', ARGV[7]) or '0') < cap) then
       if cap > 0 and redis.call('INCR', ARGV[7]) == 1 then redis.call('EXPIRE', ARGV[7], ARGV[8]) end
-      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[i + 1])
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), r)
       claims = claims - 1
       claimed = 1
     end
@@ -196,12 +199,15 @@ class Job:
     last_error: str = ""
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        return _JSON.encode({f: getattr(self, f) for f in _JOB_FIELDS}).decode()
 
     @classmethod
     def loads(cls, raw: bytes | str) -> Job:
         return cls(**json.loads(raw))
 
+
+_JOB_FIELDS = tuple(f.name for f in fields(Job))
+_JSON = msgspec.json.Encoder()
 
 Sender = Callable[[Job], Awaitable[str | None]]  # returns the provider's message id, if any
 # What to record of a job sent (a hash: key, fields, TTL in seconds) given the provider's id, written with the
@@ -268,6 +274,8 @@ class Outbox:
     # ---- enqueue -------------------------------------------------------------------------------
     async def put(self, job: Job, id_ttl: int = OUTBOX_ID_TTL) -> bool:
         """Queue ``job``; False when a job with the same id was already queued."""
+        if self._one_server:  # as put_all: a job due at once is claimed for this process's worker by the same script
+            return (await self.put_all([job], id_ttl=id_ttl))[0]
         job.created = job.created or time.time()
         marker = self.keys.outbox_id(self.channel, job.id or "-")
         rid = self.keys.cid(job.to)
@@ -297,7 +305,9 @@ class Outbox:
         # this process's worker runs and has free slots: a job due at once is claimed for it by the same script
         claims = 0 if self._task is None or self._stopping else self.policy.concurrency - self._sending
         args: list[Any] = [*(then_set or ("", "", "")), max(claims, 0), self.policy.lease, self.policy.per_second,
-                           self.keys.outbox_second(self.channel, int(now)), OUTBOX_SECOND_TTL]  # fmt: skip
+                           self.keys.outbox_second(self.channel, int(now)), OUTBOX_SECOND_TTL, now,
+                           self.keys.outbox_id(self.channel, ""), self.keys.outbox_queue(self.channel, ""),
+                           self.keys.outbox_next(self.channel, ""), id_ttl]  # fmt: skip
         kept = []
         for job in jobs:
             job.created = job.created or now
@@ -305,9 +315,7 @@ class Outbox:
             text = job.dumps()
             sealed = self.keys.seal(text)
             kept.append((rid, sealed, text))
-            args += [sealed, rid, self.keys.outbox_id(self.channel, job.id or "-"),
-                     self.keys.outbox_queue(self.channel, rid), self.keys.outbox_next(self.channel, rid), now,
-                     id_ttl if job.id else ""]  # fmt: skip
+            args += [sealed, rid, job.id]
         if fast is None:
             got = await self._enqueue_all(keys=[self.due_key], args=args)
         else:

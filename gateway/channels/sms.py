@@ -355,9 +355,15 @@ async def _once(request: web.Request, request_id: bytes, ttl: int, handle: Calla
 
 def _fast(request: web.Request) -> FastRedis | None:
     """The lean Redis connection of the message path (``gateway/fastredis.py``; None on a Cluster)."""
-    from gateway.app import FAST_REDIS  # the application imports the channels
+    global _FAST_REDIS
+    if _FAST_REDIS is None:
+        from gateway.app import FAST_REDIS  # the application imports the channels
 
-    return request.config_dict.get(FAST_REDIS)
+        _FAST_REDIS = FAST_REDIS
+    return request.config_dict.get(_FAST_REDIS)
+
+
+_FAST_REDIS: web.AppKey[FastRedis | None] | None = None
 
 
 async def generic_webhook(request: web.Request) -> web.Response:
