@@ -2,7 +2,13 @@
 
 Frames for a visitor go through Redis: each gets a per-visitor ``seq``, is kept in the
 visitor's outbox stream (replayed after a reconnect) and published on the visitor's pub/sub
-channel, so whichever gateway process holds the visitor's WebSocket delivers it.
+channel, so whichever gateway process holds the visitor's WebSocket delivers it. One script
+numbers, keeps and publishes a turn's frames, so frames are published in the order of their seqs
+even when two processes publish to one visitor at once (a socket is sent a frame only when its seq
+is above the last it was sent, and the page does the same). A new socket is sent the replay once
+Redis confirmed its subscription, then what arrived live meanwhile: nothing published while it
+connects is missed or sent before the hello. No subscriber count is used (on a Redis Cluster
+``PUBLISH`` counts one node's subscribers).
 """
 
 from __future__ import annotations
@@ -74,6 +80,28 @@ class ChatFrame(msgspec.Struct):
     lang: str | None = None
 
 
+# A visitor's frames: numbered, kept and published in one step. KEYS: the visitor's seq counter, outbox. ARGV: channel,
+# MAXLEN, n, then each frame's JSON up to its seq's value (it ends '"seq": '), then each frame sealed (its seq in the
+# entry's field s). Returns the last seq.
+_PUBLISH = """
+local n = tonumber(ARGV[3])
+local last = redis.call('INCRBY', KEYS[1], n)
+local parts = {}
+for i = 1, n do
+  local seq = last - n + i
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 's', seq, 'f', ARGV[3 + n + i])
+  parts[i] = ARGV[3 + i] .. seq .. '}'
+end
+if n == 1 then
+  redis.call('PUBLISH', ARGV[1], parts[1])
+else
+  redis.call('PUBLISH', ARGV[1], '[' .. table.concat(parts, ',') .. ']')
+end
+return last
+"""
+SUBSCRIBE_WAIT = 10.0  # seconds a new socket waits for Redis to confirm its visitor's subscription
+
+
 class WebchatHub:
     """This process's customer WebSockets, fed from Redis pub/sub."""
 
@@ -83,7 +111,10 @@ class WebchatHub:
         self.replay_limit = replay_limit
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self.sent: dict[web.WebSocketResponse, int] = {}
-        self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        self.held: dict[web.WebSocketResponse, list[dict[str, Any]]] = {}  # live frames of a socket being replayed to
+        self._confirmed: dict[str, asyncio.Future[None]] = {}  # visitor → its subscription's confirmation, awaited
+        self._pubsub = redis.pubsub()  # subscribe confirmations wanted: a new socket's replay waits for one
+        self._script = redis.register_script(_PUBLISH)
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -108,38 +139,57 @@ class WebchatHub:
         return (await self.publish_many(visitor, [frame]))[-1]
 
     async def publish_many(self, visitor: str, frames: list[dict[str, Any]]) -> list[int]:
-        """A visitor's frames in order (a message's echo and its replies): their seqs from one INCRBY, kept and
-        published in one pipeline, as one pub/sub message (a JSON list when there are several) — two round trips
-        and one delivery per turn, not two and one per frame."""
-        last = int(await self.redis.incrby(self.keys.visitor_seq(visitor), len(frames)))
-        seqs = list(range(last - len(frames) + 1, last + 1))
-        datas = [json.dumps({**frame, "seq": seq}, ensure_ascii=False) for frame, seq in zip(frames, seqs, strict=True)]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for data in datas:
-                pipe.xadd(
-                    self.keys.visitor_outbox(visitor),
-                    {"f": self.keys.seal(data)},
-                    maxlen=self.replay_limit,
-                    approximate=True,
-                )  # kept for a replay: encrypted at rest (the live frame is not stored)
-            pipe.publish(self.keys.visitor_channel(visitor), datas[0] if len(datas) == 1 else f"[{','.join(datas)}]")
-            await pipe.execute()
-        return seqs
+        """A visitor's frames in order (a message's echo and its replies): numbered, kept (encrypted at rest: the
+        replay) and published as one pub/sub message (a JSON list when there are several) by one script — one round
+        trip and one delivery per turn."""
+        texts = [json.dumps({**{k: v for k, v in f.items() if k != "seq"}, "seq": 0}, ensure_ascii=False)
+                 for f in frames]  # fmt: skip
+        keys = [self.keys.visitor_seq(visitor), self.keys.visitor_outbox(visitor)]
+        head = [self.keys.visitor_channel(visitor), self.replay_limit, len(texts)]
+        last = int(await self._script(keys=keys, args=[*head, *(t[:-2] for t in texts),
+                                                       *(self.keys.seal(t) for t in texts)]))  # fmt: skip
+        return list(range(last - len(frames) + 1, last + 1))
 
     async def replay(self, visitor: str, after: int) -> list[dict[str, Any]]:
         entries = await self.redis.xrevrange(self.keys.visitor_outbox(visitor), count=self.replay_limit)
-        frames = [json.loads(self.keys.unseal(fields[b"f"])) for _, fields in entries]
+        frames = []
+        for _, fields in entries:
+            frame = json.loads(self.keys.unseal(fields[b"f"]))
+            if b"s" in fields:  # the seq beside the frame (in entries kept before, only in the frame)
+                frame["seq"] = int(fields[b"s"])
+            frames.append(frame)
         return sorted((f for f in frames if f["seq"] > after), key=lambda f: f["seq"])
 
     async def attach(self, visitor: str, ws: web.WebSocketResponse, last_seq: int) -> None:
-        if not self.sockets[visitor]:
-            await self._pubsub.subscribe(self.keys.visitor_channel(visitor))
-        self.sockets[visitor].add(ws)
+        """The socket listens for the visitor's frames once Redis confirmed the subscription; until ``release``,
+        what arrives for it is held."""
+        self.held[ws] = []
         self.sent[ws] = last_seq
+        first = not self.sockets[visitor]
+        self.sockets[visitor].add(ws)
+        if first:
+            self._confirmed[visitor] = asyncio.get_running_loop().create_future()
+            await self._pubsub.subscribe(self.keys.visitor_channel(visitor))
+        if visitor in self._confirmed:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._confirmed[visitor]), SUBSCRIBE_WAIT)
+            except TimeoutError:
+                raise aioredis.ConnectionError("no confirmation of the web chat subscription") from None
+
+    async def release(self, ws: web.WebSocketResponse, history: list[dict[str, Any]]) -> None:
+        """The replay to a new socket, then what arrived live meanwhile (each frame once, by seq)."""
+        for frame in history:
+            await self._send(ws, frame)
+        while held := self.held.get(ws):
+            self.held[ws] = []
+            for frame in sorted(held, key=lambda f: f.get("seq", 0)):
+                await self._send(ws, frame)
+        self.held.pop(ws, None)
 
     async def detach(self, visitor: str, ws: web.WebSocketResponse) -> None:
         self.sockets[visitor].discard(ws)
         self.sent.pop(ws, None)
+        self.held.pop(ws, None)
         if not self.sockets[visitor]:
             del self.sockets[visitor]
             with contextlib.suppress(aioredis.RedisError):
@@ -151,6 +201,13 @@ class WebchatHub:
         await self.redis.publish(self.keys.visitor_channel(visitor), data)
 
     async def deliver(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        held = self.held.get(ws)
+        if held is not None:  # the socket's replay is being sent: after it
+            held.append(frame)
+            return
+        await self._send(ws, frame)
+
+    async def _send(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
         if frame.get("ephemeral"):
             if not ws.closed:
                 with contextlib.suppress(ConnectionResetError):
@@ -167,9 +224,14 @@ class WebchatHub:
         while True:
             try:
                 async for message in self._pubsub.listen():
+                    visitor = message["channel"].decode()[len(prefix) :]
+                    if message["type"] == "subscribe":
+                        waiter = self._confirmed.pop(visitor, None)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(None)
+                        continue
                     if message["type"] != "message":
                         continue
-                    visitor = message["channel"].decode()[len(prefix) :]
                     payload = orjson.loads(message["data"])
                     for frame in payload if isinstance(payload, list) else (payload,):  # a turn's frames: a list
                         for ws in list(self.sockets.get(visitor, ())):
@@ -298,8 +360,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
         if not last_seq and not history:  # an empty conversation: the greeting and its starters (not kept)
             hello["greeting"] = request.config_dict[WEBCHAT].greeting.frame(phone)
         await ws.send_json(hello, dumps=lambda o: json.dumps(o, ensure_ascii=False))
-        for frame in history:
-            await hub.deliver(ws, frame)
+        await hub.release(ws, history)
         async with session.worker():
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:

