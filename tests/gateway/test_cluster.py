@@ -252,6 +252,9 @@ async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aioh
                             args=["c-1", "a", now])  # fmt: skip
         await Clocks(r, keys, load_handoff_config()).resume(now)
         callbacks = client.app[handoff_api.SERVICE].callbacks
+        await r.set(callbacks.keys.handoff_callback_open("rest", "scripts"), "t-1")  # (the app's keys)
+        assert await callbacks.open_task("rest", "scripts") == "t-1"  # a customer's open task, a message left for it
+        assert await callbacks.leave_message("t-1", "rest", "scripts", None, "还没人联系我")
         await callbacks._close(keys=[keys.handoff_callback_open("rest", "scripts")], args=["t-1"])
         # one-time codes; a signed webhook's replay guard; an SMS in two parts over SMPP
         binder = Binder(r, keys)
