@@ -133,6 +133,10 @@ class WebchatHub:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+        for waiter in self._confirmed.values():  # no confirmation will come: a socket still connecting closes
+            if not waiter.done():
+                waiter.set_exception(aioredis.ConnectionError("the web chat hub stopped"))
+                waiter.exception()  # retrieved: asyncio logs none when no socket was waiting
         await self._pubsub.aclose()
 
     async def publish(self, visitor: str, frame: dict[str, Any]) -> int:
