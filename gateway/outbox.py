@@ -31,11 +31,12 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
@@ -201,6 +202,9 @@ class Job:
     def dumps(self) -> str:
         return _JSON.encode({f: getattr(self, f) for f in _JOB_FIELDS}).decode()
 
+    def copy(self) -> Job:
+        return replace(self, buttons=[list(b) for b in self.buttons])
+
     @classmethod
     def loads(cls, raw: bytes | str) -> Job:
         return cls(**json.loads(raw))
@@ -248,6 +252,7 @@ class Outbox:
         self._slots = asyncio.Semaphore(policy.concurrency)
         self.observers: list[Observer] = []  # told each job's final outcome (e.g. an incident broadcast's progress)
         self._record: Recorder | None = None
+        self.fast: FastRedis | None = None  # the lean connection, once a channel's put_all was given it
         # one server: a send's record is written by the settle script; a Cluster keeps it in another slot
         self._one_server = not isinstance(redis, aioredis.RedisCluster)
         # settles waiting for the next script call, and the task making those calls (one at a time: the sends that
@@ -258,7 +263,7 @@ class Outbox:
         self._sending = 0  # sends started and not finished (a send's slot is free again before its settle)
         # jobs this process queued, by their sealed form: sent without decrypting and parsing them again (a job
         # another process queued, or one pushed out of this bounded memo, is read from Redis as before)
-        self._local: dict[bytes, str] = {}
+        self._local: dict[bytes, Job] = {}
         self._queued = metrics.outbox_queued.labels(channel)
         self._sent = metrics.outbox_sent.labels(channel)
         self._send_seconds = metrics.outbox_send_seconds.labels(channel)
@@ -287,7 +292,7 @@ class Outbox:
         )
         if added:
             self._queued.inc()
-            self._remember(sealed, text)
+            self._remember(sealed, job)
             self._wake.set()
         return bool(added)
 
@@ -302,9 +307,12 @@ class Outbox:
                 await self.redis.set(then_set[0], then_set[1], ex=then_set[2])
             return added
         now = time.time()
-        # this process's worker runs and has free slots: a job due at once is claimed for it by the same script
-        claims = 0 if self._task is None or self._stopping else self.policy.concurrency - self._sending
-        args: list[Any] = [*(then_set or ("", "", "")), max(claims, 0), self.policy.lease, self.policy.per_second,
+        # this process's worker runs and has free slots: a job due at once is claimed for it by the same script (the
+        # slots are held from now, or puts at the same moment would claim the same ones; those not used are given back)
+        free = 0 if self._task is None or self._stopping else self.policy.concurrency - self._sending
+        claims = max(min(free, len(jobs)), 0)
+        self._sending += claims
+        args: list[Any] = [*(then_set or ("", "", "")), claims, self.policy.lease, self.policy.per_second,
                            self.keys.outbox_second(self.channel, int(now)), OUTBOX_SECOND_TTL, now,
                            self.keys.outbox_id(self.channel, ""), self.keys.outbox_queue(self.channel, ""),
                            self.keys.outbox_next(self.channel, ""), id_ttl]  # fmt: skip
@@ -314,36 +322,48 @@ class Outbox:
             rid = self.keys.cid(job.to)
             text = job.dumps()
             sealed = self.keys.seal(text)
-            kept.append((rid, sealed, text))
+            kept.append((rid, sealed, job))
             args += [sealed, rid, job.id]
-        if fast is None:
-            got = await self._enqueue_all(keys=[self.due_key], args=args)
-        else:
-            try:
-                got = await fast.evalsha(self._enqueue_all.sha, [self.due_key], args)
-            except FastRedisError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-                await self.redis.script_load(_ENQUEUE_ALL)  # Redis restarted and forgot it
-                got = await fast.evalsha(self._enqueue_all.sha, [self.due_key], args)
+        try:
+            got = await self._run_enqueue_all(args, fast)
+        finally:
+            self._sending -= claims  # _start_delivery takes a slot for each job claimed
+            if claims and self._slot_wait:  # slots held for this call may be free again
+                self._wake.set()
         queued = got[0::2]
-        for (rid, sealed, text), added, claimed in zip(kept, queued, got[1::2], strict=True):
+        for (rid, sealed, job), added, claimed in zip(kept, queued, got[1::2], strict=True):
             if claimed:  # the head of its list (the recipient was not due before): sent from here, no claim needed
                 self._queued.inc()
-                self._start_delivery(rid, sealed.encode(), text)
+                self._start_delivery(rid, sealed.encode(), job.copy())
             elif added:
                 self._queued.inc()
-                self._remember(sealed, text)
+                self._remember(sealed, job)
                 self._wake.set()
         return [bool(added) for added in queued]
 
-    def _remember(self, sealed: str, text: str) -> None:
+    async def _run_enqueue_all(self, args: list[Any], fast: FastRedis | None) -> list[int]:
+        if fast is None:
+            return list(await self._enqueue_all(keys=[self.due_key], args=args))
+        self.fast = self.fast or fast  # the worker's settles use the lean connection too
+        return list(await self._on_fast(fast, self._enqueue_all, [self.due_key], args))
+
+    async def _on_fast(self, fast: FastRedis, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """A registered script run on the lean connection (loaded again if Redis forgot it)."""
+        try:
+            return await fast.evalsha(script.sha, keys, args)
+        except FastRedisError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            await self.redis.script_load(script.script)  # Redis restarted and forgot it
+            return await fast.evalsha(script.sha, keys, args)
+
+    def _remember(self, sealed: str, job: Job) -> None:
         """A job just queued, kept for this process's worker (which will most likely be the one to send it)."""
         if self._task is None:
             return
         if len(self._local) >= LOCAL_JOBS:
             del self._local[next(iter(self._local))]  # the oldest (sent by another process, or stuck)
-        self._local[sealed.encode()] = text
+        self._local[sealed.encode()] = job.copy()
 
     async def depth(self) -> int:
         """Recipients with something waiting (a cheap view of the backlog)."""
@@ -415,10 +435,10 @@ class Outbox:
             self._start_delivery(got[i].decode(), got[i + 1])
         return (len(got) - 2) // 2, bool(got[0]), float(got[1]) if got[1] else None
 
-    def _start_delivery(self, recipient: str, head: bytes, text: str | None = None) -> None:
-        """A claimed recipient's head sent by a task of its own (``text``: the job in clear, when known here)."""
+    def _start_delivery(self, recipient: str, head: bytes, job: Job | None = None) -> None:
+        """A claimed recipient's head sent by a task of its own (``job``: the head in clear, when known here)."""
         self._sending += 1
-        task = asyncio.create_task(self._deliver(recipient, head, text))
+        task = asyncio.create_task(self._deliver(recipient, head, job))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
@@ -436,22 +456,21 @@ class Outbox:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def _deliver(self, recipient: str, head: bytes, text: str | None = None) -> None:
+    async def _deliver(self, recipient: str, head: bytes, job: Job | None = None) -> None:
         try:
-            job, outcome, error, after, record, started = await self._sent_job(recipient, head, text)
+            job, outcome, error, after, record, started = await self._sent_job(recipient, head, job)
         finally:  # the send's slot is free (its settle does not hold it)
             self._sending -= 1
             if self._slot_wait:  # the worker waits for a slot
                 self._wake.set()
         await self._settle_sent(recipient, head, job, outcome, error, after, record, started)
 
-    async def _sent_job(self, recipient: str, head: bytes, text: str | None
+    async def _sent_job(self, recipient: str, head: bytes, job: Job | None
                         ) -> tuple[Job, str, str, float | None, list[Any], float]:  # fmt: skip
         """The claimed head sent: the job, the outcome (done | retry | dead), the error, the provider's retry-after,
         the send's record for the settle, when the send started."""
         assert self._send is not None
-        text = text if text is not None else self._local.pop(head, None)
-        job = Job.loads(text if text is not None else self.keys.unseal(head))
+        job = job or self._local.pop(head, None) or Job.loads(self.keys.unseal(head))
         started = time.perf_counter()
         outcome, error, after = "done", "", None
         record: list[Any] = []
@@ -526,7 +545,7 @@ class Outbox:
                 if await self._settled(item) == 2:
                     self._wake.set()  # the recipient is due again: the worker re-plans its sleep
                 return
-            except (aioredis.RedisError, OSError):
+            except (aioredis.RedisError, OSError, FastRedisError):
                 await asyncio.sleep(0.2 * (attempt + 1))
         # Redis stayed away: the lease runs out and the message is handled again (at least once)
         log.warning("outbox %s: could not record a send's outcome; it will be retried", self.channel)
@@ -554,7 +573,10 @@ class Outbox:
         for item, _ in batch:
             args += item
         try:
-            done = await self._settle(keys=[self.due_key, self.dead_key], args=args)
+            if self.fast is not None:
+                done = await self._on_fast(self.fast, self._settle, [self.due_key, self.dead_key], args)
+            else:
+                done = await self._settle(keys=[self.due_key, self.dead_key], args=args)
         except Exception as exc:  # each waiting send retries (or gives up) on its own
             for _, future in batch:
                 if not future.done():
