@@ -17,6 +17,12 @@ here instead of calling the provider in the request. Each process runs a worker 
 * **Exactly-once enqueue.** A job id may be given (a reply's is derived from the provider's
   message id): enqueueing the same id twice is a no-op, so a redelivered inbound message whose
   first handling already queued its replies does not queue them again.
+* **Few round trips** (one Redis server; a Cluster takes the plain path). Queueing a job that makes its
+  recipient due at once also claims it for this process's worker when a send slot is free (the worker
+  sends it without a claim of its own); ``put_all`` queues several jobs and sets a string with them in one
+  script (the SMS webhook's recorded answer); the claim script says when the next recipient is due (the
+  worker's sleep); sends that finish in the same turn of the event loop are settled by one script call,
+  which also writes what the channel records of each send (the SMS receipt record, ``start(send, record)``).
 """
 
 from __future__ import annotations
