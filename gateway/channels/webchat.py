@@ -155,14 +155,36 @@ class WebchatHub:
         return list(range(last - len(frames) + 1, last + 1))
 
     async def replay(self, visitor: str, after: int) -> list[dict[str, Any]]:
-        entries = await self.redis.xrevrange(self.keys.visitor_outbox(visitor), count=self.replay_limit)
-        frames = []
-        for _, fields in entries:
-            frame = json.loads(self.keys.unseal(fields[b"f"]))
-            if b"s" in fields:  # the seq beside the frame (in entries kept before, only in the frame)
-                frame["seq"] = int(fields[b"s"])
-            frames.append(frame)
-        return sorted((f for f in frames if f["seq"] > after), key=lambda f: f["seq"])
+        """The kept frames after seq ``after`` (at most ``replay_limit``), oldest first: read newest first, a few
+        at a time when ``after`` is given (a reconnect usually missed few), up to the first one at or below it."""
+        key, frames, end, left = self.keys.visitor_outbox(visitor), [], "+", self.replay_limit
+        count = min(16, left) if after else left
+        while left > 0:
+            entries = await self.redis.xrevrange(key, max=end, count=count)
+            for entry_id, fields in entries:
+                seq = fields.get(b"s")  # beside the frame (entries kept before the script: only in the frame)
+                if seq is not None and int(seq) <= after:
+                    return sorted(frames, key=lambda f: f["seq"])
+                frame = json.loads(self.keys.unseal(fields[b"f"]))
+                if seq is not None:
+                    frame["seq"] = int(seq)
+                if frame["seq"] > after:
+                    frames.append(frame)
+                end = f"({entry_id.decode()}"
+            left -= len(entries)
+            if len(entries) < count:
+                break
+            count = min(left, self.replay_limit)
+        return sorted(frames, key=lambda f: f["seq"])
+
+    async def _resync(self, visitor: str) -> None:
+        """The visitor's channel subscribed again (the pub/sub connection was re-made): what was published while it
+        was away, to the visitor's sockets here."""
+        sockets = list(self.sockets.get(visitor, ()))
+        if sockets:
+            for frame in await self.replay(visitor, min(self.sent.get(ws, 0) for ws in sockets)):
+                for ws in sockets:
+                    await self.deliver(ws, frame)
 
     async def attach(self, visitor: str, ws: web.WebSocketResponse, last_seq: int) -> None:
         """The socket listens for the visitor's frames once Redis confirmed the subscription; until ``release``,
@@ -231,7 +253,9 @@ class WebchatHub:
                     visitor = message["channel"].decode()[len(prefix) :]
                     if message["type"] == "subscribe":
                         waiter = self._confirmed.pop(visitor, None)
-                        if waiter is not None and not waiter.done():
+                        if waiter is None:
+                            await self._resync(visitor)
+                        elif not waiter.done():
                             waiter.set_result(None)
                         continue
                     if message["type"] != "message":

@@ -160,3 +160,20 @@ async def test_a_socket_dropped_during_a_burst_gets_the_rest_on_its_next_connect
     second += [d["text"] for name, d in await _quiet(back, 1.0)]
     assert sorted(first + second, key=texts.index) == texts, (first, second)  # none lost, none twice
     assert first == sorted(first, key=texts.index) and second == sorted(second, key=texts.index)
+
+
+async def test_messages_published_while_the_hub_listens_again_reach_the_open_widget(gateways, widgets, redis_client):
+    """The hub's pub/sub connection is lost (one Redis): what is published before it listens again stays in the
+    session's outbox and reaches the widget once the hub subscribes again, each once."""
+    gw = await gateways()
+    w = widgets(gw.base)
+    sender = (await w.open()).split(".")[0]
+    channel = gw.app[SOCKETIO]
+    pubsub = channel.hub._pubsub
+    port = pubsub.connection._writer.get_extra_info("sockname")[1]
+    victim = next(c for c in await redis_client.client_list(_type="pubsub") if c["addr"].endswith(f":{port}"))
+    await redis_client.client_kill_filter(_id=victim["id"])
+    for n in range(3):
+        await channel.push(_agent(sender, f"断线时 {n}"))
+    assert [(await w.bot())["text"] for _ in range(3)] == [f"断线时 {n}" for n in range(3)]
+    assert await _quiet(w, 1.0) == []

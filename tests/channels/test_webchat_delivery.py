@@ -136,3 +136,30 @@ async def test_a_page_reconnecting_during_a_burst_shows_every_frame_once(pair):
         assert page.shown == texts  # each once, in order
     finally:
         await page.close()
+
+
+async def _kill_pubsub(redis_client: Any, pubsub: Any) -> None:
+    """Close a hub's pub/sub connection from the server's side (CLIENT KILL of that connection only)."""
+    port = pubsub.connection._writer.get_extra_info("sockname")[1]
+    victim = next(c for c in await redis_client.client_list(_type="pubsub") if c["addr"].endswith(f":{port}"))
+    await redis_client.client_kill_filter(_id=victim["id"])
+
+
+async def test_frames_published_while_the_hub_listens_again_reach_the_open_page(gateways, redis_client):
+    """The hub's pub/sub connection is lost (one Redis): what is published before it listens again reaches the page
+    once it does, without the page reconnecting."""
+    gw = await gateways()
+    page = Page()
+    try:
+        await page.connect(gw.base)
+        await gw.app[WEBCHAT].push(_agent(page.visitor, "之前"))
+        await eventually(lambda: page.shown == ["之前"])
+        await _kill_pubsub(redis_client, gw.app[WEBCHAT].hub._pubsub)
+        for n in range(3):
+            await gw.app[WEBCHAT].push(_agent(page.visitor, f"断线时 {n}"))
+        with contextlib.suppress(TimeoutError):
+            await eventually(lambda: len(page.shown) >= 4, timeout=10)
+        await asyncio.sleep(0.3)
+        assert page.shown == ["之前", "断线时 0", "断线时 1", "断线时 2"]
+    finally:
+        await page.close()
