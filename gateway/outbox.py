@@ -17,12 +17,13 @@ here instead of calling the provider in the request. Each process runs a worker 
 * **Exactly-once enqueue.** A job id may be given (a reply's is derived from the provider's
   message id): enqueueing the same id twice is a no-op, so a redelivered inbound message whose
   first handling already queued its replies does not queue them again.
-* **Few round trips** (one Redis server; a Cluster takes the plain path). Queueing a job that makes its
-  recipient due at once also claims it for this process's worker when a send slot is free (the worker
-  sends it without a claim of its own); ``put_all`` queues several jobs and sets a string with them in one
-  script (the SMS webhook's recorded answer); the claim script says when the next recipient is due (the
-  worker's sleep); sends that finish in the same turn of the event loop are settled by one script call,
-  which also writes what the channel records of each send (the SMS receipt record, ``start(send, record)``).
+* **Few round trips** (one Redis server; a Cluster takes the plain path). ``put_all`` queues several jobs and
+  sets a string with them in one script (the SMS webhook's recorded answer), and claims a job that makes its
+  recipient due at once for this process's worker when a send slot is free (the worker sends it without a
+  claim of its own; ``put`` does the same once the lean connection is known); the claim script says when
+  the next recipient is due (the worker's sleep); sends that finish in the same turn of the event loop are
+  settled by one script call, which also writes what the channel records of each send (the SMS receipt
+  record, ``start(send, record)``).
 """
 
 from __future__ import annotations
@@ -285,8 +286,9 @@ class Outbox:
     # ---- enqueue -------------------------------------------------------------------------------
     async def put(self, job: Job, id_ttl: int = OUTBOX_ID_TTL) -> bool:
         """Queue ``job``; False when a job with the same id was already queued."""
-        if self._one_server:  # as put_all: a job due at once is claimed for this process's worker by the same script
-            return (await self.put_all([job], id_ttl=id_ttl))[0]
+        if self._one_server and self.fast is not None:  # as put_all, on the lean connection (the SMS outbox: one-time
+            # codes, broadcasts); through redis-py, its longer argument list costs more than the claim it saves
+            return (await self.put_all([job], fast=self.fast, id_ttl=id_ttl))[0]
         job.created = job.created or time.time()
         marker = self.keys.outbox_id(self.channel, job.id or "-")
         rid = self.keys.cid(job.to)
