@@ -5,6 +5,7 @@ the agent's messages (one sent while the page was away) and the survey reach the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, expect
 
 from gateway.app import create_app
+from gateway.channels.socketio import SOCKETIO
 from handoff.config import load_handoff_config
 from tests.handoff.conftest import AgentClient
 
@@ -46,11 +48,16 @@ async def site() -> AsyncIterator[str]:
 async def gateway(site: str, make_settings: Any, nlu_engine: Any) -> AsyncIterator[str]:
     port = _free_port()
     settings = make_settings(server={"public_url": f"http://127.0.0.1:{port}"}, webchat={"allowed_origins": [site]})
-    server = TestServer(create_app(settings, nlu=nlu_engine, handoff_config=load_handoff_config()),
-                        host="127.0.0.1", port=port)  # fmt: skip
+    app = create_app(settings, nlu=nlu_engine, handoff_config=load_handoff_config())
+    server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
+    APPS[f"http://127.0.0.1:{port}"] = app
     yield f"http://127.0.0.1:{port}"
+    APPS.pop(f"http://127.0.0.1:{port}", None)
     await server.close()
+
+
+APPS: dict[str, web.Application] = {}  # the gateway fixture's app by its URL
 
 
 @pytest.fixture
@@ -116,7 +123,13 @@ async def test_the_real_widget_against_the_gateway(browser, site, gateway, agent
     heard = await agent.expect(lambda f: f["type"] == "message" and f["entry"]["kind"] == "customer", timeout=10)
     assert heard["entry"]["text"] == "我的宽带一直掉线"
 
+    hub = APPS[gateway][SOCKETIO].hub
+    assert session.split(".")[0] in hub.local  # the page's socket, on this gateway
     await page.goto("about:blank")  # the customer's page is away when the agent answers…
+    # …once the server saw it go (what is written into a socket the page closed a
+    async with asyncio.timeout(10):  # moment before, unknown to the server yet, is lost: the widget acknowledges
+        while session.split(".")[0] in hub.local:  # nothing — README, "Embed with rasa-webchat")
+            await asyncio.sleep(0.05)
     await agent.call("POST", f"/api/chats/{chat_id}/messages", {"text": "已为您重置端口，请重启光猫试试。"})
     await _open(page, site, gateway)  # …and the answer is there when it comes back, once
     await expect(page.locator(".rw-response").filter(has_text="已为您重置端口")).to_have_count(1, timeout=10_000)
