@@ -45,6 +45,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from gateway import redisconn
 from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
 from gateway.privacy import mask_phone
@@ -295,9 +296,10 @@ class Outbox:
         queue, later = self.keys.outbox_queue(self.channel, rid), self.keys.outbox_next(self.channel, rid)
         text = job.dumps()
         sealed = self.keys.seal(text)
-        added = await self._enqueue(
-            keys=[self.due_key, queue, marker, later], args=[sealed, rid, time.time(), id_ttl if job.id else ""]
-        )
+        added = await redisconn.durable_evalsha(  # on a cluster, queued once the replicas have it (redis.wait_replicas)
+            self.redis, self._enqueue, [self.due_key, queue, marker, later],
+            [sealed, rid, time.time(), id_ttl if job.id else ""],
+        )  # fmt: skip
         if added:
             self._queued.inc()
             self._remember(sealed, job)
