@@ -170,6 +170,13 @@ async def test_web_chat_and_a_handoff_across_two_gateways_on_a_cluster(cluster_g
         await agent.close()
 
 
+# Scripts the code runs only on a single server (never on a cluster: asserted), and why.
+ONE_SERVER_ONLY = {
+    "gateway/outbox.py:_ENQUEUE_ALL": "builds key names from its arguments (the recipients' lists, the webhook's "
+    "recorded answer in another slot); on a cluster Outbox.put_all puts the jobs one by one and sets the answer after",
+}
+
+
 def _every_script() -> dict[str, str]:
     """Every Lua script of the code base, ``<file>:<name>`` → its text: what ``register_script`` and ``eval``
     are given anywhere in gateway/, handoff/ and bots/ (found in the source, so a new one is not missed)."""
@@ -273,6 +280,11 @@ async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aioh
             return "provider-1"
 
         assert await outbox.put(Job(to="13800138000", text="您好", id="j-1"))
+        answer = keys.webhook_seen("sms", "r-1")
+        assert await outbox.put_all([Job(to="13800138001", text="好的", id="j-2")], then_set=(answer, b"{}", 60)) == [
+            True
+        ]  # (the SMS webhook's replies and its recorded answer: on a cluster one by one, then the answer)
+        assert await r.get(answer) == b"{}"
         outbox.start(send)
         assert (await asyncio.wait_for(sent.get(), 10)).id == "j-1"
         await outbox.stop()
@@ -315,8 +327,9 @@ async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aioh
         rotated = Keys(f"{prefix}rekey:", Keyring({"new": k_new, "old": k_old}, "new", k_index))
         assert (await rekey.reencrypt(r, rotated)).resealed == 4
         assert await rekey.census(r, rotated) == {"new": 4}
-        missing = {name for name, text in scripts.items() if text not in ran}
+        missing = {name for name, text in scripts.items() if text not in ran} - ONE_SERVER_ONLY.keys()
         assert not missing, f"scripts not run on the cluster: {sorted(missing)}"
+        assert not {scripts[name] for name in ONE_SERVER_ONLY} & ran  # the code keeps them off a cluster
     finally:
         await r.aclose()
         _clean(cluster_url, prefix)
