@@ -30,7 +30,18 @@ from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
 from gateway.fastredis import FastRedis
 from gateway.host import AppHost
-from gateway.keys import CHANNELS, METRICS, NLU_ENGINE, OUTBOXES, PIPELINE, REDIS, RKEYS, SERVER_KEY, SETTINGS
+from gateway.keys import (
+    CHANNELS,
+    FAST_REDIS,
+    METRICS,
+    NLU_ENGINE,
+    OUTBOXES,
+    PIPELINE,
+    REDIS,
+    RKEYS,
+    SERVER_KEY,
+    SETTINGS,
+)
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
 from gateway.pipeline import Pipeline
@@ -53,7 +64,6 @@ from nlu import boot as nlu_boot
 
 log = logging.getLogger(__name__)
 EMBEDDED: web.AppKey[EmbeddedRedis] = web.AppKey("embedded_redis")
-FAST_REDIS: web.AppKey[FastRedis | None] = web.AppKey("fast_redis")
 HANDOFF_CONFIG: web.AppKey[HandoffConfig] = web.AppKey("handoff_config")
 KEYS_SOURCE: web.AppKey[str] = web.AppKey("keys_source")  # where the data keys came from (logged at start)
 DEMO_AGENTS: web.AppKey[list[tuple[str, str, str, bool]]] = web.AppKey("demo_agents")  # name, password, role, new

@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway.metrics import METRICS
 
 if TYPE_CHECKING:
+    from gateway.fastredis import FastRedis
     from gateway.outbox import Outbox
     from gateway.pipeline import Pipeline
     from gateway.rkeys import Keys
@@ -22,6 +23,7 @@ REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 RKEYS: web.AppKey[Keys] = web.AppKey("rkeys")
 NLU_ENGINE: web.AppKey[NLU] = web.AppKey("nlu")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
+FAST_REDIS: web.AppKey[FastRedis | None] = web.AppKey("fast_redis")  # the message path's lean connection (no Cluster)
 CHANNELS: web.AppKey[dict[str, Callable[[], str]]] = web.AppKey("channels")  # name → its state, for /healthz
 OUTBOXES: web.AppKey[dict[str, Outbox]] = web.AppKey("outboxes")  # channel → its outbox, for operators
 __all__ = ["CHANNELS", "METRICS", "NLU_ENGINE", "OUTBOXES", "PIPELINE", "REDIS", "RKEYS", "SERVER_KEY", "SETTINGS"]

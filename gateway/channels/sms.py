@@ -55,7 +55,7 @@ from gateway.channels.sms_providers import Provider, make_provider
 from gateway.edge import decode
 from gateway.errors import BadRequest, Forbidden
 from gateway.fastredis import FastRedis
-from gateway.keys import SETTINGS
+from gateway.keys import FAST_REDIS, SETTINGS
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.outbox import Job, Outbox, job_id, random_id
@@ -355,15 +355,7 @@ async def _once(request: web.Request, request_id: bytes, ttl: int, handle: Calla
 
 def _fast(request: web.Request) -> FastRedis | None:
     """The lean Redis connection of the message path (``gateway/fastredis.py``; None on a Cluster)."""
-    global _FAST_REDIS
-    if _FAST_REDIS is None:
-        from gateway.app import FAST_REDIS  # the application imports the channels
-
-        _FAST_REDIS = FAST_REDIS
-    return request.config_dict.get(_FAST_REDIS)
-
-
-_FAST_REDIS: web.AppKey[FastRedis | None] | None = None
+    return request.config_dict.get(FAST_REDIS)
 
 
 async def generic_webhook(request: web.Request) -> web.Response:
