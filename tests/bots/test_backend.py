@@ -14,13 +14,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from bots.bss import BSSUnavailable, NotFound, Rejected
 from bots.bss.demo import DemoBSS
 from bots.bss.http import HttpBSS
 from bots.bss.server import create_bss_app
+from gateway import redisconn
 from gateway.app import create_app
 from gateway.security import mint_customer_token
 from tests.bots.conftest import SECRET, Customer, demo, month_back
@@ -54,7 +54,7 @@ class Faults:
 
 @pytest.fixture
 async def backend(aiohttp_server: Any, redis_url: str, key_prefix: str) -> Any:
-    redis = aioredis.from_url(redis_url)
+    redis = redisconn.client(redis_url)
     demo_bss = DemoBSS(redis, key_prefix)
     faults = Faults()
     app = create_bss_app(demo_bss)

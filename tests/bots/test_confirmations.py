@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-import redis.asyncio as aioredis
-
+from gateway import redisconn
 from gateway.app import create_app
 from gateway.rkeys import deployment_keys
 from tests.bots.conftest import DEMO, SECRET, Customer
 
 
 async def orders(redis_url: str, prefix: str) -> int:
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     try:
         return int(await client.get(deployment_keys(prefix).bss_orders()) or 0)
     finally:

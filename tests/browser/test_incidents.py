@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 
+from gateway import redisconn
 from gateway.rkeys import deployment_keys
 from gateway.security import mint_customer_token
 from handoff.incidents.config import DetectorConfig
@@ -167,7 +167,7 @@ async def test_incident_room(browser, aiohttp_server, make_settings, nlu_engine,
     await page.locator("[data-kpi=k_notices] .kpi-value", has_text="2").wait_for()
 
     # an early warning: a surge the detector proposes, accepted from the room
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     counts = Counts()
     for i in range(30):
         counts.add("丰台区", "sms", "complaint", f"丰台区没信号 {i}")

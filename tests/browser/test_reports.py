@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import time
 
-import redis.asyncio as aioredis
-
+from gateway import redisconn
 from gateway.rkeys import deployment_keys
 from handoff.reports import seed
 from handoff.reports.config import configure
@@ -20,7 +19,7 @@ async def test_reports_page_in_chinese_then_english(browser, gateway_url, redis_
     now = time.time()
     config = configure(None)
     history = seed.generate(config, 30, 400, now, seed=7)
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     await seed.write(client, deployment_keys(key_prefix), history, now, config.tz)
     await client.aclose()
 

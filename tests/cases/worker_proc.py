@@ -9,6 +9,7 @@ import sys
 
 import redis.asyncio as aioredis
 
+from gateway import redisconn
 from gateway.rkeys import Keys, deployment_keys
 from handoff.agents import AgentStore
 from handoff.cases.config import load_cases_config
@@ -25,7 +26,7 @@ def engine(redis: aioredis.Redis, keys: Keys) -> CaseEngine:
 
 
 async def main(url: str, prefix: str, seconds: float, lease: float) -> None:
-    redis = aioredis.from_url(url)
+    redis = redisconn.client(url)
     worker = engine(redis, deployment_keys(prefix))
     worker.timers.lease = lease
     worker.timers.start(worker.fire)

@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
+from gateway import redisconn
 from gateway.channels.authn import MAX_SKEW
 from gateway.metrics import Metrics
 from gateway.outbox import Job, Outbox, OutboxPolicy
@@ -70,7 +69,7 @@ def test_no_channel_builds_its_own_key_names():
 
 
 async def test_the_outbox_writes_its_keys_under_the_same_names(redis_url, key_prefix):
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     outbox = Outbox(client, deployment_keys(key_prefix), "sms", Metrics(), OutboxPolicy())
     try:
         assert await outbox.put(Job(to="13800138000", text="hi", id="f00d"))

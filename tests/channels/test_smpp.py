@@ -8,8 +8,8 @@ import asyncio
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
+from gateway import redisconn
 from gateway import sms_units as sms_sizes
 from gateway.channels.smpp import SmppLink, _Submit
 from gateway.outbox import PermanentFailure
@@ -53,7 +53,7 @@ async def test_keyword_in_reply_out_and_a_long_message_in_two_parts(gateways, sm
         assert part.esm_class & 0x40 and len(part.payload) <= (134 if part.data_coding == 8 else 153)
     # a delivery receipt updates the send's record
     assert await smsc.receipt(first.message_id, "DELIVRD") == 0
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     await eventually(lambda: client.hget(f"{key_prefix}sms:receipt:{first.message_id}", "status"))
     assert await client.hget(f"{key_prefix}sms:receipt:{first.message_id}", "status") == b"delivered"
     await client.aclose()

@@ -11,9 +11,8 @@ import time
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 
-from gateway import consent
+from gateway import consent, redisconn
 from gateway import sms_units as sms_sizes
 from gateway.rkeys import deployment_keys
 from tests.channels.conftest import eventually, http_sms_sections, metric
@@ -89,7 +88,7 @@ async def test_opt_out_is_kept_and_enforced_on_broadcasts(gateways, http_sms, ag
     await eventually(lambda: metric(gw, 'outbox_queued_total{channel="sms"}'), timeout=2)
     texts = http_sms.sent_to("+8613800138001")
     assert "no longer receive marketing texts" in texts[1]
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     keys = deployment_keys(key_prefix)  # opt-outs are consent records under the number's keyed hash
     assert not await client.exists(f"{key_prefix}sms:optout")  # no list of clear numbers
     assert (await consent.read(client, keys, NUMBER))["sms"]["source"] == "sms:TD"
@@ -170,7 +169,7 @@ async def test_delivery_receipts_are_recorded(gateways, http_sms, redis_url, key
     sent = (await http_sms.wait_messages(1))[0]
     assert sent["callback_url"] == f"{gw.base}/channels/sms/status"
     assert await http_sms.post_report(sent["id"], "DELIVRD") == 200
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     record = await client.hgetall(f"{key_prefix}sms:receipt:{sent['id']}")
     await client.aclose()
     assert record[b"status"] == b"delivered" and record[b"kind"] == b"message"
@@ -202,7 +201,7 @@ async def test_twilio_webhook_replies_and_status_callbacks(gateways, twilio, red
     assert sent["To"] == E164 and sent["From"] == "+15005550006" and "86.50" in sent["Body"]
     assert sent["StatusCallback"] == f"{gw.base}/channels/sms/twilio/status"
     assert await twilio.post_status_callback(sent["StatusCallback"], sent["sid"], "delivered") == 204
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     assert await client.hget(f"{key_prefix}sms:receipt:{sent['sid']}", "status") == b"delivered"
     await client.aclose()
     assert len(twilio.messages) == 1  # the forged request was not answered

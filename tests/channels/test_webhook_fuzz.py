@@ -20,7 +20,6 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import pytest
-import redis
 import xmltodict
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given
@@ -29,6 +28,7 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from wechatpy.crypto import WeChatCrypto
 
+from gateway import redisconn
 from gateway.app import create_app
 from gateway.settings import load_settings
 from handoff.config import load_handoff_config
@@ -184,7 +184,7 @@ class Rig:
 
         self.run(stop())
         self.loop.close()
-        client = redis.Redis.from_url(self.redis_url)
+        client = redisconn.sync_client(self.redis_url)
         keys = list(client.scan_iter(match=f"{self.prefix}*", count=1000))
         if keys:
             client.delete(*keys)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bots.bss.demo import DemoBSS
 from bots.bss.server import create_bss_app
+from gateway import redisconn
 from handoff.config import load_handoff_config
 from tests.channels.conftest import eventually, metric
 from tests.channels.fake_wechat import FakeWeChat, new_aes_key, openid
@@ -38,9 +39,8 @@ async def wx():
 @pytest.fixture
 async def slow_backend(aiohttp_server: Any, redis_url: str, key_prefix: str) -> Any:
     """The demo back end over HTTP, with outage look-ups that take ``delay[0]`` seconds."""
-    import redis.asyncio as aioredis
 
-    redis = aioredis.from_url(redis_url)
+    redis = redisconn.client(redis_url)
     delay = [0.0]
 
     @web.middleware

@@ -21,10 +21,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
 from bots.bss.demo import DemoBSS
 from bots.bss.server import create_bss_app
+from gateway import redisconn
 from gateway.rkeys import deployment_keys
 from gateway.security import mint_customer_token
 from tests.bots.conftest import SECRET
@@ -62,7 +62,7 @@ async def send(http: aiohttp.ClientSession, url: str, sender: str, phone: str, m
 async def test_sigkill_mid_run_loses_nothing_and_answers_once(aiohttp_server, redis_url, key_prefix, tmp_path,
                                                               nlu_engine):  # fmt: skip
     seed_nlu(tmp_path / "var")  # the tests' trained model: the gateway starts in seconds instead of training
-    redis = aioredis.from_url(redis_url)
+    redis = redisconn.client(redis_url)
     faults = Faults()
     bss = create_bss_app(DemoBSS(redis, key_prefix))
     bss.middlewares.insert(0, faults.middleware())

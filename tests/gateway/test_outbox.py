@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 import redis.asyncio as aioredis
 
+from gateway import redisconn
 from gateway.metrics import Metrics
 from gateway.outbox import Job, Outbox, OutboxPolicy, PermanentFailure, RetryLater, job_id
 from gateway.rkeys import deployment_keys
@@ -94,7 +95,7 @@ async def new_redis(redis_url: str) -> AsyncIterator[Callable[[], aioredis.Redis
     made: list[aioredis.Redis] = []
 
     def make() -> aioredis.Redis:
-        client = aioredis.from_url(redis_url)
+        client = redisconn.client(redis_url)
         made.append(client)
         return client
 

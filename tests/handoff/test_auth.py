@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from bots.templates import Renderer
+from gateway import redisconn
 from gateway.errors import error_middleware
 from gateway.keys import METRICS, SETTINGS
 from gateway.metrics import Metrics
@@ -72,7 +72,7 @@ async def probe_app(settings: Any, handoff_config: Any) -> web.Application:
     app.router.add_get("/outside", outside)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        redis = aioredis.from_url(settings.redis.url)
+        redis = redisconn.client(settings.redis.url)
         service = HandoffService(redis, deployment_keys(settings.redis.key_prefix), handoff_config, Renderer(),
                                  app[METRICS],
                                  Customers())  # fmt: skip

@@ -9,8 +9,7 @@ import os
 import subprocess
 import sys
 
-import redis.asyncio as aioredis
-
+from gateway import redisconn
 from gateway.rkeys import deployment_keys
 from handoff.agents import AgentStore
 from handoff.config import Clock
@@ -125,7 +124,7 @@ async def test_authentication_roles_and_ownership(make_gateway, people, handoff_
 
 async def test_demo_accounts_are_refused_in_production(make_gateway, people, redis_url, key_prefix):
     gw = await make_gateway(server={"production": True})
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     store = AgentStore(client, deployment_keys(key_prefix))
     assert await store.all() == []  # production creates no demo agents
     await store.add("demo1", "demo-password", demo=True)
@@ -286,7 +285,7 @@ async def test_agents_cli(redis_url, key_prefix):
     command = [sys.executable, "-m", "gateway", "agents", "add", "li", "--password-stdin"]
     short = subprocess.run(command, input="short\n", capture_output=True, text=True, env=env, timeout=60)
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     agent = await AgentStore(client, deployment_keys(key_prefix)).verify("zhang", "a-long-password")
     await client.aclose()
     assert agent is not None and agent.skills == ("network", "zh") and not agent.demo

@@ -24,6 +24,7 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
+from gateway import redisconn
 from gateway.rkeys import deployment_keys
 from handoff.config import CONFIG
 from tests.gateway.test_server_process import free_port
@@ -127,7 +128,7 @@ async def test_a_restart_keeps_assignments_away_and_counts_no_breach_for_the_dow
                                                                                        key_prefix):  # fmt: skip
     folder = config_folder(tmp_path, routing={"presence": {"disconnect_grace": 2}},
                            sla={"first_reply": {"warn": 6, "breach": 8}, "outage_after": 2})  # fmt: skip
-    redis = aioredis.from_url(redis_url)
+    redis = redisconn.client(redis_url)
     first = await processes(folder)
     agent1, agent2 = AgentClient(first.base, "agent1", "demo-agent1"), AgentClient(first.base, "agent2", "demo-agent2")
     customer = WebCustomer(first.base)

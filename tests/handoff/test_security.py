@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
+from gateway import redisconn
 from gateway.rkeys import deployment_keys
 from handoff.agents import AgentError, AgentStore
 from tests.handoff.test_handoff import is_
@@ -173,7 +173,7 @@ async def test_passwords_over_72_bytes_are_refused_cleanly(make_gateway, redis_u
         assert body["field"] == "password" and "72 bytes" in body["error"]
     assert (await post_login(gw.base, "agent1", "a" * 72))[0] == 401
     assert (await post_login(gw.base, "agent1", "a\x00b-nul-inside"))[0] == 401
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     store = AgentStore(client, deployment_keys(key_prefix))
     with pytest.raises(AgentError, match="72 bytes"):
         await store.add("longpw", "密" * 25)

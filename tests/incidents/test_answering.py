@@ -8,8 +8,7 @@ import asyncio
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from gateway import redisconn
 from gateway.security import mint_customer_token
 from tests.channels.conftest import eventually, http_sms_sections, telegram_sections
 from tests.channels.test_sms import text_in
@@ -198,7 +197,7 @@ async def test_no_active_incident_costs_a_turn_no_redis_round_trip(make_gateway,
 
 
 async def _monitor(redis_url: str, needle: str, seen: list[str]) -> None:
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     try:
         async with client.monitor() as m:
             async for command in m.listen():

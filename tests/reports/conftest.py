@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from gateway import redisconn
 from gateway.rkeys import Keys, deployment_keys
 from handoff.reports.config import ReportsConfig, configure
 
@@ -18,7 +19,7 @@ def config() -> ReportsConfig:
 
 @pytest.fixture
 async def rc(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
+    client = redisconn.client(redis_url)
     yield client
     await client.aclose()
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway import redisconn
 from tests.security.fuzzcases import (
     AGENT,
     SECRETS,
@@ -611,9 +612,7 @@ class Harness:
             self.loop.run(self._stop_fakes(), 30)
         self.loop.close()
         if self.redis_url:
-            import redis
-
-            client = redis.Redis.from_url(self.redis_url)
+            client = redisconn.sync_client(self.redis_url)
             keys = list(client.scan_iter(match=f"{self.prefix}*", count=1000))
             for i in range(0, len(keys), 1000):
                 client.delete(*keys[i : i + 1000])
