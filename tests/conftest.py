@@ -26,6 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 NLU_CACHE = ROOT / "var" / "test-nlu"
 
 
+# A test of something only a single Redis server has (the lean connection, MONITOR, one server's client list): skipped,
+# with the reason, when the suite runs against a Redis Cluster (REDIS_URL=redis+cluster://…).
+one_server_only = pytest.mark.skipif(
+    redisconn.is_cluster(os.environ.get("REDIS_URL", "")),
+    reason="single-server Redis only (the lean connection, MONITOR, CLIENT KILL of one server); REDIS_URL is a cluster",
+)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """``REDIS_URL`` when set (CI machines run Redis on 127.0.0.1:6379), else an embedded server."""

@@ -22,6 +22,7 @@ from gateway.models import OutboundMessage
 from gateway.redisconn import sync_client
 from tests.channels.conftest import eventually
 from tests.channels.test_socketio import Widget
+from tests.conftest import one_server_only
 
 pytestmark = pytest.mark.slow
 
@@ -152,6 +153,7 @@ async def test_a_socket_dropped_during_a_burst_gets_the_rest_on_its_next_connect
     assert first == sorted(first, key=texts.index) and second == sorted(second, key=texts.index)
 
 
+@one_server_only
 async def test_messages_published_while_the_hub_listens_again_reach_the_open_widget(gateways, widgets, redis_client):
     """The hub's pub/sub connection is lost (one Redis): what is published before it listens again stays in the
     session's outbox and reaches the widget once the hub subscribes again, each once."""

@@ -18,6 +18,7 @@ from gateway.channels.webchat import WEBCHAT
 from gateway.models import OutboundMessage
 from gateway.redisconn import sync_client
 from tests.channels.conftest import eventually
+from tests.conftest import one_server_only
 
 pytestmark = pytest.mark.slow
 
@@ -135,6 +136,7 @@ async def _kill_pubsub(redis_client: Any, pubsub: Any) -> None:
     await redis_client.client_kill_filter(_id=victim["id"])
 
 
+@one_server_only
 async def test_frames_published_while_the_hub_listens_again_reach_the_open_page(gateways, redis_client):
     """The hub's pub/sub connection is lost (one Redis): what is published before it listens again reaches the page
     once it does, without the page reconnecting."""

@@ -25,6 +25,9 @@ from hypothesis import strategies as st
 from redis.connection import parse_url
 
 from gateway.fastredis import FastRedis, FastRedisEncodeError, FastRedisError
+from tests.conftest import one_server_only
+
+pytestmark = one_server_only  # the lean connection speaks to one server (off on a cluster)
 
 
 async def test_commands_in_order_types_and_errors(redis_url, key_prefix, redis_client):

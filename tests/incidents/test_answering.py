@@ -13,6 +13,7 @@ from gateway.security import mint_customer_token
 from tests.channels.conftest import eventually, http_sms_sections, telegram_sections
 from tests.channels.test_sms import text_in
 from tests.channels.test_telegram import Chat
+from tests.conftest import one_server_only
 from tests.handoff.conftest import SECRET
 from tests.incidents.conftest import CHAOYANG, open_incident, rest, supervisor
 
@@ -171,6 +172,7 @@ async def test_a_change_on_one_process_reaches_the_others_at_once(make_gateway, 
     await eventually(lambda: _no_notice_on(two.base, token), timeout=5)
 
 
+@one_server_only
 async def test_no_active_incident_costs_a_turn_no_redis_round_trip(make_gateway, people, redis_url, key_prefix):
     gw = await make_gateway()
     token = mint_customer_token(ZHANG, SECRET)
