@@ -110,16 +110,21 @@ class EmbeddedRedis:
         if process is None or process.returncode is not None:
             return
         # no retries: the server closes the connection as it exits, which is the answer (redis-py's default retry
-        # would reconnect to the removed socket with back-off for seconds, holding every stop)
-        client = aioredis.Redis(unix_socket_path=str(self.socket), retry=Retry(NoBackoff(), 0))
-        with contextlib.suppress(aioredis.RedisError, OSError):
-            await client.shutdown(save=True)
+        # would reconnect to the removed socket with back-off for seconds, holding every stop); and every step bounded:
+        # a stop never hangs on a server that does not answer (it is killed; its AOF was fsynced before the final save)
+        client = aioredis.Redis(unix_socket_path=str(self.socket), retry=Retry(NoBackoff(), 0),
+                                socket_connect_timeout=timeout, socket_timeout=timeout)  # fmt: skip
+        with contextlib.suppress(aioredis.RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(timeout):
+                await client.shutdown(save=True)
         await client.aclose()
         try:
             await asyncio.wait_for(process.wait(), timeout)
         except TimeoutError:
+            log.warning("embedded Redis (pid %d) did not stop within %.0f s: killed", process.pid, timeout)
             process.kill()
-            await process.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), timeout)
 
     @property
     def pid(self) -> int | None:
