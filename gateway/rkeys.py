@@ -3,6 +3,7 @@ one visitor's keys in one Redis Cluster slot."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -458,6 +459,11 @@ class Keys:
 
     def visitor_seq(self, visitor: str) -> str:
         return f"{self.prefix}{{visitor:{visitor}}}:seq"
+
+    def visitor_published(self, visitor: str, client_id: str) -> str:
+        """Marks that the frames of the visitor's message ``client_id`` (a hash of it) were published: once only."""
+        digest = hashlib.sha1(client_id.encode()).hexdigest()[:20]
+        return f"{self.prefix}{{visitor:{visitor}}}:pub:{digest}"
 
     def visitor_channel(self, visitor: str) -> str:
         """Pub/sub channel: live fan-out of the outbox to whichever process holds the WebSocket."""

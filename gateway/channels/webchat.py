@@ -85,6 +85,7 @@ class ChatFrame(msgspec.Struct):
 # entry's field s). Returns the last seq.
 _PUBLISH = """
 local n = tonumber(ARGV[3])
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4 + 2 * n]) then return 0 end
 local last = redis.call('INCRBY', KEYS[1], n)
 local parts = {}
 for i = 1, n do
@@ -100,6 +101,7 @@ end
 return last
 """
 SUBSCRIBE_WAIT = 10.0  # seconds a new socket waits for Redis to confirm its visitor's subscription
+PUBLISHED_TTL = 7 * 86400  # a message's "frames published" mark: longer than the page keeps it to send again
 
 
 class WebchatHub:
@@ -142,16 +144,23 @@ class WebchatHub:
     async def publish(self, visitor: str, frame: dict[str, Any]) -> int:
         return (await self.publish_many(visitor, [frame]))[-1]
 
-    async def publish_many(self, visitor: str, frames: list[dict[str, Any]]) -> list[int]:
+    async def publish_many(self, visitor: str, frames: list[dict[str, Any]], once: str | None = None) -> list[int]:
         """A visitor's frames in order (a message's echo and its replies): numbered, kept (encrypted at rest: the
         replay) and published as one pub/sub message (a JSON list when there are several) by one script — one round
-        trip and one delivery per turn."""
+        trip and one delivery per turn. ``once``: the message's client id — its frames are published once, however
+        often this is called for it (a turn handled again as a duplicate publishes what its first handling could
+        not); [] when they were published already."""
         texts = [json.dumps({**{k: v for k, v in f.items() if k != "seq"}, "seq": 0}, ensure_ascii=False)
                  for f in frames]  # fmt: skip
         keys = [self.keys.visitor_seq(visitor), self.keys.visitor_outbox(visitor)]
-        head = [self.keys.visitor_channel(visitor), self.replay_limit, len(texts)]
-        last = int(await self._script(keys=keys, args=[*head, *(t[:-2] for t in texts),
-                                                       *(self.keys.seal(t) for t in texts)]))  # fmt: skip
+        args: list[Any] = [self.keys.visitor_channel(visitor), self.replay_limit, len(texts),
+                           *(t[:-2] for t in texts), *(self.keys.seal(t) for t in texts)]  # fmt: skip
+        if once is not None:
+            keys.append(self.keys.visitor_published(visitor, once))
+            args.append(PUBLISHED_TTL)
+        last = int(await self._script(keys=keys, args=args))
+        if not last:
+            return []
         return list(range(last - len(frames) + 1, last + 1))
 
     async def replay(self, visitor: str, after: int) -> list[dict[str, Any]]:
@@ -477,11 +486,13 @@ class _Session:
             inbound = await self.queue.get()
             try:
                 turn = await channel.host.handle(inbound)
-                if not turn.duplicate:
-                    echo = {"type": "message", "from": "customer", "text": inbound.display or inbound.text,
-                            "client_id": inbound.message_id}  # fmt: skip
-                    mine = [r.to_dict() for r in turn.replies if r.recipient_id == self.visitor]
-                    await hub.publish_many(self.visitor, [echo, *mine])  # one batch: two round trips, one delivery
+                echo = {"type": "message", "from": "customer", "text": inbound.display or inbound.text,
+                        "client_id": inbound.message_id}  # fmt: skip
+                mine = [r.to_dict() for r in turn.replies if r.recipient_id == self.visitor]
+                # once per client id: a page sending a message again whose turn finished but whose frames were never
+                # published (the handling failed in between) gets them now, from the turn's record; otherwise nothing
+                published = await hub.publish_many(self.visitor, [echo, *mine], once=inbound.message_id)
+                if published and not turn.duplicate:
                     for reply in turn.replies:
                         if reply.recipient_id != self.visitor:
                             await publish_outbound(hub, reply)

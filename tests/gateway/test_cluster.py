@@ -283,7 +283,9 @@ async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aioh
         # Socket.IO's outbox; the NLU review queue
         hub = SocketHub(r, keys, socketio.AsyncServer(async_mode="aiohttp"), "bot_uttered", 50)
         await hub.ack("s", [await hub.publish("s", [{}])])
-        assert await WebchatHub(r, keys, 50).publish_many("v", [{"type": "message"}] * 2) == [1, 2]  # web chat's
+        web = WebchatHub(r, keys, 50)  # web chat's: a turn's frames; once per client id
+        assert await web.publish_many("v", [{"type": "message"}] * 2) == [1, 2]
+        assert [await web.publish_many("v", [{"type": "message"}], once="c-1") for _ in range(2)] == [[3], []]
         nlu = settings.nlu
         await Collector(r, keys, nlu).write([("s-1", {"text": "那个东西", "lang": "zh", "count": 1})])
         review = ReviewStore(r, keys, nlu)

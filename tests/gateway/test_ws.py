@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 
 import aiohttp
 import pytest
 
 from gateway.app import create_app
 from gateway.channels.webchat import WEBCHAT
+from gateway.models import InboundMessage
 
 
 async def frames_until(ws, predicate, limit=20, timeout=5.0):
@@ -150,6 +152,29 @@ async def test_a_resent_message_is_answered_once(client):
         seen = await frames_until(ws, bot_reply)
     customer = [f for f in seen if f.get("from") == "customer"]
     assert [f["client_id"] for f in customer] == ["c-78"]  # the resend produced nothing new
+
+
+async def test_a_message_whose_turn_finished_unpublished_gets_its_answer_when_sent_again(client):
+    """The turn of a message finished (logged, its replies recorded) but its handling failed before the frames were
+    published (a 503 after the finish, a Redis error in between): the page sends the same client_id again on its
+    next connection — a duplicate — and now gets the echo and the recorded answer, once."""
+    async with client.ws_connect("/ws/chat") as ws:
+        visitor = json.loads((await ws.receive()).data)["visitor_id"]
+    sender = visitor
+    turn = await client.app[WEBCHAT].host.handle(
+        InboundMessage("webchat", sender, sender, "查流量", "c-lost", time.time(), {}, None, "zh", display="查流量")
+    )  # the state a failed handling leaves: finished, nothing published
+    assert turn.replies and not turn.duplicate
+    async with client.ws_connect(f"/ws/chat?visitor_id={visitor}") as ws:
+        assert json.loads((await ws.receive()).data)["last_seq"] == 0  # nothing was published for it
+        await ws.send_json({"type": "message", "text": "查流量", "client_id": "c-lost"})
+        seen = await frames_until(ws, bot_reply)
+        assert [f["client_id"] for f in seen if f.get("from") == "customer"] == ["c-lost"]
+        assert seen[-1]["text"] == turn.replies[-1].text  # the recorded answer, not a second turn
+        await ws.send_json({"type": "message", "text": "查流量", "client_id": "c-lost"})  # once more: nothing
+        await ws.send_json({"type": "message", "text": "谢谢", "client_id": "c-next"})
+        later = await frames_until(ws, bot_reply)
+    assert [f["client_id"] for f in later if f.get("from") == "customer"] == ["c-next"]
 
 
 async def test_a_visitor_id_not_issued_by_the_server_is_not_adopted(client):
