@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
+from gateway.redisconn import sync_client
 from handoff.config import load_handoff_config
 from tests.channels.fake_sms import FakeHttpSms, FakeTwilio
 from tests.channels.fake_telegram import FakeTelegram
@@ -134,3 +136,18 @@ async def agents() -> AsyncIterator[Callable[..., AgentClient]]:
     yield make
     for agent in made:
         await agent.close()
+
+
+@pytest.fixture
+async def pair(request: pytest.FixtureRequest, gateways: Any, redis_url: str) -> AsyncIterator[tuple[Any, Any]]:
+    """Two gateway apps (their own hubs and pub/sub connections) sharing only Redis and a key prefix: the tests'
+    cluster, or (``@pytest.mark.parametrize("pair", ["one"], indirect=True)``) the one server."""
+    url = request.getfixturevalue("cluster_url") if getattr(request, "param", "cluster") == "cluster" else redis_url
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    a = await gateways(redis={"url": url, "key_prefix": prefix})
+    b = await gateways(redis={"url": url, "key_prefix": prefix})
+    yield a, b
+    direct = sync_client(url)
+    for key in list(direct.scan_iter(match=f"{prefix}*", count=1000)):
+        direct.delete(key)
+    direct.close()

@@ -10,7 +10,6 @@ listens on (the case where the count is 0 although A delivers the message).
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,7 +18,6 @@ import pytest
 from gateway.channels.socketio import SOCKETIO
 from gateway.keys import RKEYS
 from gateway.models import OutboundMessage
-from gateway.redisconn import sync_client
 from tests.channels.conftest import eventually
 from tests.channels.test_socketio import Widget
 from tests.conftest import one_server_only
@@ -38,20 +36,6 @@ async def widgets() -> AsyncIterator[Callable[[str], Widget]]:
     yield make
     for w in made:
         await w.close()
-
-
-@pytest.fixture
-async def pair(request: pytest.FixtureRequest, gateways: Any, redis_url: str) -> AsyncIterator[tuple[Any, Any]]:
-    """Two gateway apps (their own hubs and pub/sub connections) sharing only Redis: a cluster, or one server."""
-    url = request.getfixturevalue("cluster_url") if getattr(request, "param", "cluster") == "cluster" else redis_url
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    a = await gateways(redis={"url": url, "key_prefix": prefix})
-    b = await gateways(redis={"url": url, "key_prefix": prefix})
-    yield a, b
-    direct = sync_client(url)
-    for key in list(direct.scan_iter(match=f"{prefix}*", count=1000)):
-        direct.delete(key)
-    direct.close()
 
 
 async def _open_on_a_remote_slot(gw: Any, widgets: Callable[[str], Widget]) -> tuple[Widget, str]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -16,25 +14,11 @@ import pytest
 
 from gateway.channels.webchat import WEBCHAT
 from gateway.models import OutboundMessage
-from gateway.redisconn import sync_client
 from tests.channels.conftest import eventually
 from tests.conftest import one_server_only
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["one", "cluster"])
-async def pair(request: pytest.FixtureRequest, gateways: Any, redis_url: str) -> AsyncIterator[tuple[Any, Any]]:
-    """Two gateway apps sharing only Redis (one server, or the cluster)."""
-    url = request.getfixturevalue("cluster_url") if request.param == "cluster" else redis_url
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    a = await gateways(redis={"url": url, "key_prefix": prefix})
-    b = await gateways(redis={"url": url, "key_prefix": prefix})
-    yield a, b
-    direct = sync_client(url)
-    for key in list(direct.scan_iter(match=f"{prefix}*", count=1000)):
-        direct.delete(key)
-    direct.close()
+EACH_REDIS = pytest.mark.parametrize("pair", ["one", "cluster"], indirect=True)  # one server, and the cluster
 
 
 class Page:
@@ -81,6 +65,7 @@ def _agent(visitor: str, text: str) -> OutboundMessage:
     return OutboundMessage("webchat", visitor, text, "c1", (), sender="agent", agent="王小明")
 
 
+@EACH_REDIS
 async def test_two_gateways_publishing_to_one_visitor_at_once_each_frame_is_shown_once(pair):
     """The agent's process and the customer's publish at the same moment, 30 times: the page shows all 60."""
     a, b = pair
@@ -100,6 +85,7 @@ async def test_two_gateways_publishing_to_one_visitor_at_once_each_frame_is_show
         await page.close()
 
 
+@EACH_REDIS
 async def test_a_page_reconnecting_during_a_burst_shows_every_frame_once(pair):
     """B sends 60 frames, one every 10 ms, while the page reconnects every ~100 ms, to A and to B in turn."""
     a, b = pair
