@@ -64,6 +64,19 @@ async def test_record_reads_and_trims_without_keeping_a_number(redis_client, key
     assert await redis_client.xlen(keys.audit()) == 0
 
 
+async def test_details_keep_the_gateways_own_ids_and_mask_numbers(redis_client, key_prefix):
+    """A chat id is random hex: one with a long run of digits inside (a CI run met one) looked like a bank card to
+    the masker and was stored as 8cd3c*********9099…, so the trail no longer named the chat."""
+    keys = deployment_keys(key_prefix)
+    chat = "8cd3c6400552429099f49184df7d4627"
+    await audit.record(redis_client, keys, "agent1", "reveal", PHONE, reason="回电确认", chat=chat, count=3,
+                       note="客户说改用 13900139000", card="6222021234567890123", tags=["13900139000"])  # fmt: skip
+    (entry,) = await entries(redis_client, key_prefix)
+    assert entry["details"]["chat"] == chat and entry["details"]["count"] == 3
+    assert entry["details"]["note"] == "客户说改用 139****9000" and entry["details"]["tags"] == ["139****9000"]
+    assert entry["details"]["card"].endswith("0123") and "62220212345678" not in json.dumps(entry)
+
+
 async def test_sign_ins_failures_and_sign_outs_are_audited_with_the_address(make_gateway, people, redis_client,
                                                                             key_prefix):  # fmt: skip
     gw = await make_gateway(server=PROXY)
