@@ -17,21 +17,18 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from gateway import audit
 from gateway.redisconn import deployment_client
 from gateway.rkeys import deployment_keys
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, add_cli_arguments, cli_settings
 from gateway.vault import KeyringError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway audit", description="Read the audit trail, newest first")
-    parser.add_argument("--config", type=Path, help="configuration file (default config/gateway.yml)")
-    parser.add_argument("--data-dir", help="runtime data directory of the embedded Redis (default ./var)")
-    parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else the embedded one)")
+    add_cli_arguments(parser)
     parser.add_argument("--since", help="from this day (YYYY-MM-DD, UTC) or epoch seconds")
     parser.add_argument("--until", help="up to this day, inclusive (YYYY-MM-DD, UTC) or epoch seconds")
     parser.add_argument("--who", default="", help="an agent's sign-in name, system or cli:<user>")
@@ -96,13 +93,8 @@ def main(argv: Sequence[str]) -> int:
     if not 1 <= args.limit <= audit.EXPORT_MAX:
         print(f"gateway audit: --limit must be between 1 and {audit.EXPORT_MAX}", file=sys.stderr)
         return 2
-    overrides: dict[str, dict[str, object]] = {}
-    if args.data_dir:
-        overrides["server"] = {"data_dir": args.data_dir}
-    if args.redis_url:
-        overrides["redis"] = {"url": args.redis_url}
     try:
-        settings = load_settings(args.config, **overrides)
+        settings = cli_settings(args)
         return asyncio.run(_run(args, settings))
     except (SettingsError, ValueError) as exc:  # a bad file or date, or the keys (KeyringError is a ValueError)
         kind = "data keys" if isinstance(exc, KeyringError) else "error"

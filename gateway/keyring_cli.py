@@ -25,7 +25,7 @@ from pathlib import Path
 from gateway import audit, rekey
 from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, add_cli_arguments, cli_settings
 from gateway.vault import KeyringError, add_key, default_key_file, deployment_keyring, new_key_file
 
 FOLLOW_WAIT = 3.0  # seconds for every running process to re-read the key file (they look every second)
@@ -33,9 +33,7 @@ FOLLOW_WAIT = 3.0  # seconds for every running process to re-read the key file (
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway keys", description="The data keys (encryption at rest)")
-    parser.add_argument("--config", type=Path, help="configuration file (default config/gateway.yml)")
-    parser.add_argument("--data-dir", help="runtime data directory of the embedded Redis (default ./var)")
-    parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else the embedded one)")
+    add_cli_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     new = sub.add_parser("new", help="write a new key file")
     new.add_argument("path", nargs="?", type=Path, help="default: privacy.key_file, else ~/.config/gateway/keys")
@@ -43,12 +41,6 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("rotate", help="a new active key, then every value re-sealed under it")
     sub.add_parser("reencrypt", help="re-seal every value under the active key")
     return parser
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    server = {"data_dir": args.data_dir} if args.data_dir else {}
-    redis = {"url": args.redis_url} if args.redis_url else {}
-    return load_settings(args.config, server=server, **({"redis": redis} if redis else {}))
 
 
 async def _reencrypt(settings: Settings, keys: Keys, rotated_to: str = "") -> int:
@@ -88,7 +80,7 @@ async def _status(settings: Settings, keys: Keys, source: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = _settings(args)
+        settings = cli_settings(args)
     except SettingsError as exc:
         print(f"gateway keys: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from gateway.nlu_review import retrain_base, review_dir
 from gateway.nlu_review_models import Models
 from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, add_cli_arguments, cli_settings
 from nlu import NLUConfig
 from nlu.config import ConfigError
 from nlu.data import DataError
@@ -29,9 +29,7 @@ REFUSED = 3
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway nlu", description="The NLU learning loop")
-    parser.add_argument("--config", type=Path, help="configuration file (default config/gateway.yml)")
-    parser.add_argument("--data-dir", help="runtime data directory (default ./var)")
-    parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else the embedded one)")
+    add_cli_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("retrain", help="retrain with the reviewed examples and switch every gateway to it")
     run.add_argument("--folds", type=int, help="cross-validation folds (default nlu.retrain_folds)")
@@ -110,13 +108,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    overrides: dict[str, dict[str, object]] = {}
-    if args.data_dir:
-        overrides["server"] = {"data_dir": args.data_dir}
-    if args.redis_url:
-        overrides["redis"] = {"url": args.redis_url}
     try:
-        settings = load_settings(args.config, **overrides)
+        settings = cli_settings(args)
         if args.command == "retrain" and args.folds is not None and args.folds < 2:
             raise DataError("--folds must be at least 2")
         return asyncio.run(_run(args, settings))

@@ -24,15 +24,13 @@ from gateway import audit, consent, retention, subject
 from gateway.privacy import mask_phone
 from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys, deployment_keys
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, add_cli_arguments, cli_settings
 from gateway.vault import KeyringError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway privacy", description="Data-subject requests and retention")
-    parser.add_argument("--config", type=Path, help="configuration file (default config/gateway.yml)")
-    parser.add_argument("--data-dir", help="runtime data directory (default ./var)")
-    parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else the embedded one)")
+    add_cli_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     export = sub.add_parser("export", help="everything held about a customer, as JSON (decrypted)")
     export.add_argument("phone")
@@ -129,13 +127,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    overrides: dict[str, dict[str, object]] = {}
-    if args.data_dir:
-        overrides["server"] = {"data_dir": args.data_dir}
-    if args.redis_url:
-        overrides["redis"] = {"url": args.redis_url}
     try:
-        settings = load_settings(args.config, **overrides)
+        settings = cli_settings(args)
         return asyncio.run(_run(args, settings))
     except SettingsError as exc:
         print(f"gateway privacy: configuration error: {exc}", file=sys.stderr)

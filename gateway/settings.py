@@ -8,6 +8,7 @@ An unknown or mistyped key stops start-up with a message naming the key and the 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import types
@@ -338,6 +339,23 @@ def _section(cls: type, raw: Mapping[str, Any], name: str, source: str, env: Map
         elif key in raw:
             values[key] = _coerce(raw[key], hints[key], f"{source}: '{name}.{key}'")
     return cls(**values)
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--data-dir``, ``--redis-url``: where a command-line tool finds the deployment."""
+    parser.add_argument("--config", type=Path, help="configuration file or its folder (default config/gateway.yml)")
+    parser.add_argument("--data-dir", help="runtime data directory, where the embedded Redis lives (default ./var)")
+    parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else the embedded one)")
+
+
+def cli_settings(args: argparse.Namespace) -> Settings:
+    """The settings a command-line tool runs with: the configuration, then its ``--data-dir`` and ``--redis-url``."""
+    overrides: dict[str, dict[str, object]] = {}
+    if args.data_dir:
+        overrides["server"] = {"data_dir": args.data_dir}
+    if args.redis_url:
+        overrides["redis"] = {"url": args.redis_url}
+    return load_settings(args.config, **overrides)
 
 
 def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -7,20 +7,17 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from gateway import audit
 from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, add_cli_arguments, cli_settings
 from handoff.agents import ROLES, AgentError, AgentStore
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway agents", description="Manage agent accounts")
-    parser.add_argument("--config", type=Path, help="configuration file (default config/gateway.yml)")
-    parser.add_argument("--data-dir", help="runtime data directory of the embedded Redis (default ./var)")
-    parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else the embedded one)")
+    add_cli_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add", help="create or update an agent")
     add.add_argument("name")
@@ -63,13 +60,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    overrides: dict[str, dict[str, object]] = {}
-    if args.data_dir:
-        overrides["server"] = {"data_dir": args.data_dir}
-    if args.redis_url:
-        overrides["redis"] = {"url": args.redis_url}
     try:
-        settings = load_settings(args.config, **overrides)
+        settings = cli_settings(args)
     except SettingsError as exc:
         print(f"gateway agents: configuration error: {exc}", file=sys.stderr)
         return 2

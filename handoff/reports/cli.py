@@ -22,15 +22,9 @@ import redis.asyncio as aioredis
 from gateway.errors import BadRequest
 from gateway.redisconn import deployment_client
 from gateway.rkeys import Keys
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, add_cli_arguments, cli_settings
 from handoff.reports import report, seed
 from handoff.reports.config import ReportsConfigError, configure
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="a gateway.yml or its folder (default config/)")
-    parser.add_argument("--data-dir", help="runtime data, where the embedded Redis lives (default ./var)")
-    parser.add_argument("--redis-url", help="external Redis (default: $REDIS_URL, else the embedded one)")
 
 
 def _report_parser() -> argparse.ArgumentParser:
@@ -40,7 +34,7 @@ def _report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("json", "csv"), default="json")
     parser.add_argument("--report", action="append", choices=report.NAMES, help="only this report (repeatable)")
     parser.add_argument("--group-by", help="day|week|month|quarter (satisfaction also: channel, agent, skill, …)")
-    _common(parser)
+    add_cli_arguments(parser)
     return parser
 
 
@@ -49,17 +43,8 @@ def _seed_parser() -> argparse.ArgumentParser:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--per-day", type=int, default=2000, help="conversations on an ordinary weekday")
     parser.add_argument("--seed", type=int, default=1, help="random seed (the same seed gives the same history)")
-    _common(parser)
+    add_cli_arguments(parser)
     return parser
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, dict[str, object]] = {}
-    if args.data_dir:
-        overrides["server"] = {"data_dir": args.data_dir}
-    if args.redis_url:
-        overrides["redis"] = {"url": args.redis_url}
-    return load_settings(args.config, **overrides)
 
 
 def _redis(settings: Settings) -> AbstractAsyncContextManager[aioredis.Redis]:
@@ -113,7 +98,7 @@ def main(argv: Sequence[str]) -> int:
         print("usage: gateway report … | gateway demo seed …", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(run(args, _settings(args)))
+        return asyncio.run(run(args, cli_settings(args)))
     except (SettingsError, ReportsConfigError) as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
