@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import bcrypt
 import redis.asyncio as aioredis
@@ -244,10 +244,16 @@ class AgentStore:
     async def presences(self, names: list[str]) -> list[tuple[str, float]]:
         """Each agent's status (``offline`` when never seen) and last sign of life (one round trip)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hmget(self.keys.handoff_presence(name), "status", "seen")
-            rows = await pipe.execute()
-        return [((status or b"offline").decode(), float(seen or 0)) for status, seen in rows]
+            read = self.presences_in(pipe, names)
+            return read(await pipe.execute())
+
+    def presences_in(self, pipe: Any, names: list[str]) -> Callable[[list[Any]], list[tuple[str, float]]]:
+        """``presences`` as part of a pipeline: returns what turns its rows (the last ``len(names)``) into them."""
+        for name in names:
+            pipe.hmget(self.keys.handoff_presence(name), "status", "seen")
+        count = len(names)
+        return lambda rows: [((status or b"offline").decode(), float(seen or 0))
+                             for status, seen in rows[len(rows) - count:]]  # fmt: skip
 
     async def connected(self, name: str, change: int) -> None:
         """A console socket of the agent opened (+1) or closed (−1)."""

@@ -41,11 +41,13 @@ if id and redis.call('HEXISTS', KEYS[2], id) == 0 then return id end
 return false
 """
 
-# A message for the customer's open task ARGV[1], stored only while that task is open and not handled (1, else 0).
-# KEYS: the open-task key, the handled hash, the stream. ARGV: task id, the sealed entry, the stream's length.
+# A message for the customer's open task ARGV[1], stored only while that task is open and not handled (1, else 0);
+# the agents' live channel is told in the same call. KEYS: the open-task key, the handled hash, the stream.
+# ARGV: task id, the sealed entry, the stream's length, the live channel, the event.
 _LEAVE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[2])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
 
@@ -100,13 +102,12 @@ class Callbacks:
         any more (handled, or another one is the customer's)."""
         entry = {"id": request_id, "kind": "message", "channel": channel, "sender": sender,
                  "phone": mask_phone(phone) if phone else "", "text": text, "at": time.time()}  # fmt: skip
-        stored = await self._leave(keys=[self.keys.handoff_callback_open(channel, sender),
-                                         self.keys.handoff_callbacks_done(), self.keys.handoff_callbacks()],
-                                   args=[request_id, self._seal(entry), HANDOFF_CALLBACKS_MAXLEN])  # fmt: skip
-        if not stored:
-            return False
-        await self.store.publish({"type": "callbacks_changed"})
-        return True
+        return bool(await self._leave(
+            keys=[self.keys.handoff_callback_open(channel, sender), self.keys.handoff_callbacks_done(),
+                  self.keys.handoff_callbacks()],
+            args=[request_id, self._seal(entry), HANDOFF_CALLBACKS_MAXLEN, self.store.live_channel,
+                  self.store.event_text({"type": "callbacks_changed"})],
+        ))  # fmt: skip
 
     async def tasks(self, include_done: bool = False, limit: int = 200) -> list[dict[str, Any]]:
         """Callback tasks, newest first: the request (reason, the text that led to it) with the messages the

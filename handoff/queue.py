@@ -62,16 +62,21 @@ class Queue:
         """Queue the conversation for people (or say where it already stands); outside service hours or with
         no agent for its skills online, a callback task instead."""
         now = time.time()
-        tier = (await self.tier_of(request.phone)) if self.tier_of and request.phone else "normal"
         skills = self.config.skills_for(request.lang, request.channel, request.complaint_type)
-        existing = await self.store.find(request.conversation_id)
+        agents = await self.agents.all()
+        async with self.store.batch() as pipe:  # one round trip: where the conversation stands, who is online
+            chat_of = self.store.find_in(pipe, request.conversation_id)
+            presences_of = self.agents.presences_in(pipe, [a.name for a in agents])
+            rows = await pipe.execute()
+        existing = chat_of(rows[0])
         if existing and existing.state in ("queued", "assigned"):  # already with people: say where it stands
             return HandoffResult("queued", existing.id[:8], await self.store.position(existing.id) or 1, None)
         if not self.config.in_service_hours():
             return await self.callbacks.request(request, "closed")
-        online = [a for a in await self.online_agents() if set(skills[:1]) <= set(a.skills)]
+        online = [a for a in self._online(agents, presences_of(rows), now) if set(skills[:1]) <= set(a.skills)]
         if not online:
             return await self.callbacks.request(request, "no_agents")
+        tier = (await self.tier_of(request.phone)) if self.tier_of and request.phone else "normal"
         p = self.config.priority
         credit = p.get("urgency", 0) * request.urgency + (p.get("complaint", 0) if request.reason == "complaint"
                  else 0) + p.get(tier, 0)  # fmt: skip
@@ -121,8 +126,9 @@ class Queue:
     async def online_agents(self) -> list[Agent]:
         """Agents who are online (not away) with a fresh heartbeat: the ones chats are pushed to."""
         agents = await self.agents.all()
-        presences = await self.agents.presences([a.name for a in agents])
-        now = time.time()
+        return self._online(agents, await self.agents.presences([a.name for a in agents]), time.time())
+
+    def _online(self, agents: list[Agent], presences: list[tuple[str, float]], now: float) -> list[Agent]:
         return [a for a, (status, seen) in zip(agents, presences, strict=True)
                 if status == "online" and now - seen < self.config.heartbeat_timeout]  # fmt: skip
 

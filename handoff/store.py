@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +125,11 @@ class ChatStore:
     async def find(self, chat_id: str) -> Chat | None:
         raw = await self.redis.hgetall(self.keys.handoff_chat(chat_id))
         return self._chat(raw) if raw else None
+
+    def find_in(self, pipe: Pipeline, chat_id: str) -> Callable[[dict[bytes, bytes]], Chat | None]:
+        """``find`` as part of a pipeline: returns what turns its row into the chat (or None)."""
+        pipe.hgetall(self.keys.handoff_chat(chat_id))
+        return lambda raw: self._chat(raw) if raw else None
 
     async def get(self, chat_id: str) -> Chat:
         """The chat, or ``NotFound`` (404)."""
@@ -248,16 +253,17 @@ class ChatStore:
 
     # ---- events and the log ------------------------------------------------------------------------
     @staticmethod
-    def _event(event: dict[str, Any], to: str | list[str]) -> str:
+    def event_text(event: dict[str, Any], to: str | list[str] = "all") -> str:
+        """An agent-side event as published on the live channel (for a script that publishes it itself)."""
         return json.dumps({"to": to, "event": event}, ensure_ascii=False)
 
     async def publish(self, event: dict[str, Any], to: str | list[str] = "all") -> None:
         """An agent-side event for every process's agent hub: ``to`` is ``all``, ``supervisors``, or a list of
         agent names."""
-        await self.redis.publish(self.keys.live_agents(), self._event(event, to))
+        await self.redis.publish(self.keys.live_agents(), self.event_text(event, to))
 
     def publish_in(self, pipe: Pipeline, event: dict[str, Any], to: str | list[str] = "all") -> None:
-        pipe.publish(self.keys.live_agents(), self._event(event, to))
+        pipe.publish(self.keys.live_agents(), self.event_text(event, to))
 
     def listen(self) -> PubSub:
         """A pub/sub connection for the live channel (subscribe with ``live_channel``)."""

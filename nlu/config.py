@@ -34,6 +34,7 @@ class BackendSettings:
 @dataclass(frozen=True, slots=True)
 class NLUConfig:
     max_length: int = 1000
+    cache_size: int = 4096  # parse results kept by exact text (for the day: relative dates); 0 turns it off
     model: ModelParams = field(default_factory=ModelParams)
     fallback: FallbackSettings = field(default_factory=FallbackSettings)
     backend: BackendSettings = field(default_factory=BackendSettings)
@@ -59,6 +60,7 @@ class NLUConfig:
             )
             config = cls(
                 max_length=int(raw.get("max_length", 1000)),
+                cache_size=int(raw.get("cache_size", 4096)),
                 model=ModelParams(**(raw.get("model") or {})),
                 fallback=FallbackSettings(**{k: float(v) for k, v in (raw.get("fallback") or {}).items()}),
                 backend=BackendSettings(**(raw.get("backend") or {})),
@@ -74,10 +76,12 @@ class NLUConfig:
             raise ConfigError(f"{source}: backend.url is required when backend.kind is 'rasa'")
         if config.max_length < 1:
             raise ConfigError(f"{source}: max_length must be positive")
+        if config.cache_size < 0:
+            raise ConfigError(f"{source}: cache_size must be 0 (off) or more")
         return config
 
 
-_KNOWN = {"max_length", "model", "fallback", "backend", "entities"}
+_KNOWN = {"max_length", "cache_size", "model", "fallback", "backend", "entities"}
 
 
 def _read(path: Path) -> dict[str, Any]:

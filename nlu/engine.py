@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -199,6 +199,12 @@ class NLU:
         self._remote = (
             RasaBackend(config.backend.url, config.backend.timeout) if config.backend.kind == "rasa" else None
         )
+        # Results by exact text (the embedded model only: it answers the same text the same way all day). Customers
+        # send the same short messages again and again; a result holds relative dates ("上个月"), so the cache
+        # is for one local day. Least recently used first out.
+        self._cache: dict[str, ParseResult] = {}
+        self._cache_size = config.cache_size if self._remote is None else 0
+        self._cache_until = 0.0
 
     @classmethod
     def load(
@@ -222,6 +228,11 @@ class NLU:
         return cls(LinearModel.load(folder / "intent"), LinearModel.load(folder / "complaint_type"), config)
 
     @property
+    def cached(self) -> int:
+        """How many parse results the cache holds."""
+        return len(self._cache)
+
+    @property
     def is_remote(self) -> bool:
         """True when parsing calls a Rasa server (blocking I/O: run it off the event loop)."""
         return self._remote is not None
@@ -231,6 +242,22 @@ class NLU:
         return self._intents.classes
 
     def parse(self, text: str, now: date | None = None) -> ParseResult:
+        if now is not None or not self._cache_size:
+            return self._parse(text, now)
+        cache = self._cache
+        if time.time() >= self._cache_until:  # a new day: "yesterday" means another date now
+            cache.clear()
+            tomorrow = date.today() + timedelta(days=1)
+            self._cache_until = datetime.combine(tomorrow, datetime.min.time()).timestamp()
+        result = cache.pop(text, None)
+        if result is None:
+            result = self._parse(text, None)
+            if len(cache) >= self._cache_size:
+                del cache[next(iter(cache))]
+        cache[text] = result
+        return result
+
+    def _parse(self, text: str, now: date | None) -> ParseResult:
         validate(text, self.config.max_length)
         norm = normalise(text)
         remote = self._remote.parse(text) if self._remote else None
