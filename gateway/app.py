@@ -147,13 +147,13 @@ def load_nlu(settings: Settings) -> NLU:
     return NLU.from_dir(folder, NLUConfig.load(settings.nlu.config or None))
 
 
-def make_backend(settings: Settings, redis: aioredis.Redis, keys: Keys) -> BSS:
+def make_backend(settings: Settings, redis: aioredis.Redis, keys: Keys, fast: FastRedis | None = None) -> BSS:
     """The operator back end the settings name: the demo data (default) or a real one over HTTP."""
     b = settings.bots
     if b.backend == "http":
         return HttpBSS(b.backend_url, auth_header=b.backend_auth, timeout=b.backend_timeout, retries=b.backend_retries,
                        failure_threshold=b.circuit_failures, reset_after=b.circuit_reset)  # fmt: skip
-    return DemoBSS(redis, keys, Path(b.demo_data) if b.demo_data else DEMO_DATA, b.timezone)
+    return DemoBSS(redis, keys, Path(b.demo_data) if b.demo_data else DEMO_DATA, b.timezone, fast=fast)
 
 
 def make_bot(settings: Settings, redis: aioredis.Redis, keys: Keys, bss: BSS, renderer: Renderer, handoff: Handoff,
@@ -209,7 +209,8 @@ def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: R
             await app[PIPELINE].set_slot(channel, sender, conv.decode() if conv else "", Slot(FlowId(flow), step, data))
 
     service = HandoffService(app[REDIS], app[RKEYS], app[HANDOFF_CONFIG], renderer, app[METRICS], PipelineCustomers(),
-                             tier_of=tier_of, profile_of=profile_of, secret=_history_secret(app))  # fmt: skip
+                             tier_of=tier_of, profile_of=profile_of, secret=_history_secret(app),
+                             fast=app[FAST_REDIS])  # fmt: skip
     app[handoff_api.SERVICE] = service
     return service
 
@@ -245,7 +246,7 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         engine = nlu or await asyncio.to_thread(load_nlu, settings)
         app[NLU_ENGINE] = engine
-        bss = make_backend(settings, app[REDIS], app[RKEYS])
+        bss = make_backend(settings, app[REDIS], app[RKEYS], app[FAST_REDIS])
         renderer = Renderer(sms_max_parts=settings.bots.sms_max_parts)
         handoff = make_handoff(app, settings, bss, renderer)
         sms_sender = None

@@ -33,7 +33,7 @@ from bots.state import BotState, FlowId
 from gateway import redisconn, security, turnlog
 from gateway import turn_scripts as scripts
 from gateway.errors import Unavailable
-from gateway.fastredis import FastRedis, FastRedisError
+from gateway.fastredis import FastRedis, FastRedisError, Lean
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
 from gateway.rkeys import Keys
@@ -82,6 +82,7 @@ class Pipeline:
         self.metrics = metrics
         self.bot = bot
         self.fast = fast
+        self.lean = Lean(redis, fast)
         self.late_answer_timeout = late_answer_timeout
         self.pushers: dict[str, Pusher] = {}  # channel → deliver a message outside a reply (late answers)
         self.handoff = handoff  # the human side, when it runs
@@ -243,16 +244,9 @@ class Pipeline:
     async def _script(self, script: AsyncScript, keys: list[str], args: list[Any], durable: bool = False) -> Any:
         """Run a registered script on the lean connection (redis-py when there is none; ``durable``: on a cluster,
         with ``WAIT`` for its replicas, ``redisconn.durable_evalsha``)."""
-        if self.fast is None:
-            return await (redisconn.durable_evalsha(self.redis, script, keys, args) if durable
-                          else script(keys=keys, args=args))  # fmt: skip
-        try:
-            return await self.fast.evalsha(script.sha, keys, args)
-        except FastRedisError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-            await self.redis.script_load(script.script)  # Redis restarted and forgot it
-            return await self.fast.evalsha(script.sha, keys, args)
+        if durable and self.fast is None:
+            return await redisconn.durable_evalsha(self.redis, script, keys, args)
+        return await self.lean.script(script, keys, args)
 
     async def _duplicate(self, msg: InboundMessage, key: str, sender_key: str, stored: bytes,
                          conversation: str) -> Turn | None:  # fmt: skip

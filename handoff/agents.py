@@ -244,16 +244,17 @@ class AgentStore:
     async def presences(self, names: list[str]) -> list[tuple[str, float]]:
         """Each agent's status (``offline`` when never seen) and last sign of life (one round trip)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            read = self.presences_in(pipe, names)
-            return read(await pipe.execute())
+            for command in self.presence_reads(names):
+                pipe.execute_command(*command)
+            return self.presences_of(await pipe.execute())
 
-    def presences_in(self, pipe: Any, names: list[str]) -> Callable[[list[Any]], list[tuple[str, float]]]:
-        """``presences`` as part of a pipeline: returns what turns its rows (the last ``len(names)``) into them."""
-        for name in names:
-            pipe.hmget(self.keys.handoff_presence(name), "status", "seen")
-        count = len(names)
-        return lambda rows: [((status or b"offline").decode(), float(seen or 0))
-                             for status, seen in rows[len(rows) - count:]]  # fmt: skip
+    def presence_reads(self, names: list[str]) -> list[tuple[str, ...]]:
+        """The commands that read ``presences`` (for a caller that sends them with others: ``presences_of``)."""
+        return [("HMGET", self.keys.handoff_presence(name), "status", "seen") for name in names]
+
+    @staticmethod
+    def presences_of(rows: list[Any]) -> list[tuple[str, float]]:
+        return [((status or b"offline").decode(), float(seen or 0)) for status, seen in rows]
 
     async def connected(self, name: str, change: int) -> None:
         """A console socket of the agent opened (+1) or closed (−1)."""

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from bots.ports import HandoffRequest, HandoffResult
 from gateway.errors import Conflict, NotFound
+from gateway.fastredis import Lean
 from gateway.models import OutboundMessage
 from gateway.privacy import mask_phone
 from gateway.rkeys import HANDOFF_CALLBACKS_MAXLEN, HANDOFF_CLOCKS_TTL, Keys
@@ -54,8 +55,9 @@ return 1
 
 class Callbacks:
     def __init__(self, redis: aioredis.Redis, keys: Keys, store: ChatStore, tickets: ComplaintTickets,
-                 customers: Customers) -> None:  # fmt: skip
+                 customers: Customers, lean: Lean | None = None) -> None:  # fmt: skip
         self.redis = redis
+        self.lean = lean or Lean(redis)
         self.keys = keys
         self.store = store
         self.tickets = tickets
@@ -75,8 +77,8 @@ class Callbacks:
 
     async def open_task(self, channel: str, sender: str) -> str | None:
         """The id of the customer's open (not yet handled) callback task, if any."""
-        task_id = await self._open(keys=[self.keys.handoff_callback_open(channel, sender),
-                                         self.keys.handoff_callbacks_done()])  # fmt: skip
+        task_id = await self.lean.script(self._open, [self.keys.handoff_callback_open(channel, sender),
+                                                      self.keys.handoff_callbacks_done()], [])  # fmt: skip
         return task_id.decode() if task_id else None
 
     async def request(self, request: HandoffRequest, status: str) -> HandoffResult:
@@ -102,11 +104,12 @@ class Callbacks:
         any more (handled, or another one is the customer's)."""
         entry = {"id": request_id, "kind": "message", "channel": channel, "sender": sender,
                  "phone": mask_phone(phone) if phone else "", "text": text, "at": time.time()}  # fmt: skip
-        return bool(await self._leave(
-            keys=[self.keys.handoff_callback_open(channel, sender), self.keys.handoff_callbacks_done(),
-                  self.keys.handoff_callbacks()],
-            args=[request_id, self._seal(entry), HANDOFF_CALLBACKS_MAXLEN, self.store.live_channel,
-                  self.store.event_text({"type": "callbacks_changed"})],
+        return bool(await self.lean.script(
+            self._leave,
+            [self.keys.handoff_callback_open(channel, sender), self.keys.handoff_callbacks_done(),
+             self.keys.handoff_callbacks()],
+            [request_id, self._seal(entry), HANDOFF_CALLBACKS_MAXLEN, self.store.live_channel,
+             self.store.event_text({"type": "callbacks_changed"})],
         ))  # fmt: skip
 
     async def tasks(self, include_done: bool = False, limit: int = 200) -> list[dict[str, Any]]:

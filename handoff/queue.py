@@ -11,6 +11,7 @@ import time
 
 from bots.ports import HandoffRequest, HandoffResult
 from gateway.errors import Conflict, Forbidden
+from gateway.fastredis import Lean
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
 from gateway.rkeys import Keys
@@ -32,8 +33,10 @@ LOOK_AHEAD = 50  # queued chats one dispatch or notice pass looks at
 class Queue:
     def __init__(self, store: ChatStore, clocks: Clocks, agents: AgentStore, config: HandoffConfig, keys: Keys,
                  renderer: Texts, metrics: Metrics, customers: Customers, callbacks: Callbacks,
-                 views: ConsoleViews, background: Background, tier_of: TierOf | None = None) -> None:  # fmt: skip
+                 views: ConsoleViews, background: Background, tier_of: TierOf | None = None,
+                 lean: Lean | None = None) -> None:  # fmt: skip
         self.store = store
+        self.lean = lean or Lean(store.redis)
         self.clocks = clocks
         self.agents = agents
         self.config = config
@@ -64,16 +67,18 @@ class Queue:
         now = time.time()
         skills = self.config.skills_for(request.lang, request.channel, request.complaint_type)
         agents = await self.agents.all()
-        async with self.store.batch() as pipe:  # one round trip: where the conversation stands, who is online
-            chat_of = self.store.find_in(pipe, request.conversation_id)
-            presences_of = self.agents.presences_in(pipe, [a.name for a in agents])
-            rows = await pipe.execute()
-        existing = chat_of(rows[0])
+        rows = await self.lean.many(  # one round trip: where the conversation stands, who is online
+            ("HGETALL", self.keys.handoff_chat(request.conversation_id)),
+            *self.agents.presence_reads([a.name for a in agents]),
+        )  # fmt: skip
+        existing = self.store.chat_of(rows[0])
         if existing and existing.state in ("queued", "assigned"):  # already with people: say where it stands
             return HandoffResult("queued", existing.id[:8], await self.store.position(existing.id) or 1, None)
         if not self.config.in_service_hours():
             return await self.callbacks.request(request, "closed")
-        online = [a for a in self._online(agents, presences_of(rows), now) if set(skills[:1]) <= set(a.skills)]
+        online = [
+            a for a in self._online(agents, self.agents.presences_of(rows[1:]), now) if set(skills[:1]) <= set(a.skills)
+        ]
         if not online:
             return await self.callbacks.request(request, "no_agents")
         tier = (await self.tier_of(request.phone)) if self.tier_of and request.phone else "normal"

@@ -21,6 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bots.ports import Complaint, HandoffRequest, HandoffResult
+from gateway.fastredis import FastRedis, Lean
 from gateway.metrics import Metrics
 from gateway.rkeys import Keys
 from handoff.agents import AgentStore
@@ -48,7 +49,7 @@ class HandoffService:
     def __init__(
         self, redis: aioredis.Redis, keys: Keys, config: HandoffConfig, renderer: Texts, metrics: Metrics,
         customers: Customers, *, tier_of: TierOf | None = None, profile_of: ProfileOf | None = None,
-        secret: bytes = b"",
+        secret: bytes = b"", fast: FastRedis | None = None,
     ) -> None:  # fmt: skip
         self.redis = redis
         self.keys = keys
@@ -60,10 +61,11 @@ class HandoffService:
         self.tickets = ComplaintTickets(redis, keys, tz=config.timezone)
         self.clocks = Clocks(redis, keys, config)
         self.views = ConsoleViews(self.store, self.clocks, self.agents, config, profile_of)
-        self.callbacks = Callbacks(redis, keys, self.store, self.tickets, customers)
+        lean = Lean(redis, fast)  # a turn's hand-over on the lean connection (one server)
+        self.callbacks = Callbacks(redis, keys, self.store, self.tickets, customers, lean)
         self.surveys = Surveys(redis, keys, self.store, renderer, customers)
         self.queue = Queue(self.store, self.clocks, self.agents, config, keys, renderer, metrics, customers,
-                           self.callbacks, self.views, self.background, tier_of)  # fmt: skip
+                           self.callbacks, self.views, self.background, tier_of, lean)  # fmt: skip
         # the history's keys hash numbers with the server key (every process shares it; without one, a test's own)
         self.history = History(redis, keys, self.store, self.complaints, secret or os.urandom(32))
         self.search = Search(self.history)

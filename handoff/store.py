@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,10 +126,9 @@ class ChatStore:
         raw = await self.redis.hgetall(self.keys.handoff_chat(chat_id))
         return self._chat(raw) if raw else None
 
-    def find_in(self, pipe: Pipeline, chat_id: str) -> Callable[[dict[bytes, bytes]], Chat | None]:
-        """``find`` as part of a pipeline: returns what turns its row into the chat (or None)."""
-        pipe.hgetall(self.keys.handoff_chat(chat_id))
-        return lambda raw: self._chat(raw) if raw else None
+    def chat_of(self, raw: dict[bytes, bytes]) -> Chat | None:
+        """The chat from its hash as read (``HGETALL`` of ``Keys.handoff_chat``), None when it is empty."""
+        return self._chat(raw) if raw else None
 
     async def get(self, chat_id: str) -> Chat:
         """The chat, or ``NotFound`` (404)."""

@@ -38,6 +38,7 @@ from bots.bss.base import (
     Window,
     month_key,
 )  # fmt: skip
+from gateway.fastredis import FastRedis, Lean
 from gateway.rkeys import BSS_IDEMPOTENCY_PENDING_TTL, BSS_IDEMPOTENCY_TTL, Keys
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "config" / "demo_bss.yml"
@@ -50,9 +51,10 @@ class DemoDataError(ValueError):
 class DemoBSS:
     def __init__(
         self, redis: aioredis.Redis, prefix: str | Keys, path: Path = DEMO_DATA, tz: str = "Asia/Shanghai",
-        pay_url: str = "https://pay.example.com/order/",
+        pay_url: str = "https://pay.example.com/order/", fast: FastRedis | None = None,
     ) -> None:  # fmt: skip
         self.redis = redis
+        self.lean = Lean(redis, fast)  # the reads of every account question: on the lean connection (one server)
         self.keys = prefix if isinstance(prefix, Keys) else Keys(prefix)  # the deployment's: numbers hashed in names
         self.tz = ZoneInfo(tz)
         self.pay_url = pay_url
@@ -96,7 +98,7 @@ class DemoBSS:
 
     # ---- overlay (writes) ----------------------------------------------------------------------
     async def _overlay(self, phone: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(self.keys.bss_subscriber(phone))
+        raw = await self.lean.hgetall(self.keys.bss_subscriber(phone))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def _raw(self, phone: str) -> dict[str, Any]:

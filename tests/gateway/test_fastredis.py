@@ -24,7 +24,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from redis.connection import parse_url
 
-from gateway.fastredis import FastRedis, FastRedisEncodeError, FastRedisError
+from gateway.fastredis import FastRedis, FastRedisEncodeError, FastRedisError, Lean
 from tests.conftest import one_server_only
 
 pytestmark = one_server_only  # the lean connection speaks to one server (off on a cluster)
@@ -42,6 +42,28 @@ async def test_commands_in_order_types_and_errors(redis_url, key_prefix, redis_c
         await fast.evalsha("0" * 40, [key], [])
     assert await fast.execute("GET", key) == b"200"  # the connection survives an error reply
     await fast.aclose()
+
+
+async def test_lean_gives_the_replies_redis_py_gives(redis_url, key_prefix, redis_client):
+    """The hot paths' commands (``Lean``) on the lean connection and through redis-py: the same replies, the same
+    script (loaded again when Redis forgot it), an error reply raised."""
+    key = f"{key_prefix}lean"
+    await redis_client.hset(key, mapping={"a": "1", "b": "二"})
+    script = redis_client.register_script(f"return redis.call('HGET', KEYS[1], ARGV[1]) -- {uuid.uuid4()}")  # new
+    fast = FastRedis(redis_url)
+    lean, plain = Lean(redis_client, fast), Lean(redis_client)
+    try:
+        for one in (lean, plain):
+            assert await one.hgetall(key) == {b"a": b"1", b"b": "二".encode()}
+            assert await one.hgetall(f"{key}:none") == {}
+            assert await one.many(("HGETALL", key), ("HMGET", key, "a", "z"), ("GET", f"{key}:none")) == [
+                {b"a": b"1", b"b": "二".encode()}, [b"1", None], None]  # fmt: skip
+            assert await one.script(script, [key], ["b"]) == "二".encode()
+            with pytest.raises(Exception, match="WRONGTYPE"):
+                await one.many(("GET", key), ("HGETALL", key))
+        assert fast._protocol is not None  # the lean one did go over the lean connection
+    finally:
+        await fast.aclose()
 
 
 async def test_reconnects_after_the_connection_drops(redis_url, key_prefix):
