@@ -28,6 +28,11 @@ _CODE_WORD = (r"验证码|校验码|动态码|动态密码|短信码|确认码|�
 _GAP = rf"(?:[^0-9０-９]{{0,8}}?|[^0-9０-９]{{0,8}}?{_D}{{3}}\*{{4}}{_D}{{4}}[^0-9０-９]{{0,8}}?)"
 OTP = re.compile(rf"({_CODE_WORD})({_GAP})({_D}(?:[ \-]?{_D}){{3,7}})(?![0-9０-９])")
 _DIGITS4 = re.compile(rf"{_D}(?:[ \-]?{_D}){{3}}")
+# what a number to mask needs (each pattern above is slow to search: lookbehinds defeat re's quick scan): a run of
+# digits (single separators between them) of 11+ (a phone), 13+ (a card), 17+ (an ID card); a code's keyword
+_RUN = re.compile(rf"{_D}(?:{_SEP}{_D})*")
+_SEPS = re.compile(r"[\s\-－]")
+_CODE_HINTS = ("码", "code", "pass", "otp", "pin", "puk")
 _STARS = re.compile("[0-9０-９]")
 _FULL = str.maketrans("０１２３４５６７８９＋－", "0123456789+-")
 
@@ -70,7 +75,14 @@ def mask_text(text: str, entities: Iterable[Any] = ()) -> str:
         text = "".join(out)
     if not _DIGITS4.search(text):  # most texts: no run of four digits, nothing to mask
         return text
-    text = ID_CARD.sub(lambda m: mask_id_card(m.group(0)), text)
-    text = PHONE.sub(lambda m: mask_phone(m.group(0)), text)
-    text = BANK_CARD.sub(lambda m: mask_card(m.group(0)), text)  # before codes: a spaced card is not a code
+    longest = max(len(run) - len(_SEPS.findall(run)) for run in _RUN.findall(text))  # digits in the longest run
+    if longest >= 17:
+        text = ID_CARD.sub(lambda m: mask_id_card(m.group(0)), text)
+    if longest >= 11:
+        text = PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+    if longest >= 13:
+        text = BANK_CARD.sub(lambda m: mask_card(m.group(0)), text)  # before codes: a spaced card is not a code
+    folded = text.casefold()  # as re's IGNORECASE matches (ſ is s, K is k)
+    if not any(hint in folded for hint in _CODE_HINTS):
+        return text
     return OTP.sub(lambda m: f"{m.group(1)}{m.group(2)}{_STARS.sub('*', m.group(3))}", text)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
+from gateway import privacy
 from gateway.privacy import mask_phone, mask_text
 
 
@@ -33,3 +37,32 @@ def test_ordinary_numbers_stay(text):
 def test_mask_phone():
     assert mask_phone("+86 138-0013-8000") == "138****8000"
     assert mask_phone("12345") == "*****"
+
+
+def _every_pattern(text: str) -> str:
+    """mask_text as it was before its quick checks: every pattern searched, in order."""
+    if not privacy._DIGITS4.search(text):
+        return text
+    text = privacy.ID_CARD.sub(lambda m: privacy.mask_id_card(m.group(0)), text)
+    text = privacy.PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+    text = privacy.BANK_CARD.sub(lambda m: privacy.mask_card(m.group(0)), text)
+    return privacy.OTP.sub(lambda m: f"{m.group(1)}{m.group(2)}{privacy._STARS.sub('*', m.group(3))}", text)
+
+
+_PIECES = st.sampled_from(["1", "3", "8", "0", "９", "１", "3８", " ", "-", "－", "\n", "X", "+86", "＋８６", "验证码",
+                           "PIN码", "CODE", "PaSsWoRd", "paſſcode", "otp", "puk", "是", "：", "138****8000", "，",
+                           "a"])  # fmt: skip
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=40).map("".join))
+def test_the_quick_checks_never_skip_a_number_the_patterns_mask(text: str) -> None:
+    """Runs of digits, separators, full-width forms and code words: the same result as searching every pattern."""
+    assert mask_text(text) == _every_pattern(text)
+
+
+@pytest.mark.parametrize("text", ["13800138000", "138 0013 8000", "+86 138-0013-8000", "11010519491231002X",
+                                  "6222 0202 0000 1234 567", "验证码：1234", "your passcode is 8812 34", "PIN码 4321",
+                                  "余额 45.20 元（截至 2026-12-06 13:45）", "订单 CB20261206000123"])  # fmt: skip
+def test_the_quick_checks_agree_on_everyday_texts(text: str) -> None:
+    assert mask_text(text) == _every_pattern(text)
