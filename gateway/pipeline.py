@@ -304,9 +304,8 @@ class Pipeline:
         if msg.issue_session and state.slot is not None and state.slot.flow == FlowId.BINDING:
             session = security.new_session()
         task = asyncio.ensure_future(self._answer(msg, conversation, state, bound, session))
-        budget = self.settings.reply_deadline - (time.perf_counter() - started)
-        done, _ = await asyncio.wait({task}, timeout=max(budget, 0.0))
-        if task in done:
+        await _at_most(task, self.settings.reply_deadline - (time.perf_counter() - started))
+        if task.done():
             ctx = task.result()
             replies = self._outbound(msg, conversation, ctx.replies)
             entries = turnlog.log_entries(
@@ -459,6 +458,25 @@ class Pipeline:
             if forced:
                 return forced
         return self.nlu.parse(text)
+
+
+async def _at_most(task: asyncio.Future[Any], seconds: float) -> None:
+    """Wait until ``task`` is done or ``seconds`` have passed, whichever comes first; the task goes on either way
+    (``asyncio.wait`` with one task and a timeout, at half its cost: one per turn)."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(max(seconds, 0.0), wake)
+    task.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
 
 
 def _preferred_lang(msg: InboundMessage, conversation: Conversation) -> str | None:
