@@ -360,7 +360,7 @@ def run(args: argparse.Namespace, cluster: object | None) -> None:
         peak.running = False
         median = sorted(ratios)[len(ratios) // 2]
         print(
-            f"throughput ratio gateway/echo, median of rounds: {median:.1%} (target >= 35%); "
+            f"throughput ratio gateway/echo, median of rounds: {median:.1%} (target >= 40%); "
             f"rounds: {', '.join(f'{r:.0%}' for r in ratios)}"
         )
         print(

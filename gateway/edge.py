@@ -33,10 +33,17 @@ def field_of(error: msgspec.ValidationError) -> str | None:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body (signatures are over the raw bytes), refused with 413 past ``limit``."""
-    if request.content_length is not None and request.content_length > limit:
+    """The raw body (signatures are over the raw bytes), refused with 413 past ``limit``. Read to its end: a body
+    that arrives in several pieces (a slow link, a proxy that streams) is read whole, not up to its first piece."""
+    expected = request.content_length
+    if expected is not None and expected > limit:
         raise PayloadTooLarge(f"request body is over the size limit of {limit} bytes")
     body = await request.content.read(limit + 1)
+    while len(body) <= limit and (expected is None or len(body) < expected):
+        more = await request.content.read(limit + 1 - len(body))
+        if not more:  # the end of the body
+            break
+        body += more
     if len(body) > limit:
         raise PayloadTooLarge(f"request body is over the size limit of {limit} bytes")
     return body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -151,3 +152,45 @@ async def test_healthz_and_metrics(client):
     text = await (await client.get("/metrics")).text()
     assert 'gateway_reply_seconds_bucket{channel="rest",le="5.0"} 1.0' in text
     assert 'gateway_intents_total{intent="greet"} 1.0' in text
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(client):
+    """A body split across TCP segments (a slow link, a proxy that streams): read to its end, not to the first piece."""
+    body = json.dumps(
+        {"sender": "split-1", "message": "你好" * 200, "metadata": {"message_id": "s-1"}}, ensure_ascii=False
+    ).encode()
+    head = (
+        f"POST /webhooks/rest/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(head + body[:100])
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.write(body[100:])
+    await writer.drain()
+    reply = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:300]  # before: 400, the JSON cut at the first piece
+    assert "你好".encode() not in reply.split(b"\r\n\r\n", 1)[0]
+
+
+async def test_a_chunked_body_over_the_limit_is_refused(client):
+    """No Content-Length (chunked): the limit still holds over all the pieces."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /webhooks/rest/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    try:
+        for _ in range(10):  # 10 pieces of 4 KiB: 40 KiB, over the web chat's 16 KiB
+            writer.write(b"1000\r\n" + b"x" * 4096 + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    except ConnectionError:  # the server answered and closed before the end: fine
+        pass
+    reply = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:300]
