@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -269,14 +268,6 @@ class FastRedis:
     async def evalsha(self, sha: str, keys: list[str], args: list[Any]) -> Any:
         return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
 
-    async def execute_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Several commands written together; their replies in order, an error reply as its exception."""
-        data = [_encode(c) for c in commands]
-        protocol = self._protocol
-        if protocol is None or protocol.closed:
-            protocol = await self._connected()
-        return await asyncio.gather(*map(protocol.send, data), return_exceptions=True)
-
     async def aclose(self) -> None:
         if self._protocol and self._protocol.transport:
             self._protocol.transport.close()
@@ -286,7 +277,7 @@ class FastRedis:
 class Lean:
     """The commands of a hot path (a turn's hand-over, the demo back end's reads): on the lean connection when the
     deployment has one Redis server, else through redis-py (a cluster: slot-aware). The replies are the same either
-    way (redis-py's, e.g. a dict for ``HGETALL``). A single redis-py call costs about twice the CPU of the same
+    way (a dict for ``HGETALL``, as redis-py gives it). A single redis-py call costs about twice the CPU of the same
     command here, and a turn is mostly such calls."""
 
     def __init__(self, redis: Any, fast: FastRedis | None = None) -> None:
@@ -310,17 +301,3 @@ class Lean:
             return await self.redis.hgetall(key)
         flat = await self.fast.execute("HGETALL", key)
         return dict(zip(flat[::2], flat[1::2], strict=True))
-
-    async def many(self, *commands: tuple[Any, ...]) -> list[Any]:
-        """Several commands in one round trip (no transaction); their replies in order (the first error raised)."""
-        if self.fast is None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                return await pipe.execute()
-        replies = await self.fast.execute_many(commands)
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return [dict(zip(r[::2], r[1::2], strict=True)) if c[0] == "HGETALL" else r
-                for c, r in zip(commands, replies, strict=True)]  # fmt: skip

@@ -244,16 +244,13 @@ class AgentStore:
     async def presences(self, names: list[str]) -> list[tuple[str, float]]:
         """Each agent's status (``offline`` when never seen) and last sign of life (one round trip)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for command in self.presence_reads(names):
-                pipe.execute_command(*command)
+            for name in names:
+                pipe.hmget(self.keys.handoff_presence(name), "status", "seen")
             return self.presences_of(await pipe.execute())
-
-    def presence_reads(self, names: list[str]) -> list[tuple[str, ...]]:
-        """The commands that read ``presences`` (for a caller that sends them with others: ``presences_of``)."""
-        return [("HMGET", self.keys.handoff_presence(name), "status", "seen") for name in names]
 
     @staticmethod
     def presences_of(rows: list[Any]) -> list[tuple[str, float]]:
+        """Presences as read (``HMGET status seen`` of each agent): ``offline`` when never seen."""
         return [((status or b"offline").decode(), float(seen or 0)) for status, seen in rows]
 
     async def connected(self, name: str, change: int) -> None:

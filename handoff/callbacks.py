@@ -85,7 +85,7 @@ class Callbacks:
     async def open_task(self, channel: str, sender: str, phone: str | None = None, text: str = "") -> str | None:
         """The id of the customer's open (not yet handled) callback task, if any; ``text``, when given, is added to
         that task as the customer's message (in the same call)."""
-        entry = self._seal(self._message(channel, sender, phone, text)) if text else ""
+        entry = self.sealed_message(channel, sender, phone, text)
         task_id = await self.lean.script(
             self._open,
             [self.keys.handoff_callback_open(channel, sender), self.keys.handoff_callbacks_done(),
@@ -94,6 +94,10 @@ class Callbacks:
              self.store.event_text({"type": "callbacks_changed"})],
         )  # fmt: skip
         return task_id.decode() if task_id else None
+
+    def sealed_message(self, channel: str, sender: str, phone: str | None, text: str) -> str:
+        """A message for the customer's open task as ``open_task`` stores it (``""`` for no text)."""
+        return self._seal(self._message(channel, sender, phone, text)) if text else ""
 
     @staticmethod
     def _message(channel: str, sender: str, phone: str | None, text: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from gateway.errors import Conflict, Forbidden
 from gateway.fastredis import Lean
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
-from gateway.rkeys import Keys
+from gateway.rkeys import HANDOFF_CALLBACKS_MAXLEN, Keys
 from handoff.agents import Agent, AgentStore
 from handoff.callbacks import Callbacks
 from handoff.config import HandoffConfig
@@ -29,6 +29,33 @@ TELL_EVERY = 10.0  # seconds between queue-position notices to one customer (exc
 TELL_AT_ONCE = 3  # … the first places in the queue hear every improvement at once
 LOOK_AHEAD = 50  # queued chats one dispatch or notice pass looks at
 
+# A request for people, read in one call: the conversation's chat, the presences of the agents with its skill, and —
+# when it will be a callback (service closed, or none of those agents online: status online, seen within the
+# heartbeat timeout, the rule of ``Queue.online_agents``) — the customer's open callback task, the message added to
+# it (its id beside the sealed entry) and the agents told. Every key is a handoff key: one Cluster slot.
+# KEYS: the chat, the open-task key, the handled hash, the callbacks stream, then each agent's presence.
+# ARGV: closed (1/0), now, the heartbeat timeout, the sealed message (or ""), the stream's length, the live channel,
+# the event. Returns {the chat's hash (flat), the presences (status, seen …), the open task's id (or "")}.
+_REQUEST = """
+local chat = redis.call('HGETALL', KEYS[1])
+local presences, online = {}, false
+for i = 5, #KEYS do
+  local p = redis.call('HMGET', KEYS[i], 'status', 'seen')
+  presences[#presences + 1] = p[1] or false
+  presences[#presences + 1] = p[2] or false
+  if p[1] == 'online' and tonumber(ARGV[2]) - (tonumber(p[2]) or 0) < tonumber(ARGV[3]) then online = true end
+end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' or state == 'assigned' or (online and ARGV[1] == '0') then return {chat, presences, ''} end
+local id = redis.call('GET', KEYS[2])
+if not id or redis.call('HEXISTS', KEYS[3], id) == 1 then return {chat, presences, ''} end
+if ARGV[4] ~= '' then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[4], 'id', id)
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
+end
+return {chat, presences, id}
+"""
+
 
 class Queue:
     def __init__(self, store: ChatStore, clocks: Clocks, agents: AgentStore, config: HandoffConfig, keys: Keys,
@@ -37,6 +64,7 @@ class Queue:
                  lean: Lean | None = None) -> None:  # fmt: skip
         self.store = store
         self.lean = lean or Lean(store.redis)
+        self._request = store.redis.register_script(_REQUEST)
         self.clocks = clocks
         self.agents = agents
         self.config = config
@@ -66,21 +94,25 @@ class Queue:
         no agent for its skills online, a callback task instead."""
         now = time.time()
         skills = self.config.skills_for(request.lang, request.channel, request.complaint_type)
-        agents = await self.agents.all()
-        rows = await self.lean.many(  # one round trip: where the conversation stands, who is online
-            ("HGETALL", self.keys.handoff_chat(request.conversation_id)),
-            *self.agents.presence_reads([a.name for a in agents]),
+        agents = [a for a in await self.agents.all() if set(skills[:1]) <= set(a.skills)]
+        closed = not self.config.in_service_hours()
+        k = self.keys
+        message = self.callbacks.sealed_message(request.channel, request.sender, request.phone, request.text)
+        raw, rows, task = await self.lean.script(  # one call: where it stands, who is online, a callback task
+            self._request,
+            [k.handoff_chat(request.conversation_id), k.handoff_callback_open(request.channel, request.sender),
+             k.handoff_callbacks_done(), k.handoff_callbacks(), *(k.handoff_presence(a.name) for a in agents)],
+            [int(closed), now, self.config.heartbeat_timeout, message, HANDOFF_CALLBACKS_MAXLEN,
+             self.store.live_channel, self.store.event_text({"type": "callbacks_changed"})],
         )  # fmt: skip
-        existing = self.store.chat_of(rows[0])
+        existing = self.store.chat_of(dict(zip(raw[::2], raw[1::2], strict=True)))
         if existing and existing.state in ("queued", "assigned"):  # already with people: say where it stands
             return HandoffResult("queued", existing.id[:8], await self.store.position(existing.id) or 1, None)
-        if not self.config.in_service_hours():
-            return await self.callbacks.request(request, "closed")
-        online = [
-            a for a in self._online(agents, self.agents.presences_of(rows[1:]), now) if set(skills[:1]) <= set(a.skills)
-        ]
-        if not online:
-            return await self.callbacks.request(request, "no_agents")
+        presences = self.agents.presences_of(list(zip(rows[::2], rows[1::2], strict=True)))
+        online = self._online(agents, presences, now)
+        if closed or not online:  # a callback task: the open one took the message in the same call, or a new one
+            status = "closed" if closed else "no_agents"
+            return HandoffResult(status, task.decode()) if task else await self.callbacks.request(request, status)
         tier = (await self.tier_of(request.phone)) if self.tier_of and request.phone else "normal"
         p = self.config.priority
         credit = p.get("urgency", 0) * request.urgency + (p.get("complaint", 0) if request.reason == "complaint"

@@ -27,6 +27,7 @@ import socketio
 from redis.commands.core import AsyncScript
 
 from bots.identity import Binder
+from bots.ports import HandoffRequest
 from gateway import redisconn, rekey
 from gateway.app import create_app
 from gateway.channels.authn import Replays
@@ -254,6 +255,8 @@ async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aioh
         await r.set(callbacks.keys.handoff_callback_open("rest", "scripts"), "t-1")  # (the app's keys)
         assert await callbacks.open_task("rest", "scripts") == "t-1"  # a customer's open task, a message left for it
         assert await callbacks.leave_message("t-1", "rest", "scripts", None, "还没人联系我")
+        asked = HandoffRequest("c-scripts", "rest", "scripts", None, "request_human", "zh", "转人工")
+        assert (await client.app[handoff_api.SERVICE].queue.request_human(asked)).status in ("queued", "connecting")
         await callbacks._close(keys=[keys.handoff_callback_open("rest", "scripts")], args=["t-1"])
         # one-time codes; a signed webhook's replay guard; an SMS in two parts over SMPP
         binder = Binder(r, keys)
