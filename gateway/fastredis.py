@@ -72,13 +72,24 @@ def _encode_arg(arg: Any) -> bytes:
 def _encode(args: tuple[Any, ...]) -> bytes:
     """One command in RESP, or FastRedisEncodeError (naming the command and the argument's place, not its value)."""
     out = [b"*%d\r\n" % len(args)]
+    push = out.append
     for index, arg in enumerate(args):
         try:
-            data = arg.encode() if type(arg) is str else _encode_arg(arg)  # str first: most arguments are
+            kind = type(arg)  # the common kinds first: a turn's commands are mostly strings, bytes and ints
+            if kind is str:
+                data = arg.encode()
+            elif kind is bytes:
+                data = arg
+            elif kind is int:
+                data = b"%d" % arg  # an int over Python's digit limit raises ValueError
+            else:
+                data = _encode_arg(arg)
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             command = args[0] if args and isinstance(args[0], str) and args[0].isascii() else "?"
             raise FastRedisEncodeError(f"argument {index} of {command[:20]} cannot be sent to Redis: {exc}") from exc
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        push(b"$%d\r\n" % len(data))  # the data itself is not copied into a formatted string
+        push(data)
+        push(b"\r\n")
     return b"".join(out)
 
 
