@@ -35,18 +35,11 @@ return 0
 """
 
 
-# The customer's open task: its id, unless an agent handled it (else false); with a message (ARGV[1] not empty),
-# the message is added to that task (its id beside the sealed entry) and the agents' live channel told — asking
-# again for a person while a task is open is one call. KEYS: the open-task key, the handled hash, the stream.
-# ARGV: the sealed message (or ""), the stream's length, the live channel, the event.
+# The customer's open task: its id, unless an agent handled it. KEYS: the open-task key, the handled hash.
 _OPEN = """
 local id = redis.call('GET', KEYS[1])
-if not id or redis.call('HEXISTS', KEYS[2], id) == 1 then return false end
-if ARGV[1] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[1], 'id', id)
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-end
-return id
+if id and redis.call('HEXISTS', KEYS[2], id) == 0 then return id end
+return false
 """
 
 # A message for the customer's open task ARGV[1], stored only while that task is open and not handled (1, else 0);
@@ -82,21 +75,15 @@ class Callbacks:
             self.store.publish_in(pipe, {"type": "callbacks_changed"})
             await pipe.execute()
 
-    async def open_task(self, channel: str, sender: str, phone: str | None = None, text: str = "") -> str | None:
-        """The id of the customer's open (not yet handled) callback task, if any; ``text``, when given, is added to
-        that task as the customer's message (in the same call)."""
-        entry = self.sealed_message(channel, sender, phone, text)
-        task_id = await self.lean.script(
-            self._open,
-            [self.keys.handoff_callback_open(channel, sender), self.keys.handoff_callbacks_done(),
-             self.keys.handoff_callbacks()],
-            [entry, HANDOFF_CALLBACKS_MAXLEN, self.store.live_channel,
-             self.store.event_text({"type": "callbacks_changed"})],
-        )  # fmt: skip
+    async def open_task(self, channel: str, sender: str) -> str | None:
+        """The id of the customer's open (not yet handled) callback task, if any."""
+        task_id = await self.lean.script(self._open, [self.keys.handoff_callback_open(channel, sender),
+                                                      self.keys.handoff_callbacks_done()], [])  # fmt: skip
         return task_id.decode() if task_id else None
 
     def sealed_message(self, channel: str, sender: str, phone: str | None, text: str) -> str:
-        """A message for the customer's open task as ``open_task`` stores it (``""`` for no text)."""
+        """A message for the customer's open task, sealed, for a script that adds it with the task's id beside it
+        (``Queue.request_human``; ``""`` for no text)."""
         return self._seal(self._message(channel, sender, phone, text)) if text else ""
 
     @staticmethod
@@ -106,9 +93,12 @@ class Callbacks:
 
     async def request(self, request: HandoffRequest, status: str) -> HandoffResult:
         """A callback task instead of a queued chat; ``status`` is ``closed`` or ``no_agents``. A customer with an
-        open task keeps it: what they wrote is added to it (one open task per customer)."""
-        existing = await self.open_task(request.channel, request.sender, request.phone, request.text)
-        if existing:  # what they wrote was added to it
+        open task keeps it: what they wrote is added to it (one open task per customer; ``Queue.request_human``
+        adds it in its own call, so this is a task opened meanwhile by another process)."""
+        existing = await self.open_task(request.channel, request.sender)
+        if existing:
+            if request.text:
+                await self.leave_message(existing, request.channel, request.sender, request.phone, request.text)
             return HandoffResult(status, existing)
         request_id = await self.tickets.number("CB")
         open_key = self.keys.handoff_callback_open(request.channel, request.sender)
