@@ -26,5 +26,16 @@ PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 FAST_REDIS: web.AppKey[FastRedis | None] = web.AppKey("fast_redis")  # the message path's lean connection (no Cluster)
 CHANNELS: web.AppKey[dict[str, Callable[[], str]]] = web.AppKey("channels")  # name → its state, for /healthz
 OUTBOXES: web.AppKey[dict[str, Outbox]] = web.AppKey("outboxes")  # channel → its outbox, for operators
-__all__ = ["CHANNELS", "METRICS", "NLU_ENGINE", "OUTBOXES", "PIPELINE", "REDIS", "RKEYS", "SERVER_KEY", "SETTINGS"]
+__all__ = [
+    "CHANNELS",
+    "FAST_REDIS",
+    "METRICS",
+    "NLU_ENGINE",
+    "OUTBOXES",
+    "PIPELINE",
+    "REDIS",
+    "RKEYS",
+    "SERVER_KEY",
+    "SETTINGS",
+]
 SERVER_KEY: web.AppKey[bytes] = web.AppKey("server_key")  # signs visitor ids (GATEWAY_SECRET_KEY or made once)
