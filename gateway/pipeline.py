@@ -196,8 +196,8 @@ class Pipeline:
                 turn = dataclasses.replace(turn, replies=earlier + turn.replies)
             # a turn that issued a binding session keeps no replies for duplicates: whoever repeats its
             # (client-chosen) sender and message id must not receive the account data it answered with
-            payload = self.keys.seal(
-                orjson.dumps([] if turn.session else [turnlog.out_dict(r) for r in turn.replies]).decode()
+            payload = self.keys.seal_bytes(
+                orjson.dumps([] if turn.session else [turnlog.out_dict(r) for r in turn.replies])
             )
             log_key = self.keys.conversation_log(msg.channel, msg.sender_id, conversation.id)
             if conversation.new:  # about one message in ten; the meta hash has its own slot, so not in the script
@@ -232,11 +232,11 @@ class Pipeline:
         except (aioredis.RedisError, OSError, FastRedisError) as exc:  # Redis is away: the mark expires by itself
             log.warning("channel %s: could not release an unfinished turn (%s)", msg.channel, type(exc).__name__)
 
-    def _stored_state(self, state: BotState) -> bytes | str:
+    def _stored_state(self, state: BotState) -> bytes:
         """The bot's state as stored: encrypted when a flow holds data (a number being bound, a pending order);
         the bare bookkeeping of most turns (conversation id, revision, counters) names no one and stays clear."""
         raw = state.to_json()
-        return self.keys.seal(raw.decode()) if state.slot is not None or state.pending is not None else raw
+        return self.keys.seal_bytes(raw) if state.slot is not None or state.pending is not None else raw
 
     async def _command(self, *args: Any) -> Any:
         return await (self.fast.execute(*args) if self.fast else self.redis.execute_command(*args))
@@ -309,7 +309,7 @@ class Pipeline:
             ctx = task.result()
             replies = self._outbound(msg, conversation, ctx.replies)
             entries = turnlog.log_entries(
-                msg, ctx.result, replies, ctx.events, time.perf_counter() - started, ticket, seal=self.keys.seal
+                msg, ctx.result, replies, ctx.events, time.perf_counter() - started, ticket, seal=self.keys.seal_bytes
             )
             ctx.state.rev = rev + 1
             turn = Turn(conversation.id, replies, ctx.result.intent, ctx.lang, session=ctx.issued_session)
@@ -319,7 +319,7 @@ class Pipeline:
         text = self.bot.svc.renderer.text("common", "checking", lang, msg.channel)
         replies = (OutboundMessage(msg.channel, msg.sender_id, text, conversation.id),)
         entries = turnlog.log_entries(msg, None, replies, [{"kind": "event", "event": "deadline"}],
-                                      time.perf_counter() - started, ticket, seal=self.keys.seal)  # fmt: skip
+                                      time.perf_counter() - started, ticket, seal=self.keys.seal_bytes)  # fmt: skip
         late = asyncio.ensure_future(self._deliver_late(task, msg, conversation, rev, lang, started))
         self._late.add(late)
         late.add_done_callback(self._late.discard)
@@ -376,9 +376,9 @@ class Pipeline:
             result, events = None, [{"kind": "event", "event": "late_failed"}]
         seconds = time.perf_counter() - started
         self.metrics.channel(msg.channel).late_answer_seconds.observe(seconds)
-        entries = turnlog.log_entries(msg, result, replies, events, seconds, 0, seal=self.keys.seal)[1:]
+        entries = turnlog.log_entries(msg, result, replies, events, seconds, 0, seal=self.keys.seal_bytes)[1:]
         pusher = self.pushers.get(msg.channel)
-        keep = "" if pusher else self.keys.seal(orjson.dumps([turnlog.out_dict(r) for r in replies]).decode())
+        keep = b"" if pusher else self.keys.seal_bytes(orjson.dumps([turnlog.out_dict(r) for r in replies]))
         late_key = self.keys.late(msg.channel, msg.sender_id)
         if not pusher and state is not None and ctx.issued_session:  # bound late: the answer waits in the session
             late_key = self.keys.late(msg.channel, security.session_sender(msg.sender_id, ctx.issued_session))
@@ -399,7 +399,7 @@ class Pipeline:
     async def _to_human(self, msg: InboundMessage, conversation: Conversation, chat_id: str,
                         ticket: int) -> tuple[Turn, list[bytes], None]:  # fmt: skip
         await self.handoff.customer_message(chat_id, msg.display or msg.text, msg.received_at)  # what they clicked
-        entries = turnlog.log_entries(msg, None, (), [], 0.0, ticket, seal=self.keys.seal)
+        entries = turnlog.log_entries(msg, None, (), [], 0.0, ticket, seal=self.keys.seal_bytes)
         return Turn(conversation.id, (), None, reply_lang(msg.text, _preferred_lang(msg, conversation))), entries, None
 
     async def deliver(self, message: OutboundMessage) -> None:
@@ -410,7 +410,7 @@ class Pipeline:
             await pusher(message)
         elif message.kind != "typing":
             key = self.keys.late(message.channel, message.recipient_id)
-            await self.redis.rpush(key, self.keys.seal(orjson.dumps([turnlog.out_dict(message)]).decode()))
+            await self.redis.rpush(key, self.keys.seal_bytes(orjson.dumps([turnlog.out_dict(message)])))
             await self.redis.expire(key, 86400)
 
     async def set_slot(self, channel: str, sender: str, conversation_id: str, slot: Any) -> None:

@@ -16,11 +16,11 @@ from nlu import ParseResult
 
 def log_entries(
     msg: InboundMessage, result: ParseResult | None, replies: Sequence[OutboundMessage],
-    events: Sequence[dict[str, Any]], seconds: float, ticket: int, seal: Callable[[str], str] | None = None,
-) -> list[bytes | str]:  # fmt: skip
+    events: Sequence[dict[str, Any]], seconds: float, ticket: int, seal: Callable[[bytes], bytes] | None = None,
+) -> list[bytes]:  # fmt: skip
     """The turn's entries for the conversation log: the customer's message (phone and ID
     numbers masked) with its NLU labels, the bot's events, then each reply with the turn's time — each sealed
-    with ``seal`` (``Keys.seal``: encrypted at rest) when it is given."""
+    with ``seal`` (``Keys.seal_bytes``: encrypted at rest) when it is given."""
     nlu = None
     if result:
         nlu = {"intent": result.intent, "confidence": round(result.confidence, 4),
@@ -37,9 +37,7 @@ def log_entries(
         entry = {"kind": reply.sender, "text": mask_text(reply.text, ()), "buttons": [b.title for b in reply.buttons],
                  "seconds": round(seconds, 4), "at": now}  # fmt: skip
         entries.append(orjson.dumps(entry))
-    if seal is None:
-        return list(entries)
-    return [seal(e.decode()) for e in entries]
+    return entries if seal is None else [seal(e) for e in entries]
 
 
 def out_dict(out: OutboundMessage) -> dict[str, object]:

@@ -4,6 +4,8 @@ standard library only).
 * ``Keyring.encrypt(text, context)`` → ``"v1.<key id>.<base64url(nonce ‖ AES-256-GCM ciphertext ‖ tag)>"``. The key
   id travels beside the value, so a value stays readable while keys rotate; ``context`` (e.g. the key name the value
   is stored under) is authenticated as associated data, so a value copied to another key does not decrypt.
+  ``Keyring.encrypt_bytes(data, context)`` is the same for UTF-8 bytes, the sealed value as ASCII bytes (the message
+  path seals the JSON it has as bytes and writes the result as it is).
 * ``Keyring.decrypt(value, context)`` reads any key of the ring; a value that is not ``v1.…`` is returned as it is
   (data written before encryption was switched on), and ``is_sealed`` tells the two apart.
 * ``Keyring.rotate(value, context)``: the value under the active key (``None`` when it already is) — what a
@@ -44,8 +46,12 @@ class KeyringError(ValueError):
     """A key is missing, malformed, misplaced, or a value cannot be decrypted with the keys at hand."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64(data: bytes) -> bytes:
+    """base64url without padding, as bytes (``binascii`` directly: the ``base64`` module's wrappers cost as much)."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def _unb64(text: str) -> bytes:
@@ -77,6 +83,7 @@ class Keyring:
         self._ciphers = {kid: AESGCM(key) for kid, key in data_keys.items()}
         self._index_key = index_key
         self._indexed: dict[tuple[str, str], str] = {}
+        self._heads: dict[str, bytes] = {}  # b"v1.<key id>." per key id
         self.path: Path | None = None  # the key file it was read from (``refresh`` follows its changes)
         self._stamp: tuple[int, int] | None = None
 
@@ -105,9 +112,19 @@ class Keyring:
 
     # ---- values --------------------------------------------------------------------------------
     def encrypt(self, text: str, context: str = "") -> str:
+        return self.encrypt_bytes(text.encode(), context.encode()).decode("ascii")
+
+    def encrypt_bytes(self, data: bytes, context: bytes = b"") -> bytes:
+        """``encrypt`` for UTF-8 bytes, giving the same sealed value as ASCII bytes (what is written to Redis:
+        a value made as bytes is not decoded to text and encoded back)."""
         nonce = os.urandom(NONCE)
-        sealed = self._ciphers[self.active].encrypt(nonce, text.encode(), context.encode())
-        return f"{PREFIX}{self.active}.{_b64(nonce + sealed)}"
+        active = self.active
+        sealed = self._ciphers[active].encrypt(nonce, data, context)
+        return b"".join((self._heads.get(active) or self._head(active), _b64(nonce + sealed)))
+
+    def _head(self, kid: str) -> bytes:
+        head = self._heads[kid] = f"{PREFIX}{kid}.".encode()
+        return head
 
     @staticmethod
     def is_sealed(value: str) -> bool:

@@ -44,6 +44,25 @@ async def test_commands_in_order_types_and_errors(redis_url, key_prefix, redis_c
     await fast.aclose()
 
 
+async def test_values_and_argument_counts_around_the_precomputed_header_sizes(redis_url, key_prefix, redis_client):
+    """RESP's length headers come from a table for values under 1,024 bytes and commands under 64 arguments; a
+    value or a command on either side of those edges reaches Redis whole."""
+    fast = FastRedis(redis_url)
+    key = f"{key_prefix}sizes"
+    try:
+        for size in (0, 1, 1022, 1023, 1024, 1025, 70_000):
+            value = ("二" * (size // 3) + "x" * (size % 3)).encode()
+            assert len(value) == size
+            assert await fast.execute("SET", f"{key}:{size}", value) == b"OK"
+            assert await redis_client.get(f"{key}:{size}") == value
+        for count in (61, 62, 63, 200):  # RPUSH, the key and the values: 63, 64, 65 and 202 arguments
+            values = [str(i) for i in range(count)]
+            assert await fast.execute("RPUSH", f"{key}:l{count}", *values) == count
+            assert await redis_client.lrange(f"{key}:l{count}", 0, -1) == [v.encode() for v in values]
+    finally:
+        await fast.aclose()
+
+
 async def test_lean_gives_the_replies_redis_py_gives(redis_url, key_prefix, redis_client):
     """The hot paths' commands (``Lean``) on the lean connection and through redis-py: the same replies, the same
     script (loaded again when Redis forgot it), an error reply raised."""

@@ -25,6 +25,20 @@ def test_a_sealed_value_opens_to_the_same_text_and_shows_nothing_of_it(text, con
         assert text not in sealed
 
 
+@given(st.text(max_size=300), st.text(max_size=40))
+def test_sealing_bytes_gives_the_same_stored_form_as_sealing_text(text, context):
+    """The turn's log entries are sealed as bytes (``encrypt_bytes``): the value must be the documented
+    ``v1.<key id>.<base64url, unpadded>`` that ``decrypt`` (and every reader of stored text) opens."""
+    keys = ring("k1")
+    sealed = keys.encrypt_bytes(text.encode(), context.encode())
+    assert isinstance(sealed, bytes) and sealed.startswith(b"v1.k1.")
+    body = sealed.decode("ascii").split(".", 2)[2]
+    assert "=" not in body and "+" not in body and "/" not in body
+    raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    assert len(raw) == 12 + len(text.encode()) + 16  # nonce, ciphertext, tag
+    assert keys.decrypt(sealed.decode("ascii"), context) == text
+
+
 def test_the_same_text_seals_differently_each_time():
     keys = ring("k1")
     assert keys.encrypt("13800138000") != keys.encrypt("13800138000")
