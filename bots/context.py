@@ -8,6 +8,7 @@ account data in them, no binding) and ``proven_phone`` (the channel proves the s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import time
@@ -119,7 +120,7 @@ class Ctx:
                 return e.value
         return None
 
-    @property
+    @functools.cached_property
     def norm(self) -> str:
         return simple(self.text)
 

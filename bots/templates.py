@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent / "templates" / "bots"
 LANGS = ("zh", "en")
 VARIANTS = {"sms": "sms", "wechat": "wechat", "forum": "forum"}  # channel → template variant
 WECHAT_MAX_BYTES = 2048
+MEMO_SIZE = 4096  # rendered texts remembered per process (see Renderer.text)
 _BLANKS = re.compile(r"\n{3,}")
 
 
@@ -136,7 +137,9 @@ class Renderer:
 
     def text(self, name: str, macro: str, lang: str, channel: str = "", **args: Any) -> str:
         """The message, fitted to the channel. Renders whose arguments are all hashable (menus,
-        questions, most replies) are memoised: the same inputs always give the same text."""
+        questions, most replies) are memoised: the same inputs always give the same text. The memo holds at most
+        ``MEMO_SIZE`` texts and is emptied when full: renders naming a ticket or a request id never repeat, and the
+        process must not grow with them; the menus and questions are back in it within a few turns."""
         try:
             key: tuple[Any, ...] | None = (name, macro, lang, channel, *sorted(args.items()))
             hit = self._memo.get(key)  # type: ignore[arg-type]
@@ -145,7 +148,9 @@ class Renderer:
         if hit is not None:
             return hit
         text = self._fit(name, macro, lang, channel, args)
-        if key is not None and len(self._memo) < 20_000:
+        if key is not None:
+            if len(self._memo) >= MEMO_SIZE:  # full of one-off renders (a ticket number, a queue position): start over
+                self._memo.clear()
             self._memo[key] = text
         return text
 

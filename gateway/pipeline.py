@@ -303,7 +303,7 @@ class Pipeline:
         session = None
         if msg.issue_session and state.slot is not None and state.slot.flow == FlowId.BINDING:
             session = security.new_session()
-        task = asyncio.ensure_future(self._answer(msg, conversation, state, bound, session))
+        task = asyncio.get_running_loop().create_task(self._answer(msg, conversation, state, bound, session))
         await _at_most(task, self.settings.reply_deadline - (time.perf_counter() - started))
         if task.done():
             ctx = task.result()

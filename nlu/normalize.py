@@ -77,5 +77,8 @@ def normalise(text: str) -> Normalised:
     return Normalised(original=text, aligned=aligned, model=model)
 
 
+_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
+
+
 def has_cjk(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text)
+    return _CJK.search(text) is not None

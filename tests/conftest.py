@@ -88,16 +88,28 @@ def nlu_engine() -> NLU:
     return NLU.load(cache_dir=NLU_CACHE)
 
 
+@pytest.fixture(autouse=True)
+def _test_keys_deleted_last() -> Iterator[list[tuple[str, str]]]:
+    """Deletes the keys under the test's ``key_prefix`` at the very end of the test. An autouse fixture is set up
+    before the test's own fixtures and so torn down after them — after its apps have stopped, which write their
+    last counts (reports, incident samples, the NLU review queue) while stopping."""
+    prefixes: list[tuple[str, str]] = []
+    yield prefixes
+    for url, prefix in prefixes:
+        client = sync_client(url)  # a single server or a Redis Cluster (every master's keys)
+        try:
+            for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
+                client.delete(key)  # one by one: on a cluster the keys live in many slots
+        finally:
+            client.close()
+
+
 @pytest.fixture
-def key_prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix of this test's own; every key under it is deleted afterwards."""
+def key_prefix(redis_url: str, _test_keys_deleted_last: list[tuple[str, str]]) -> str:
+    """A key prefix of this test's own; every key under it is deleted when the test is over."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = sync_client(redis_url)  # a single server or a Redis Cluster (every master's keys)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for key in keys:  # one by one: on a cluster the keys live in many slots
-        client.delete(key)
-    client.close()
+    _test_keys_deleted_last.append((redis_url, prefix))
+    return prefix
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import jinja2.nodes
 import pytest
 
 from bots.bss.base import Bill, BillItem, Store
-from bots.templates import LANGS, ROOT, Renderer
+from bots.templates import LANGS, MEMO_SIZE, ROOT, Renderer
 from gateway import sms_units as sms
 from nlu import INTENTS
 
@@ -102,3 +102,15 @@ async def test_every_flow_in_english_has_no_chinese(customer):
         reply = await c.text(message)
         assert reply and not CJK.search(reply), f"{message!r} → {reply!r}"
         assert not any(CJK.search(title) for title, _ in c.buttons()), message
+
+
+def test_renders_naming_one_off_ids_do_not_grow_the_process():
+    """Texts naming a request id or a ticket never repeat: the memo of rendered texts stays within ``MEMO_SIZE``
+    however many there are, and every text (and a menu rendered after the memo was emptied) is still right."""
+    r = Renderer()
+    menu = r.text("common", "reask", "zh", "webchat")
+    for n in range(MEMO_SIZE + 50):
+        text = r.text("request_human", "message_recorded", "zh", "webchat", request_id=f"CB20261206{n:05d}")
+        assert f"CB20261206{n:05d}" in text
+        assert len(r._memo) <= MEMO_SIZE
+    assert r.text("common", "reask", "zh", "webchat") == menu
