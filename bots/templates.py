@@ -103,6 +103,7 @@ class Renderer:
         self.env.filters["district"] = district
         self._modules: dict[tuple[str, str, str, bool], list[Any]] = {}
         self._memo: dict[tuple[Any, ...], str] = {}
+        self._seen: set[int] = set()  # the hashes of renders seen once (see ``text``)
 
     def names(self) -> set[str]:
         """Template names (``query_balance``, ``common`` …) present for every language."""
@@ -137,9 +138,9 @@ class Renderer:
 
     def text(self, name: str, macro: str, lang: str, channel: str = "", **args: Any) -> str:
         """The message, fitted to the channel. Renders whose arguments are all hashable (menus,
-        questions, most replies) are memoised: the same inputs always give the same text. The memo holds at most
-        ``MEMO_SIZE`` texts and is emptied when full: renders naming a ticket or a request id never repeat, and the
-        process must not grow with them; the menus and questions are back in it within a few turns."""
+        questions, most replies) are memoised from their second render on: the same inputs always give the same
+        text. Renders naming a ticket or a request id never repeat; the process must not grow with them. The memo
+        holds at most ``MEMO_SIZE`` texts and is emptied when full."""
         try:
             key: tuple[Any, ...] | None = (name, macro, lang, channel, *sorted(args.items()))
             hit = self._memo.get(key)  # type: ignore[arg-type]
@@ -149,9 +150,17 @@ class Renderer:
             return hit
         text = self._fit(name, macro, lang, channel, args)
         if key is not None:
-            if len(self._memo) >= MEMO_SIZE:  # full of one-off renders (a ticket number, a queue position): start over
-                self._memo.clear()
-            self._memo[key] = text
+            # kept from its second render on: a text naming a ticket or a request id is rendered once and leaves
+            # only its hash behind; both are bounded and start over when full
+            seen = hash(key)
+            if seen in self._seen:
+                if len(self._memo) >= MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[key] = text
+            else:
+                if len(self._seen) >= MEMO_SIZE:
+                    self._seen.clear()
+                self._seen.add(seen)
         return text
 
     def _fit(self, name: str, macro: str, lang: str, channel: str, args: dict[str, Any]) -> str:

@@ -109,8 +109,13 @@ def test_renders_naming_one_off_ids_do_not_grow_the_process():
     however many there are, and every text (and a menu rendered after the memo was emptied) is still right."""
     r = Renderer()
     menu = r.text("common", "reask", "zh", "webchat")
+    assert r.text("common", "reask", "zh", "webchat") == menu  # its second render: kept from now on
     for n in range(MEMO_SIZE + 50):
         text = r.text("request_human", "message_recorded", "zh", "webchat", request_id=f"CB20261206{n:05d}")
         assert f"CB20261206{n:05d}" in text
-        assert len(r._memo) <= MEMO_SIZE
+    assert len(r._memo) == 1 and len(r._seen) <= MEMO_SIZE  # the one-off texts were not kept
     assert r.text("common", "reask", "zh", "webchat") == menu
+    for n in range(MEMO_SIZE + 50):  # texts that do repeat: kept, within the bound
+        for _ in range(2):
+            r.text("request_human", "message_recorded", "zh", "webchat", request_id=f"CB{n}")
+        assert len(r._memo) <= MEMO_SIZE
