@@ -22,6 +22,8 @@ from gateway.privacy import mask_phone, mask_text
         ("【示例通信】您的验证码是705818，5分钟内有效。", "验证码是******", "705818"),
         ("Your code: 123456", "code: ******", "123456"),
         ("telegram error: chat 13900139000 not found", "139****9000", "13900139000"),
+        ("card6222021234567890123", "card***************0123", "6222"),  # a letter before a card is not an id
+        ("工单 TS2026120600001，卡号 6222021234567890123", "TS2026120600001", "62220212"),
     ],
 )
 def test_identifiers_are_masked_without_entities(text, shown, hidden):
@@ -32,6 +34,19 @@ def test_identifiers_are_masked_without_entities(text, shown, hidden):
 @pytest.mark.parametrize("text", ["余额为1288.00元", "订单 20261206 号", "流量剩余 12.5GB", "TD", ""])
 def test_ordinary_numbers_stay(text):
     assert mask_text(text) == text
+
+
+async def test_the_gateways_own_ticket_and_callback_numbers_stay_whole(redis_client, key_prefix):
+    """A complaint's ticket (TS…) and a callback request's number (CB…) have 13 digits, like a bank card, but an agent
+    reading the transcript needs them: the masker leaves the numbers ``ComplaintTickets`` makes alone."""
+    from gateway.rkeys import Keys
+    from handoff.tickets import ComplaintTickets
+
+    tickets = ComplaintTickets(redis_client, Keys(key_prefix))
+    for kind in ("TS", "CB"):
+        number = await tickets.number(kind)
+        for text in (f"您的投诉已登记，工单号 {number}。", f"Request {number} recorded", number):
+            assert mask_text(text) == text
 
 
 def test_mask_phone():
