@@ -20,9 +20,11 @@ PHONE = re.compile(
     rf"(?<![0-9０-９])(?:(?:\+|＋)?(?:86|８６){_SEP})?[1１][3-9３-９]{_D}{_SEP}{_D}{{4}}{_SEP}{_D}{{4}}(?![0-9０-９])"
 )
 ID_CARD = re.compile(rf"(?<![0-9０-９]){_D}{{17}}[0-9０-９Xx](?![0-9０-９])")
-# not the gateway's own ticket and callback numbers (``TS``/``CB`` + date + sequence, handoff/tickets.py): 13 digits
-# like a card's, but an agent reading a transcript needs them whole
-BANK_CARD = re.compile(rf"(?<![0-9０-９])(?<!TS)(?<!CB)(?:{_D}{_SEP}?){{12,18}}{_D}(?![0-9０-９])")
+# the gateway's own numbers: a kind, the date, a sequence (``TS2026120600001``: handoff/tickets.py makes only these
+# kinds). 13 digits like a card's, but an agent reading a transcript needs them whole: not masked as cards
+OWN_NUMBER_KINDS = ("TS", "CB")
+_NOT_OWN = "".join(f"(?<!{kind})" for kind in OWN_NUMBER_KINDS)
+BANK_CARD = re.compile(rf"(?<![0-9０-９]){_NOT_OWN}(?:{_D}{_SEP}?){{12,18}}{_D}(?![0-9０-９])")
 # one-time codes, PINs and PUKs: a keyword, a short gap (which may hold a masked number: "PUK code for 138****8000
 # is …"), then 4–8 digits, possibly spaced ("123 456")
 _CODE_WORD = (r"验证码|校验码|动态码|动态密码|短信码|确认码|授权码|激活码|提取码|PUK\s?码|PIN\s?码|"

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
+from gateway.privacy import OWN_NUMBER_KINDS
 from gateway.rkeys import SEQ_TTL, Keys
 
 
@@ -18,7 +19,10 @@ class ComplaintTickets:
         self.tz = ZoneInfo(tz)
 
     async def number(self, kind: str) -> str:
-        """The next daily number of a kind, e.g. ``TS2026112900001`` (kind, date, sequence)."""
+        """The next daily number of a kind, e.g. ``TS2026112900001`` (kind, date, sequence). Only the kinds the masker
+        knows (``privacy.OWN_NUMBER_KINDS``): any other would be masked as a bank card wherever it is shown."""
+        if kind not in OWN_NUMBER_KINDS:
+            raise ValueError(f"unknown number kind {kind!r}: add it to gateway.privacy.OWN_NUMBER_KINDS")
         day = dt.datetime.now(self.tz).strftime("%Y%m%d")
         key = self.keys.counter(f"{kind}:{day}")
         n = int(await self.redis.incr(key))
