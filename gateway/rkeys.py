@@ -115,7 +115,9 @@ class Keys:
 
     def sender(self, channel: str, sender: str) -> str:
         """Hash: conv (current conversation id), started, last (activity time), ticket (INCR on
-        arrival), served (last ticket whose turn finished). EX conversation_idle_timeout + 1 day."""
+        arrival), served (last ticket whose turn finished), o<ticket> (the process running that turn), lang, bot and
+        botrev (the bot's state), human (the chat an agent holds), renewed (when the TTL was last set).
+        EX conversation_idle_timeout + 1 day from the last message, renewed at most once a minute."""
         return f"{self.prefix}{self._tag(channel, sender)}:state"
 
     def binding(self, channel: str, sender: str) -> str:

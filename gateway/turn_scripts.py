@@ -18,15 +18,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
 redis.call('SET', KEYS[1], 'pending:' .. ARGV[4] .. ':' .. ticket, 'EX', ARGV[1])
-redis.call('HSET', KEYS[2], 'o' .. ticket, ARGV[4])
-local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot', 'human')
-local conv, new = state[2], 0
+local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot', 'human', 'renewed')
+local conv, new, stamp = state[2], 0, tostring(now)
+local set = {'o' .. ticket, ARGV[4], 'last', stamp}
 if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
   conv, new = ARGV[3], 1
-  redis.call('HSET', KEYS[2], 'conv', conv, 'started', tostring(now))
+  set[5], set[6], set[7], set[8] = 'conv', conv, 'started', stamp
 end
-redis.call('HSET', KEYS[2], 'last', tostring(now))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) + 86400)
+-- the hash lives a day past the idle timeout after the last message; its TTL is renewed at most once a minute
+-- (each write also costs the append-only file), so it may expire up to a minute early
+local renew = now - tonumber(state[7] or '0') > 60
+if renew then set[#set + 1] = 'renewed'; set[#set + 1] = stamp end
+redis.call('HSET', KEYS[2], unpack(set))
+if renew then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]) + 86400) end
 local late = {}
 if redis.call('EXISTS', KEYS[4]) == 1 then
   late = redis.call('LRANGE', KEYS[4], 0, -1)
@@ -64,11 +68,12 @@ return cur
 # reply language, bot state ('' = unchanged), bot state rev, log entries (JSON) …
 FINISH = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-redis.call('HSET', KEYS[2], 'lang', ARGV[4])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], 'bot', ARGV[5], 'botrev', ARGV[6]) end
 redis.call('HDEL', KEYS[2], 'o' .. ARGV[2])
 local cur = tonumber(redis.call('HGET', KEYS[2], 'served') or '0')
-if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[2], 'served', ARGV[2]) end
+local set = {'lang', ARGV[4]}
+if ARGV[5] ~= '' then set[3], set[4], set[5], set[6] = 'bot', ARGV[5], 'botrev', ARGV[6] end
+if tonumber(ARGV[2]) > cur then set[#set + 1] = 'served'; set[#set + 1] = ARGV[2] end
+redis.call('HSET', KEYS[2], unpack(set))
 for i = 7, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
 return cur
 """

@@ -144,6 +144,22 @@ async def test_a_retry_after_a_crash_mid_turn_is_handled(client, settings, redis
     assert replies and replies[0]["text"]  # a swallowed duplicate would answer []
 
 
+async def test_sender_state_lives_a_day_past_the_idle_timeout_renewed_at_most_once_a_minute(
+    client, settings, redis_client
+):
+    keys = deployment_keys(settings.redis.key_prefix)
+    full = settings.pipeline.conversation_idle_timeout + 86400
+    await post(client, "ttl-2", "你好")
+    key = keys.sender("rest", "ttl-2")
+    assert full - 5 <= await redis_client.ttl(key) <= full  # a new sender's state gets its TTL at once
+    await redis_client.expire(key, 100)  # as if its TTL had run down
+    await post(client, "ttl-2", "查流量")
+    assert await redis_client.ttl(key) <= 100  # renewed under a minute ago: not again (a write to the AOF saved)
+    await redis_client.hset(key, "renewed", str(time.time() - 61))
+    await post(client, "ttl-2", "谢谢")
+    assert full - 5 <= await redis_client.ttl(key) <= full  # over a minute: renewed
+
+
 async def test_pending_mark_is_short_and_stored_reply_is_kept(client, settings, redis_client):
     keys = deployment_keys(settings.redis.key_prefix)
     await post(client, "ttl-1", "你好", message_id="t-1")
