@@ -5,7 +5,11 @@
 Starts the gateway (``python -m gateway``, embedded Redis, a temporary data directory) and a
 bare aiohttp endpoint that only echoes, drives both with the same client from another process,
 and prints messages/s, p50/p99 latency, errors, the gateway's peak RSS and the ratio
-gateway/echo. Then opens N idle customer WebSockets and reports memory per connection.
+gateway/echo, and the CPU each side spends a message: the server's (the gateway with its workers and its embedded
+redis-server — not a ``--cluster``'s nodes; the echo's processes) and the client's (its measured part only). The
+client shares the machine's cores with the server, and spends more a message on a slower server (fewer replies
+ready at each wake-up), so the throughput ratio and the server-CPU ratio are different figures. Then opens N idle
+customer WebSockets and reports memory per connection.
 ``--workers N`` runs the gateway with ``--workers N`` and the echo as N processes on one port (SO_REUSEPORT), so
 the ratio compares like with like; memory is then the sum over the gateway's processes.
 ``--cluster`` runs the gateway on a Redis Cluster (3 masters, 3 replicas on loopback, tests/cluster.py) instead of the
@@ -139,12 +143,12 @@ async def _drive(url: str, messages: int, senders: int, concurrency: int) -> dic
         latencies.clear()
         answered.clear()
         ok.clear()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     latencies.sort()
     return {
-        "rate": messages / elapsed, "p50": latencies[len(latencies) // 2] * 1000,
+        "rate": messages / elapsed, "p50": latencies[len(latencies) // 2] * 1000, "client_cpu": cpu / messages * 1e6,
         "p99": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors,
         "gap": max((b - a for a, b in itertools.pairwise(answered)), default=0.0), "max": latencies[-1], "ok": ok,
     }  # fmt: skip
@@ -194,6 +198,18 @@ def tree_rss(process: psutil.Process) -> int:
                 total += child.memory_info().rss
         except psutil.Error:
             continue
+    return total
+
+
+def tree_cpu(processes: list[psutil.Process]) -> float:
+    """CPU seconds (user + system) of these processes and their children (the gateway's workers, its embedded
+    redis-server)."""
+    total = 0.0
+    for process in processes:
+        for p in (process, *process.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                times = p.cpu_times()
+                total += times.user + times.system
     return total
 
 
@@ -338,14 +354,20 @@ def run(args: argparse.Namespace, cluster: object | None) -> None:
         )
         peak = PeakRSS(gateway.pid)
         peak.start()
-        print(f"{'':22} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        print(f"{'':22} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'server CPU':>11} {'client CPU':>11}")
+        servers = {"echo": [psutil.Process(e.pid) for e in echoes], "gateway": [psutil.Process(gateway.pid)]}
+        per_message = {"echo": [], "gateway": []}  # server CPU µs a message, per round
         ratios, gw_p99, errors = [], [], 0
         for round_ in range(1, args.rounds + 1):
+            cpu = tree_cpu(servers["echo"])
             base = drive(f"http://127.0.0.1:{echo_port}/webhooks/rest/webhook", *shape)
+            base["server_cpu"] = (tree_cpu(servers["echo"]) - cpu) / args.messages * 1e6
             killed: list[float] = []
             if cluster is not None and args.failover and round_ == args.rounds:
                 _kill_later(cluster, args.failover, killed)
+            cpu = tree_cpu(servers["gateway"])
             gw = drive(f"http://127.0.0.1:{gw_port}/webhooks/rest/webhook", *shape)
+            gw["server_cpu"] = (tree_cpu(servers["gateway"]) - cpu) / args.messages * 1e6
             if killed:
                 print(f"  failover round: {gw['rate']:.0f} msg/s, longest gap between two answers {gw['gap']:.2f} s, "
                       f"slowest answer {gw['max']:.2f} s, {gw['errors']} errors")  # fmt: skip
@@ -353,7 +375,12 @@ def run(args: argparse.Namespace, cluster: object | None) -> None:
                 print(f"  answered with 200: {len(gw['ok'])}; not in the conversation log after the failover: {lost}; "
                       f"logged twice: {twice}")  # fmt: skip
             for name, r in ((f"{round_}: bare aiohttp echo", base), (f"{round_}: gateway", gw)):
-                print(f"{name:22} {r['rate']:8.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d}")
+                print(
+                    f"{name:22} {r['rate']:8.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d} "
+                    f"{r['server_cpu']:8.0f} µs {r['client_cpu']:8.0f} µs"
+                )
+            per_message["echo"].append(base["server_cpu"])
+            per_message["gateway"].append(gw["server_cpu"])
             ratios.append(gw["rate"] / base["rate"])
             gw_p99.append(gw["p99"])
             errors += gw["errors"]
@@ -366,6 +393,12 @@ def run(args: argparse.Namespace, cluster: object | None) -> None:
         print(
             f"gateway p99, median of rounds: {sorted(gw_p99)[len(gw_p99) // 2]:.1f} ms (target <= 50 ms); "
             f"errors: {errors}; gateway peak RSS: {peak.peak / 2**20:.1f} MB"
+        )
+        echo_cpu, gw_cpu = (sorted(v)[len(v) // 2] for v in (per_message["echo"], per_message["gateway"]))
+        print(
+            f"server CPU a message, median of rounds (an embedded redis-server included): echo {echo_cpu:.0f} µs, gateway "
+            f"{gw_cpu:.0f} µs ({echo_cpu / gw_cpu:.1%}); the client shares the machine's cores, so the throughput "
+            "ratio is higher than this"
         )
 
         if args.websockets:
