@@ -300,7 +300,6 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
         web.post("/model/parse", model_parse),
     ])  # fmt: skip
     app[HANDOFF_CONFIG] = handoff_config or load_handoff_config(settings.source)
-    app[handoff_api.JINJA] = handoff_api.jinja()
     app.add_routes(handoff_api.page_routes() + reports_api.page_routes() + cases_api.page_routes())
     app.add_routes(nlu_review_api.page_routes())
     app.add_routes(incidents_api.page_routes())

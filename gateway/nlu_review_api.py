@@ -38,8 +38,9 @@ from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.keys import PIPELINE, REDIS, RKEYS
 from gateway.nlu_review import Collector, ReviewStore, retrain_base, review_dir
 from gateway.nlu_review_models import Follower, Models, Retrainer
+from gateway.pages import page
 from gateway.settings import Settings
-from handoff.api import JINJA, SERVICE, agent_of, path_id, requires
+from handoff.api import SERVICE, agent_of, path_id, requires
 from handoff.auth import BODY_LIMIT
 from nlu import NLUConfig
 from nlu.data import DataError
@@ -247,16 +248,6 @@ async def relabel(request: web.Request) -> web.Response:
 
 
 # ---- the page ------------------------------------------------------------------------------------------------
-async def review_page(request: web.Request) -> web.Response:
-    lang = request.query.get("lang") or ("en" if request.headers.get("Accept-Language", "").startswith("en") else "zh")
-    html = (
-        request.config_dict[JINJA]
-        .get_template("pages/nlu_review.html")
-        .render(lang=lang if lang in ("zh", "en") else "zh", static_prefix="/static")
-    )
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
-
-
 def routes() -> list[web.RouteDef]:
     """Routes of the ``/api`` sub-application (``handoff.api.api_app``)."""
     return [
@@ -272,7 +263,7 @@ def routes() -> list[web.RouteDef]:
 
 
 def page_routes() -> list[web.RouteDef]:
-    return [web.get("/nlu/review", review_page)]
+    return [web.get("/nlu/review", page("pages/nlu_review.html"))]
 
 
 def ctx(settings: Settings) -> Any:

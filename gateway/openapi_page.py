@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from handoff.api import JINJA
+from gateway.pages import PAGES, ui_lang
 
 METHOD_ORDER = ("get", "post", "put", "patch", "delete", "options")
 
@@ -71,9 +71,8 @@ def view(doc: dict[str, Any], lang: str) -> list[tuple[str, str, list[Line]]]:
 
 
 def render(request: web.Request, doc: dict[str, Any]) -> str:
-    lang = request.query.get("lang") or ("en" if request.headers.get("Accept-Language", "").startswith("en") else "zh")
-    lang = lang if lang in ("zh", "en") else "zh"
+    lang = ui_lang(request)
     schemas = [(name, _pretty(schema)) for name, schema in doc["components"]["schemas"].items()]
-    return request.config_dict[JINJA].get_template("pages/api_docs.html").render(
+    return PAGES.get_template("pages/api_docs.html").render(
         lang=lang, static_prefix="/static", info=doc["info"], sections=view(doc, lang), schemas=schemas,
         security=doc["components"]["securitySchemes"], version=doc["openapi"])  # fmt: skip

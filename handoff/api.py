@@ -14,26 +14,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import jinja2
 import msgspec
 from aiohttp import web
 
 from gateway.edge import json_body
 from gateway.errors import BadRequest
+from gateway.pages import page
 from handoff import api_history, audit_api, auth
 from handoff.auth import AGENT, BODY_LIMIT, SERVICE, agent_of, public, require_agent, requires
 from handoff.hub import HUB, agent_socket, dumps, hub_ctx
 from handoff.store import ID
 from handoff.views import callback_view, visible
 
-__all__ = ["AGENT", "HUB", "JINJA", "SERVICE", "TEMPLATES", "agent_of", "api_app", "hub_ctx", "page_routes",
+__all__ = ["AGENT", "HUB", "SERVICE", "agent_of", "api_app", "hub_ctx", "page_routes",
            "public", "require_agent", "requires"]  # fmt: skip
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-JINJA: web.AppKey[jinja2.Environment] = web.AppKey("handoff_jinja")
 
 
 # ---- request bodies: one schema each ----------------------------------------------------------------------
@@ -176,14 +172,6 @@ async def handle_callback(request: web.Request) -> web.Response:
     return _json(callback_view(task))
 
 
-async def console_page(request: web.Request) -> web.Response:
-    env = request.config_dict[JINJA]
-    lang = request.query.get("lang") or ("en" if request.headers.get("Accept-Language", "").startswith("en") else "zh")
-    html = env.get_template("pages/agent.html").render(lang=lang if lang in ("zh", "en") else "zh",
-                                                       static_prefix="/static")  # fmt: skip
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
-
-
 # ---- mounting -------------------------------------------------------------------------------------------
 def api_routes() -> list[web.RouteDef]:
     """The agents' endpoints, relative to ``/api``."""
@@ -219,8 +207,4 @@ def api_app(extra: Iterable[web.AbstractRouteDef] = ()) -> web.Application:
 
 def page_routes() -> list[web.RouteDef]:
     """On the main application: the console page, the console's WebSocket and the audit page (/audit)."""
-    return [web.get("/agent", console_page), web.get("/ws/agent", agent_socket), *audit_api.page_routes()]
-
-
-def jinja() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    return [web.get("/agent", page("pages/agent.html")), web.get("/ws/agent", agent_socket), *audit_api.page_routes()]

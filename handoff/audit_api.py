@@ -17,22 +17,19 @@ import calendar
 import json
 import re
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
-import jinja2
 import msgspec
 from aiohttp import web
 
 from gateway import audit, websec
 from gateway.edge import json_body
 from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.pages import page
 from gateway.privacy import PHONE, mask_phone
 from handoff.auth import BODY_LIMIT, SERVICE, agent_of, requires
 from handoff.store import ID
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-_PAGES = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
 REVEAL_MIN, REVEAL_MAX = 4, 200
 SHOWN_FOR = 60  # seconds the console shows a revealed number
 LATEST = 4_102_444_800.0  # 2100-01-01: a later date is a mistake (and past what a stream id holds in milliseconds)
@@ -166,13 +163,6 @@ async def reveal(request: web.Request) -> web.Response:
 
 
 # ---- the page ---------------------------------------------------------------------------------------------
-async def audit_page(request: web.Request) -> web.Response:
-    lang = request.query.get("lang") or ("en" if request.headers.get("Accept-Language", "").startswith("en") else "zh")
-    html = _PAGES.get_template("pages/audit.html").render(lang=lang if lang in ("zh", "en") else "zh",
-                                                          static_prefix="/static")  # fmt: skip
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
-
-
 def routes() -> list[web.RouteDef]:
     """Routes of the ``/api`` sub-application (behind the agents' sign-in)."""
     return [
@@ -183,4 +173,4 @@ def routes() -> list[web.RouteDef]:
 
 
 def page_routes() -> list[web.RouteDef]:
-    return [web.get("/audit", audit_page)]
+    return [web.get("/audit", page("pages/audit.html"))]

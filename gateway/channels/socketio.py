@@ -58,6 +58,7 @@ from gateway.channels.socketio_relay import Relay
 from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized, Unavailable, is_outage
 from gateway.keys import SERVER_KEY
 from gateway.models import InboundMessage, OutboundMessage
+from gateway.pages import ui_lang
 from gateway.rkeys import Keys
 from gateway.security import verify_customer_token
 from gateway.settings import Settings
@@ -336,8 +337,7 @@ class SocketIOChannel:
     # ---- events ----
     async def _connect(self, sid: str, environ: dict[str, Any], _auth: Any = None) -> None:
         request: web.Request = environ["aiohttp.request"]
-        accept = request.headers.get("Accept-Language", "zh")
-        self.clients[sid] = _Client(sid, request.config_dict[SERVER_KEY], "en" if accept.lower()[:2] == "en" else "zh")
+        self.clients[sid] = _Client(sid, request.config_dict[SERVER_KEY], ui_lang(request))
 
     async def _disconnect(self, sid: str, *_reason: Any) -> None:
         client = self.clients.pop(sid, None)

@@ -21,10 +21,8 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 
-import jinja2
 import msgspec
 import orjson
 import redis.asyncio as aioredis
@@ -37,12 +35,12 @@ from gateway.channels.webchat_greeting import Greeting
 from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage
 from gateway.keys import METRICS, SERVER_KEY, SETTINGS
 from gateway.models import InboundMessage, OutboundMessage
+from gateway.pages import PAGES, TEMPLATES, ui_lang
 from gateway.rkeys import Keys
 from gateway.security import SESSION, check_visitor, new_visitor, session_sender, verify_customer_token
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CHANNEL = "webchat"
 REST_CHANNEL = "rest"
 MAX_SENDER = 128
@@ -314,14 +312,6 @@ def _origin_allowed(request: web.Request, settings: Settings) -> bool:
     return False
 
 
-def _ui_lang(request: web.Request) -> str:
-    lang = request.query.get("lang", "")
-    if lang in {"zh", "en"}:
-        return lang
-    accept = request.headers.get("Accept-Language", "zh")
-    return "en" if accept.lower().startswith("en") else "zh"
-
-
 # ---- handlers -----------------------------------------------------------------------------------
 async def rest_webhook(request: web.Request) -> web.Response:
     """Rasa REST channel: ``{"sender", "message", "metadata"?}`` → ``[{"recipient_id", "text", "buttons"?}]``."""
@@ -358,9 +348,8 @@ async def rest_webhook(request: web.Request) -> web.Response:
 
 async def widget_page(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS]
-    env = _JINJA
     token = edge.text(request.query.get("token"), "token", 4096, required=False)
-    html = env.get_template("pages/widget.html").render(lang=_ui_lang(request), token=token, static_prefix="/static",
+    html = PAGES.get_template("pages/widget.html").render(lang=ui_lang(request), token=token, static_prefix="/static",
                                                         max_chars=settings.pipeline.max_message_chars)  # fmt: skip
     response = web.Response(text=html, content_type="text/html")
     key = request.config_dict[SERVER_KEY]
@@ -387,7 +376,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     last_seq = edge.integer(request.query.get("last_seq", "0"), "last_seq", 0, 2**53)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=settings.webchat.max_body_bytes)
     await ws.prepare(request)
-    session = _Session(request, ws, visitor, phone, _ui_lang(request))
+    session = _Session(request, ws, visitor, phone, ui_lang(request))
     hub, metrics = request.config_dict[WEBCHAT].hub, request.config_dict[METRICS]
     metrics.websockets.inc()
     try:  # past the upgrade nothing may escape as an HTTP response: the socket says what went wrong and closes
@@ -549,7 +538,6 @@ class WebChat:
 
 
 WEBCHAT: web.AppKey[WebChat] = web.AppKey("webchat_channel")
-_JINJA = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
 
 
 def _routes(_settings: Settings) -> list[web.RouteDef]:

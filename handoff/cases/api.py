@@ -24,9 +24,9 @@ from aiohttp import web
 
 from gateway.edge import json_body
 from gateway.errors import BadRequest, Forbidden
+from gateway.pages import page
 from gateway.privacy import mask_phone
 from handoff.agents import Agent
-from handoff.api import JINJA
 from handoff.auth import BODY_LIMIT, SERVICE, agent_of
 from handoff.cases import model
 from handoff.cases.config import CLOCKS, SEVERITIES, TYPES
@@ -211,14 +211,6 @@ async def register(request: web.Request) -> web.Response:
                              dumps=_dumps)  # fmt: skip
 
 
-async def cases_page(request: web.Request) -> web.Response:
-    env = request.config_dict[JINJA]
-    lang = request.query.get("lang") or ("en" if request.headers.get("Accept-Language", "").startswith("en") else "zh")
-    html = env.get_template("pages/cases.html").render(lang=lang if lang in ("zh", "en") else "zh",
-                                                       static_prefix="/static")  # fmt: skip
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
-
-
 def routes() -> list[web.RouteDef]:
     """Routes of the ``/api`` sub-application (behind the agents' sign-in, ``handoff.api.api_app``)."""
     return [
@@ -231,4 +223,4 @@ def routes() -> list[web.RouteDef]:
 
 
 def page_routes() -> list[web.RouteDef]:
-    return [web.get("/cases", cases_page)]
+    return [web.get("/cases", page("pages/cases.html"))]

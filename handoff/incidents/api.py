@@ -42,7 +42,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from gateway.edge import decode, read_body, require_json
 from gateway.errors import BadRequest, Conflict, NotFound, Unauthorized, json_error
-from handoff.api import JINJA
+from gateway.pages import page
 from handoff.auth import BODY_LIMIT, SERVICE, agent_of, public, require_agent, requires
 from handoff.incidents import api_work, room
 from handoff.incidents.broadcast import describe
@@ -328,14 +328,6 @@ async def detect(request: web.Request) -> web.Response:
     return json_response({"proposals": await desk_of(request).detect()})
 
 
-async def page(request: web.Request) -> web.Response:
-    env = request.config_dict[JINJA]
-    lang = request.query.get("lang") or ("en" if request.headers.get("Accept-Language", "").startswith("en") else "zh")
-    html = env.get_template("pages/incidents.html").render(lang=lang if lang in ("zh", "en") else "zh",
-                                                           static_prefix="/static")  # fmt: skip
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
-
-
 def routes() -> list[web.RouteDef]:
     """Relative to ``/api`` (behind the agents' sign-in, ``handoff.api.api_app``)."""
     return [
@@ -352,4 +344,4 @@ def routes() -> list[web.RouteDef]:
 
 
 def page_routes() -> list[web.RouteDef]:
-    return [web.get("/incidents", page)]
+    return [web.get("/incidents", page("pages/incidents.html"))]

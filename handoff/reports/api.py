@@ -21,7 +21,8 @@ from aiohttp import web
 from gateway.edge import json_body
 from gateway.errors import BadRequest
 from gateway.keys import REDIS, RKEYS
-from handoff.api import JINJA, path_id
+from gateway.pages import page
+from handoff.api import path_id
 from handoff.auth import BODY_LIMIT, SERVICE, agent_of, requires
 from handoff.reports import quality, report
 from handoff.reports.config import current
@@ -71,14 +72,6 @@ async def override(request: web.Request) -> web.Response:
     return _json(found)
 
 
-async def reports_page(request: web.Request) -> web.Response:
-    env = request.config_dict[JINJA]
-    lang = request.query.get("lang") or ("en" if request.headers.get("Accept-Language", "").startswith("en") else "zh")
-    html = env.get_template("pages/reports.html").render(lang=lang if lang in ("zh", "en") else "zh",
-                                                         static_prefix="/static")  # fmt: skip
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
-
-
 def routes() -> list[web.RouteDef]:
     """Relative to ``/api`` (behind the agents' sign-in)."""
     return [
@@ -89,4 +82,4 @@ def routes() -> list[web.RouteDef]:
 
 
 def page_routes() -> list[web.RouteDef]:
-    return [web.get("/reports", reports_page)]
+    return [web.get("/reports", page("pages/reports.html"))]
