@@ -247,7 +247,7 @@ async def relabel(request: web.Request) -> web.Response:
     return _json({"sample": {k: v for k, v in sample.items() if k != "labelled_by"}})
 
 
-# ---- the page ------------------------------------------------------------------------------------------------
+# ---- routes ------------------------------------------------------------------------------------------------
 def routes() -> list[web.RouteDef]:
     """Routes of the ``/api`` sub-application (``handoff.api.api_app``)."""
     return [

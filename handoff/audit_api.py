@@ -162,7 +162,7 @@ async def reveal(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store"})  # fmt: skip
 
 
-# ---- the page ---------------------------------------------------------------------------------------------
+# ---- routes ------------------------------------------------------------------------------------------------
 def routes() -> list[web.RouteDef]:
     """Routes of the ``/api`` sub-application (behind the agents' sign-in)."""
     return [
