@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yml"
+
+
+KEY_PREFIX = re.compile(r"[A-Za-z0-9:_./-]{1,64}")  # what a deployment's Redis keys begin with
 
 
 class SettingsError(ValueError):
@@ -401,6 +405,10 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         raise SettingsError(f"{path}: 'redis.wait_replicas' must be auto or a number of replicas (0 = off) and "
                             f"'redis.wait_timeout_ms' at least 1, got {wait.wait_replicas!r} and "
                             f"{wait.wait_timeout_ms}")  # fmt: skip
+    if not KEY_PREFIX.fullmatch(settings.redis.key_prefix):
+        raise SettingsError(f"{path}: 'redis.key_prefix' must be 1–64 letters, digits or : _ . - / (no glob "
+                            f"characters, no {{braces}}: they would widen every scan of the deployment's keys or "
+                            f"move its Cluster hash tags), got {settings.redis.key_prefix!r}")  # fmt: skip
     check_privacy(settings.privacy, str(path))
     check_channels(settings, str(path))
     return settings

@@ -93,3 +93,16 @@ def test_a_secret_in_the_file_is_refused(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(SettingsError, match="not found"):
         load_settings(tmp_path / "nope.yml", env={})
+
+
+@pytest.mark.parametrize("prefix", ["", "gw*:", "gw?:", "gw[1]:", "gw\\:", "{gw}:", "gw :", "gw\n:", "网关:", "x" * 65])
+def test_a_key_prefix_that_would_widen_scans_or_move_hash_tags_is_refused(prefix):
+    # a glob character in the prefix would make every scan of the deployment (retention, key rotation, data-subject
+    # requests) match other keys; a brace would become the Cluster hash tag of every key
+    with pytest.raises(SettingsError, match="redis.key_prefix"):
+        load_settings(env={"GATEWAY_REDIS_KEY_PREFIX": prefix})
+
+
+@pytest.mark.parametrize("prefix", ["gw:", "cs-prod:", "operator_a.gw/1:", "x" * 64])
+def test_ordinary_key_prefixes_are_taken(prefix):
+    assert load_settings(env={"GATEWAY_REDIS_KEY_PREFIX": prefix}).redis.key_prefix == prefix
