@@ -99,7 +99,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
 def test_a_key_prefix_that_would_widen_scans_or_move_hash_tags_is_refused(prefix):
     # a glob character in the prefix would make every scan of the deployment (retention, key rotation, data-subject
     # requests) match other keys; a brace would become the Cluster hash tag of every key
-    with pytest.raises(SettingsError, match="redis.key_prefix"):
+    with pytest.raises(SettingsError, match=r"redis\.key_prefix"):
         load_settings(env={"GATEWAY_REDIS_KEY_PREFIX": prefix})
 
 
