@@ -15,10 +15,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
-from gateway.redisconn import sync_client
 from handoff.config import load_handoff_config
 from tests.channels.fake_sms import FakeHttpSms, FakeTwilio
 from tests.channels.fake_telegram import FakeTelegram
+from tests.channels.sio_widget import Widget
 from tests.channels.smsc_sim import SMSC
 from tests.handoff.conftest import AgentClient
 
@@ -139,15 +139,28 @@ async def agents() -> AsyncIterator[Callable[..., AgentClient]]:
 
 
 @pytest.fixture
-async def pair(request: pytest.FixtureRequest, gateways: Any, redis_url: str) -> AsyncIterator[tuple[Any, Any]]:
+async def pair(request: pytest.FixtureRequest, gateways: Any, redis_url: str,
+               _test_keys_deleted_last: list[tuple[str, str]]) -> AsyncIterator[tuple[Any, Any]]:  # fmt: skip
     """Two gateway apps (their own hubs and pub/sub connections) sharing only Redis and a key prefix: the tests'
-    cluster, or (``@pytest.mark.parametrize("pair", ["one"], indirect=True)``) the one server."""
+    cluster, or (``@pytest.mark.parametrize("pair", ["one"], indirect=True)``) the one server. Their keys are deleted
+    after both have stopped (``tests/conftest.py``)."""
     url = request.getfixturevalue("cluster_url") if getattr(request, "param", "cluster") == "cluster" else redis_url
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    _test_keys_deleted_last.append((url, prefix))
     a = await gateways(redis={"url": url, "key_prefix": prefix})
     b = await gateways(redis={"url": url, "key_prefix": prefix})
     yield a, b
-    direct = sync_client(url)
-    for key in list(direct.scan_iter(match=f"{prefix}*", count=1000)):
-        direct.delete(key)
-    direct.close()
+
+
+@pytest.fixture
+async def widgets() -> AsyncIterator[Callable[[str], Widget]]:
+    """Socket.IO widgets made by the test (``widgets(base)``), disconnected at its end."""
+    made: list[Widget] = []
+
+    def make(base: str) -> Widget:
+        made.append(Widget(base))
+        return made[-1]
+
+    yield make
+    for w in made:
+        await w.close()

@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
-import socketio
 
 from gateway.channels.socketio import SOCKETIO
 from gateway.models import Button, OutboundMessage
@@ -23,63 +21,6 @@ from tests.channels.conftest import eventually
 SESSION = re.compile(r"^[0-9a-f]{32}\.[0-9a-f]{20}$")
 JWT_SECRET = "socketio-test-secret-of-32-bytes-at-least"
 LEVELS = ["非常满意", "满意", "一般", "不满意", "非常不满意"]
-
-
-class Widget:
-    """What rasa-webchat does on the wire: session_request on connect, user_uttered with the confirmed id."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.client = socketio.AsyncClient(reconnection=False)
-        self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self.session: str | None = None
-        for name in ("session_confirm", "bot_uttered", "error"):
-            self.client.on(name, self._handler(name))
-
-    def _handler(self, name: str) -> Callable[[Any], None]:
-        return lambda data=None: self.events.put_nowait((name, data))
-
-    async def open(self, session: str | None = None, transport: str = "websocket") -> str:
-        await self.client.connect(self.base, socketio_path="/socket.io/", transports=[transport])
-        await self.client.emit("session_request", {"session_id": session})
-        _, confirmed = await self.expect("session_confirm")
-        self.session = confirmed
-        return confirmed
-
-    async def say(self, text: Any, **custom: Any) -> None:
-        await self.client.emit("user_uttered", {"message": text, "session_id": self.session, "customData": custom})
-
-    async def expect(self, name: str, match: Callable[[Any], bool] = lambda _d: True, timeout: float = 8.0) -> Any:
-        async with asyncio.timeout(timeout):
-            while True:
-                got, data = await self.events.get()
-                if got == name and match(data):
-                    return got, data
-
-    async def bot(self, match: Callable[[dict[str, Any]], bool] = lambda _d: True) -> dict[str, Any]:
-        return (await self.expect("bot_uttered", match))[1]
-
-    def pending(self) -> list[tuple[str, Any]]:
-        out = []
-        while not self.events.empty():
-            out.append(self.events.get_nowait())
-        return out
-
-    async def close(self) -> None:
-        await self.client.disconnect()
-
-
-@pytest.fixture
-async def widgets() -> AsyncIterator[Callable[[str], Widget]]:
-    made: list[Widget] = []
-
-    def make(base: str) -> Widget:
-        made.append(Widget(base))
-        return made[-1]
-
-    yield make
-    for w in made:
-        await w.close()
 
 
 def has(text: str) -> Callable[[dict[str, Any]], bool]:

@@ -10,7 +10,7 @@ listens on (the case where the count is 0 although A delivers the message).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,23 +19,10 @@ from gateway.channels.socketio import SOCKETIO
 from gateway.keys import RKEYS
 from gateway.models import OutboundMessage
 from tests.channels.conftest import eventually
-from tests.channels.test_socketio import Widget
+from tests.channels.sio_widget import Widget
 from tests.conftest import one_server_only
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def widgets() -> AsyncIterator[Callable[[str], Widget]]:
-    made: list[Widget] = []
-
-    def make(base: str) -> Widget:
-        made.append(Widget(base))
-        return made[-1]
-
-    yield make
-    for w in made:
-        await w.close()
 
 
 async def _open_on_a_remote_slot(gw: Any, widgets: Callable[[str], Widget]) -> tuple[Widget, str]:
