@@ -126,6 +126,9 @@ class Store:
     hours: str
     phone: str
 
+    def __hash__(self) -> int:  # by content (its names are dicts): a reply listing stores is rendered once, then kept
+        return hash((self.district, *self.name.items(), *self.address.items(), self.hours, self.phone))
+
 
 @dataclass(frozen=True, slots=True)
 class RoamingRate:

@@ -119,3 +119,17 @@ def test_renders_naming_one_off_ids_do_not_grow_the_process():
         for _ in range(2):
             r.text("request_human", "message_recorded", "zh", "webchat", request_id=f"CB{n}")
         assert len(r._memo) <= MEMO_SIZE
+
+
+def test_a_stores_answer_is_kept_by_its_content():
+    """The stores of a district are the same for every customer who asks: the answer is rendered once and then
+    kept (a store's names are dicts: it hashes by content), and a store whose details change gets a new text."""
+    r = Renderer()
+    names, address = {"zh": "朝阳营业厅", "en": "Chaoyang store"}, {"zh": "朝阳路1号", "en": "1 Chaoyang Rd"}
+    stores = (Store("朝阳区", names, address, "09:00-18:00", "010-12345678"),)
+    first = [r.text("store_hours", "answer", "zh", "webchat", district="朝阳区", stores=stores, more=False)
+             for _ in range(3)]  # fmt: skip
+    assert first[0] == first[1] == first[2] and "09:00-18:00" in first[0]
+    assert len(r._memo) == 1  # kept from its second render on
+    moved = (Store("朝阳区", dict(names), {"zh": "朝阳路2号", "en": "2 Chaoyang Rd"}, "09:00-18:00", "010-12345678"),)
+    assert "朝阳路2号" in r.text("store_hours", "answer", "zh", "webchat", district="朝阳区", stores=moved, more=False)
