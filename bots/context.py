@@ -189,9 +189,14 @@ class Ctx:
         )  # fmt: skip
 
     async def hand_over(self, reason: str, **extra: Any) -> None:
-        result = await self.svc.handoff.request_human(self.handoff_request(reason, **extra))
+        await self.hand_over_request(self.handoff_request(reason, **extra))
+
+    async def hand_over_request(self, request: HandoffRequest, **event: Any) -> None:
+        """``request`` to people; the customer is told where it stands, and asked for a message when it became a
+        callback task. ``event``: more fields for the turn's handoff event (which bot engine asked)."""
+        result = await self.svc.handoff.request_human(request)
         self.handed_over = True
-        self.event("handoff", reason=reason, status=result.status, request_id=result.request_id)
+        self.event("handoff", reason=request.reason, status=result.status, request_id=result.request_id, **event)
         self.say("request_human", result.status, request_id=result.request_id, position=result.position,
                  wait=result.wait_seconds)  # fmt: skip
         if result.status in ("closed", "no_agents"):  # no endless wait: a message becomes a callback task

@@ -32,7 +32,6 @@ import redis.asyncio as aioredis
 
 from bots.context import Ctx, Reply, Services
 from bots.engine import Bot
-from bots.state import FlowId
 from gateway.models import Button
 from gateway.rkeys import Keys
 from nlu import COMPLAINT_TYPES
@@ -281,13 +280,6 @@ class RasaBot(Bot):
         """To the gateway's queue through the ``Handoff`` port (as ``Ctx.hand_over``, with Rasa's skill), and a
         mark that Rasa's tracker is restarted when the bot has the conversation again."""
         kind = handover.complaint_type or ctx.result.complaint_type  # Rasa's skill, else the gateway's NLU's type
-        request = dataclasses.replace(ctx.handoff_request(handover.reason), complaint_type=kind)
-        result = await self.svc.handoff.request_human(request)
-        ctx.handed_over = True
-        ctx.event("handoff", reason=handover.reason, status=result.status, request_id=result.request_id,
-                  engine="rasa")  # fmt: skip
-        ctx.say("request_human", result.status, request_id=result.request_id, position=result.position,
-                wait=result.wait_seconds)  # fmt: skip
-        if result.status in ("closed", "no_agents"):  # no endless wait: a message becomes a callback task
-            ctx.ask(FlowId.HUMAN, "message", request_id=result.request_id)
+        await ctx.hand_over_request(dataclasses.replace(ctx.handoff_request(handover.reason), complaint_type=kind),
+                                    engine="rasa")  # fmt: skip
         await self.redis.hset(self.keys.sender(ctx.channel, ctx.sender), RESTART_FIELD, ctx.conversation_id)
