@@ -202,7 +202,7 @@ def make_handoff(app: web.Application, settings: Settings, bss: BSS, renderer: R
             await app[PIPELINE].deliver(message)
 
         async def await_survey(self, channel: str, sender: str, conversation_id: str) -> None:
-            await app[PIPELINE].set_slot(channel, sender, conversation_id, Slot("survey", "score", {}))
+            await app[PIPELINE].set_slot(channel, sender, conversation_id, Slot(FlowId.SURVEY, "score", {}))
 
         async def await_answer(self, channel: str, sender: str, flow: str, step: str, data: dict[str, object]) -> None:
             conv = await app[REDIS].hget(app[RKEYS].sender(channel, sender), "conv")  # the current conversation
