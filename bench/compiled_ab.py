@@ -75,6 +75,14 @@ def _start(tree: Path, data: Path) -> tuple[subprocess.Popen[bytes], str]:
     return gateway, url
 
 
+def _compiled_loaded(pid: int, tree: Path) -> list[str]:
+    """The modules of ``tree`` the process has loaded as extension modules (from its memory map)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    names = {Path(line.split()[-1]).name.split(".")[0] for line in maps.splitlines()
+             if str(tree) in line and line.endswith(".so")}  # fmt: skip
+    return sorted("__mypyc" if name.endswith("__mypyc") else name for name in names)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=8000)
@@ -90,6 +98,13 @@ def main() -> None:
             _worktree(args.ref, tree)
         _compile(trees["compiled"])
         running = {name: _start(tree, folder / f"data-{name}") for name, tree in trees.items()}
+        loaded = _compiled_loaded(running["compiled"][0].pid, trees["compiled"])
+        if "__mypyc" not in loaded or "pipeline" not in loaded:  # one that imported the .py files measures nothing
+            raise SystemExit(f"the compiled gateway did not load the compiled modules (loaded: {loaded})")
+        print(
+            f"the compiled gateway runs the compiled modules ({', '.join(m for m in loaded if m != '__mypyc')} "
+            "imported from outside their group; the others through it)"
+        )
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
         for round_ in range(args.rounds):
             order = list(trees) if round_ % 2 == 0 else list(trees)[::-1]  # alternating: the drift falls on both
