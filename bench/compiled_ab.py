@@ -23,14 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from rest_load import SECRET, drive, free_port, raise_fd_limit, tree_cpu  # noqa: E402
+from rest_load import SECRET, drive, free_port, raise_fd_limit, tree_cpu, wait_healthy  # noqa: E402
 
 MODULES = ["gateway/pipeline.py", "gateway/fastredis.py", "gateway/turnlog.py", "gateway/rkeys.py", "gateway/vault.py",
            "gateway/privacy.py", "gateway/edge.py", "bots/engine.py", "bots/context.py", "bots/state.py"]  # fmt: skip
@@ -62,15 +61,7 @@ def _start(tree: Path, data: Path) -> tuple[subprocess.Popen[bytes], str]:
                                 "--log-level", "WARNING"], cwd=tree, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            break
-        except OSError:
-            if time.monotonic() > deadline or gateway.poll() is not None:
-                raise RuntimeError(f"the gateway in {tree} did not start") from None
-            time.sleep(0.2)
+    wait_healthy(f"http://127.0.0.1:{port}", gateway, 120)
     drive(url, 3000, 500, 50)  # warm-up, not counted
     return gateway, url
 

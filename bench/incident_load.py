@@ -22,11 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rest_load import ROOT, SECRET, free_port, raise_fd_limit
+from rest_load import ROOT, SECRET, free_port, raise_fd_limit, wait_healthy
 
 TEXTS = ["朝阳区是不是断网了", "朝阳区手机没信号", "is there an outage in Chaoyang", "朝阳区网络是不是出故障了",
          "网络是不是出故障了", "手机没信号了"]  # fmt: skip
@@ -126,15 +125,7 @@ def main() -> None:
                                 "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or gateway.poll() is not None:
-                    raise RuntimeError("gateway did not start") from None
-                time.sleep(0.2)
+        wait_healthy(base, gateway)
         incident_id = None if args.no_incident else asyncio.run(_open_incident(base))[0]
         ctx = multiprocessing.get_context("spawn")
         out = ctx.Queue()

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -201,6 +202,22 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
+def wait_healthy(base: str, process: subprocess.Popen[Any], timeout: float = 180) -> None:
+    """Until ``base``/healthz answers (a gateway logs nothing at WARNING to wait for); RuntimeError when the process
+    exits first or ``timeout`` passes."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the gateway at {base} did not start") from None
+            time.sleep(0.2)
+
+
 def tree_cpu(processes: list[psutil.Process]) -> float:
     """CPU seconds (user + system) of these processes and their children (the gateway's workers, its embedded
     redis-server)."""
@@ -333,18 +350,7 @@ def run(args: argparse.Namespace, cluster: object | None) -> None:
             wait_ready(echo, "ready")
         if args.workers > 1:
             wait_ready(gateway, "workers serving", 300)
-        # the gateway logs nothing at WARNING; poll /healthz instead
-        import urllib.request
-
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/healthz", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or gateway.poll() is not None:
-                    raise RuntimeError("gateway did not start") from None
-                time.sleep(0.2)
+        wait_healthy(f"http://127.0.0.1:{gw_port}", gateway)
 
         shape = (args.messages, args.senders, args.concurrency)
         print(
