@@ -99,14 +99,9 @@ def measure(tree: Path, turns: int, texts: list[str], redis_url: str) -> float:
 
 def _delete(url: str, prefix: str) -> None:
     sys.path.insert(0, str(ROOT))
-    from gateway.redisconn import sync_client
+    from gateway.redisconn import delete_prefixed
 
-    client = sync_client(url)
-    try:
-        for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
-            client.delete(key)
-    finally:
-        client.close()
+    delete_prefixed(url, prefix)
 
 
 def main() -> None:

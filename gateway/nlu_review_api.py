@@ -44,6 +44,7 @@ from handoff.api import SERVICE, agent_of, path_id, requires
 from handoff.auth import BODY_LIMIT
 from nlu import NLUConfig
 from nlu.data import DataError
+from nlu.normalize import has_cjk
 from nlu.review import add_examples, base_key, labels, read_review
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ async def relabel(request: web.Request) -> web.Response:
         guess = f"complaint/{nlu['complaint_type']}"
     sample = await request.config_dict[LOOP].collector.label(
         text,
-        str(nlu.get("lang") or ("zh" if re.search(r"[\u4e00-\u9fff]", text) else "en")),
+        str(nlu.get("lang") or ("zh" if has_cjk(text) else "en")),
         guess if guess in labels() else None,
         nlu.get("confidence"),
         label,

@@ -12,8 +12,10 @@ import re
 from functools import lru_cache
 from itertools import pairwise
 
+from nlu.normalize import CJK
+
 _DIGITS = str.maketrans("123456789", "000000000")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
+_CJK = re.compile(CJK + "+")
 _LATIN = re.compile(r"[a-z]+|0+")
 LATIN_NGRAMS = (2, 3, 4, 5)
 

@@ -77,7 +77,8 @@ def normalise(text: str) -> Normalised:
     return Normalised(original=text, aligned=aligned, model=model)
 
 
-_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
+CJK = "[\u3400-\u4dbf\u4e00-\u9fff]"  # a Chinese character (CJK Unified Ideographs and Extension A)
+_CJK = re.compile(CJK)
 
 
 def has_cjk(text: str) -> bool:

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from gateway import redisconn
 from gateway.app import create_app
 from gateway.embedded import redis_server_binary
-from gateway.redisconn import sync_client
+from gateway.redisconn import delete_prefixed
 from gateway.settings import Settings, load_settings
 from nlu import NLU
 
@@ -96,12 +96,7 @@ def _test_keys_deleted_last() -> Iterator[list[tuple[str, str]]]:
     prefixes: list[tuple[str, str]] = []
     yield prefixes
     for url, prefix in prefixes:
-        client = sync_client(url)  # a single server or a Redis Cluster (every master's keys)
-        try:
-            for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
-                client.delete(key)  # one by one: on a cluster the keys live in many slots
-        finally:
-            client.close()
+        delete_prefixed(url, prefix)  # a single server or a Redis Cluster (every master's keys)
 
 
 @pytest.fixture
