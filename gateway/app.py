@@ -24,7 +24,7 @@ from bots.ports import ConsoleSms, Handoff, SmsSender
 from bots.rasa_bot import RasaBot, RasaClient, RasaConfig
 from bots.state import FlowId, Slot
 from bots.templates import Renderer
-from gateway import edge, incident_sms, nlu_review_api, openapi, operators, redisconn, registry, vault, websec
+from gateway import edge, incident_sms, nlu_review_api, openapi, operators, redisconn, registry, tasks, vault, websec
 from gateway.channels import sms
 from gateway.embedded import EmbeddedRedis
 from gateway.errors import BadRequest, error_middleware
@@ -267,7 +267,7 @@ def _core_ctx(settings: Settings, nlu: NLU | None) -> object:
         gc.freeze()  # the model's vocabulary lives for the process: keep it out of every GC pass
         follower = asyncio.create_task(_follow_keys(app[RKEYS]), name="follow-keys")
         yield
-        follower.cancel()
+        await tasks.stop(follower)
         await desk.stop()
         await handoff.stop()
         await pipeline.drain(settings.server.shutdown_timeout)

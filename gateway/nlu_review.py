@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway import tasks
 from gateway.privacy import mask_text
 from gateway.rkeys import Keys
 from gateway.settings import NLUSettings, Settings
@@ -188,10 +188,7 @@ class Collector:
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await tasks.stop(self._task)
         await self.flush()
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from gateway import tasks
 from gateway.rkeys import (
     NLU_CANDIDATE_TTL,
     NLU_PREVIOUS_TTL,
@@ -128,6 +129,7 @@ class Follower:
         self.serving = ""  # the reviewed model this process serves ("" = the model it started with)
         self._stale = ""
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._lock = asyncio.Lock()
 
     async def sync(self) -> bool:
@@ -160,7 +162,7 @@ class Follower:
                     shutil.rmtree(old)
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping:  # the flag too: a cancellation lost in redis-py's connect (gateway/tasks.py)
             pubsub = self.models.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.models.keys.nlu_model_events())
@@ -177,13 +179,12 @@ class Follower:
                     await pubsub.aclose()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.ensure_future(self._listen())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stopping = True
+        await tasks.stop(self._task)
 
 
 class Retrainer:
@@ -288,7 +289,4 @@ class Retrainer:
         return result
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        await asyncio.gather(*(tasks.stop(task, wait=5) for task in list(self._tasks)))

@@ -45,7 +45,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from gateway import redisconn
+from gateway import redisconn, tasks
 from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
 from gateway.privacy import mask_phone
@@ -400,9 +400,7 @@ class Outbox:
         if self._task:
             done, _ = await asyncio.wait({self._task}, timeout=timeout)
             if not done:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                await tasks.stop(self._task)
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=timeout)
         for task in list(self._inflight):  # cut off: re-sent by any process once their lease runs out

@@ -30,7 +30,7 @@ from redis.commands.core import AsyncScript
 from bots.context import Ctx, Reply, forced_result
 from bots.engine import Bot, reply_lang
 from bots.state import BotState, FlowId
-from gateway import redisconn, security, turnlog
+from gateway import redisconn, security, tasks, turnlog
 from gateway import turn_scripts as scripts
 from gateway.errors import Unavailable
 from gateway.fastredis import FastRedis, FastRedisError, Lean
@@ -135,10 +135,7 @@ class Pipeline:
         if self._late:
             await asyncio.wait(self._late, timeout=timeout)
         await self.stats.close()  # the last second of turn counts (reports)
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await tasks.stop(self._heartbeat)
 
     async def _beat(self) -> None:
         """Say every second that this process lives (its turns' marks are not to be taken over)."""

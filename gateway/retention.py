@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import audit, consent
+from gateway import audit, consent, tasks
 from gateway.keys import REDIS, RKEYS
 from gateway.rkeys import PRIVACY_PURGE_LOCK_TTL, Keys
 from gateway.settings import PrivacySettings
@@ -193,8 +193,6 @@ def ctx(settings: Any) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(run_daily(app[REDIS], app[RKEYS], settings.privacy))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await tasks.stop(task)
 
     return run

@@ -17,7 +17,7 @@ import msgspec
 import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
-from gateway import websec
+from gateway import tasks, websec
 from gateway.edge import decode, is_utf8
 from gateway.errors import GatewayError
 from gateway.keys import METRICS
@@ -69,10 +69,7 @@ class AgentHub:
         for sockets in list(self.sockets.values()):
             for ws in list(sockets):
                 await ws.close(code=1001, message=b"server shutting down")
-        if self._reader:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await tasks.stop(self._reader)
         await self._pubsub.aclose()
 
     async def _read(self) -> None:

@@ -10,10 +10,10 @@ alive."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from gateway import tasks
 from gateway.metrics import Metrics
 from handoff.agents import AgentStore
 from handoff.config import HandoffConfig
@@ -24,7 +24,6 @@ from handoff.store import Chat, ChatStore
 from handoff.views import ConsoleViews
 
 log = logging.getLogger(__name__)
-STOP_WAIT = 3.0  # seconds ``stop`` waits for the worker
 ALIVE_EVERY = 1.0  # seconds between the worker's signs of life (the deployment's heartbeat key)
 
 
@@ -49,11 +48,8 @@ class Timers:
     async def stop(self) -> None:
         """Stop the worker. The flag ends the loop even if a library swallows the cancellation."""
         self._stopping = True
-        if self._task:
-            self._task.cancel()
-            self.clocks.wake.set()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT)
+        self.clocks.wake.set()
+        await tasks.stop(self._task)
 
     async def _resume(self) -> None:
         """Before the first timer fires: the outage this start ends, if any (clocks paused for it)."""

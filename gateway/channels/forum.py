@@ -26,7 +26,6 @@ restart neither answers old posts again nor misses new ones; an edited post is n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import html
@@ -44,7 +43,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from msgspec import Meta
 
-from gateway import edge
+from gateway import edge, tasks
 from gateway.channels.authn import Replays, hmac_sha256, same
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host, read_body
 from gateway.edge import decode
@@ -263,10 +262,7 @@ class ForumChannel:
 
     async def close(self) -> None:
         await self.outbox.stop(self.settings.server.shutdown_timeout)
-        if self._poller:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await tasks.stop(self._poller)
         await self.session.close()
 
 

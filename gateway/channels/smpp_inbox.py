@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 import smpplib.consts as C
 
+from gateway import tasks
 from gateway.channels.smpp import MobileOriginated, SmppLink, SmppProvider, decode
 from gateway.errors import BadRequest
 from gateway.privacy import mask_phone
@@ -95,10 +96,7 @@ class SmppInbound:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await tasks.stop(self._task)
         if self._handling:
             await asyncio.wait(self._handling, timeout=10)
 

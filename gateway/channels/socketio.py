@@ -52,7 +52,7 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
-from gateway import websec
+from gateway import tasks, websec
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host
 from gateway.channels.socketio_relay import Relay
 from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized, Unavailable, is_outage
@@ -150,10 +150,7 @@ class SocketHub:
 
     async def stop(self) -> None:
         self.delivering = False
-        if self._reader:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await tasks.stop(self._reader)
         await self._pubsub.aclose()
 
     async def publish(self, sender: str, payloads: list[dict[str, Any]]) -> bytes:

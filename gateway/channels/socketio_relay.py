@@ -14,7 +14,6 @@ HTTP request, the upgrade as a WebSocket piped both ways. Across hosts, route ``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import re
@@ -24,6 +23,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from gateway import tasks
 from gateway.keys import SETTINGS
 from gateway.settings import Settings
 
@@ -118,15 +118,11 @@ class Relay:
                 else:
                     break
 
-        tasks = [asyncio.create_task(pump(ws, upstream)), asyncio.create_task(pump(upstream, ws))]
+        pumps = [asyncio.create_task(pump(ws, upstream)), asyncio.create_task(pump(upstream, ws))]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await asyncio.gather(*(tasks.stop(task) for task in pumps))
             await upstream.close()
             await ws.close()
         return ws

@@ -47,6 +47,7 @@ from telegram.ext import (
     filters,
 )
 
+from gateway import tasks
 from gateway.channels.authn import same
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host, queue_parts, read_body
 from gateway.channels.telegram_request import AiohttpRequest
@@ -163,10 +164,7 @@ class TelegramChannel:
                 log.warning("telegram: setWebhook failed (%s); set it by hand or restart", type(exc).__name__)
 
     async def stop(self) -> None:
-        if self._init_task and not self._init_task.done():
-            self._init_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._init_task
+        await tasks.stop(self._init_task)
         if self.application.running:
             await self.application.stop()
         with contextlib.suppress(TelegramError):

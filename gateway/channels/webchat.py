@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
-from gateway import edge, websec
+from gateway import edge, tasks, websec
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host
 from gateway.channels.webchat_greeting import Greeting
 from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage
@@ -129,10 +129,7 @@ class WebchatHub:
 
     async def stop(self) -> None:
         await self.close_all()
-        if self._reader:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await tasks.stop(self._reader)
         for waiter in self._confirmed.values():  # no confirmation will come: a socket still connecting closes
             if not waiter.done():
                 waiter.set_exception(aioredis.ConnectionError("the web chat hub stopped"))
@@ -429,9 +426,7 @@ class _Session:
         finally:
             if not task.done():  # the socket closed: finish what the customer already sent (nothing lost)
                 await self.queue.join()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await tasks.stop(task)
 
     async def error(self, message: str, zh: str = "") -> None:
         if not self.ws.closed:

@@ -13,18 +13,17 @@ comes round again only after its breach is dropped: the breach says more.)"""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from gateway import tasks
 from gateway.rkeys import Keys
 
 log = logging.getLogger(__name__)
 LEASE = 15.0  # seconds a claimed timer is held before another process may take it over
-STOP_WAIT = 3.0
 
 # KEYS: timers. ARGV: member, now, lease. 1 when this process claimed the due timer.
 _CLAIM = """
@@ -72,11 +71,8 @@ class CaseTimers:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task:
-            self._task.cancel()
-            self.wake.set()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT)
+        self.wake.set()
+        await tasks.stop(self._task)
 
     async def _run(self, fire: Fire) -> None:
         while not self._stopping:

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 
 from bots.incidents import ActiveIncident
 from bots.ports import HandoffRequest
+from gateway import tasks
 from gateway.models import OutboundMessage
 from gateway.privacy import mask_phone
 from gateway.rkeys import INCIDENT_SEEN_TTL, Keys
@@ -182,10 +183,7 @@ class Desk:
         self._stopping = True
         if self.background:
             await asyncio.wait(set(self.background), timeout=STOP_WAIT)
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT)
+        await tasks.stop(self._task)
         with contextlib.suppress(Exception):
             await self.counts.flush(self.redis, self.keys)
             await self.flush_stats()

@@ -16,7 +16,6 @@ Hooks never raise for Redis trouble (``counters.add`` logs and goes on): a repor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from gateway import tasks
 from gateway.rkeys import Keys
 from handoff.reports import buckets, counters, quality
 from handoff.reports.config import current
@@ -98,10 +98,7 @@ class TurnStats:
 
     async def close(self) -> None:
         """At shutdown: stop the timer and add the last counts."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        await tasks.stop(self._flusher)
         await self.flush()
 
 

@@ -1,0 +1,89 @@
+"""Background workers stop in a bounded time, even when a library has swallowed their cancellation (gateway/tasks.py).
+
+On Python 3.11 redis-py's connect loses a cancellation that lands as the connection opens (``asyncio.wait_for``,
+CPython gh-86296): the NLU model follower, cancelled while subscribing, listened on and the app's shutdown waited
+for ever — the CI run that hung 120 s in a test's teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from gateway import redisconn, tasks
+from gateway.nlu_review_models import Follower, Models
+from gateway.rkeys import Keys
+from nlu import NLUConfig
+
+
+async def test_a_worker_that_loses_cancellations_is_cancelled_again_until_it_ends():
+    lost = 0
+
+    async def loses_three() -> None:  # a library loop that takes the first three cancellations for something else
+        nonlocal lost
+        while lost < 3:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                lost += 1
+        await asyncio.sleep(10)
+
+    task = asyncio.ensure_future(loses_three())
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await tasks.stop(task, wait=3.0)
+    assert task.cancelled() and lost == 3
+    assert loop.time() - began < 1.0
+
+
+async def test_a_worker_that_never_ends_is_left_after_the_wait_with_a_warning(caplog):
+    async def never_ends() -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue
+
+    task = asyncio.ensure_future(never_ends())
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with caplog.at_level(logging.WARNING, logger="gateway.tasks"):
+        assert not await tasks.stop(task, wait=0.5)
+    assert 0.5 <= loop.time() - began < 1.5
+    assert "never_ends" in caplog.text and "did not stop" in caplog.text
+    task.get_coro().close()  # type: ignore[union-attr]  # the test's own clean-up of the stuck coroutine
+
+
+async def test_a_worker_that_failed_is_logged_not_raised(caplog):
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    task = asyncio.ensure_future(fails())
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.ERROR, logger="gateway.tasks"):
+        assert await tasks.stop(task)
+    assert "fails" in caplog.text and "boom" in caplog.text
+
+
+async def test_the_nlu_model_follower_stops_every_time_even_cancelled_while_it_connects(redis_url, key_prefix,
+                                                                                       tmp_path):  # fmt: skip
+    """100 starts and stops against the real Redis, each stop landing a few loop passes after the start — in the
+    follower's subscribe (its connect) about one time in a few dozen. Each stop must end the worker within 5 s."""
+    client = redisconn.client(redis_url)
+    models = Models(client, Keys(key_prefix))  # no model switched to: the follower only listens
+    follower = Follower(models, tmp_path, "base", NLUConfig.load(None), lambda engine: None)
+    rng = random.Random(7)
+    try:
+        for i in range(100):
+            follower.start()
+            for _ in range(rng.randrange(12)):
+                await asyncio.sleep(0)
+            stopping = asyncio.ensure_future(follower.stop())
+            await asyncio.wait({stopping}, timeout=5.0)
+            assert stopping.done(), f"the follower's stop did not end within 5 s (start {i + 1})"
+            assert follower._task is not None and follower._task.done()
+    finally:
+        await client.aclose()
