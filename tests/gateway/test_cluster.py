@@ -38,6 +38,8 @@ from gateway.channels.webchat import WebchatHub
 from gateway.keys import METRICS, PIPELINE, REDIS, RKEYS
 from gateway.metrics import Metrics
 from gateway.nlu_review import Collector, ReviewStore
+from gateway.nlu_review_models import FILES as MODEL_FILES
+from gateway.nlu_review_models import Models
 from gateway.outbox import Job, Outbox, OutboxPolicy
 from gateway.redisconn import GatewayCluster, cluster_nodes, is_cluster, sync_client
 from gateway.rkeys import Keys
@@ -188,7 +190,8 @@ def _every_script() -> dict[str, str]:
 
 
 async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aiohttp_client, make_settings, nlu_engine,
-                                                                          cluster_url, monkeypatch):  # fmt: skip
+                                                                          cluster_url, monkeypatch,
+                                                                          tmp_path):  # fmt: skip
     """Each script of the code base, run through the code that calls it, against the cluster: redis-py refuses a
     script whose keys are in different slots (and Redis one that touches a key of another slot), so each call that
     returns is a script whose keys share a slot. Which scripts ran is recorded; none may be left out."""
@@ -295,6 +298,10 @@ async def test_every_lua_script_runs_on_a_cluster_with_its_keys_in_one_slot(aioh
         claimed = await review.claim("s-1")
         assert claimed is not None
         await review.restore(claimed)
+        models = Models(r, keys)  # a retrained model stored (a candidate), then switched to
+        for name in MODEL_FILES:
+            (tmp_path / name).write_bytes(name.encode())
+        await models.switch(await models.put(tmp_path, {"accuracy": 0.9}), "super1")
         # complaint cases: registered, moved, a timer claimed; an incident opened and moved
         cases = CaseStore(r, keys)
         owner = "phone:13800138000"

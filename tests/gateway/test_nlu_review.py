@@ -311,3 +311,39 @@ async def test_a_switch_measured_against_another_model_is_refused(gateway, clien
     assert status == 409 and error["field"] == "model" and "重新训练" in error["error_zh"]
     status, error = await boss.raw("POST", "/api/nlu/switch", {"model": "0123456789ab"})
     assert status == 404 and error["field"] == "model"
+
+
+@pytest.mark.parametrize("server", ["redis_url", "embedded_redis_url"])
+async def test_a_model_stored_again_keeps_its_lifetime(request, server, key_prefix, tmp_path):
+    """A new model is a candidate (expires in a day unless switched to); storing one already there changes nothing of
+    its lifetime: the active model never gains a TTL, the one before it keeps its week. On the suite's Redis and on
+    the embedded one (6.2, which has no ``EXPIRE … NX``: every retrain failed there)."""
+    from gateway import redisconn
+    from gateway.nlu_review_models import FILES, Models
+    from gateway.rkeys import NLU_CANDIDATE_TTL, NLU_PREVIOUS_TTL, Keys
+
+    url = request.getfixturevalue(server)
+    request.getfixturevalue("_test_keys_deleted_last").append((url, key_prefix))
+    redis_client = redisconn.client(url)
+    try:
+        models, keys = Models(redis_client, Keys(key_prefix)), Keys(key_prefix)
+        folders = []
+        for n in range(2):
+            folder = tmp_path / f"m{n}"
+            folder.mkdir()
+            for name in FILES:
+                (folder / name).write_bytes(f"{name} {n}".encode())
+            folders.append(folder)
+        first = await models.put(folders[0], {"accuracy": 0.9})
+        assert 0 < await redis_client.ttl(keys.nlu_model(first)) <= NLU_CANDIDATE_TTL
+        await models.switch(first, "super1")
+        await models.put(folders[0], {"accuracy": 0.9})  # the same model again (a retrain that changed nothing)
+        assert await redis_client.ttl(keys.nlu_model(first)) == -1
+        second = await models.put(folders[1], {"accuracy": 0.95})
+        await models.switch(second, "super1")
+        assert NLU_CANDIDATE_TTL < await redis_client.ttl(keys.nlu_model(first)) <= NLU_PREVIOUS_TTL
+        await models.put(folders[0], {"accuracy": 0.9})
+        assert NLU_CANDIDATE_TTL < await redis_client.ttl(keys.nlu_model(first)) <= NLU_PREVIOUS_TTL
+        assert (await models.meta(first))["id"] == first
+    finally:
+        await redis_client.aclose()
