@@ -19,6 +19,7 @@ from gateway.channels.socketio import SOCKETIO
 from gateway.keys import RKEYS
 from gateway.models import OutboundMessage
 from tests.channels.conftest import eventually
+from tests.channels.pubsub_kill import kill_pubsub
 from tests.channels.sio_widget import Widget
 from tests.conftest import one_server_only
 
@@ -133,9 +134,7 @@ async def test_messages_published_while_the_hub_listens_again_reach_the_open_wid
     sender = (await w.open()).split(".")[0]
     channel = gw.app[SOCKETIO]
     pubsub = channel.hub._pubsub
-    port = pubsub.connection._writer.get_extra_info("sockname")[1]
-    victim = next(c for c in await redis_client.client_list(_type="pubsub") if c["addr"].endswith(f":{port}"))
-    await redis_client.client_kill_filter(_id=victim["id"])
+    await kill_pubsub(redis_client, pubsub)
     for n in range(3):
         await channel.push(_agent(sender, f"断线时 {n}"))
     assert [(await w.bot())["text"] for _ in range(3)] == [f"断线时 {n}" for n in range(3)]

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import aiohttp
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from gateway.channels.webchat import WEBCHAT
 from gateway.models import OutboundMessage
 from tests.channels.conftest import eventually
+from tests.channels.pubsub_kill import kill_pubsub
 from tests.conftest import one_server_only
 
 pytestmark = pytest.mark.slow
@@ -123,13 +123,6 @@ async def test_a_page_reconnecting_during_a_burst_shows_every_frame_once(pair, o
     assert page.shown == texts  # each once, in order
 
 
-async def _kill_pubsub(redis_client: Any, pubsub: Any) -> None:
-    """Close a hub's pub/sub connection from the server's side (CLIENT KILL of that connection only)."""
-    port = pubsub.connection._writer.get_extra_info("sockname")[1]
-    victim = next(c for c in await redis_client.client_list(_type="pubsub") if c["addr"].endswith(f":{port}"))
-    await redis_client.client_kill_filter(_id=victim["id"])
-
-
 @one_server_only
 async def test_frames_published_while_the_hub_listens_again_reach_the_open_page(gateways, redis_client, open_page):
     """The hub's pub/sub connection is lost (one Redis): what is published before it listens again reaches the page
@@ -138,7 +131,7 @@ async def test_frames_published_while_the_hub_listens_again_reach_the_open_page(
     page = await open_page(gw.base)
     await gw.app[WEBCHAT].push(_agent(page.visitor, "之前"))
     await eventually(lambda: page.shown == ["之前"])
-    await _kill_pubsub(redis_client, gw.app[WEBCHAT].hub._pubsub)
+    await kill_pubsub(redis_client, gw.app[WEBCHAT].hub._pubsub)
     for n in range(3):
         await gw.app[WEBCHAT].push(_agent(page.visitor, f"断线时 {n}"))
     with contextlib.suppress(TimeoutError):

@@ -5,6 +5,7 @@ in Chinese and English, and as HTML."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from html.parser import HTMLParser
@@ -14,11 +15,15 @@ from gateway.security import mint_customer_token
 from tests.handoff.conftest import SECRET
 from tests.incidents.conftest import CHAOYANG, open_incident, rest, supervisor
 
+SEQ = itertools.count(1)  # stream ids' sequence parts ("<ms>-*" is Redis 7; the embedded Redis is 6.2)
+
 
 async def _survey(redis_client, key_prefix: str, at: float, conversation: str, score: int) -> None:
     """A survey score on the human side's stream, as ``handoff.surveys.Surveys.record`` writes it, at ``at``."""
     entry = {"conversation": conversation, "score": score, "channel": "rest", "at": at}
-    await redis_client.xadd(Keys(key_prefix).handoff_surveys(), {"e": json.dumps(entry)}, id=f"{int(at * 1000)}-*")
+    await redis_client.xadd(
+        Keys(key_prefix).handoff_surveys(), {"e": json.dumps(entry)}, id=f"{int(at * 1000)}-{next(SEQ)}"
+    )
 
 
 async def test_the_review_has_the_record_counted(make_gateway, people, redis_client, key_prefix):

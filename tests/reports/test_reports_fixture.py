@@ -4,6 +4,7 @@ real Redis, then the reports read back (nothing scanned: only the day buckets)."
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 import pytest
@@ -15,10 +16,12 @@ from handoff.reports.recorder import TurnStats
 RANGE = {"from": "2026-11-01", "to": "2026-11-30"}
 TODAY = dt.date(2026, 11, 3)
 
+SEQ = itertools.count(1)  # stream ids' sequence parts ("<ms>-*" is Redis 7; the embedded Redis is 6.2)
+
 
 async def transcript(rc, key, entries):
     for e in entries:
-        await rc.xadd(key, {"e": json.dumps(e, ensure_ascii=False)}, id=f"{int(e['at'] * 1000)}-*")
+        await rc.xadd(key, {"e": json.dumps(e, ensure_ascii=False)}, id=f"{int(e['at'] * 1000)}-{next(SEQ)}")
 
 
 async def record_fixture(rc, keys, redis_url):
