@@ -14,6 +14,7 @@ HTTP request, the upgrade as a WebSocket piped both ways. Across hosts, route ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import re
@@ -110,13 +111,14 @@ class Relay:
 
         async def pump(source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
                        sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:  # fmt: skip
-            async for msg in source:
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    await sink.send_str(msg.data)
-                elif msg.type == aiohttp.WSMsgType.BINARY:
-                    await sink.send_bytes(msg.data)
-                else:
-                    break
+            with contextlib.suppress(ConnectionError, aiohttp.ClientError):  # one side gone: the pipe's normal end
+                async for msg in source:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        await sink.send_str(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.BINARY:
+                        await sink.send_bytes(msg.data)
+                    else:
+                        break
 
         pumps = [asyncio.create_task(pump(ws, upstream)), asyncio.create_task(pump(upstream, ws))]
         try:
