@@ -7,8 +7,9 @@ import asyncio
 import logging
 import os
 import resource
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from gateway.workers import SHARED_REDIS_ENV, WORKER_ENV, signal_ready
 
 log = logging.getLogger("gateway")
 CLOSE_WAIT = 1.0  # seconds the consoles get to answer the close at shutdown
+SLOW_STOP = 5.0  # seconds into a shutdown after which the log says what the process still waits for
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +95,18 @@ async def _close_consoles(app: web.Application) -> None:
             task.cancel()
 
 
+async def _watch_shutdown(app: web.Application) -> None:
+    """On SIGINT/SIGTERM: if the process is still stopping ``SLOW_STOP`` seconds later, the log says what it waits for
+    (each pending task and where), once, at WARNING — a worker the supervisor would otherwise kill without a word."""
+    from gateway import tasks
+
+    def report() -> None:
+        pending = tasks.waiting()
+        log.warning("still stopping after %.0f s; %d task(s) pending: %s", SLOW_STOP, len(pending), "; ".join(pending))
+
+    asyncio.get_running_loop().call_later(SLOW_STOP, report)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["agents"]:  # gateway agents add|list …
@@ -162,9 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyringError as exc:  # customer data is sealed at rest: no usable key, no start
         print(f"gateway: data keys: {exc}", file=sys.stderr)
         return 2
+    app.on_shutdown.insert(0, _watch_shutdown)
     app.on_shutdown.append(_close_consoles)
 
-    def announce(_: str) -> None:  # run_app calls this once the socket is listening
+    def announce() -> None:  # once the socket is listening
         from gateway.app import DEMO_AGENTS, KEYS_SOURCE
 
         shared = os.environ.get(SHARED_REDIS_ENV)
@@ -196,10 +211,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # optional: the standard loop works, only slower
         pass
-    web.run_app(app, host=settings.server.host, port=settings.server.port, print=announce,
-                shutdown_timeout=settings.server.shutdown_timeout, access_log=None,
-                reuse_port=bool(worker))  # fmt: skip
+    asyncio.run(_serve(app, settings, reuse_port=bool(worker), ready=announce))
     return 0
+
+
+async def _serve(app: web.Application, settings: Settings, reuse_port: bool, ready: Callable[[], None]) -> None:
+    """aiohttp's ``run_app``, except that a stop asked for during the start-up still runs the shutdown: ``run_app``
+    cancels its task on SIGTERM, and a start-up that is cancelled (or loses the cancellation, gateway/tasks.py) left
+    the background workers it had started to one unbounded cancel-and-wait at exit — a worker of ``--workers 2``
+    stopped while it started hung until the supervisor killed it, 10 s later."""
+    from gateway import tasks
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.server.shutdown_timeout)
+    starting = asyncio.ensure_future(runner.setup())
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("stopping during start-up")
+            await tasks.stop(starting, wait=settings.server.shutdown_timeout)
+            return
+        starting.result()  # a start-up that failed: its error, after the clean-up below
+        site = web.TCPSite(runner, settings.server.host, settings.server.port, reuse_port=reuse_port,
+                           shutdown_timeout=settings.server.shutdown_timeout)  # fmt: skip
+        await site.start()
+        ready()
+        await stop
+    finally:
+        stop.cancel()
+        await runner.cleanup()  # the app's clean-up (the contexts that started) even when the start-up did not finish
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        await asyncio.gather(*(tasks.stop(t) for t in others))  # asyncio.run's own cancel-and-wait is unbounded
 
 
 if __name__ == "__main__":

@@ -311,4 +311,5 @@ def create_app(settings: Settings, nlu: NLU | None = None, handoff_config: Hando
     registry.mount(app, settings, app[HOST])
     app.add_routes(openapi.routes())  # GET /openapi.json and /docs: the document of the routes above
     app.cleanup_ctx.append(handoff_api.hub_ctx)
+    app.on_startup.append(tasks.stop_requested_in_start_up)  # after every cleanup_ctx's start
     return app

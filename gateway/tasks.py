@@ -41,6 +41,34 @@ async def stop(task: asyncio.Future[Any] | None, wait: float = STOP_WAIT) -> boo
     return True
 
 
+async def stop_requested_in_start_up(app: Any) -> None:
+    """The server's last ``on_startup`` step: a stop asked for while the app was starting (SIGTERM: aiohttp's
+    ``run_app`` cancels its main task) and taken for something else by a library (above) must still stop it —
+    otherwise the start-up finishes and the process serves on, its signal spent, until the supervisor kills it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        log.warning("a stop asked for during start-up was lost in a library; stopping now")
+        raise asyncio.CancelledError
+
+
+def waiting() -> list[str]:
+    """What every pending task of this loop waits at: its name and the innermost frame of its chain of awaits (for a
+    shutdown that takes too long: the log says what it waits for)."""
+    out = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task() or task.done():
+            continue
+        where, coro = "", task.get_coro()
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                code = frame.f_code
+                where = f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{frame.f_lineno} {code.co_name}"
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        out.append(f"{_name(task)}{' (cancelling)' if task.cancelling() else ''} at {where or '?'}")
+    return sorted(out)
+
+
 def _name(task: asyncio.Future[Any]) -> str:
     if isinstance(task, asyncio.Task):
         coro = task.get_coro()

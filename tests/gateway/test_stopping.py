@@ -8,10 +8,15 @@ for ever — the CI run that hung 120 s in a test's teardown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+from collections.abc import AsyncIterator
+
+from aiohttp import web
 
 from gateway import redisconn, tasks
+from gateway.app import create_app
 from gateway.nlu_review_models import Follower, Models
 from gateway.rkeys import Keys
 from nlu import NLUConfig
@@ -87,3 +92,46 @@ async def test_the_nlu_model_follower_stops_every_time_even_cancelled_while_it_c
             assert follower._task is not None and follower._task.done()
     finally:
         await client.aclose()
+
+
+async def test_a_stop_asked_for_during_start_up_and_lost_still_stops_the_app(make_settings, nlu_engine):
+    """aiohttp's ``run_app`` answers SIGTERM by cancelling its main task; when a start-up step loses that cancellation
+    (as redis-py's connect does on Python 3.11: here a start-up step that swallows it), the app must not go on to
+    serve — a worker of ``gateway --workers 2`` stopped while it started served on until the supervisor killed it
+    10 s later."""
+    app = create_app(make_settings(), nlu=nlu_engine)
+    in_step = asyncio.Event()
+
+    async def loses_a_cancellation(app: web.Application) -> AsyncIterator[None]:
+        in_step.set()
+        with contextlib.suppress(asyncio.CancelledError):  # taken for the library's own business
+            await asyncio.sleep(5)
+        yield
+
+    app.cleanup_ctx.append(loses_a_cancellation)
+    runner = web.AppRunner(app)
+    starting = asyncio.ensure_future(runner.setup())
+    await in_step.wait()
+    starting.cancel()
+    await asyncio.wait({starting}, timeout=10)
+    try:
+        assert starting.cancelled(), "the start-up went on after its cancellation"
+    finally:
+        await runner.cleanup()
+
+
+async def test_what_a_slow_shutdown_waits_for_is_named():
+    """``tasks.waiting()``: what the log says when a shutdown takes over 5 s — each pending task and where it waits."""
+    gate = asyncio.Event()
+
+    async def holds_the_shutdown() -> None:
+        await gate.wait()
+
+    task = asyncio.ensure_future(holds_the_shutdown())
+    await asyncio.sleep(0)
+    try:
+        [line] = [line for line in tasks.waiting() if "holds_the_shutdown" in line]
+        assert "asyncio/locks.py" in line and " wait" in line  # the innermost await: the event it waits on
+    finally:
+        gate.set()
+        await task

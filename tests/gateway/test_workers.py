@@ -165,3 +165,32 @@ async def test_workers_must_be_at_least_one():
     proc = subprocess.run([sys.executable, "-m", "gateway", "--workers", "0"], cwd=ROOT, capture_output=True,
                           text=True, timeout=30)  # fmt: skip
     assert proc.returncode == 2 and "--workers" in proc.stderr
+
+
+@pytest.mark.parametrize("after", [0.3, 0.7, 1.1])
+async def test_workers_stopped_while_one_starts_all_stop_within_5_s(nlu_engine, tmp_path, after):
+    """SIGTERM to the supervisor ``after`` seconds after it started worker 2, while that worker starts (connects to
+    Redis, loads the model): every process is gone within 5 s. A worker stopped in its start-up used to keep running
+    (its stop taken for a Redis connect's own business, gateway/tasks.py) or hang in the exit's cancel-and-wait,
+    until the supervisor killed it 10 s later."""
+    data = tmp_path / "var"
+    data.mkdir()
+    (data / "nlu").symlink_to(NLU_CACHE)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--workers", "2", "--port", str(port), "--data-dir", str(data)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        await read_until(proc, "worker 2 started", 60)
+        await asyncio.sleep(after)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rest = await read_until(proc, "all workers stopped", 15)
+        took = time.monotonic() - began
+        assert not [line for line in rest if "did not stop" in line], "".join(rest)
+        assert took < 5.0, f"stopped in {took:.1f} s:\n{''.join(rest)}"
+        assert await asyncio.to_thread(proc.wait, 5) == 0
+    finally:
+        stop_supervisor(proc, data)
