@@ -6,8 +6,9 @@ connections through it, so a worker cancelled just as it (re)connects — a pub/
 reconnect after a Redis restart — carries on as if nothing happened, and ``task.cancel(); await task`` waits for
 ever: a gateway that never finishes its shutdown (measured: about one stop in 150 of the NLU model follower).
 
-``stop`` cancels, waits, cancels again while the task still runs, and gives up with a warning after ``wait``
-seconds, so one stuck worker cannot hold a process's shutdown (SIGTERM: all stopped within 5 s).
+``stop`` cancels, waits (a second at first: what the worker does on its cancellation is not cut short), cancels again
+every 0.1 s while the task still runs, and gives up with a warning after ``wait`` seconds, so one stuck worker cannot
+hold a process's shutdown (SIGTERM: all stopped within 5 s).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 STOP_WAIT = 3.0  # seconds a worker gets to end after its cancellation
-RECANCEL_EVERY = 0.1  # seconds between cancellations of a worker that goes on
+FIRST_WAIT = 1.0  # seconds before a worker is cancelled again: a clean-up running on its cancellation is not cut short
+RECANCEL_EVERY = 0.1  # seconds between the later cancellations of a worker that goes on
 
 
 async def stop(task: asyncio.Future[Any] | None, wait: float = STOP_WAIT) -> bool:
@@ -29,13 +31,15 @@ async def stop(task: asyncio.Future[Any] | None, wait: float = STOP_WAIT) -> boo
         return True
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
+    pause = FIRST_WAIT
     while not task.done():
         task.cancel()
         left = deadline - loop.time()
         if left <= 0:
             log.warning("background task %s did not stop within %.1f s; left running", _name(task), wait)
             return False
-        await asyncio.wait({task}, timeout=min(RECANCEL_EVERY, left))
+        await asyncio.wait({task}, timeout=min(pause, left))
+        pause = RECANCEL_EVERY
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s failed", _name(task), exc_info=task.exception())
     return True
