@@ -63,6 +63,21 @@ async def read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -
     raise AssertionError(f"{needle!r} not seen; output:\n{''.join(lines)}")
 
 
+def start_supervisor(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, int]:
+    """``gateway --workers 2`` on a free port with the embedded Redis; its data dir holds the model the test session
+    trained (no training here). The process, its data dir, its port."""
+    data = tmp_path / "var"
+    data.mkdir()
+    (data / "nlu").symlink_to(NLU_CACHE)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--workers", "2", "--port", str(port), "--data-dir", str(data)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    return proc, data, port
+
+
 def stop_supervisor(proc: subprocess.Popen[str], data: Path) -> None:
     """After a test, pass or fail: SIGTERM (the supervisor stops its workers and its Redis), else SIGKILL and the
     embedded Redis by its pid file (it runs in its own session, so a killed supervisor leaves it behind)."""
@@ -98,15 +113,7 @@ async def bot_answers(ws: aiohttp.ClientWebSocketResponse, text: str, client_id:
 
 
 async def test_two_workers_survive_a_crash_and_stop_together(nlu_engine, tmp_path):
-    data = tmp_path / "var"
-    data.mkdir()
-    (data / "nlu").symlink_to(NLU_CACHE)  # the model the test session trained: no training here
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--workers", "2", "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    proc, data, port = start_supervisor(tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         await read_until(proc, "2 workers serving", 60)
@@ -173,15 +180,7 @@ async def test_workers_stopped_while_one_starts_all_stop_within_5_s(nlu_engine, 
     Redis, loads the model): every process is gone within 5 s. A worker stopped in its start-up used to keep running
     (its stop taken for a Redis connect's own business, gateway/tasks.py) or hang in the exit's cancel-and-wait,
     until the supervisor killed it 10 s later."""
-    data = tmp_path / "var"
-    data.mkdir()
-    (data / "nlu").symlink_to(NLU_CACHE)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--workers", "2", "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    proc, data, _ = start_supervisor(tmp_path)
     try:
         await read_until(proc, "worker 2 started", 60)
         await asyncio.sleep(after)
