@@ -104,12 +104,18 @@ def _redis_ctx(settings: Settings) -> object:
             client = redisconn.client(settings.redis.url, durability=durability)
         else:
             embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis.appendfsync)
-            await embedded.start()
             app[EMBEDDED] = embedded
             client = redisconn.unix_client(str(embedded.socket))
-        await client.ping()
+        try:
+            if embedded:
+                await embedded.start()
+            await client.ping()
+            app[SERVER_KEY] = await _server_key(client, app[RKEYS], settings)  # type: ignore[arg-type]
+        except BaseException:  # a failed or stopped start-up (SIGTERM): no redis-server left behind, orphaned
+            if embedded:
+                await embedded.stop()
+            raise
         app[REDIS] = client  # type: ignore[assignment]  # a RedisCluster on a cluster: the same commands
-        app[SERVER_KEY] = await _server_key(client, app[RKEYS], settings)  # type: ignore[arg-type]
         # the lean connection speaks to one server; on a cluster the message path uses RedisCluster
         cluster = redisconn.is_cluster(settings.redis.url)
         app[FAST_REDIS] = None if cluster else FastRedis(settings.redis.url or embedded.url)  # type: ignore[union-attr]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -67,3 +68,36 @@ def test_start_chat_and_stop_cleanly(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+def test_stopped_while_its_redis_starts_it_leaves_no_redis_behind(tmp_path):
+    """SIGTERM the moment the embedded Redis is being started (its config just written): the gateway exits and its
+    redis-server with it — the start-up's clean-up did not stop a Redis whose start it interrupted, and the
+    redis-server (in its own session) ran on, orphaned."""
+    data = tmp_path / "var"
+    (data / "nlu").parent.mkdir(parents=True)
+    (data / "nlu").symlink_to(ROOT / "var" / "test-nlu")  # the model the test session trained: no training here
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--port", str(free_port()), "--data-dir", str(data)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
+    pid_file = data / "redis" / "redis.pid"
+    try:
+        deadline = time.monotonic() + 60
+        while not (data / "redis" / "redis.conf").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the gateway never started its Redis"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        for _ in range(50):  # the pid file is written by the server once it runs, removed when it stops
+            if not pid_file.exists():
+                break
+            time.sleep(0.1)
+        assert not pid_file.exists(), "the embedded redis-server is still running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
