@@ -95,18 +95,6 @@ async def _close_consoles(app: web.Application) -> None:
             task.cancel()
 
 
-async def _watch_shutdown(app: web.Application) -> None:
-    """On SIGINT/SIGTERM: if the process is still stopping ``SLOW_STOP`` seconds later, the log says what it waits for
-    (each pending task and where), once, at WARNING — a worker the supervisor would otherwise kill without a word."""
-    from gateway import tasks
-
-    def report() -> None:
-        pending = tasks.waiting()
-        log.warning("still stopping after %.0f s; %d task(s) pending: %s", SLOW_STOP, len(pending), "; ".join(pending))
-
-    asyncio.get_running_loop().call_later(SLOW_STOP, report)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["agents"]:  # gateway agents add|list …
@@ -176,7 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyringError as exc:  # customer data is sealed at rest: no usable key, no start
         print(f"gateway: data keys: {exc}", file=sys.stderr)
         return 2
-    app.on_shutdown.insert(0, _watch_shutdown)
     app.on_shutdown.append(_close_consoles)
 
     def announce() -> None:  # once the socket is listening
@@ -243,9 +230,20 @@ async def _serve(app: web.Application, settings: Settings, reuse_port: bool, rea
         await stop
     finally:
         stop.cancel()
+        slow = loop.call_later(SLOW_STOP, _report_slow_stop)  # once, if still stopping then: what it waits for
         await runner.cleanup()  # the app's clean-up (the contexts that started) even when the start-up did not finish
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         await asyncio.gather(*(tasks.stop(t) for t in others))  # asyncio.run's own cancel-and-wait is unbounded
+        slow.cancel()
+
+
+def _report_slow_stop() -> None:
+    """A stop still running ``SLOW_STOP`` seconds on: each pending task and the line it waits at, at WARNING — a
+    worker the supervisor would otherwise kill without a word."""
+    from gateway import tasks
+
+    pending = tasks.waiting()
+    log.warning("still stopping after %.0f s; %d task(s) pending: %s", SLOW_STOP, len(pending), "; ".join(pending))
 
 
 if __name__ == "__main__":

@@ -46,9 +46,9 @@ async def stop(task: asyncio.Future[Any] | None, wait: float = STOP_WAIT) -> boo
 
 
 async def stop_requested_in_start_up(app: Any) -> None:
-    """The server's last ``on_startup`` step: a stop asked for while the app was starting (SIGTERM: aiohttp's
-    ``run_app`` cancels its main task) and taken for something else by a library (above) must still stop it —
-    otherwise the start-up finishes and the process serves on, its signal spent, until the supervisor kills it."""
+    """The app's last ``on_startup`` step: a start-up whose cancellation (a stop asked for while it ran — the
+    gateway's ``_serve`` and aiohttp's ``run_app`` both cancel it) was taken for something else by a library (above)
+    ends here instead of finishing — under ``run_app`` it would go on to serve, its signal spent."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         log.warning("a stop asked for during start-up was lost in a library; stopping now")

@@ -130,13 +130,13 @@ def _start(
                  "--dir", str(node), "--save", "", "--appendonly", "no"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
         for port, proc in zip(ports, procs, strict=True):
-            _wait(lambda p=port, proc=proc: _alive(proc) and redis.Redis(port=p, socket_timeout=2).ping(), 10)
+            _wait(lambda p=port, proc=proc: _alive(proc) and _node(p).ping(), 10)
         subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "1",
                         "--cluster-yes"], check=True, capture_output=True, timeout=60)  # fmt: skip
         for port in ports:
-            _wait(lambda p=port: redis.Redis(port=p, socket_timeout=2).cluster("info")["cluster_state"] == "ok", 30)
+            _wait(lambda p=port: _node(p).cluster("info")["cluster_state"] == "ok", 30)
         for port in ports:  # every replica in sync with its master: a failover has a replica to promote
-            _wait(lambda p=port: _synced(redis.Redis(port=p).info("replication")), 30)
+            _wait(lambda p=port: _synced(_node(p).info("replication")), 30)
     except BaseException:
         _stop(procs)
         raise
@@ -161,6 +161,11 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _node(port: int) -> redis.Redis:
+    """One node, for a check while the cluster starts (a port held by something that does not answer: 2 s)."""
+    return redis.Redis(port=port, socket_timeout=2)
 
 
 def _synced(info: dict[str, object]) -> bool:

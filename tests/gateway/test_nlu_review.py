@@ -323,7 +323,6 @@ async def test_a_model_stored_again_keeps_its_lifetime(request, server, key_pref
     from gateway.rkeys import NLU_CANDIDATE_TTL, NLU_PREVIOUS_TTL, Keys
 
     url = request.getfixturevalue(server)
-    request.getfixturevalue("_test_keys_deleted_last").append((url, key_prefix))
     redis_client = redisconn.client(url)
     try:
         models, keys = Models(redis_client, Keys(key_prefix)), Keys(key_prefix)
