@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from bots.bss import BSS, BSSError
 from bots.bss.demo import DEMO_DATA, DemoBSS
@@ -80,8 +80,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.config_dict[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=request.config_dict[METRICS].exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def model_parse(request: web.Request) -> web.Response:

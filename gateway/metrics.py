@@ -1,12 +1,23 @@
-"""Prometheus metrics, one registry per app (so several apps can live in one test process)."""
+"""Prometheus metrics, one registry per app (so several apps can live in one test process).
+
+Under ``gateway --workers N`` each worker counts in its own process, and a scrape of ``/metrics`` lands on whichever
+worker the kernel gives the connection to; so the supervisor gives its workers one folder for prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``: each worker's values in memory-mapped files there), and every worker
+answers ``/metrics`` with the sum over all of them (``exposition``). A worker that died keeps its counts in the sum
+(counters never go back); its open sockets leave the gauges (``worker_exited``).
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+SHARED_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads it when it is imported: set by the supervisor
 
 REPLY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 7.5, 10.0)
 
@@ -58,7 +69,8 @@ class Metrics:
             "handoff_sla_breaches_total", "SLA clocks that ran out: pickup, first_reply, complaint_first_response",
             ["clock"], registry=self.registry,
         )  # fmt: skip
-        self.agent_sockets = Gauge("handoff_agent_websockets", "Open agent console WebSockets", registry=self.registry)
+        self.agent_sockets = Gauge("handoff_agent_websockets", "Open agent console WebSockets", registry=self.registry,
+                                   multiprocess_mode="livesum")  # fmt: skip
         self.outbox_queued = Counter(
             "outbox_queued_total", "Messages queued for a provider (SMS, Telegram…)", ["channel"],
             registry=self.registry,
@@ -85,7 +97,8 @@ class Metrics:
             "sms_parts_total", "SMS parts sent (a long message counts each part)", registry=self.registry
         )
         self.intents = Counter("gateway_intents_total", "Recognised intents", ["intent"], registry=self.registry)
-        self.websockets = Gauge("gateway_websockets", "Open customer WebSockets", registry=self.registry)
+        self.websockets = Gauge("gateway_websockets", "Open customer WebSockets", registry=self.registry,
+                                multiprocess_mode="livesum")  # fmt: skip
         self.redis_unconfirmed = Counter(
             "gateway_redis_unconfirmed_writes_total", "Turns and queued replies answered without the confirmation "
             "of redis.wait_replicas replicas (short: WAIT timed out; no_replica: the master has none; migrating: "
@@ -94,6 +107,16 @@ class Metrics:
         self.errors = Counter(
             "gateway_errors_total", "Unexpected errors while handling a request", registry=self.registry
         )
+
+    def exposition(self) -> bytes:
+        """``/metrics``: this app's registry; under a supervisor, the sum over every worker of the deployment (on
+        this host)."""
+        folder = os.environ.get(SHARED_ENV)
+        if not folder:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, folder)
+        return generate_latest(registry)
 
     def intent(self, name: str) -> Any:
         child = self._intents.get(name)
@@ -112,3 +135,16 @@ class Metrics:
 
 
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # the application's metrics (also exported by gateway.keys)
+
+
+# ---- the supervisor's side (gateway/workers.py) ------------------------------------------------------------
+def prepare_shared(folder: Path) -> None:
+    """The workers' metrics folder, emptied: a new deployment's counters start at 0 (as one process's do)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.db"):
+        old.unlink(missing_ok=True)
+
+
+def worker_exited(pid: int, folder: Path) -> None:
+    """A worker is gone: its open sockets are no longer open (its counters stay in the sum)."""
+    multiprocess.mark_process_dead(pid, str(folder))

@@ -10,6 +10,8 @@ once however many workers there are.
   and load the model it cached.
 * A worker that exits while the supervisor is not stopping is started again (after 1 s, doubling to 30 s while it
   keeps failing within ``STABLE`` seconds); the others keep their connections.
+* ``/metrics`` on any worker counts for all of them: the supervisor gives them one folder for prometheus_client's
+  multiprocess mode (``<data dir>/metrics``, emptied at start; see gateway/metrics.py).
 * SIGINT/SIGTERM to the supervisor: each worker gets SIGTERM and drains (``server.shutdown_timeout``), then the
   embedded Redis stops. Workers run in their own session, so the terminal's Ctrl-C reaches the supervisor alone,
   and die with it (``PR_SET_PDEATHSIG``) if it is killed outright.
@@ -27,6 +29,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from gateway import metrics
 from gateway.embedded import EmbeddedRedis
 from gateway.settings import Settings
 
@@ -90,10 +93,12 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self.embedded: EmbeddedRedis | None = None
         self.redis_url = settings.redis.url
+        self.metrics_dir = settings.data_dir / "metrics"  # the workers' shared metrics (PROMETHEUS_MULTIPROC_DIR)
 
     async def _spawn(self, worker: Worker) -> None:
         read_fd, write_fd = os.pipe()
-        env = {**os.environ, WORKER_ENV: str(worker.number), READY_FD_ENV: str(write_fd)}
+        env = {**os.environ, WORKER_ENV: str(worker.number), READY_FD_ENV: str(write_fd),
+               metrics.SHARED_ENV: str(self.metrics_dir)}  # fmt: skip
         command = [sys.executable, "-m", "gateway", *self.argv]
         if self.embedded:  # the embedded Redis the supervisor started
             command += ["--redis-url", self.redis_url]
@@ -121,6 +126,7 @@ class Supervisor:
         while not self.stopping.is_set():
             assert worker.process is not None
             code = await worker.process.wait()
+            metrics.worker_exited(worker.process.pid, self.metrics_dir)
             if self.stopping.is_set():
                 return
             ran = time.monotonic() - worker.started
@@ -164,6 +170,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
+        metrics.prepare_shared(self.metrics_dir)
         if not self.redis_url:
             self.embedded = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis.appendfsync)
             await self.embedded.start()

@@ -39,11 +39,16 @@ def workers_of(supervisor: psutil.Process) -> dict[int, psutil.Process]:
 
 
 def owner(ws: aiohttp.ClientWebSocketResponse, workers: dict[int, psutil.Process]) -> int | None:
-    """Which worker holds this WebSocket's server side: the one with a socket whose peer is our local address."""
-    sock = ws._response.connection.transport.get_extra_info("sockname")  # type: ignore[union-attr]
+    """Which worker holds this WebSocket's server side."""
+    return holder(ws._response.connection.transport.get_extra_info("sockname")[1], workers)  # type: ignore[union-attr]
+
+
+def holder(local_port: int, workers: dict[int, psutil.Process]) -> int | None:
+    """Which worker holds the server side of our connection from ``local_port``: the one with a socket whose peer
+    is that port."""
     for pid, proc in workers.items():
         try:
-            if any(c.raddr and c.raddr.port == sock[1] for c in proc.net_connections(kind="tcp")):
+            if any(c.raddr and c.raddr.port == local_port for c in proc.net_connections(kind="tcp")):
                 return pid
         except psutil.NoSuchProcess:
             continue
@@ -191,5 +196,105 @@ async def test_workers_stopped_while_one_starts_all_stop_within_5_s(nlu_engine, 
         assert not [line for line in rest if "did not stop" in line], "".join(rest)
         assert took < 5.0, f"stopped in {took:.1f} s:\n{''.join(rest)}"
         assert await asyncio.to_thread(proc.wait, 5) == 0
+    finally:
+        stop_supervisor(proc, data)
+
+
+async def ask(
+    port: int, workers: dict[int, psutil.Process], method: str, path: str, body: dict[str, str] | None = None
+) -> tuple[int | None, int, str]:
+    """One request on a new connection: which worker answered it (looked up while the connection is still open),
+    the status, the body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        data = json.dumps(body).encode() if body is not None else b""
+        writer.write(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(data)}\r\n\r\n".encode() + data)  # fmt: skip
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        text = (await reader.readexactly(length)).decode()
+        return holder(writer.get_extra_info("sockname")[1], workers), status, text
+    finally:
+        writer.close()
+
+
+async def scrape_each(port: int, workers: dict[int, psutil.Process]) -> dict[int, dict[str, float]]:
+    """``/metrics`` as each worker answers it (new connections until every worker has answered one): by worker,
+    the samples ``name{labels}`` → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    seen: dict[int, dict[str, float]] = {}
+    for _ in range(60):
+        pid, status, text = await ask(port, workers, "GET", "/metrics")
+        assert status == 200, text
+        if pid is None or pid in seen:
+            continue
+        seen[pid] = {
+            f"{s.name}{{{','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))}}}": s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+        }  # fmt: skip
+        if len(seen) == len(workers):
+            return seen
+    raise AssertionError(f"only workers {sorted(seen)} of {sorted(workers)} answered /metrics")
+
+
+async def test_metrics_on_any_worker_count_every_worker_and_survive_a_crash(nlu_engine, tmp_path):
+    """Prometheus scrapes one address; under ``--workers 2`` the kernel hands each scrape to either worker. Every
+    worker's ``/metrics`` must give the deployment's figures: the messages all workers accepted, the sockets all of
+    them hold. A crashed worker's counts stay (a counter never goes back), its sockets leave the gauge."""
+    proc, data, port = start_supervisor(tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await read_until(proc, "2 workers serving", 60)
+        supervisor = psutil.Process(proc.pid)
+        workers = workers_of(supervisor)
+        handled: dict[int | None, int] = {}
+        for i in range(40):  # a new connection each: the kernel spreads them over both workers
+            pid, status, text = await ask(port, workers, "POST", "/webhooks/rest/webhook",
+                                          {"sender": f"metrics-{i}", "message": "你好"})  # fmt: skip
+            assert status == 200, text
+            handled[pid] = handled.get(pid, 0) + 1
+        assert None not in handled and len(handled) == 2, f"the kernel gave every request to one worker: {handled}"
+
+        async with aiohttp.ClientSession() as session:
+            sockets: dict[int, list[aiohttp.ClientWebSocketResponse]] = {}
+            for _ in range(60):  # web chat sockets on both workers
+                ws = await hello(session, base)
+                pid = owner(ws, workers)
+                assert pid is not None
+                sockets.setdefault(pid, []).append(ws)
+                if len(sockets) == 2 and sum(map(len, sockets.values())) >= 5:
+                    break
+            assert len(sockets) == 2, "the kernel never gave a socket to the second worker"
+            held = sum(map(len, sockets.values()))
+            for pid, samples in (await scrape_each(port, workers)).items():
+                assert samples["gateway_messages_total{channel=rest}"] == 40, (pid, handled)
+                assert samples["gateway_reply_seconds_count{channel=rest}"] == 40
+                assert samples["gateway_websockets{}"] == held
+
+            victim = max(sockets, key=lambda pid: len(sockets[pid]))
+            os.kill(victim, signal.SIGKILL)  # a crash
+            async with asyncio.timeout(30):
+                while True:
+                    now = workers_of(supervisor)
+                    if len(now) == 2 and victim not in now:
+                        break
+                    await asyncio.sleep(0.2)
+            async with asyncio.timeout(30):  # the new worker serving
+                while True:
+                    with contextlib.suppress(AssertionError):
+                        after = await scrape_each(port, now)
+                        break
+                    await asyncio.sleep(0.2)
+            left = held - len(sockets[victim])
+            for pid, samples in after.items():
+                assert samples["gateway_messages_total{channel=rest}"] == 40, pid  # the dead worker's count kept
+                assert samples["gateway_websockets{}"] == left, pid  # its sockets closed with it
+            for ws in sockets[next(p for p in sockets if p != victim)]:
+                await ws.close()
     finally:
         stop_supervisor(proc, data)
