@@ -46,6 +46,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from gateway import redisconn, tasks
+from gateway.errors import warn_outage
 from gateway.fastredis import FastRedis, FastRedisError
 from gateway.metrics import Metrics
 from gateway.privacy import mask_phone
@@ -422,7 +423,7 @@ class Outbox:
                 claimed, capped, first = await self._claim_batch(free)
                 backoff = 0.1
             except (aioredis.RedisError, OSError) as exc:
-                log.warning("outbox %s: Redis unavailable (%s); retrying", self.channel, type(exc).__name__)
+                warn_outage(f"outbox {self.channel} (retrying)", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from gateway.errors import is_outage
+from gateway.errors import is_outage, warn_outage
 from gateway.models import OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,6 @@ class Background:
             return
         exc = task.exception()
         if is_outage(exc):  # type: ignore[arg-type]
-            log.warning("handoff background task: Redis unavailable (%s)", type(exc).__name__)
+            warn_outage("handoff background task", exc)  # type: ignore[arg-type]
         else:
             log.error("handoff background task failed", exc_info=exc)

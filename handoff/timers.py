@@ -14,6 +14,7 @@ import logging
 import time
 
 from gateway import tasks
+from gateway.errors import log_failure
 from gateway.metrics import Metrics
 from handoff.agents import AgentStore
 from handoff.config import HandoffConfig
@@ -58,8 +59,8 @@ class Timers:
                 outage = await self.clocks.resume(time.time())
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("SLA timers: resuming after the last process failed")
+            except Exception as exc:
+                log_failure(log, "SLA timers: resuming after the last process failed", exc)
                 await asyncio.sleep(1.0)
                 continue
             if outage:
@@ -87,8 +88,8 @@ class Timers:
                     waiter.cancel()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # Redis away for a moment: try again shortly
-                log.exception("SLA timers: worker error")
+            except Exception as exc:  # Redis away for a moment: try again shortly
+                log_failure(log, "SLA timers: worker error", exc)
                 await asyncio.sleep(1.0)
 
     async def fire_due(self) -> int:
@@ -98,8 +99,8 @@ class Timers:
                 fired += 1
                 try:
                     await self._fire(member, due)
-                except Exception:
-                    log.exception("SLA timers: handling %s failed", member.split("|")[0])
+                except Exception as exc:
+                    log_failure(log, f"SLA timers: handling {member.split('|')[0]} failed", exc)
         return fired
 
     async def _fire(self, member: str, due: float) -> None:

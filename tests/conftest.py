@@ -51,6 +51,13 @@ def embedded_redis_url() -> Iterator[str]:
     yield from _embedded_server()
 
 
+@pytest.fixture
+def private_redis_url() -> Iterator[str]:
+    """A Redis server of the test's own (the embedded binary, on a Unix socket), for a test that changes how the
+    server behaves — its memory limit, its saving, its role — which no other test may see."""
+    yield from _embedded_server()
+
+
 def _embedded_server() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="gw-redis-"))
     sock = folder / "r.sock"
@@ -64,7 +71,11 @@ def _embedded_server() -> Iterator[str]:
         time.sleep(0.05)
     yield f"unix://{sock}"
     proc.terminate()
-    proc.wait(10)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:  # it refuses to stop when its last save fails (a test made it fail)
+        proc.kill()
+        proc.wait()
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -28,7 +28,7 @@ import smpplib.consts as C
 
 from gateway import tasks
 from gateway.channels.smpp import MobileOriginated, SmppLink, SmppProvider, decode
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, warn_outage
 from gateway.privacy import mask_phone
 from gateway.rkeys import SMPP_INBOX_GROUP, SMPP_INBOX_MAXLEN, SMPP_PARTS_TTL, SMPP_SEEN_TTL, Keys
 
@@ -162,7 +162,7 @@ class SmppInbound:
             except asyncio.CancelledError:
                 raise
             except (aioredis.RedisError, OSError) as exc:
-                log.warning("SMPP inbox: Redis unavailable (%s)", type(exc).__name__)
+                warn_outage("SMPP inbox", exc)
                 await asyncio.sleep(1)
 
     def _spawn(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:

@@ -32,7 +32,7 @@ from yarl import URL
 from gateway import edge, tasks, websec
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host
 from gateway.channels.webchat_greeting import Greeting
-from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage
+from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage, warn_outage
 from gateway.keys import METRICS, SERVER_KEY, SETTINGS
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.pages import PAGES, TEMPLATES, ui_lang
@@ -397,7 +397,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
             log.exception("web chat socket failed")
             await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
         else:  # Redis is away: the widget reconnects (and replays) once it is back
-            log.warning("web chat socket closed: Redis unavailable (%s)", type(exc).__name__)
+            warn_outage("web chat socket closed", exc)
             with contextlib.suppress(ConnectionResetError):
                 await session.error("the chat is unavailable for a moment; reconnecting", "服务暂时不可用，正在重连")
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"store unavailable")
@@ -484,7 +484,7 @@ class _Session:
                 await self.error(exc.message, exc.zh)
             except Exception as exc:
                 if is_outage(exc):
-                    log.warning("web chat turn failed: Redis unavailable (%s)", type(exc).__name__)
+                    warn_outage("web chat turn failed", exc)
                 else:
                     log.exception("web chat turn failed")
                 await self.error("sorry, something went wrong; please send it again", "抱歉，出了点问题，请重新发送")

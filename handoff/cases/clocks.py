@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from gateway import tasks
+from gateway.errors import log_failure
 from gateway.rkeys import Keys
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,8 @@ class CaseTimers:
                     waiter.cancel()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # Redis away for a moment: try again shortly
-                log.exception("case timers: worker error")
+            except Exception as exc:  # Redis away for a moment: try again shortly
+                log_failure(log, "case timers: worker error", exc)
                 await asyncio.sleep(1.0)
 
     async def fire_due(self, fire: Fire) -> int:
@@ -104,8 +105,8 @@ class CaseTimers:
             ticket, clock, stage = member.split("|")
             try:
                 await fire(ticket, clock, stage, due)
-            except Exception:
-                log.exception("case timers: %s %s of a case failed (it fires again after the lease)", clock, stage)
+            except Exception as exc:
+                log_failure(log, f"case timers: {clock} {stage} of a case failed (it fires again after the lease)", exc)
                 continue
             await self.redis.zrem(self.keys.case_timers(), member)
             fired += 1

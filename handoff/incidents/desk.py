@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from bots.incidents import ActiveIncident
 from bots.ports import HandoffRequest
 from gateway import tasks
+from gateway.errors import log_failure
 from gateway.models import OutboundMessage
 from gateway.privacy import mask_phone
 from gateway.rkeys import INCIDENT_SEEN_TTL, Keys
@@ -198,8 +199,8 @@ class Desk:
                     await self._loop(pubsub)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # Redis away for a moment: try again shortly
-                    log.exception("incidents: worker error")
+                except Exception as exc:  # Redis away for a moment: try again shortly
+                    log_failure(log, "incidents: worker error", exc)
                     await asyncio.sleep(TICK)
         finally:
             with contextlib.suppress(Exception):
