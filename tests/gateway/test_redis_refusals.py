@@ -101,8 +101,11 @@ async def test_a_redis_that_refuses_writes_gets_503_and_the_retry_is_answered_on
                 while (frame := json.loads((await ws.receive()).data))["type"] != "error":
                     pass
             assert frame["error"] and frame["error_zh"] and not ws.closed  # the customer is told; the socket stays
-            resp = await client.post("/api/agent/login", json={"name": "agent1", "password": "wrong"},
-                                     headers={"Origin": str(client.make_url(""))})  # redis-py's way, not the lean one
+            resp = await client.post(
+                "/api/agent/login",
+                json={"name": "agent1", "password": "wrong"},
+                headers={"Origin": str(client.make_url(""))},
+            )  # redis-py's way, not the lean one
             assert resp.status == 503, await resp.text()
 
         records = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(("gateway", "hand"))]
