@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway import slow_clients
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.vault import KeyringError, deployment_keyring
 from gateway.workers import SHARED_REDIS_ENV, WORKER_ENV, signal_ready
@@ -213,7 +214,8 @@ async def _serve(app: web.Application, settings: Settings, reuse_port: bool, rea
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.server.shutdown_timeout)
+    runner = slow_clients.Runner(app, access_log=None, shutdown_timeout=settings.server.shutdown_timeout,
+                                 header_timeout=settings.server.header_timeout)  # fmt: skip
     starting = asyncio.ensure_future(runner.setup())
     stop = asyncio.ensure_future(stopping.wait())
     try:

@@ -11,13 +11,15 @@ What a client gets back is always JSON: 400 (malformed or a field of the wrong t
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
-from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from gateway.keys import SETTINGS
 
 T = TypeVar("T")
 
@@ -38,14 +40,29 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     expected = request.content_length
     if expected is not None and expected > limit:
         raise PayloadTooLarge(f"request body is over the size limit of {limit} bytes")
+    if request.content.is_eof():  # all of it has come (a small body comes with its head): nothing to wait for
+        body = await _read(request, limit, expected)
+    else:  # a client that promises a body and trickles it is cut off (gateway/slow_clients.py)
+        settings = request.config_dict.get(SETTINGS)
+        seconds = settings.server.body_timeout if settings is not None else 30.0
+        try:
+            async with asyncio.timeout(seconds):
+                body = await _read(request, limit, expected)
+        except TimeoutError:
+            raise RequestTimeout(f"the request body did not arrive within {seconds:g} s",
+                                 zh=f"请求内容未在 {seconds:g} 秒内送达") from None  # fmt: skip
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body is over the size limit of {limit} bytes")
+    return body
+
+
+async def _read(request: web.Request, limit: int, expected: int | None) -> bytes:
     body = await request.content.read(limit + 1)
     while len(body) <= limit and (expected is None or len(body) < expected):
         more = await request.content.read(limit + 1 - len(body))
         if not more:  # the end of the body
             break
         body += more
-    if len(body) > limit:
-        raise PayloadTooLarge(f"request body is over the size limit of {limit} bytes")
     return body
 
 

@@ -29,6 +29,7 @@ ZH = {
     403: "无权访问",
     404: "未找到",
     405: "不支持该请求方法",
+    408: "请求超时",
     409: "状态冲突，请刷新后重试",
     413: "请求内容过大",
     415: "不支持的内容类型",
@@ -71,6 +72,10 @@ class NotFound(GatewayError):
 
 class Conflict(GatewayError):
     status = 409
+
+
+class RequestTimeout(GatewayError):
+    status = 408
 
 
 class PayloadTooLarge(GatewayError):

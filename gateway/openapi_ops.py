@@ -39,6 +39,7 @@ ERROR_STATUSES = {
     401: "Not signed in · 未登录",
     403: "Forbidden: a role, a CSRF token, an Origin or a signature is missing or wrong · 无权访问",
     404: "Not found · 未找到",
+    408: "The body did not arrive within server.body_timeout · 请求超时",
     409: "Conflict with the current state · 状态冲突",
     413: "Body over the size limit · 请求内容过大",
     415: "Body is not JSON · 不支持的内容类型",
@@ -102,7 +103,7 @@ class Op:
         out: dict[str, Any] = {str(self.ok): _answer(self.ok_description, self.ok_media, self.ok_schema)}
         statuses = set(self.errors) | {503}
         if self.bodies() or self.raw_body is not None:
-            statuses |= {400, 413}
+            statuses |= {400, 408, 413}
         for status in sorted(statuses):
             out.setdefault(str(status), {"$ref": f"#/components/responses/{status}"})
         out.update(self.more)

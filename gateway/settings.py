@@ -37,6 +37,8 @@ class ServerSettings:
     data_dir: str = "var"
     public_url: str = ""  # how customers reach the gateway, for the start-up line; default http://host:port
     shutdown_timeout: float = 8.0
+    header_timeout: float = 30.0  # seconds a request's head may take to arrive (slow clients: 408, closed)
+    body_timeout: float = 30.0  # seconds its body may take once the gateway reads it (408)
     production: bool = False
     secret_key: str = field(default="", repr=False)  # from GATEWAY_SECRET_KEY; else a key file in data_dir
     trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-Proto/-For are believed
@@ -400,6 +402,10 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         raise SettingsError(f"{path}: 'bots.engine' is rasa but 'bots.rasa_url' is empty")
     if settings.server.production and not settings.webchat.token_secret:
         raise SettingsError(f"{path}: server.production is true but WEBCHAT_JWT_SECRET is not set")
+    if not (0 < settings.server.header_timeout <= 3600 and 0 < settings.server.body_timeout <= 3600):
+        raise SettingsError(f"{path}: 'server.header_timeout' and 'server.body_timeout' must be seconds above 0 "
+                            f"(at most 3600), got {settings.server.header_timeout} and "
+                            f"{settings.server.body_timeout}")  # fmt: skip
     wait = settings.redis
     if not (wait.wait_replicas == "auto" or wait.wait_replicas.isdigit()) or wait.wait_timeout_ms < 1:
         raise SettingsError(f"{path}: 'redis.wait_replicas' must be auto or a number of replicas (0 = off) and "
