@@ -39,6 +39,7 @@ class ServerSettings:
     shutdown_timeout: float = 8.0
     header_timeout: float = 30.0  # seconds a request's head may take to arrive (slow clients: 408, closed)
     body_timeout: float = 30.0  # seconds its body may take once the gateway reads it (408)
+    worker_timeout: float = 30.0  # --workers N: a worker whose event loop is silent this long is killed and restarted
     production: bool = False
     secret_key: str = field(default="", repr=False)  # from GATEWAY_SECRET_KEY; else a key file in data_dir
     trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-Proto/-For are believed
@@ -402,10 +403,10 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         raise SettingsError(f"{path}: 'bots.engine' is rasa but 'bots.rasa_url' is empty")
     if settings.server.production and not settings.webchat.token_secret:
         raise SettingsError(f"{path}: server.production is true but WEBCHAT_JWT_SECRET is not set")
-    if not (0 < settings.server.header_timeout <= 3600 and 0 < settings.server.body_timeout <= 3600):
-        raise SettingsError(f"{path}: 'server.header_timeout' and 'server.body_timeout' must be seconds above 0 "
-                            f"(at most 3600), got {settings.server.header_timeout} and "
-                            f"{settings.server.body_timeout}")  # fmt: skip
+    for name in ("header_timeout", "body_timeout", "worker_timeout"):
+        if not 0 < getattr(settings.server, name) <= 3600:
+            raise SettingsError(f"{path}: 'server.{name}' must be seconds above 0 (at most 3600), got "
+                                f"{getattr(settings.server, name)}")  # fmt: skip
     wait = settings.redis
     if not (wait.wait_replicas == "auto" or wait.wait_replicas.isdigit()) or wait.wait_timeout_ms < 1:
         raise SettingsError(f"{path}: 'redis.wait_replicas' must be auto or a number of replicas (0 = off) and "

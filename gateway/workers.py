@@ -10,6 +10,10 @@ once however many workers there are.
   and load the model it cached.
 * A worker that exits while the supervisor is not stopping is started again (after 1 s, doubling to 30 s while it
   keeps failing within ``STABLE`` seconds); the others keep their connections.
+* A worker that hangs — its event loop stuck (a blocking call, a runaway loop, a stopped process) while the kernel
+  keeps handing it new connections — is found by its heartbeat: once it serves, it writes a byte to its pipe every
+  second from its event loop; silent for ``server.worker_timeout`` seconds, it is asked to print where each of its
+  threads is (SIGUSR1: ``faulthandler``, into the log), then killed, and started again like a crashed one.
 * ``/metrics`` on any worker counts for all of them: the supervisor gives them one folder for prometheus_client's
   multiprocess mode (``<data dir>/metrics``, emptied at start; see gateway/metrics.py).
 * SIGINT/SIGTERM to the supervisor: each worker gets SIGTERM and drains (``server.shutdown_timeout``), then the
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import faulthandler
 import logging
 import os
 import signal
@@ -35,11 +40,13 @@ from gateway.settings import Settings
 
 log = logging.getLogger("gateway.workers")
 WORKER_ENV = "GATEWAY_WORKER"  # a worker's number (1…N): set by the supervisor, read by ``gateway.__main__``
-READY_FD_ENV = "GATEWAY_READY_FD"  # the pipe a worker writes one byte to once it serves
+READY_FD_ENV = "GATEWAY_READY_FD"  # the pipe a worker writes a byte to once it serves, then every BEAT seconds
 SHARED_REDIS_ENV = "GATEWAY_SHARED_REDIS"  # the embedded Redis's folder, when the supervisor runs one
 STABLE = 10.0  # a worker that ran this long before exiting is restarted at once next time
 MAX_BACKOFF = 30.0
 READY_TIMEOUT = 300.0  # worker 1 may train the NLU model first (minutes on a loaded machine)
+BEAT = 1.0  # seconds between a serving worker's heartbeats
+DUMP_WAIT = 1.0  # seconds a hung worker is given to print its threads' stacks before it is killed
 _PR_SET_PDEATHSIG = 1
 
 
@@ -67,12 +74,27 @@ def worker_argv(argv: Sequence[str]) -> list[str]:
 
 
 def signal_ready() -> None:
-    """Called by a worker once it listens: tell the supervisor (no-op outside a supervisor)."""
+    """Called by a worker once it listens: tell the supervisor, and go on telling it that this process's event loop
+    turns (a heartbeat every ``BEAT`` seconds until the loop stops); a no-op outside a supervisor."""
     fd = os.environ.pop(READY_FD_ENV, None)
-    if fd:
-        with contextlib.suppress(OSError, ValueError):
-            os.write(int(fd), b"1")
-            os.close(int(fd))
+    if not fd or not fd.isdigit():
+        return
+    os.set_blocking(int(fd), False)  # a supervisor that does not read must not stop this process
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the supervisor asks a hung worker where it is
+    asyncio.get_running_loop().create_task(_beat(int(fd)))
+
+
+async def _beat(fd: int) -> None:
+    try:
+        while True:
+            with contextlib.suppress(BlockingIOError):
+                os.write(fd, b".")
+            await asyncio.sleep(BEAT)
+    except OSError:  # the supervisor is gone
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class Worker:
@@ -82,6 +104,7 @@ class Worker:
         self.started = 0.0
         self.backoff = 1.0
         self.ready = asyncio.Event()
+        self.heard = 0.0  # when its last heartbeat came (monotonic)
 
 
 class Supervisor:
@@ -112,12 +135,20 @@ class Supervisor:
         loop = asyncio.get_running_loop()
 
         def readable() -> None:
-            loop.remove_reader(read_fd)
-            with contextlib.suppress(OSError):
-                if os.read(read_fd, 1):
-                    worker.ready.set()
+            try:
+                got = os.read(read_fd, 4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                got = b""
+            if got:  # ready, or a heartbeat
+                worker.heard = time.monotonic()
+                worker.ready.set()
+                return
+            loop.remove_reader(read_fd)  # the worker has gone
             os.close(read_fd)
 
+        os.set_blocking(read_fd, False)
         loop.add_reader(read_fd, readable)
         log.info("worker %d started (pid %d)", worker.number, worker.process.pid)
 
@@ -138,6 +169,28 @@ class Supervisor:
                 await asyncio.wait_for(self.stopping.wait(), delay)
             if not self.stopping.is_set():
                 await self._spawn(worker)
+
+    async def _watchdog(self) -> None:
+        """Kill a serving worker whose heartbeat has stopped for ``server.worker_timeout`` (``_watch`` restarts it),
+        once it has printed its threads' stacks."""
+        limit = self.settings.server.worker_timeout
+        while not self.stopping.is_set():
+            await asyncio.sleep(min(1.0, limit / 4))
+            for worker in self.workers:
+                process = worker.process
+                if process is None or process.returncode is not None or not worker.ready.is_set():
+                    continue
+                silent = time.monotonic() - worker.heard
+                if silent < limit or self.stopping.is_set():
+                    continue
+                log.error("worker %d (pid %d) has not answered for %.0f s (its event loop is stuck): killing it; "
+                          "where its threads were is printed above if it could still print", worker.number,
+                          process.pid, silent)  # fmt: skip
+                worker.ready.clear()
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGUSR1)
+                    await asyncio.sleep(DUMP_WAIT)
+                    process.kill()
 
     async def _wait_ready(self, worker: Worker) -> bool:
         assert worker.process is not None
@@ -175,7 +228,7 @@ class Supervisor:
             self.embedded = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis.appendfsync)
             await self.embedded.start()
             self.redis_url = self.embedded.url
-        watchers: list[asyncio.Task[None]] = []
+        watchers: list[asyncio.Task[None]] = [asyncio.create_task(self._watchdog())]
         try:
             first, *rest = self.workers
             await self._spawn(first)

@@ -68,14 +68,14 @@ async def read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -
     raise AssertionError(f"{needle!r} not seen; output:\n{''.join(lines)}")
 
 
-def start_supervisor(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, int]:
+def start_supervisor(tmp_path: Path, env_more: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], Path, int]:
     """``gateway --workers 2`` on a free port with the embedded Redis; its data dir holds the model the test session
     trained (no training here). The process, its data dir, its port."""
     data = tmp_path / "var"
     data.mkdir()
     (data / "nlu").symlink_to(NLU_CACHE)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | (env_more or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--workers", "2", "--port", str(port), "--data-dir", str(data)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -296,5 +296,40 @@ async def test_metrics_on_any_worker_count_every_worker_and_survive_a_crash(nlu_
                 assert samples["gateway_websockets{}"] == left, pid  # its sockets closed with it
             for ws in sockets[next(p for p in sockets if p != victim)]:
                 await ws.close()
+    finally:
+        stop_supervisor(proc, data)
+
+
+async def test_a_hung_worker_is_killed_and_started_again(nlu_engine, tmp_path):
+    """A worker whose event loop stops turning (SIGSTOP here: from outside, the same as a loop stuck in a blocking
+    call) keeps its listening socket, so the kernel goes on handing it new connections that are never answered. Its
+    heartbeat stops: after ``server.worker_timeout`` the supervisor kills it and starts another; the other worker is
+    left alone. A worker prints its threads' stacks when asked (SIGUSR1), as the supervisor asks a hung one first."""
+    proc, data, port = start_supervisor(tmp_path, {"GATEWAY_SERVER_WORKER_TIMEOUT": "3"})
+    try:
+        await read_until(proc, "2 workers serving", 60)
+        supervisor = psutil.Process(proc.pid)
+        workers = workers_of(supervisor)
+        hung, other = list(workers)
+        os.kill(hung, signal.SIGSTOP)
+        stopped = time.monotonic()
+        lines = await read_until(proc, "has not answered", 15)
+        took = time.monotonic() - stopped
+        assert f"(pid {hung})" in lines[-1] and 2.5 < took < 8, (took, lines[-1])
+        async with asyncio.timeout(30):
+            while True:
+                now = workers_of(supervisor)
+                if len(now) == 2 and hung not in now:
+                    break
+                await asyncio.sleep(0.2)
+        assert other in now and not psutil.pid_exists(hung)  # the other left alone; the hung one killed (and reaped)
+        await read_until(proc, "gateway ready", 60)  # the new worker serves
+        for _ in range(20):  # new connections land on either worker: all answered
+            _, status, text = await ask(port, now, "POST", "/webhooks/rest/webhook",
+                                          {"sender": "hung-test", "message": "你好"})  # fmt: skip
+            assert status == 200, text
+        os.kill(other, signal.SIGUSR1)
+        assert "most recent call first" in "".join(await read_until(proc, "most recent call first", 10))
+        assert other in workers_of(supervisor)  # printing its stacks does not stop it
     finally:
         stop_supervisor(proc, data)
