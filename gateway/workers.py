@@ -16,6 +16,8 @@ once however many workers there are.
   threads is (SIGUSR1: ``faulthandler``, into the log), then killed, and started again like a crashed one.
 * ``/metrics`` on any worker counts for all of them: the supervisor gives them one folder for prometheus_client's
   multiprocess mode (``<data dir>/metrics``, emptied at start; see gateway/metrics.py).
+* SIGHUP to the supervisor: a reload without closing the port (new code, new configuration): worker by worker, a new
+  process starts beside the old one and, once it serves, the old one drains and stops (``Supervisor._reload``).
 * SIGINT/SIGTERM to the supervisor: each worker gets SIGTERM and drains (``server.shutdown_timeout``), then the
   embedded Redis stops. Workers run in their own session, so the terminal's Ctrl-C reaches the supervisor alone,
   and die with it (``PR_SET_PDEATHSIG``) if it is killed outright.
@@ -34,7 +36,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from gateway import metrics
+from gateway import metrics, tasks
 from gateway.embedded import EmbeddedRedis
 from gateway.settings import Settings
 
@@ -116,6 +118,9 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self.embedded: EmbeddedRedis | None = None
         self.redis_url = settings.redis.url
+        self._reloading: asyncio.Task[None] | None = None
+        self._replaced: set[asyncio.subprocess.Process] = set()  # old workers a reload has not stopped yet
+        self.serving = False  # every worker has served once (a reload before that is refused)
         self.metrics_dir = settings.data_dir / "metrics"  # the workers' shared metrics (PROMETHEUS_MULTIPROC_DIR)
 
     async def _spawn(self, worker: Worker) -> None:
@@ -134,6 +139,8 @@ class Supervisor:
         worker.started = time.monotonic()
         loop = asyncio.get_running_loop()
 
+        process = worker.process
+
         def readable() -> None:
             try:
                 got = os.read(read_fd, 4096)
@@ -142,8 +149,9 @@ class Supervisor:
             except OSError:
                 got = b""
             if got:  # ready, or a heartbeat
-                worker.heard = time.monotonic()
-                worker.ready.set()
+                if worker.process is process:  # (not one a reload is replacing)
+                    worker.heard = time.monotonic()
+                    worker.ready.set()
                 return
             loop.remove_reader(read_fd)  # the worker has gone
             os.close(read_fd)
@@ -155,11 +163,14 @@ class Supervisor:
     async def _watch(self, worker: Worker) -> None:
         """Keep ``worker`` running until the supervisor stops."""
         while not self.stopping.is_set():
-            assert worker.process is not None
-            code = await worker.process.wait()
-            metrics.worker_exited(worker.process.pid, self.metrics_dir)
+            process = worker.process
+            assert process is not None
+            code = await process.wait()
+            metrics.worker_exited(process.pid, self.metrics_dir)
             if self.stopping.is_set():
                 return
+            if process is not worker.process:  # a reload replaced it (or is replacing it): watch its successor
+                continue
             ran = time.monotonic() - worker.started
             worker.backoff = 1.0 if ran >= STABLE else min(worker.backoff * 2, MAX_BACKOFF)
             delay = 0.0 if ran >= STABLE else worker.backoff
@@ -169,6 +180,58 @@ class Supervisor:
                 await asyncio.wait_for(self.stopping.wait(), delay)
             if not self.stopping.is_set():
                 await self._spawn(worker)
+
+    def _reload_requested(self) -> None:
+        if not self.serving or self.stopping.is_set():
+            log.info("SIGHUP: not every worker serves yet (or they are stopping); nothing to reload")
+            return
+        if self._reloading is not None and not self._reloading.done():
+            log.info("SIGHUP: a reload is already under way")
+            return
+        self._reloading = asyncio.create_task(self._reload())
+
+    async def _reload(self) -> None:
+        """SIGHUP: new code and configuration without closing the port. Worker by worker, a new process starts beside
+        the old one (both listen: SO_REUSEPORT); once it serves, the old one is stopped as by SIGTERM (it drains). A
+        new worker that does not start leaves the old ones serving."""
+        log.info("SIGHUP: reloading — a new process for each worker in turn; the old one stops once it serves")
+        for worker in self.workers:
+            old = worker.process
+            if self.stopping.is_set() or old is None:
+                return
+            self._replaced.add(old)
+            await self._spawn(worker)
+            if not await self._wait_ready(worker):
+                new = worker.process
+                if new is not None and new.returncode is None:
+                    new.kill()
+                    await new.wait()
+                worker.process = old  # it never stopped serving
+                self._replaced.discard(old)
+                worker.heard = time.monotonic()
+                worker.ready.set()
+                if not self.stopping.is_set():
+                    log.error("reload: the new worker %d did not start serving (see its lines above); the old "
+                              "workers keep serving — mend it and send SIGHUP again", worker.number)  # fmt: skip
+                return
+            await self._retire(old)
+            self._replaced.discard(old)
+        log.info("reload finished: workers %s serving", ", ".join(f"{w.number} (pid {w.process.pid})"
+                                                                   for w in self.workers if w.process))  # fmt: skip
+
+    async def _retire(self, process: asyncio.subprocess.Process) -> None:
+        """Stop a replaced worker as SIGTERM stops one (it drains), killed if it takes longer than it may."""
+        if process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), self.settings.server.shutdown_timeout + 2.0)
+        except TimeoutError:
+            log.warning("replaced worker pid %d did not stop in time: killed", process.pid)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
 
     async def _watchdog(self) -> None:
         """Kill a serving worker whose heartbeat has stopped for ``server.worker_timeout`` (``_watch`` restarts it),
@@ -204,7 +267,10 @@ class Supervisor:
         return ready in done
 
     async def _stop_workers(self) -> None:
-        live = [w.process for w in self.workers if w.process and w.process.returncode is None]
+        if self._reloading is not None:
+            await tasks.stop(self._reloading)
+        processes = [w.process for w in self.workers if w.process] + list(self._replaced)
+        live = [p for p in processes if p.returncode is None]
         for process in live:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
@@ -223,6 +289,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_requested)
         metrics.prepare_shared(self.metrics_dir)
         if not self.redis_url:
             self.embedded = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis.appendfsync)
@@ -242,6 +309,7 @@ class Supervisor:
                 await self._spawn(worker)
                 watchers.append(asyncio.create_task(self._watch(worker)))
             if all(await asyncio.gather(*(self._wait_ready(w) for w in rest))):
+                self.serving = True
                 log.info("%d workers serving on %s:%d", self.count, self.settings.server.host,
                          self.settings.server.port)  # fmt: skip
             await self.stopping.wait()

@@ -68,7 +68,8 @@ async def read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -
     raise AssertionError(f"{needle!r} not seen; output:\n{''.join(lines)}")
 
 
-def start_supervisor(tmp_path: Path, env_more: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], Path, int]:
+def start_supervisor(tmp_path: Path, env_more: dict[str, str] | None = None,
+                     args_more: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], Path, int]:  # fmt: skip
     """``gateway --workers 2`` on a free port with the embedded Redis; its data dir holds the model the test session
     trained (no training here). The process, its data dir, its port."""
     data = tmp_path / "var"
@@ -77,7 +78,7 @@ def start_supervisor(tmp_path: Path, env_more: dict[str, str] | None = None) -> 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | (env_more or {})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--workers", "2", "--port", str(port), "--data-dir", str(data)],
+        [sys.executable, "-m", "gateway", "--workers", "2", "--port", str(port), "--data-dir", str(data), *args_more],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     return proc, data, port
@@ -210,7 +211,10 @@ async def ask(
         data = json.dumps(body).encode() if body is not None else b""
         writer.write(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      f"Content-Length: {len(data)}\r\n\r\n".encode() + data)  # fmt: skip
-        status = int((await reader.readline()).split()[1])
+        line = await reader.readline()
+        if not line:
+            raise ConnectionResetError("the connection closed before an answer")
+        status = int(line.split()[1])
         length = 0
         while (line := await reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode().partition(":")
@@ -331,5 +335,66 @@ async def test_a_hung_worker_is_killed_and_started_again(nlu_engine, tmp_path):
         os.kill(other, signal.SIGUSR1)
         assert "most recent call first" in "".join(await read_until(proc, "most recent call first", 10))
         assert other in workers_of(supervisor)  # printing its stacks does not stop it
+    finally:
+        stop_supervisor(proc, data)
+
+
+async def test_sighup_replaces_every_worker_while_the_port_keeps_answering(nlu_engine, tmp_path):
+    """SIGHUP to the supervisor: new processes, one worker at a time, each started beside the old one, which stops
+    once its successor serves — customers writing all along are answered (a client retries a connection the kernel
+    reset as a listener closed: with the message id, the retry is answered once). A reload whose new worker cannot
+    start (a broken configuration) leaves the old workers serving."""
+    config = tmp_path / "gateway.yml"
+    config.write_text((ROOT / "config" / "gateway.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    proc, data, port = start_supervisor(tmp_path, args_more=("--config", str(config)))
+    try:
+        await read_until(proc, "2 workers serving", 60)
+        supervisor = psutil.Process(proc.pid)
+        old = workers_of(supervisor)
+        answered: list[int] = []
+        resets = 0
+        writing = True
+
+        async def customers() -> None:
+            nonlocal resets
+            i = 0
+            while writing:
+                body = {"sender": f"reload-{i % 7}", "message": "你好", "metadata": {"message_id": f"r-{i}"}}
+                for _ in range(3):
+                    try:
+                        _, status, text = await ask(port, {}, "POST", "/webhooks/rest/webhook", body)
+                        break
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        resets += 1
+                        await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError(f"message {i}: no answer in 3 tries")
+                assert status == 200, (status, text)
+                answered.append(i)
+                i += 1
+
+        load = asyncio.ensure_future(customers())
+        await asyncio.sleep(0.5)
+        before = len(answered)
+        proc.send_signal(signal.SIGHUP)
+        await read_until(proc, "reload finished", 90)
+        during = len(answered) - before
+        await asyncio.sleep(0.5)
+        writing = False
+        await load
+        new = workers_of(supervisor)
+        assert len(new) == 2 and not set(new) & set(old), (old, new)  # every worker replaced
+        assert during > 20, during  # customers wrote (and were answered: the task raises otherwise) all along
+        assert resets <= 5, resets
+        print(f"reload: {during} messages answered during it, {resets} connections reset and retried")
+
+        # a reload that cannot start: the workers that serve go on serving
+        config.write_text("server: [not, a, mapping]\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        lines = await read_until(proc, "the old workers keep serving", 60)
+        assert "configuration error" in "".join(lines)
+        assert set(workers_of(supervisor)) == set(new)
+        _, status, _ = await ask(port, {}, "POST", "/webhooks/rest/webhook", {"sender": "after", "message": "你好"})
+        assert status == 200
     finally:
         stop_supervisor(proc, data)
