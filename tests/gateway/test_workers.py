@@ -38,6 +38,16 @@ def workers_of(supervisor: psutil.Process) -> dict[int, psutil.Process]:
     return out
 
 
+async def replaced(supervisor: psutil.Process, gone: int) -> dict[int, psutil.Process]:
+    """The workers once the supervisor has started one in place of ``gone``."""
+    async with asyncio.timeout(30):
+        while True:
+            now = workers_of(supervisor)
+            if len(now) == 2 and gone not in now:
+                return now
+            await asyncio.sleep(0.2)
+
+
 def owner(ws: aiohttp.ClientWebSocketResponse, workers: dict[int, psutil.Process]) -> int | None:
     """Which worker holds this WebSocket's server side."""
     return holder(ws._response.connection.transport.get_extra_info("sockname")[1], workers)  # type: ignore[union-attr]
@@ -147,12 +157,7 @@ async def test_two_workers_survive_a_crash_and_stop_together(nlu_engine, tmp_pat
             assert await bot_answers(held[survivor], "你好", "w-1")
 
             os.kill(victim, signal.SIGKILL)  # a crash
-            async with asyncio.timeout(30):
-                while True:
-                    now = workers_of(supervisor)
-                    if len(now) == 2 and victim not in now:
-                        break
-                    await asyncio.sleep(0.2)
+            now = await replaced(supervisor, victim)
             assert survivor in now  # the other worker was left alone…
             assert await bot_answers(held[survivor], "查话费", "w-2")  # …and so were its customers
             for _ in range(10):  # the port answers throughout (either worker)
@@ -282,12 +287,7 @@ async def test_metrics_on_any_worker_count_every_worker_and_survive_a_crash(nlu_
 
             victim = max(sockets, key=lambda pid: len(sockets[pid]))
             os.kill(victim, signal.SIGKILL)  # a crash
-            async with asyncio.timeout(30):
-                while True:
-                    now = workers_of(supervisor)
-                    if len(now) == 2 and victim not in now:
-                        break
-                    await asyncio.sleep(0.2)
+            now = await replaced(supervisor, victim)
             async with asyncio.timeout(30):  # the new worker serving
                 while True:
                     with contextlib.suppress(AssertionError):
@@ -320,12 +320,7 @@ async def test_a_hung_worker_is_killed_and_started_again(nlu_engine, tmp_path):
         lines = await read_until(proc, "has not answered", 15)
         took = time.monotonic() - stopped
         assert f"(pid {hung})" in lines[-1] and 2.5 < took < 8, (took, lines[-1])
-        async with asyncio.timeout(30):
-            while True:
-                now = workers_of(supervisor)
-                if len(now) == 2 and hung not in now:
-                    break
-                await asyncio.sleep(0.2)
+        now = await replaced(supervisor, hung)
         assert other in now and not psutil.pid_exists(hung)  # the other left alone; the hung one killed (and reaped)
         await read_until(proc, "gateway ready", 60)  # the new worker serves
         for _ in range(20):  # new connections land on either worker: all answered
