@@ -27,7 +27,7 @@ from bots.templates import Renderer
 from gateway import edge, incident_sms, nlu_review_api, openapi, operators, redisconn, registry, tasks, vault, websec
 from gateway.channels import sms
 from gateway.embedded import EmbeddedRedis
-from gateway.errors import BadRequest, error_middleware
+from gateway.errors import REFUSALS, BadRequest, error_middleware, refusal
 from gateway.fastredis import FastRedis
 from gateway.host import AppHost
 from gateway.keys import (
@@ -44,7 +44,7 @@ from gateway.keys import (
 )
 from gateway.metrics import Metrics
 from gateway.models import OutboundMessage
-from gateway.pipeline import Pipeline
+from gateway.pipeline import HEARTBEAT_TTL, Pipeline
 from gateway.privacy_api import routes as privacy_routes
 from gateway.retention import ctx as retention_ctx
 from gateway.rkeys import Keys
@@ -71,10 +71,19 @@ HOST: web.AppKey[AppHost] = web.AppKey("host")
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """200 when this process can take a message. Its check is a write (this process's heartbeat key), not a ping:
+    a Redis that answers but refuses writes — full, unable to save, a replica — cannot take one either (503, with
+    the cause and what to do)."""
+    pipeline = request.config_dict[PIPELINE]
     try:
-        await asyncio.wait_for(request.config_dict[REDIS].ping(), 2.0)
+        await asyncio.wait_for(request.config_dict[REDIS].set(pipeline.keys.instance(pipeline.instance), "1",
+                                                              ex=HEARTBEAT_TTL), 2.0)  # fmt: skip
     except (aioredis.RedisError, OSError, TimeoutError) as exc:
-        return web.json_response({"status": "unavailable", "redis": type(exc).__name__}, status=503)
+        code = refusal(exc)
+        body = {"status": "unavailable", "redis": code or type(exc).__name__}
+        if code:
+            body["detail"] = REFUSALS[code]
+        return web.json_response(body, status=503)
     channels = {name: state() for name, state in request.config_dict[CHANNELS].items()}
     return web.json_response({"status": "ok", "redis": "ok", "channels": channels})
 

@@ -107,6 +107,8 @@ async def test_a_redis_that_refuses_writes_gets_503_and_the_retry_is_answered_on
                 headers={"Origin": str(client.make_url(""))},
             )  # redis-py's way, not the lean one
             assert resp.status == 503, await resp.text()
+            health = await client.get("/healthz")  # a load balancer's or a monitor's view: not able to take a message
+            assert health.status == 503 and (await health.json())["redis"] == code
 
         records = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(("gateway", "hand"))]
         assert not [r for r in records if r.levelno >= logging.ERROR or r.exc_info], [r.getMessage() for r in records]
@@ -114,6 +116,7 @@ async def test_a_redis_that_refuses_writes_gets_503_and_the_retry_is_answered_on
         assert len(rest) == 1 and f"Redis refuses ({code}:" in rest[0], rest  # once, naming the cause
 
         await undo()
+        assert (await client.get("/healthz")).status == 200
         status, first, _ = await ask("m-1")  # the channel's retry once Redis is back: handled
         assert status == 200 and first, first
         status, again, _ = await ask("m-1")  # and a later duplicate gets the same answer
