@@ -29,7 +29,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from rest_load import SECRET, drive, free_port, raise_fd_limit, tree_cpu, wait_healthy  # noqa: E402
+from rest_load import NEVER_THROTTLED, SECRET, drive, free_port, raise_fd_limit, tree_cpu, wait_healthy  # noqa: E402
 
 MODULES = ["gateway/pipeline.py", "gateway/fastredis.py", "gateway/turnlog.py", "gateway/rkeys.py", "gateway/vault.py",
            "gateway/privacy.py", "gateway/edge.py", "bots/engine.py", "bots/context.py", "bots/state.py"]  # fmt: skip
@@ -57,6 +57,7 @@ def _start(tree: Path, data: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["WEBCHAT_JWT_SECRET"] = SECRET
+    env.update(NEVER_THROTTLED)
     gateway = subprocess.Popen([sys.executable, "-m", "gateway", "--port", str(port), "--data-dir", str(data),
                                 "--log-level", "WARNING"], cwd=tree, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.STDOUT)  # fmt: skip

@@ -31,6 +31,7 @@ class ChannelMetrics:
     deadline_misses: Any
     reply_seconds: Any
     late_answer_seconds: Any
+    throttled: Any
 
 
 class Metrics:
@@ -52,6 +53,10 @@ class Metrics:
         self.deadline_misses = Counter(
             "gateway_deadline_misses_total", "Turns that missed the reply deadline (the customer got "
             "\"checking…\", the answer followed)",
+            ["channel"], registry=self.registry,
+        )  # fmt: skip
+        self.throttled = Counter(
+            "gateway_throttled_total", "Messages refused (429) because their sender was over pipeline.sender_rate",
             ["channel"], registry=self.registry,
         )  # fmt: skip
         self.late_answer_seconds = Histogram(
@@ -129,7 +134,7 @@ class Metrics:
         if found is None:
             found = self._channels[name] = ChannelMetrics(
                 self.messages.labels(name), self.duplicates.labels(name), self.deadline_misses.labels(name),
-                self.reply_seconds.labels(name), self.late_answer_seconds.labels(name),
+                self.reply_seconds.labels(name), self.late_answer_seconds.labels(name), self.throttled.labels(name),
             )  # fmt: skip
         return found
 

@@ -239,7 +239,7 @@ def operations() -> dict[tuple[str, str], Op]:
             "carries the customer's identity; after a one-time-code binding the answer ends with `custom.session`.",
             body="gateway.channels.webchat:RestBody",
             ok_schema=arr(REST_REPLY),
-            errors=(401, 403),  # 401: a customer token that does not verify
+            errors=(401, 403, 429),  # 401: a customer token that does not verify; 429: the sender over its rate
         ),
         ("GET", "/ws/chat"): Op(
             "customer",

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,7 +33,7 @@ from bots.engine import Bot, reply_lang
 from bots.state import BotState, FlowId
 from gateway import redisconn, security, tasks, turnlog
 from gateway import turn_scripts as scripts
-from gateway.errors import Unavailable
+from gateway.errors import TooManyRequests, Unavailable
 from gateway.fastredis import FastRedis, FastRedisError, Lean
 from gateway.metrics import Metrics
 from gateway.models import InboundMessage, OutboundMessage, Turn
@@ -165,8 +166,17 @@ class Pipeline:
             self._accept,
             [dedupe_key, sender_key, self.keys.binding(msg.channel, msg.sender_id),
              self.keys.late(msg.channel, msg.sender_id)],
-            [self._pending_ttl, self.settings.conversation_idle_timeout, os.urandom(16).hex(), self.instance],
+            [self._pending_ttl, self.settings.conversation_idle_timeout, os.urandom(16).hex(), self.instance,
+             self.settings.sender_rate, self.settings.sender_burst],
         )  # fmt: skip
+        if accepted[0] == 2:  # over the sender's rate: not accepted (nothing stored); the client may send it again
+            counters.throttled.inc()
+            wait = max(1, math.ceil(float(accepted[1])))
+            raise TooManyRequests(
+                f"too many messages from this sender: at most {self.settings.sender_burst} at once, then one every "
+                f"{1 / self.settings.sender_rate:g} s; send it again in {wait} s",
+                zh=f"消息发送过于频繁，请 {wait} 秒后再发送", headers={"Retry-After": str(wait)},
+            )  # fmt: skip
         if not accepted[0]:
             turn = await self._duplicate(msg, dedupe_key, sender_key, accepted[1], accepted[2].decode())
             if turn is not None:

@@ -66,6 +66,8 @@ class PipelineSettings:
     dedupe_ttl: int = 86400
     max_message_chars: int = 1000
     order_wait: float = 10.0  # how long a message waits for an earlier one of the same sender
+    sender_rate: float = 0.5  # messages a second one sender may keep sending (0 = no limit); past it 429
+    sender_burst: int = 20  # messages one sender may send at once before the rate applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +405,10 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         raise SettingsError(f"{path}: 'bots.engine' is rasa but 'bots.rasa_url' is empty")
     if settings.server.production and not settings.webchat.token_secret:
         raise SettingsError(f"{path}: server.production is true but WEBCHAT_JWT_SECRET is not set")
+    if settings.pipeline.sender_rate < 0 or settings.pipeline.sender_burst < 1:
+        raise SettingsError(f"{path}: 'pipeline.sender_rate' must be 0 (no limit) or more messages a second and "
+                            f"'pipeline.sender_burst' at least 1, got {settings.pipeline.sender_rate} and "
+                            f"{settings.pipeline.sender_burst}")  # fmt: skip
     for name in ("header_timeout", "body_timeout", "worker_timeout"):
         if not 0 < getattr(settings.server, name) <= 3600:
             raise SettingsError(f"{path}: 'server.{name}' must be seconds above 0 (at most 3600), got "

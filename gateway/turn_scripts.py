@@ -4,11 +4,14 @@ Cluster slot (every key it names carries the sender's hash tag)."""
 # Accept in one round trip: dedupe, take a ticket, find or start the conversation,
 # read the bot's state, the account binding and any answer that arrived late for this sender.
 # KEYS: dedupe key, sender hash, binding, late list. ARGV: pending ttl, idle timeout, fresh conversation id,
-# this process's instance id. The dedupe key holds "pending:<instance>:<ticket>" while the turn runs: a
-# retry whose first handling died with its process takes the turn over (see ``_duplicate``).
+# this process's instance id, the sender's rate (messages a second; 0 = no limit), its burst. The dedupe key holds
+# "pending:<instance>:<ticket>" while the turn runs: a retry whose first handling died with its process takes the
+# turn over (see ``_duplicate``). The rate is a token bucket in the sender's hash (``tok``: the tokens left at the
+# last accepted message, ``last``): a message takes a token; tokens come back at the rate, up to the burst.
 # Returns {1, ticket, served, conversation, new, language, bot state, bound phone, late answers,
-# the chat a human holds (handoff)}
-# or, for a duplicate, {0, stored replies, conversation}.
+# the chat a human holds (handoff)},
+# for a duplicate {0, stored replies, conversation} (answered whatever the rate),
+# or, for a sender over its rate, {2, seconds until a token is back} (nothing stored: the message is not accepted).
 ACCEPT = """
 local seen = redis.call('GET', KEYS[1])
 if seen then
@@ -16,14 +19,23 @@ if seen then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot', 'human', 'renewed', 'tok')
+local rate, tokens = tonumber(ARGV[5]), nil
+if rate > 0 then  -- the tokens left at the last accepted message ('last'), and those come back since
+  local burst = tonumber(ARGV[6])
+  tokens = burst
+  if state[8] then tokens = math.min(burst, tonumber(state[8]) + (now - tonumber(state[3])) * rate) end
+  if tokens < 1 then return {2, tostring((1 - tokens) / rate)} end
+end
 local ticket = redis.call('HINCRBY', KEYS[2], 'ticket', 1)
 redis.call('SET', KEYS[1], 'pending:' .. ARGV[4] .. ':' .. ticket, 'EX', ARGV[1])
-local state = redis.call('HMGET', KEYS[2], 'served', 'conv', 'last', 'lang', 'bot', 'human', 'renewed')
 local conv, new, stamp = state[2], 0, tostring(now)
 local set = {'o' .. ticket, ARGV[4], 'last', stamp}
+if tokens then set[5], set[6] = 'tok', tostring(tokens - 1) end
 if not conv or now - tonumber(state[3] or '0') > tonumber(ARGV[2]) then
   conv, new = ARGV[3], 1
-  set[5], set[6], set[7], set[8] = 'conv', conv, 'started', stamp
+  local n = #set
+  set[n + 1], set[n + 2], set[n + 3], set[n + 4] = 'conv', conv, 'started', stamp
 end
 -- the hash lives a day past the idle timeout after the last message; its TTL is renewed at most once a minute
 -- (each write also costs the append-only file), so it may expire up to a minute early

@@ -24,6 +24,10 @@ from nlu import NLU
 
 ROOT = Path(__file__).resolve().parent.parent
 NLU_CACHE = ROOT / "var" / "test-nlu"
+# The suite's scripted conversations run far faster than any person types: no per-sender rate (pipeline.sender_rate)
+# for them, in this process and in the gateways it starts; tests/gateway/test_sender_rate.py sets one.
+NO_SENDER_RATE = {"GATEWAY_PIPELINE_SENDER_RATE": "0"}
+os.environ.update(NO_SENDER_RATE)
 
 
 # A test of something only a single Redis server has (the lean connection, MONITOR, one server's client list): skipped,
@@ -132,7 +136,7 @@ def key_prefix(redis_url: str, _test_keys_deleted_last: list[tuple[str, str]]) -
 @pytest.fixture
 def make_settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Callable[..., Settings]:
     def make(**sections: Any) -> Settings:
-        base = load_settings(env={"REDIS_URL": redis_url}, server={"data_dir": str(tmp_path / "var")},
+        base = load_settings(env={"REDIS_URL": redis_url, **NO_SENDER_RATE}, server={"data_dir": str(tmp_path / "var")},
                              redis={"key_prefix": key_prefix})  # fmt: skip
         return base.replace(**sections) if sections else base
 

@@ -28,7 +28,7 @@ import smpplib.consts as C
 
 from gateway import tasks
 from gateway.channels.smpp import MobileOriginated, SmppLink, SmppProvider, decode
-from gateway.errors import BadRequest, warn_outage
+from gateway.errors import BadRequest, TooManyRequests, warn_outage
 from gateway.privacy import mask_phone
 from gateway.rkeys import SMPP_INBOX_GROUP, SMPP_INBOX_MAXLEN, SMPP_PARTS_TTL, SMPP_SEEN_TTL, Keys
 
@@ -176,7 +176,10 @@ class SmppInbound:
         try:
             await self.channel.receive(f["from"], f["text"], f["id"], float(f.get("at", 0)) or None, provider="smpp")
         except Exception as exc:
-            # a bad text (empty, too long) is dropped; anything else is retried by the claim after a minute
+            # a bad text (empty, too long) is dropped; anything else is retried by the claim after a minute — a
+            # sender over its rate (counted in gateway_throttled_total) too, without a line for each
+            if isinstance(exc, TooManyRequests):
+                return
             if not isinstance(exc, BadRequest):
                 log.warning("SMPP inbox: a message from %s failed (%s); it will be retried",
                             mask_phone(f.get("from", "")), type(exc).__name__)  # fmt: skip

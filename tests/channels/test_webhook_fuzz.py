@@ -39,6 +39,7 @@ from tests.channels.fake_telegram import FakeTelegram
 from tests.channels.fake_wechat import FakeWeChat, _sign, openid
 from tests.channels.fake_weibo import FakeWeibo
 from tests.channels.rawhttp import raw_request
+from tests.conftest import NO_SENDER_RATE
 from tests.handoff.conftest import AgentClient
 
 EXAMPLES = 250  # per endpoint, well inside CI time; a long run is bench/fuzz.py's
@@ -136,7 +137,7 @@ class Rig:
 
     async def _gateway(self, **sections: Any) -> TestServer:
         port = free_port()
-        settings = load_settings(env={"REDIS_URL": self.redis_url}, redis={"key_prefix": self.prefix},
+        settings = load_settings(env={"REDIS_URL": self.redis_url, **NO_SENDER_RATE}, redis={"key_prefix": self.prefix},
                                  server={"public_url": f"http://127.0.0.1:{port}"}, **sections)  # fmt: skip
         app = create_app(settings, nlu=self.nlu, handoff_config=load_handoff_config())
         server = TestServer(app, host="127.0.0.1", port=port)
