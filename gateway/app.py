@@ -123,6 +123,8 @@ def _redis_ctx(settings: Settings) -> object:
             if embedded:
                 await embedded.stop()
             raise
+        if embedded:
+            embedded.keep_running()  # started again if it exits on its own (a crash, the OOM killer)
         app[REDIS] = client  # type: ignore[assignment]  # a RedisCluster on a cluster: the same commands
         # the lean connection speaks to one server; on a cluster the message path uses RedisCluster
         cluster = redisconn.is_cluster(settings.redis.url)

@@ -15,6 +15,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 log = logging.getLogger(__name__)
+RESTART_FIRST = 0.5  # seconds before an embedded Redis that exited is started again; doubling while it fails
+RESTART_MAX = 30.0
+RESTART_TIMEOUT = 600.0  # how long a restart may take to answer (it replays its append-only file first)
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -45,6 +48,9 @@ class EmbeddedRedis:
         # Unix socket paths are limited to ~100 bytes; keep the socket short and beside the data.
         self.socket = self.directory / "redis.sock"
         self._process: asyncio.subprocess.Process | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.restarts = 0  # how many times it was started again after it exited on its own
 
     @property
     def url(self) -> str:
@@ -67,6 +73,7 @@ class EmbeddedRedis:
         ])  # fmt: skip
 
     async def start(self, timeout: float = 10.0) -> None:
+        self._stopping = False
         self.directory.mkdir(parents=True, exist_ok=True)
         if len(str(self.socket)) > 100:
             raise EmbeddedRedisError(f"data directory path too long for a Unix socket: {self.socket}")
@@ -74,6 +81,7 @@ class EmbeddedRedis:
             # another process (a running gateway) already serves this data directory: share it, never
             # start a second server on the same files
             log.info("using the embedded Redis already running on %s", self.socket)
+            self._process = None  # not ours to keep running
             return
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
@@ -93,8 +101,38 @@ class EmbeddedRedis:
                 log.debug("embedded redis pid %s on %s", self._process.pid, self.socket)
                 return
             await asyncio.sleep(0.05)
-        await self.stop()
+        await self._halt(5.0)
         raise EmbeddedRedisError(f"embedded redis-server did not start within {timeout} s")
+
+    def keep_running(self) -> None:
+        """Start it again whenever it exits on its own (a crash, the kernel's OOM killer, a stray kill) until
+        ``stop()``: the gateway's connections find it again as after any Redis restart, and an acknowledged write is
+        in its append-only file (written before Redis answers), so nothing accepted is lost."""
+        if self._process is not None and self._keeper is None:
+            self._keeper = asyncio.get_running_loop().create_task(self._keep())
+
+    async def _keep(self) -> None:
+        process = self._process
+        while process is not None and not self._stopping:
+            code = await process.wait()
+            if self._stopping or self._process is not process:  # stopped (or started anew by its owner)
+                return
+            log.error("embedded Redis (pid %d) exited with %s; starting it again (its log: %s)", process.pid,
+                      f"signal {-code}" if code < 0 else f"code {code}", self.directory / "redis.log")  # fmt: skip
+            pause = RESTART_FIRST
+            while True:
+                await asyncio.sleep(pause)
+                if self._stopping:
+                    return
+                try:
+                    await self.start(timeout=RESTART_TIMEOUT)  # replaying a large append-only file takes a while
+                    break
+                except (EmbeddedRedisError, OSError) as exc:
+                    pause = min(pause * 2, RESTART_MAX)
+                    log.error("embedded Redis did not start again (%s); trying again in %.0f s", exc, pause)
+            self.restarts += 1
+            process = self._process
+            log.warning("embedded Redis started again (pid %s); the gateway reconnects to it", self.pid)
 
     async def _ping(self) -> bool:
         client = aioredis.Redis(unix_socket_path=str(self.socket))
@@ -106,6 +144,15 @@ class EmbeddedRedis:
             await client.aclose()
 
     async def stop(self, timeout: float = 5.0) -> None:
+        self._stopping = True
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        await self._halt(timeout)
+
+    async def _halt(self, timeout: float) -> None:
         process, self._process = self._process, None
         if process is None or process.returncode is not None:
             return
@@ -130,7 +177,10 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def kill(self) -> None:
-        """Crash it (tests of durability): SIGKILL, no final save beyond the AOF."""
+    def kill(self, restart: bool = True) -> None:
+        """Crash it (tests of durability): SIGKILL, no final save beyond the AOF. ``restart=False``: it stays down (an
+        outage) until ``start()``, instead of being started again (``keep_running``)."""
+        if not restart:
+            self._stopping = True
         if self._process and self._process.returncode is None:
             os.kill(self._process.pid, 9)

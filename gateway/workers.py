@@ -294,6 +294,7 @@ class Supervisor:
         if not self.redis_url:
             self.embedded = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis.appendfsync)
             await self.embedded.start()
+            self.embedded.keep_running()  # started again if it exits on its own; the workers reconnect
             self.redis_url = self.embedded.url
         watchers: list[asyncio.Task[None]] = [asyncio.create_task(self._watchdog())]
         try:

@@ -26,7 +26,7 @@ async def test_redis_down_answers_json_503_then_recovers(aiohttp_client, make_se
     ws = await client.ws_connect("/ws/chat")
     await ws.receive()  # hello
     embedded = client.app[EMBEDDED]
-    embedded.kill()
+    embedded.kill(restart=False)  # down until the test starts it (the gateway would start it again at once)
     await asyncio.sleep(0.3)
 
     for i in range(20):
@@ -55,4 +55,33 @@ async def test_redis_down_answers_json_503_then_recovers(aiohttp_client, make_se
             break
         await asyncio.sleep(0.1)
     assert status == 200 and body
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_an_embedded_redis_that_dies_is_started_again_and_nothing_is_lost(aiohttp_client, make_settings,
+                                                                                 nlu_engine, tmp_path):  # fmt: skip
+    """The embedded Redis killed (SIGKILL: a crash, the kernel's OOM killer) while the gateway runs: the gateway starts
+    it again by itself, customers are answered again within seconds, and what was answered before is still there (a
+    duplicate of it gets the recorded reply, the conversation goes on)."""
+    settings = make_settings(server={"data_dir": str(tmp_path / "own")}, redis={"url": ""})
+    client = await aiohttp_client(create_app(settings, nlu=nlu_engine))
+
+    async def say(message_id: str, text: str) -> tuple[int, object]:
+        body = {"sender": "crash-1", "message": text, "metadata": {"message_id": message_id}}
+        resp = await client.post("/webhooks/rest/webhook", json=body)
+        return resp.status, await resp.json()
+
+    status, before = await say("c-1", "查话费")
+    assert status == 200
+    embedded = client.app[EMBEDDED]
+    dead = embedded.pid
+    embedded.kill()
+    began = time.monotonic()
+    async with asyncio.timeout(15):
+        while (await say("c-2", "你好"))[0] != 200:  # 503 while it is away, then answered
+            await asyncio.sleep(0.1)
+    assert time.monotonic() - began < 10 and embedded.pid != dead and embedded.restarts == 1
+    assert await say("c-1", "查话费") == (200, before)  # accepted before the crash: kept, answered once
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_duplicates_total{channel="rest"} 1.0' in metrics
     assert (await client.get("/healthz")).status == 200

@@ -393,3 +393,32 @@ async def test_sighup_replaces_every_worker_while_the_port_keeps_answering(nlu_e
         assert status == 200
     finally:
         stop_supervisor(proc, data)
+
+
+async def test_the_supervisors_embedded_redis_is_started_again_when_it_dies(nlu_engine, tmp_path):
+    """``--workers 2`` on the embedded Redis the supervisor runs: the redis-server killed (SIGKILL), the supervisor
+    starts it again, both workers reconnect, and the turn answered before is still there."""
+    proc, data, port = start_supervisor(tmp_path)
+    try:
+        await read_until(proc, "2 workers serving", 60)
+        workers = workers_of(psutil.Process(proc.pid))
+        first = {"sender": "redis-crash", "message": "查话费", "metadata": {"message_id": "before"}}
+        _, status, before = await ask(port, workers, "POST", "/webhooks/rest/webhook", first)
+        assert status == 200
+        dead = int((data / "redis" / "redis.pid").read_text())
+        os.kill(dead, signal.SIGKILL)
+        await read_until(proc, "embedded Redis started again", 30)
+        answered: set[int | None] = set()
+        async with asyncio.timeout(30):
+            while len(answered) < 2:  # each worker answers again (new connections spread over both)
+                body = {"sender": f"after-{len(answered)}", "message": "你好"}
+                pid, status, _ = await ask(port, workers, "POST", "/webhooks/rest/webhook", body)
+                if status == 200 and pid is not None:
+                    answered.add(pid)
+                else:
+                    await asyncio.sleep(0.1)
+        assert int((data / "redis" / "redis.pid").read_text()) != dead
+        _, status, again = await ask(port, workers, "POST", "/webhooks/rest/webhook", first)
+        assert status == 200 and again == before  # answered before the crash: kept, and answered once
+    finally:
+        stop_supervisor(proc, data)
