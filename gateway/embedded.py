@@ -89,10 +89,16 @@ class EmbeddedRedis:
         conf.write_text(self._config(), encoding="utf-8")
         # its own session and process group: the terminal's Ctrl-C reaches the gateway alone, which drains and
         # stops Redis last (SHUTDOWN) — never Redis first under a draining gateway
-        self._process = await asyncio.create_subprocess_exec(
+        spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
             redis_server_binary(), str(conf), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        ))  # fmt: skip
+        try:
+            self._process = await asyncio.shield(spawn)
+        except asyncio.CancelledError:  # a stop while it was being spawned: the process may exist already, and
+            with contextlib.suppress(Exception):  # it is ours to stop (our caller's clean-up stops self._process)
+                self._process = await spawn
+            raise
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             if self._process.returncode is not None:
@@ -159,19 +165,24 @@ class EmbeddedRedis:
         # no retries: the server closes the connection as it exits, which is the answer (redis-py's default retry
         # would reconnect to the removed socket with back-off for seconds, holding every stop); and every step bounded:
         # a stop never hangs on a server that does not answer (it is killed; its AOF was fsynced before the final save)
-        client = aioredis.Redis(unix_socket_path=str(self.socket), retry=Retry(NoBackoff(), 0),
-                                socket_connect_timeout=timeout, socket_timeout=timeout)  # fmt: skip
-        with contextlib.suppress(aioredis.RedisError, OSError, TimeoutError):
-            async with asyncio.timeout(timeout):
-                await client.shutdown(save=True)
-        await client.aclose()
         try:
-            await asyncio.wait_for(process.wait(), timeout)
-        except TimeoutError:
-            log.warning("embedded Redis (pid %d) did not stop within %.0f s: killed", process.pid, timeout)
-            process.kill()
-            with contextlib.suppress(TimeoutError):
+            client = aioredis.Redis(unix_socket_path=str(self.socket), retry=Retry(NoBackoff(), 0),
+                                    socket_connect_timeout=timeout, socket_timeout=timeout)  # fmt: skip
+            with contextlib.suppress(aioredis.RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await client.shutdown(save=True)
+            await client.aclose()
+            try:
                 await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                log.warning("embedded Redis (pid %d) did not stop within %.0f s: killed", process.pid, timeout)
+                process.kill()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), timeout)
+        except asyncio.CancelledError:  # this stop is being cut short (a stop during start-up is, after a second):
+            with contextlib.suppress(ProcessLookupError):  # SIGTERM: Redis saves and exits by itself, not orphaned
+                process.terminate()
+            raise
 
     @property
     def pid(self) -> int | None:

@@ -80,7 +80,10 @@ async def test_an_embedded_redis_that_dies_is_started_again_and_nothing_is_lost(
     async with asyncio.timeout(15):
         while (await say("c-2", "你好"))[0] != 200:  # 503 while it is away, then answered
             await asyncio.sleep(0.1)
-    assert time.monotonic() - began < 10 and embedded.pid != dead and embedded.restarts == 1
+    assert time.monotonic() - began < 10 and embedded.pid != dead
+    async with asyncio.timeout(5):  # (counted once its start returns, which may be after the first answer)
+        while embedded.restarts != 1:
+            await asyncio.sleep(0.05)
     assert await say("c-1", "查话费") == (200, before)  # accepted before the crash: kept, answered once
     metrics = await (await client.get("/metrics")).text()
     assert 'gateway_duplicates_total{channel="rest"} 1.0' in metrics
