@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+
+log = logging.getLogger(__name__)
 
 
 def timeout_response(seconds: float) -> bytes:
@@ -30,6 +33,12 @@ def timeout_response(seconds: float) -> bytes:
     head = (f"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
     return head.encode() + body
+
+
+# what the guard reads of aiohttp's connection handler (private: checked here, so that another aiohttp turns the guard
+# off with a warning instead of breaking every connection)
+_NEEDS = ("_request_count", "_request_in_progress", "_messages", "_payload_parser", "_upgraded")
+GUARDED = all(any(name in getattr(k, "__slots__", ()) for k in RequestHandler.__mro__) for name in _NEEDS)
 
 
 class _Handler(RequestHandler):
@@ -95,6 +104,10 @@ class Runner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         made = await super()._make_server()
+        if not GUARDED:
+            log.warning("this aiohttp's connection handler is not the one gateway/slow_clients.py knows: request "
+                        "heads are not timed (server.header_timeout); bodies still are")  # fmt: skip
+            return made
         return _Server(made.request_handler, request_factory=made.request_factory,
                        handler_cancellation=made.handler_cancellation, loop=made._loop,
                        head_timeout=self._header_timeout, **made._kwargs)  # fmt: skip

@@ -83,7 +83,12 @@ def signal_ready() -> None:
         return
     os.set_blocking(int(fd), False)  # a supervisor that does not read must not stop this process
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the supervisor asks a hung worker where it is
-    asyncio.get_running_loop().create_task(_beat(int(fd)))
+    beat = asyncio.get_running_loop().create_task(_beat(int(fd)))
+    _beating.add(beat)  # (a task the loop alone refers to may be collected)
+    beat.add_done_callback(_beating.discard)
+
+
+_beating: set[asyncio.Task[None]] = set()
 
 
 async def _beat(fd: int) -> None:
