@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -110,6 +111,23 @@ def stop_supervisor(proc: subprocess.Popen[str], data: Path) -> None:
             psutil.Process(int(pid_file.read_text())).kill()
 
 
+Deployment = tuple[subprocess.Popen[str], Path, int, psutil.Process, dict[int, psutil.Process]]
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, env_more: dict[str, str] | None = None,
+                  args_more: tuple[str, ...] = ()) -> AsyncIterator[Deployment]:  # fmt: skip
+    """``start_supervisor`` until both workers serve: the process, its data dir, its port, the supervisor and its
+    workers; stopped afterwards, pass or fail."""
+    proc, data, port = start_supervisor(tmp_path, env_more, args_more)
+    try:
+        await read_until(proc, "2 workers serving", 60)
+        supervisor = psutil.Process(proc.pid)
+        yield proc, data, port, supervisor, workers_of(supervisor)
+    finally:
+        stop_supervisor(proc, data)
+
+
 async def hello(session: aiohttp.ClientSession, base: str) -> aiohttp.ClientWebSocketResponse:
     ws = await session.ws_connect(f"{base}/ws/chat")
     frame = json.loads((await ws.receive(timeout=10)).data)
@@ -129,12 +147,8 @@ async def bot_answers(ws: aiohttp.ClientWebSocketResponse, text: str, client_id:
 
 
 async def test_two_workers_survive_a_crash_and_stop_together(nlu_engine, tmp_path):
-    proc, data, port = start_supervisor(tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await read_until(proc, "2 workers serving", 60)
-        supervisor = psutil.Process(proc.pid)
-        workers = workers_of(supervisor)
+    async with serving(tmp_path) as (proc, data, port, supervisor, workers):
+        base = f"http://127.0.0.1:{port}"
         assert len(workers) == 2
         redis_pid = int((data / "redis" / "redis.pid").read_text())
         assert psutil.Process(redis_pid).ppid() == proc.pid  # the supervisor runs the Redis, not a worker
@@ -175,8 +189,6 @@ async def test_two_workers_survive_a_crash_and_stop_together(nlu_engine, tmp_pat
             assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
         output = proc.stdout.read()  # type: ignore[union-attr]
         assert "Traceback" not in output and "all workers stopped" in output
-    finally:
-        stop_supervisor(proc, data)
 
 
 async def test_workers_must_be_at_least_one():
@@ -255,12 +267,8 @@ async def test_metrics_on_any_worker_count_every_worker_and_survive_a_crash(nlu_
     """Prometheus scrapes one address; under ``--workers 2`` the kernel hands each scrape to either worker. Every
     worker's ``/metrics`` must give the deployment's figures: the messages all workers accepted, the sockets all of
     them hold. A crashed worker's counts stay (a counter never goes back), its sockets leave the gauge."""
-    proc, data, port = start_supervisor(tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await read_until(proc, "2 workers serving", 60)
-        supervisor = psutil.Process(proc.pid)
-        workers = workers_of(supervisor)
+    async with serving(tmp_path) as (_proc, _data, port, supervisor, workers):
+        base = f"http://127.0.0.1:{port}"
         handled: dict[int | None, int] = {}
         for i in range(40):  # a new connection each: the kernel spreads them over both workers
             pid, status, text = await ask(port, workers, "POST", "/webhooks/rest/webhook",
@@ -300,8 +308,6 @@ async def test_metrics_on_any_worker_count_every_worker_and_survive_a_crash(nlu_
                 assert samples["gateway_websockets{}"] == left, pid  # its sockets closed with it
             for ws in sockets[next(p for p in sockets if p != victim)]:
                 await ws.close()
-    finally:
-        stop_supervisor(proc, data)
 
 
 async def test_a_hung_worker_is_killed_and_started_again(nlu_engine, tmp_path):
@@ -309,11 +315,7 @@ async def test_a_hung_worker_is_killed_and_started_again(nlu_engine, tmp_path):
     call) keeps its listening socket, so the kernel goes on handing it new connections that are never answered. Its
     heartbeat stops: after ``server.worker_timeout`` the supervisor kills it and starts another; the other worker is
     left alone. A worker prints its threads' stacks when asked (SIGUSR1), as the supervisor asks a hung one first."""
-    proc, data, port = start_supervisor(tmp_path, {"GATEWAY_SERVER_WORKER_TIMEOUT": "3"})
-    try:
-        await read_until(proc, "2 workers serving", 60)
-        supervisor = psutil.Process(proc.pid)
-        workers = workers_of(supervisor)
+    async with serving(tmp_path, {"GATEWAY_SERVER_WORKER_TIMEOUT": "3"}) as (proc, _data, port, supervisor, workers):
         hung, other = list(workers)
         os.kill(hung, signal.SIGSTOP)
         stopped = time.monotonic()
@@ -330,8 +332,6 @@ async def test_a_hung_worker_is_killed_and_started_again(nlu_engine, tmp_path):
         os.kill(other, signal.SIGUSR1)
         assert "most recent call first" in "".join(await read_until(proc, "most recent call first", 10))
         assert other in workers_of(supervisor)  # printing its stacks does not stop it
-    finally:
-        stop_supervisor(proc, data)
 
 
 async def test_sighup_replaces_every_worker_while_the_port_keeps_answering(nlu_engine, tmp_path):
@@ -341,10 +341,7 @@ async def test_sighup_replaces_every_worker_while_the_port_keeps_answering(nlu_e
     start (a broken configuration) leaves the old workers serving."""
     config = tmp_path / "gateway.yml"
     config.write_text((ROOT / "config" / "gateway.yml").read_text(encoding="utf-8"), encoding="utf-8")
-    proc, data, port = start_supervisor(tmp_path, args_more=("--config", str(config)))
-    try:
-        await read_until(proc, "2 workers serving", 60)
-        supervisor = psutil.Process(proc.pid)
+    async with serving(tmp_path, args_more=("--config", str(config))) as (proc, _data, port, supervisor, _workers):
         old = workers_of(supervisor)
         answered: list[int] = []
         resets = 0
@@ -391,17 +388,12 @@ async def test_sighup_replaces_every_worker_while_the_port_keeps_answering(nlu_e
         assert set(workers_of(supervisor)) == set(new)
         _, status, _ = await ask(port, {}, "POST", "/webhooks/rest/webhook", {"sender": "after", "message": "你好"})
         assert status == 200
-    finally:
-        stop_supervisor(proc, data)
 
 
 async def test_the_supervisors_embedded_redis_is_started_again_when_it_dies(nlu_engine, tmp_path):
     """``--workers 2`` on the embedded Redis the supervisor runs: the redis-server killed (SIGKILL), the supervisor
     starts it again, both workers reconnect, and the turn answered before is still there."""
-    proc, data, port = start_supervisor(tmp_path)
-    try:
-        await read_until(proc, "2 workers serving", 60)
-        workers = workers_of(psutil.Process(proc.pid))
+    async with serving(tmp_path) as (proc, data, port, _supervisor, workers):
         first = {"sender": "redis-crash", "message": "查话费", "metadata": {"message_id": "before"}}
         _, status, before = await ask(port, workers, "POST", "/webhooks/rest/webhook", first)
         assert status == 200
@@ -420,5 +412,3 @@ async def test_the_supervisors_embedded_redis_is_started_again_when_it_dies(nlu_
         assert int((data / "redis" / "redis.pid").read_text()) != dead
         _, status, again = await ask(port, workers, "POST", "/webhooks/rest/webhook", first)
         assert status == 200 and again == before  # answered before the crash: kept, and answered once
-    finally:
-        stop_supervisor(proc, data)
