@@ -208,9 +208,11 @@ class Supervisor:
             await self._spawn(worker)
             if not await self._wait_ready(worker):
                 new = worker.process
-                if new is not None and new.returncode is None:
-                    new.kill()
-                    await new.wait()
+                if new is not None:
+                    if new.returncode is None:
+                        new.kill()
+                        await new.wait()
+                    metrics.worker_exited(new.pid, self.metrics_dir)
                 worker.process = old  # it never stopped serving
                 self._replaced.discard(old)
                 worker.heard = time.monotonic()
