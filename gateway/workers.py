@@ -221,24 +221,10 @@ class Supervisor:
                     log.error("reload: the new worker %d did not start serving (see its lines above); the old "
                               "workers keep serving — mend it and send SIGHUP again", worker.number)  # fmt: skip
                 return
-            await self._retire(old)
+            await self._terminate([old])  # it drains, as on SIGTERM
             self._replaced.discard(old)
         log.info("reload finished: workers %s serving", ", ".join(f"{w.number} (pid {w.process.pid})"
                                                                    for w in self.workers if w.process))  # fmt: skip
-
-    async def _retire(self, process: asyncio.subprocess.Process) -> None:
-        """Stop a replaced worker as SIGTERM stops one (it drains), killed if it takes longer than it may."""
-        if process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), self.settings.server.shutdown_timeout + 2.0)
-        except TimeoutError:
-            log.warning("replaced worker pid %d did not stop in time: killed", process.pid)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
 
     async def _watchdog(self) -> None:
         """Kill a serving worker whose heartbeat has stopped for ``server.worker_timeout`` (``_watch`` restarts it),
@@ -276,7 +262,10 @@ class Supervisor:
     async def _stop_workers(self) -> None:
         if self._reloading is not None:
             await tasks.stop(self._reloading)
-        processes = [w.process for w in self.workers if w.process] + list(self._replaced)
+        await self._terminate([w.process for w in self.workers if w.process] + list(self._replaced))
+
+    async def _terminate(self, processes: list[asyncio.subprocess.Process]) -> None:
+        """SIGTERM to each (a worker drains, ``server.shutdown_timeout``), killed if it takes longer than it may."""
         live = [p for p in processes if p.returncode is None]
         for process in live:
             with contextlib.suppress(ProcessLookupError):

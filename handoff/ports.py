@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from gateway.errors import is_outage, warn_outage
+from gateway.errors import log_failure
 from gateway.models import OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,4 @@ class Background:
         self._tasks.discard(task)
         if task.cancelled() or task.exception() is None:
             return
-        exc = task.exception()
-        if is_outage(exc):  # type: ignore[arg-type]
-            warn_outage("handoff background task", exc)  # type: ignore[arg-type]
-        else:
-            log.error("handoff background task failed", exc_info=exc)
+        log_failure(log, "handoff background task failed", task.exception())  # type: ignore[arg-type]

@@ -55,7 +55,7 @@ from aiohttp import web
 from gateway import tasks, websec
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host
 from gateway.channels.socketio_relay import Relay
-from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized, Unavailable, is_outage, warn_outage
+from gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized, Unavailable, log_failure
 from gateway.keys import SERVER_KEY
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.pages import ui_lang
@@ -447,10 +447,7 @@ class SocketIOChannel:
 
     @staticmethod
     def _log(exc: Exception, what: str) -> None:
-        if is_outage(exc):
-            warn_outage(f"socket.io {what} failed", exc)
-        else:
-            log.exception("socket.io %s failed", what)
+        log_failure(log, f"socket.io {what} failed", exc)
 
 
 SOCKETIO: web.AppKey[SocketIOChannel] = web.AppKey("socketio_channel")

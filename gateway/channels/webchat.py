@@ -32,7 +32,7 @@ from yarl import URL
 from gateway import edge, tasks, websec
 from gateway.channels.base import NO_COMMANDS, Adapter, Capabilities, Host
 from gateway.channels.webchat_greeting import Greeting
-from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage, warn_outage
+from gateway.errors import BadRequest, Forbidden, GatewayError, is_outage, log_failure, warn_outage
 from gateway.keys import METRICS, SERVER_KEY, SETTINGS
 from gateway.models import InboundMessage, OutboundMessage
 from gateway.pages import PAGES, TEMPLATES, ui_lang
@@ -483,10 +483,7 @@ class _Session:
             except GatewayError as exc:
                 await self.error(exc.message, exc.zh)
             except Exception as exc:
-                if is_outage(exc):
-                    warn_outage("web chat turn failed", exc)
-                else:
-                    log.exception("web chat turn failed")
+                log_failure(log, "web chat turn failed", exc)
                 await self.error("sorry, something went wrong; please send it again", "抱歉，出了点问题，请重新发送")
             finally:
                 self.queue.task_done()
